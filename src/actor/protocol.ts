@@ -1,0 +1,119 @@
+/**
+ * Message types shared by the main side and the worker side of each actor
+ * (like piscina's types.ts). Control plane only: these cross threads through
+ * comlink/postMessage. Hot data crosses through rings (see ./inbound-record.ts).
+ */
+import type { WorkerConfig } from '../options.js'
+import type { WireError } from '../errors.js'
+import type { MessagePort } from 'node:worker_threads'
+
+/** Plain-data start-up parameters of an IO worker (workerData). */
+export interface IoWorkerData {
+  kind: 'io'
+  index: number
+  config: WorkerConfig
+  /** PKCS#8 DER of the node key. */
+  identityDer: Uint8Array
+  /** Listen URLs this worker owns (ports may be 0 on first start, concrete after a restart). */
+  listen: string[]
+  /** Worker → host ring carrying delivered frames and ordered events. */
+  inboundRing: SharedArrayBuffer
+  /** Rung by the host after writing any per-peer outbound ring this worker consumes. */
+  doorbell: SharedArrayBuffer
+  /** comlink port on which the router exposes RouterApi. */
+  routerPort: MessagePort
+  /** comlink port on which this worker exposes IoPeerControl to the router. */
+  controlPort: MessagePort
+  /** comlink port on which the host exposes HostCallbacks. */
+  hostPort: MessagePort
+  /** First peer handle of this worker generation (handles never repeat across restarts). */
+  handleBase: number
+  /** Log level threshold for forwarding worker logs. */
+  logLevel: string
+}
+
+/** Plain-data start-up parameters of the router worker. */
+export interface RouterWorkerData {
+  kind: 'router'
+  selfId: string
+  config: WorkerConfig
+  logLevel: string
+}
+
+/** What an IO worker exposes to the supervisor over comlink. */
+export interface IoWorkerApi {
+  /** Bind this worker's listeners; resolves to the concrete URLs. */
+  listen (): Promise<string[]>
+  /** Dial a peer; resolves once the handshake completed (or the peer was already linked). */
+  dial (url: string, expectedId: string | undefined): Promise<DialResult>
+  /** Graceful: stop accepting, flush rings to sockets within deadlineMs, close sockets. */
+  close (deadlineMs: number): Promise<void>
+  /** Counters for metrics and tests. */
+  stats (): Promise<IoWorkerStats>
+  /** Test hook: crash this worker with an uncaught exception. */
+  crash (): void
+}
+
+/** What an IO worker exposes to the router (on its controlPort). */
+export interface IoPeerControl {
+  /** Close one connection (it lost the duplicate tie-break). Resolves when it no longer consumes the peer's ring. */
+  dropConnection (connKey: string, reason: string): Promise<void>
+}
+
+/** What the router exposes to IO workers and the supervisor. */
+export interface RouterApi {
+  /** An IO worker's control port arrives (on start and restart). */
+  attachWorker (index: number, controlPort: MessagePort, apiPort?: MessagePort): Promise<void>
+  /** A connection learned its peer id; resolves whether it may go on (the duplicate tie-break). */
+  claim (c: LinkClaim): Promise<ClaimResult>
+  /** The connection is established (handshake done). */
+  linkUp (connKey: string): Promise<void>
+  /** The connection closed or failed. */
+  release (connKey: string): Promise<void>
+  /** Everything a worker held is gone (it crashed). */
+  releaseWorker (index: number): Promise<void>
+  /** Current direct links, for status and routes. */
+  links (): Promise<LinkSnapshot[]>
+}
+
+export interface LinkClaim {
+  connKey: string
+  worker: number
+  peerId: string
+  /** Peer id of the side that dialed this connection. */
+  dialerId: string
+}
+export type ClaimResult = { ok: true } | { ok: false; reason: string }
+
+export interface LinkSnapshot { peerId: string; worker: number; connKey: string; dialerId: string; up: boolean }
+
+export interface DialResult { peerId: string; already: boolean }
+
+/** Host-side callbacks an IO worker may call (passed as a comlink proxy). */
+export interface HostCallbacks {
+  /** The outbound ring of a peer (created on first use; it outlives connections and workers). */
+  ringFor (peerId: string): SharedArrayBuffer
+  /** Batched forwarded log records. */
+  log (records: LogRecord[]): void
+}
+
+export interface LogRecord { level: 'debug' | 'info' | 'warn' | 'error'; obj: Record<string, unknown>; msg: string }
+
+export interface IoWorkerStats {
+  connections: number
+  peers: number
+  framesIn: number
+  framesOut: number
+  bytesIn: number
+  bytesOut: number
+  wsMessagesIn: number
+  wsMessagesOut: number
+  rejectedFrames: Record<string, number>
+  refusedHandshakes: Record<string, number>
+}
+
+/** Events carried in order through the inbound ring (kind EVENT). */
+export type InboundEvent =
+  | { type: 'peer:up'; peerId: string; address?: string | undefined; direction: 'inbound' | 'outbound'; listen: string[]; features: string[] }
+  | { type: 'peer:down'; peerId: string; reason: string }
+  | { type: 'error'; error: WireError }

@@ -1,0 +1,29 @@
+import { Packr, Unpackr } from 'msgpackr'
+
+/**
+ * Application payloads. Byte payloads (Uint8Array/Buffer) travel as they are
+ * (flag RAW_PAYLOAD): no msgpack work on either host. Everything else is
+ * msgpack with structured-clone extensions, so Maps, Sets, Dates, typed
+ * arrays and cycles arrive as they were sent. Payloads are decoded once, on
+ * the host that receives them; the workers only move bytes.
+ */
+/** Frame flag: the payload is the application's bytes, not msgpack. */
+export const RAW_PAYLOAD_FLAG = 4
+
+const packr = new Packr({ structuredClone: true })
+const unpackr = new Unpackr({ structuredClone: true, copyBuffers: true })
+
+export interface EncodedPayload { bytes: Uint8Array; flags: number }
+
+export function encodePayload (value: unknown): EncodedPayload {
+  if (value instanceof Uint8Array) return { bytes: value, flags: RAW_PAYLOAD_FLAG }
+  return { bytes: packr.pack(value), flags: 0 }
+}
+
+/** Decode a received payload; the result never aliases ring memory. */
+export function decodePayload (bytes: Uint8Array | null, flags: number): unknown {
+  if (bytes === null) return undefined
+  if ((flags & RAW_PAYLOAD_FLAG) !== 0) return Buffer.from(bytes) // copy out of the ring
+  // msgpackr's string decoding refuses SharedArrayBuffer views: copy ring memory out first.
+  return unpackr.unpack(bytes.buffer instanceof SharedArrayBuffer ? Buffer.from(bytes) : bytes)
+}

@@ -1,0 +1,266 @@
+import type { WebSocket, RawData } from 'ws'
+import { Handshake, type HandshakeAction, type HandshakeConfig, type HandshakeResult, type RejectReason, type DecideStage } from '../handshake/handshake.js'
+import { FrameType, CloseCode } from '../codec/frame.js'
+import { encodeFrame } from '../codec/encode.js'
+import { decodeFrames, forEachFrame } from '../codec/decode.js'
+import type { CodecLimits } from '../codec/limits.js'
+import { MeshError, ErrorCode } from '../errors.js'
+import type { WorkerLogger } from '../observability/worker-logger.js'
+
+/** Bytes handed to the socket but not yet written, above which we stop pumping this connection. */
+export const WRITE_HIGH_WATER = 4 * 1024 * 1024
+/** ... and below which we start again. */
+export const WRITE_LOW_WATER = 1024 * 1024
+
+/** What a Connection needs from its IO worker. */
+export interface ConnectionOwner {
+  readonly limits: CodecLimits
+  readonly log: WorkerLogger
+  /** Admission and the duplicate rule; undefined = go on. */
+  decide (conn: Connection, peerId: string, stage: DecideStage): Promise<{ reason: RejectReason; message: string } | undefined>
+  established (conn: Connection, result: HandshakeResult): void
+  /** Validated DATA frames, bytes back to back, in arrival order. */
+  data (conn: Connection, frames: Uint8Array, count: number): void
+  /** The socket may take more bytes again. */
+  writable (conn: Connection): void
+  closed (conn: Connection, code: number, reason: string, failure: MeshError | undefined): void
+  rejected (conn: Connection, reason: string): void
+  counters: { framesIn: number; bytesIn: number; wsMessagesIn: number; framesOut: number; bytesOut: number; wsMessagesOut: number }
+}
+
+export type ConnectionState = 'handshaking' | 'open' | 'closing' | 'closed'
+
+const DATA_TYPE = FrameType.DATA
+
+/**
+ * One WebSocket: its handshake, frame validation and write accounting. The
+ * per-peer state (outbound ring, delivery) lives in the PeerActor this
+ * connection is attached to once the handshake is done.
+ */
+export class Connection {
+  readonly id: number
+  readonly key: string
+  readonly direction: 'inbound' | 'outbound'
+  /** The dialed URL (outbound) or the remote socket address (inbound). */
+  readonly address: string
+  readonly #ws: WebSocket
+  readonly #owner: ConnectionOwner
+  readonly #hs: Handshake
+  #state: ConnectionState = 'handshaking'
+  #timer: NodeJS.Timeout | undefined
+  #inflight = 0
+  #writeBlocked = false
+  #paused = false
+  #failure: MeshError | undefined
+  peerId: string | undefined
+  result: HandshakeResult | undefined
+
+  constructor (id: number, worker: number, ws: WebSocket, direction: 'inbound' | 'outbound', address: string, owner: ConnectionOwner, hs: HandshakeConfig) {
+    this.id = id
+    this.key = `${worker}:${id}`
+    this.#ws = ws
+    this.direction = direction
+    this.address = address
+    this.#owner = owner
+    this.#hs = new Handshake(hs)
+    ws.binaryType = 'nodebuffer'
+    ws.on('message', (data: RawData, isBinary: boolean) => { this.#onMessage(data as Buffer, isBinary) })
+    ws.on('close', (code: number, reason: Buffer) => { this.#onClose(code, reason.toString()) })
+    ws.on('error', (err: Error & { code?: string }) => { this.#onError(err) })
+    const wait = Math.max(0, hs.deadline - Date.now())
+    this.#timer = setTimeout(() => { this.#run(this.#hs.tick(Date.now())) }, wait)
+    this.#timer.unref()
+  }
+
+  get state (): ConnectionState { return this.#state }
+  get writeBlocked (): boolean { return this.#writeBlocked }
+  get bufferedBytes (): number { return this.#inflight }
+
+  /** Dialer: begin (call once the socket is open). */
+  start (): void { this.#run(this.#hs.start()) }
+
+  /** Send one WebSocket message holding one or more encoded frames. */
+  send (buf: Uint8Array, frames: number): void {
+    if (this.#state !== 'open' && this.#state !== 'handshaking') return
+    const n = buf.length
+    this.#inflight += n
+    const c = this.#owner.counters
+    c.framesOut += frames; c.bytesOut += n; c.wsMessagesOut++
+    if (this.#inflight > WRITE_HIGH_WATER) this.#writeBlocked = true
+    this.#ws.send(buf, { binary: true, compress: false }, () => {
+      this.#inflight -= n
+      if (this.#writeBlocked && this.#inflight <= WRITE_LOW_WATER) {
+        this.#writeBlocked = false
+        this.#owner.writable(this)
+      }
+    })
+  }
+
+  /** Stop / resume reading (the host's inbound ring is full). */
+  pause (paused: boolean): void {
+    if (this.#paused === paused || this.#state === 'closed') return
+    this.#paused = paused
+    if (paused) this.#ws.pause()
+    else this.#ws.resume()
+  }
+
+  /** Close with a code and reason (reason cut to the 123 bytes a close frame allows). */
+  close (code: number, reason: string, failure?: MeshError): void {
+    if (this.#state === 'closed' || this.#state === 'closing') return
+    this.#failure ??= failure
+    this.#state = 'closing'
+    clearTimeout(this.#timer)
+    try {
+      this.#ws.close(code, Buffer.from(reason).subarray(0, 123).toString())
+    } catch {
+      this.#ws.terminate()
+    }
+    // A peer that never answers the close handshake must not hold the socket.
+    const t = setTimeout(() => { this.#ws.terminate() }, 2000)
+    t.unref()
+  }
+
+  /** Drop the socket at once. */
+  terminate (): void { this.#ws.terminate() }
+
+  #onMessage (data: Buffer, isBinary: boolean): void {
+    if (this.#state === 'closing' || this.#state === 'closed') return
+    const c = this.#owner.counters
+    c.wsMessagesIn++
+    c.bytesIn += data.length
+    if (!isBinary) {
+      this.#protocolError(new MeshError(ErrorCode.PROTOCOL, 'text WebSocket messages are not part of the protocol', { details: { reason: 'text-message', closeCode: CloseCode.PROTOCOL_ERROR } }))
+      return
+    }
+    if (this.#state === 'handshaking') {
+      let frames
+      try {
+        frames = decodeFrames(data, this.#owner.limits)
+      } catch (err) {
+        this.#protocolError(err as MeshError)
+        return
+      }
+      for (const f of frames) {
+        c.framesIn++
+        this.#run(this.#hs.handle(f))
+        if (this.#state !== 'handshaking') break
+      }
+      return
+    }
+    // Open: validate the whole message first, so a bad frame delivers nothing of it.
+    let dataFrames = 0
+    let other = 0
+    let firstData = -1
+    let lastDataEnd = -1
+    let contiguous = true
+    try {
+      forEachFrame(data, this.#owner.limits, (f, start, end) => {
+        if (f.type === DATA_TYPE) {
+          if (firstData < 0) firstData = start
+          else if (start !== lastDataEnd) contiguous = false
+          lastDataEnd = end
+          dataFrames++
+        } else if (f.type === FrameType.PING || f.type === FrameType.PONG || f.type === FrameType.GOAWAY) {
+          other++
+        } else {
+          throw new MeshError(ErrorCode.PROTOCOL, `frame type ${f.type} is not allowed after the handshake`, { details: { reason: 'unexpected-frame', closeCode: CloseCode.PROTOCOL_ERROR, offset: start } })
+        }
+      })
+    } catch (err) {
+      this.#protocolError(err as MeshError)
+      return
+    }
+    c.framesIn += dataFrames + other
+    if (other === 0 || contiguous) {
+      if (dataFrames > 0) this.#owner.data(this, data.subarray(firstData, lastDataEnd), dataFrames)
+      if (other === 0) return
+    }
+    // Mixed message: deliver data runs in order, answer control frames.
+    let runStart = -1
+    let runEnd = -1
+    let runCount = 0
+    forEachFrame(data, this.#owner.limits, (f, start, end) => {
+      if (f.type === DATA_TYPE) {
+        if (contiguous) return
+        if (runStart < 0) runStart = start
+        runEnd = end
+        runCount++
+        return
+      }
+      if (runStart >= 0) { this.#owner.data(this, data.subarray(runStart, runEnd), runCount); runStart = -1; runCount = 0 }
+      if (f.type === FrameType.PING) {
+        this.send(encodeFrame({ ...f, type: FrameType.PONG }), 1)
+      }
+    })
+    if (runStart >= 0) this.#owner.data(this, data.subarray(runStart, runEnd), runCount)
+  }
+
+  #run (actions: HandshakeAction[]): void {
+    for (const a of actions) {
+      switch (a.kind) {
+        case 'send':
+          this.send(encodeFrame(a.frame), 1)
+          break
+        case 'decide':
+          this.peerId = a.peerId
+          this.#owner.decide(this, a.peerId, a.stage).then(
+            (refusal) => { if (this.#state === 'handshaking') this.#run(this.#hs.decide(refusal)) },
+            (err: unknown) => { if (this.#state === 'handshaking') this.#run(this.#hs.decide({ reason: 'busy', message: String((err as Error)?.message ?? err) })) },
+          )
+          break
+        case 'established':
+          clearTimeout(this.#timer)
+          this.#state = 'open'
+          this.peerId = a.result.peerId
+          this.result = a.result
+          this.#owner.established(this, a.result)
+          break
+        case 'failed': {
+          const code = a.reason === 'unauthorized' ? ErrorCode.UNAUTHORIZED
+            : a.reason === 'timeout' ? ErrorCode.TIMEOUT : ErrorCode.PROTOCOL
+          const err = new MeshError(code, `handshake with ${this.address} failed (${a.reason}): ${a.message}`, { details: { reason: a.reason, closeCode: a.closeCode, remote: a.remote, peerId: a.peerId } })
+          this.#owner.rejected(this, a.reason)
+          this.#owner.log.info({ event: 'handshake:failed', conn: this.key, address: this.address, reason: a.reason, remote: a.remote, peer: a.peerId }, a.message)
+          // Let the REJECT frame go out first: close after the queued send.
+          this.close(a.closeCode, a.reason, err)
+          break
+        }
+      }
+    }
+  }
+
+  #protocolError (err: MeshError): void {
+    const reason = String(err.details?.reason ?? 'protocol')
+    const closeCode = Number(err.details?.closeCode ?? CloseCode.PROTOCOL_ERROR)
+    this.#owner.rejected(this, reason)
+    this.#owner.log.warn({ event: 'frame:rejected', conn: this.key, peer: this.peerId, address: this.address, reason }, err.message)
+    this.close(closeCode, `protocol error: ${reason}`, err)
+  }
+
+  #onError (err: Error & { code?: string }): void {
+    // ws reports oversized messages (maxPayload) and bad framing here, then closes.
+    if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+      this.#failure ??= new MeshError(ErrorCode.PROTOCOL, `peer sent a WebSocket message over the size limit: ${err.message}`, { details: { reason: 'payload-too-large', closeCode: CloseCode.TOO_BIG } })
+      this.#owner.rejected(this, 'payload-too-large')
+      this.#owner.log.warn({ event: 'frame:rejected', conn: this.key, peer: this.peerId, reason: 'payload-too-large' }, err.message)
+    } else if (err.code?.startsWith('WS_ERR_') === true) {
+      this.#failure ??= new MeshError(ErrorCode.PROTOCOL, `WebSocket protocol error: ${err.message}`, { details: { reason: 'websocket', closeCode: CloseCode.PROTOCOL_ERROR } })
+      this.#owner.rejected(this, 'websocket')
+      this.#owner.log.warn({ event: 'frame:rejected', conn: this.key, peer: this.peerId, reason: 'websocket' }, err.message)
+    } else {
+      this.#failure ??= new MeshError(ErrorCode.NO_ROUTE, `cannot reach ${this.address}: ${err.message}`, { cause: err, details: { reason: err.code ?? 'socket' } })
+      this.#owner.log.debug({ event: 'socket:error', conn: this.key, address: this.address, code: err.code }, err.message)
+    }
+  }
+
+  #onClose (code: number, reason: string): void {
+    if (this.#state === 'closed') return
+    const wasHandshaking = this.#state === 'handshaking'
+    this.#state = 'closed'
+    clearTimeout(this.#timer)
+    if (wasHandshaking && this.#failure === undefined) {
+      this.#failure = new MeshError(ErrorCode.PROTOCOL, `connection ${this.address} closed during the handshake (${code}${reason === '' ? '' : ` ${reason}`})`, { details: { reason: 'closed', closeCode: code } })
+    }
+    this.#owner.closed(this, code, reason, this.#failure)
+  }
+}

@@ -1,0 +1,89 @@
+import { RingBuffer } from '../ring/ring-buffer.js'
+import { InboundKind, INBOUND_ENVELOPE_BYTES, writeEnvelope } from '../actor/inbound-record.js'
+import { encodeControl } from '../codec/control.js'
+import type { InboundEvent } from '../actor/protocol.js'
+
+interface Pending { env: Uint8Array; body: Uint8Array }
+
+/**
+ * The IO worker's (single) producer side of the worker → host inbound ring.
+ * When the host is slow or its event loop is blocked, the ring fills: records
+ * then queue here in order, and `onBackpressure(true)` asks the connections to
+ * pause their sockets (TCP pushes back on the senders). Nothing is dropped:
+ * the queue is bounded by what the paused sockets had already buffered.
+ */
+export class InboundWriter {
+  readonly #ring: RingBuffer
+  readonly #queue: Pending[] = []
+  readonly #onBackpressure: (blocked: boolean) => void
+  #waiting = false
+  #blocked = false
+
+  constructor (sab: SharedArrayBuffer, onBackpressure: (blocked: boolean) => void) {
+    this.#ring = RingBuffer.attach(sab)
+    this.#onBackpressure = onBackpressure
+  }
+
+  get blocked (): boolean { return this.#blocked }
+  get queued (): number { return this.#queue.length }
+  get ring (): RingBuffer { return this.#ring }
+
+  /** Deliver validated frames (bytes back to back) from the peer with `handle`. */
+  data (handle: number, frames: Uint8Array): void {
+    this.#put(writeEnvelope(new Uint8Array(INBOUND_ENVELOPE_BYTES), InboundKind.DATA, handle), frames)
+  }
+
+  /** An ordered event (after every frame written before it). */
+  event (handle: number, ev: InboundEvent): void {
+    this.#put(writeEnvelope(new Uint8Array(INBOUND_ENVELOPE_BYTES), InboundKind.EVENT, handle), encodeControl(ev))
+  }
+
+  /** Resolves when everything queued here reached the ring (or it closed). */
+  async flushed (): Promise<void> {
+    while (this.#queue.length > 0 && !this.#ring.closed) {
+      if (!this.#waiting) this.#drainQueue()
+      const first = this.#queue[0]
+      if (first === undefined) break
+      await this.#ring.waitForSpace(first.env.length + first.body.length, 100)
+      this.#drainQueue()
+    }
+  }
+
+  #put (env: Uint8Array, body: Uint8Array): void {
+    if (body.length + env.length > this.#ring.maxRecordBytes) {
+      // Cannot happen with resolved options (ringBytes >= 4 × the largest WebSocket message); guard anyway.
+      throw new RangeError(`inbound record of ${body.length} bytes exceeds the ring's ${this.#ring.maxRecordBytes}`)
+    }
+    if (this.#queue.length === 0 && this.#ring.tryWrite2(env, body)) return
+    this.#queue.push({ env, body })
+    this.#setBlocked(true)
+    this.#waitForSpace()
+  }
+
+  #waitForSpace (): void {
+    if (this.#waiting) return
+    const first = this.#queue[0]
+    if (first === undefined) return
+    this.#waiting = true
+    void this.#ring.waitForSpace(first.env.length + first.body.length).then(() => {
+      this.#waiting = false
+      this.#drainQueue()
+    })
+  }
+
+  #drainQueue (): void {
+    while (this.#queue.length > 0) {
+      const p = this.#queue[0] as Pending
+      if (!this.#ring.tryWrite2(p.env, p.body)) break
+      this.#queue.shift()
+    }
+    if (this.#queue.length === 0) this.#setBlocked(false)
+    else if (!this.#ring.closed) this.#waitForSpace()
+  }
+
+  #setBlocked (b: boolean): void {
+    if (this.#blocked === b) return
+    this.#blocked = b
+    this.#onBackpressure(b)
+  }
+}

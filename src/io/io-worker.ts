@@ -1,0 +1,309 @@
+import { randomBytes } from 'node:crypto'
+import { WebSocket } from 'ws'
+import { wrap, expose, type Remote } from 'comlink'
+import { setImmediate as yieldToIo } from 'node:timers/promises'
+import { Doorbell } from '../ring/doorbell.js'
+import { Connection, type ConnectionOwner } from '../connection/connection.js'
+import { PeerActor } from '../connection/peer-actor.js'
+import { InboundWriter } from './inbound-writer.js'
+import { WsListener } from '../transport/ws-listener.js'
+import { PROTOCOL_VERSION, CloseCode } from '../codec/frame.js'
+import type { CodecLimits } from '../codec/limits.js'
+import { identityFromDer, signBytes, verifyFrom, type Identity } from '../identity/identity.js'
+import { WorkerLogger } from '../observability/worker-logger.js'
+import { MeshError, ErrorCode } from '../errors.js'
+import { nodeEndpoint } from '../actor/endpoint.js'
+import type { HandshakeResult, RejectReason, DecideStage } from '../handshake/handshake.js'
+import type { DialResult, HostCallbacks, IoWorkerApi, IoWorkerData, IoWorkerStats, IoPeerControl, RouterApi } from '../actor/protocol.js'
+
+/** Features this build speaks; negotiated down to the common set in the handshake. */
+export const FEATURES = ['batch', 'raw-payload'] as const
+/** Protocol versions this build speaks. */
+export const VERSIONS: readonly number[] = [PROTOCOL_VERSION]
+/** Upgraded connections still in their handshake, above which new ones are refused. */
+export const MAX_PENDING_HANDSHAKES = 64
+/** Header room on top of maxMessageBytes for one frame's msgpack envelope. */
+export const FRAME_OVERHEAD = 256
+
+interface PendingDial { resolve: (r: DialResult) => void; reject: (e: MeshError) => void }
+
+/**
+ * An IO worker: hosts the listeners, the connections and the per-peer
+ * connection actors of its share of the peers. Everything here runs off the
+ * host's main thread.
+ */
+export class IoWorker implements ConnectionOwner, IoPeerControl {
+  readonly index: number
+  readonly limits: CodecLimits
+  readonly log: WorkerLogger
+  readonly counters = { framesIn: 0, bytesIn: 0, wsMessagesIn: 0, framesOut: 0, bytesOut: 0, wsMessagesOut: 0 }
+  readonly #data: IoWorkerData
+  readonly #identity: Identity
+  readonly #host: Remote<HostCallbacks>
+  readonly #router: Remote<RouterApi>
+  readonly #doorbell: Doorbell
+  readonly #inbound: InboundWriter
+  readonly #listeners: WsListener[] = []
+  readonly #conns = new Map<number, Connection>()
+  readonly #actors = new Map<string, PeerActor>()
+  readonly #dials = new Map<Connection, PendingDial>()
+  readonly #rejected: Record<string, number> = {}
+  readonly #refused: Record<string, number> = {}
+  #listenUrls: string[] = []
+  #nextConn = 1
+  #nextHandle = 1
+  #closing = false
+  #pumping = false
+
+  constructor (data: IoWorkerData) {
+    this.#data = data
+    this.index = data.index
+    this.#identity = identityFromDer(data.identityDer)
+    this.#host = wrap<HostCallbacks>(nodeEndpoint(data.hostPort))
+    this.#router = wrap<RouterApi>(nodeEndpoint(data.routerPort))
+    this.#doorbell = Doorbell.attach(data.doorbell)
+    this.#nextHandle = data.handleBase + 1
+    const control: IoPeerControl = { dropConnection: async (k, r) => { await this.dropConnection(k, r) } }
+    expose(control, nodeEndpoint(data.controlPort))
+    this.log = new WorkerLogger((recs) => { void this.#host.log(recs) }, data.logLevel, { component: `io${data.index}` })
+    this.limits = { maxPayloadBytes: data.config.maxMessageBytes + FRAME_OVERHEAD, maxIdBytes: 64 }
+    this.#inbound = new InboundWriter(data.inboundRing, (blocked) => {
+      // Host not keeping up: stop reading sockets so TCP holds the senders back.
+      for (const c of this.#conns.values()) if (c.state === 'open') c.pause(blocked)
+    })
+    void this.#pumpLoop()
+  }
+
+  /** The comlink-facing API for the supervisor. */
+  api (): IoWorkerApi {
+    return {
+      listen: async () => await this.listen(),
+      dial: async (url, expectedId) => await this.dial(url, expectedId),
+      close: async (deadlineMs) => { await this.close(deadlineMs) },
+      stats: async () => this.stats(),
+      crash: () => { setImmediate(() => { throw new Error('meshwork test hook: IO worker crash requested') }) },
+    }
+  }
+
+  async listen (): Promise<string[]> {
+    const out: string[] = []
+    for (const url of this.#data.listen) {
+      const u = new URL(url)
+      const l = new WsListener({
+        host: u.hostname.replace(/^\[|\]$/g, ''),
+        port: Number(u.port),
+        maxPayload: this.limits.maxPayloadBytes,
+        handshakeTimeoutMs: this.#data.config.handshakeTimeoutMs,
+        maxPending: () => this.#pendingHandshakes() >= MAX_PENDING_HANDSHAKES,
+        onConnection: (ws, req) => { this.#accept(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`) },
+        onRefused: (reason) => { this.#refused[reason] = (this.#refused[reason] ?? 0) + 1 },
+      })
+      out.push(await l.listen())
+      this.#listeners.push(l)
+    }
+    this.#listenUrls = out
+    if (out.length > 0) this.log.debug({ event: 'listen', addresses: out }, 'listening')
+    return out
+  }
+
+  async dial (url: string, expectedId: string | undefined): Promise<DialResult> {
+    if (this.#closing) throw new MeshError(ErrorCode.CLOSED, 'the mesh is closing')
+    const ws = new WebSocket(url, {
+      maxPayload: this.limits.maxPayloadBytes,
+      perMessageDeflate: false,
+      handshakeTimeout: this.#data.config.handshakeTimeoutMs,
+    })
+    const conn = this.#makeConnection(ws, 'outbound', url, expectedId)
+    const done = new Promise<DialResult>((resolve, reject) => { this.#dials.set(conn, { resolve, reject }) })
+    ws.once('open', () => { conn.start() })
+    return await done
+  }
+
+  // ---- ConnectionOwner ----
+
+  async decide (conn: Connection, peerId: string, stage: DecideStage): Promise<{ reason: RejectReason; message: string } | undefined> {
+    if (this.#closing) return { reason: 'busy', message: 'node is shutting down' }
+    if (stage === 'hello') return undefined // the id is not proven yet: claim only after the signature checks
+    const dialerId = conn.direction === 'outbound' ? this.#identity.id : peerId
+    const r = await this.#router.claim({ connKey: conn.key, worker: this.index, peerId, dialerId })
+    if (!r.ok) return { reason: 'duplicate', message: r.reason }
+    // The actor (and the peer's outbound ring) must exist before the first frame can arrive.
+    await this.#ensureActor(peerId)
+    return undefined
+  }
+
+  established (conn: Connection, result: HandshakeResult): void {
+    const actor = this.#actors.get(result.peerId)
+    if (actor === undefined || conn.state !== 'open') { conn.close(CloseCode.HANDSHAKE_FAILED, 'internal: no actor'); return }
+    const prev = actor.connection
+    if (prev !== undefined && prev !== conn) prev.close(CloseCode.DUPLICATE, 'duplicate')
+    actor.attach(conn)
+    void this.#router.linkUp(conn.key)
+    if (this.#inbound.blocked) conn.pause(true)
+    this.#inbound.event(actor.handle, {
+      type: 'peer:up',
+      peerId: result.peerId,
+      address: conn.direction === 'outbound' ? conn.address : result.peerListen[0],
+      direction: conn.direction,
+      listen: result.peerListen,
+      features: result.features,
+    })
+    this.log.debug({ event: 'peer:up', peer: result.peerId, conn: conn.key, direction: conn.direction }, 'peer connected')
+    const d = this.#dials.get(conn)
+    if (d !== undefined) { this.#dials.delete(conn); d.resolve({ peerId: result.peerId, already: false }) }
+    this.#doorbell.ring() // frames may have queued while the peer was away
+  }
+
+  data (conn: Connection, frames: Uint8Array): void {
+    const actor = conn.peerId === undefined ? undefined : this.#actors.get(conn.peerId)
+    if (actor === undefined || actor.connection !== conn) return
+    this.#inbound.data(actor.handle, frames)
+  }
+
+  writable (_conn: Connection): void { this.#doorbell.ring() }
+
+  rejected (_conn: Connection, reason: string): void {
+    this.#rejected[reason] = (this.#rejected[reason] ?? 0) + 1
+  }
+
+  closed (conn: Connection, code: number, reason: string, failure: MeshError | undefined): void {
+    this.#conns.delete(conn.id)
+    void this.#router.release(conn.key).catch(() => {})
+    const actor = conn.peerId === undefined ? undefined : this.#actors.get(conn.peerId)
+    if (actor !== undefined && actor.detach(conn)) {
+      this.#inbound.event(actor.handle, { type: 'peer:down', peerId: actor.peerId, reason: `${code}${reason === '' ? '' : ` ${reason}`}` })
+      this.log.debug({ event: 'peer:down', peer: actor.peerId, conn: conn.key, code, reason }, 'peer disconnected')
+    }
+    const d = this.#dials.get(conn)
+    if (d !== undefined) {
+      this.#dials.delete(conn)
+      // Lost the duplicate tie-break: the peer is linked through the other connection.
+      const other = conn.peerId === undefined ? undefined : this.#actors.get(conn.peerId)
+      if (failure?.details?.reason === 'duplicate' && conn.peerId !== undefined && other?.connection !== undefined) {
+        d.resolve({ peerId: conn.peerId, already: true })
+      } else if (failure?.details?.reason === 'duplicate' && conn.peerId !== undefined) {
+        // The surviving connection may still be completing; report it as linked.
+        d.resolve({ peerId: conn.peerId, already: true })
+      } else {
+        d.reject(failure ?? new MeshError(ErrorCode.NO_ROUTE, `connection to ${conn.address} closed (${code} ${reason})`))
+      }
+    }
+  }
+
+  // ---- IoPeerControl (called by the router) ----
+
+  async dropConnection (connKey: string, reason: string): Promise<void> {
+    for (const c of this.#conns.values()) {
+      if (c.key !== connKey) continue
+      const actor = c.peerId === undefined ? undefined : this.#actors.get(c.peerId)
+      // Stop consuming the ring now (SPSC: the winner may be on another worker).
+      actor?.detach(c)
+      c.close(CloseCode.DUPLICATE, reason, new MeshError(ErrorCode.PROTOCOL, `duplicate connection to ${c.peerId ?? '?'}`, { details: { reason: 'duplicate' } }))
+    }
+  }
+
+  stats (): IoWorkerStats {
+    return {
+      connections: this.#conns.size,
+      peers: [...this.#actors.values()].filter((a) => a.connection !== undefined).length,
+      ...this.counters,
+      rejectedFrames: { ...this.#rejected },
+      refusedHandshakes: { ...this.#refused },
+    }
+  }
+
+  async close (deadlineMs: number): Promise<void> {
+    if (this.#closing) return
+    this.#closing = true
+    const deadline = Date.now() + deadlineMs
+    for (const l of this.#listeners) l.close()
+    for (const [conn, d] of this.#dials) { d.reject(new MeshError(ErrorCode.CLOSED, 'the mesh closed before the connection completed')); this.#dials.delete(conn) }
+    // Flush what the host queued, within the deadline.
+    while (Date.now() < deadline) {
+      let pending = false
+      for (const a of this.#actors.values()) {
+        a.pump()
+        const c = a.connection
+        if (c !== undefined && c.state === 'open' && (!a.ring.isEmpty() || c.bufferedBytes > 0)) pending = true
+      }
+      if (!pending) break
+      await new Promise<void>((resolve) => { setTimeout(resolve, 2).unref() })
+    }
+    const closing = [...this.#conns.values()].map(async (c) => await new Promise<void>((resolve) => {
+      if (c.state === 'closed') { resolve(); return }
+      const t = setInterval(() => { if (c.state === 'closed') { clearInterval(t); resolve() } }, 5)
+      c.close(CloseCode.GOING_AWAY, 'node shutting down')
+    }))
+    const remaining = Math.max(50, deadline - Date.now())
+    await Promise.race([Promise.all(closing), new Promise<void>((resolve) => { setTimeout(resolve, remaining).unref() })])
+    for (const c of this.#conns.values()) c.terminate()
+    await Promise.race([this.#inbound.flushed(), new Promise<void>((resolve) => { setTimeout(resolve, 1000).unref() })])
+  }
+
+  // ---- internals ----
+
+  #accept (ws: WebSocket, remote: string): void {
+    if (this.#closing) { ws.close(CloseCode.GOING_AWAY, 'node shutting down'); return }
+    this.#makeConnection(ws, 'inbound', remote, undefined)
+  }
+
+  #makeConnection (ws: WebSocket, direction: 'inbound' | 'outbound', address: string, expectedId: string | undefined): Connection {
+    const id = this.#nextConn++
+    const conn = new Connection(id, this.index, ws, direction, address, this, {
+      role: direction === 'outbound' ? 'dialer' : 'responder',
+      selfId: this.#identity.id,
+      sign: (d) => signBytes(this.#identity, d),
+      verify: verifyFrom,
+      nonce: randomBytes(32),
+      versions: VERSIONS,
+      features: FEATURES,
+      listen: this.#listenUrls,
+      expectedId,
+      deadline: Date.now() + this.#data.config.handshakeTimeoutMs,
+    })
+    this.#conns.set(id, conn)
+    return conn
+  }
+
+  async #ensureActor (peerId: string): Promise<PeerActor> {
+    let a = this.#actors.get(peerId)
+    if (a !== undefined) return a
+    const sab = await this.#host.ringFor(peerId)
+    a = this.#actors.get(peerId) // another connection may have raced us here
+    if (a !== undefined) return a
+    a = new PeerActor(peerId, this.#nextHandle++, sab)
+    this.#actors.set(peerId, a)
+    return a
+  }
+
+  #pendingHandshakes (): number {
+    let n = 0
+    for (const c of this.#conns.values()) if (c.state === 'handshaking') n++
+    return n
+  }
+
+  #hasReady (): boolean {
+    for (const a of this.#actors.values()) if (a.ready) return true
+    return false
+  }
+
+  /**
+   * Moves host-queued frames to sockets. Sleeps on the doorbell while no
+   * actor has both queued frames and a writable socket; the host rings it
+   * after each write, and connections ring it when their socket drains.
+   */
+  async #pumpLoop (): Promise<void> {
+    if (this.#pumping) return
+    this.#pumping = true
+    while (!this.#closing) {
+      let progressed = false
+      for (const a of this.#actors.values()) if (a.pump()) progressed = true
+      if (progressed) {
+        await yieldToIo() // let the socket writes and reads run between batches
+        continue
+      }
+      await this.#doorbell.sleep(() => this.#closing || this.#hasReady(), 1000)
+    }
+    this.#pumping = false
+  }
+}

@@ -1,0 +1,391 @@
+import { EventEmitter } from 'node:events'
+import type { Logger } from 'pino'
+import { MeshError, ErrorCode } from './errors.js'
+import { resolveOptions, toWorkerConfig, parseDialAddress, type MeshOptions, type ResolvedMeshOptions } from './options.js'
+import { loadIdentity, type Identity } from './identity/identity.js'
+import { createLogger } from './observability/logger.js'
+import { Supervisor, type IoSlot } from './supervisor/supervisor.js'
+import { RingBuffer } from './ring/ring-buffer.js'
+import { InboundKind, INBOUND_ENVELOPE_BYTES, readHandle, readKind } from './actor/inbound-record.js'
+import { decodeControl } from './codec/control.js'
+import { forEachFrame } from './codec/decode.js'
+import { encodeHeaderInto } from './codec/encode.js'
+import { FrameType, Lane, PROTOCOL_VERSION } from './codec/frame.js'
+import { encodePayload, decodePayload } from './codec/payload.js'
+import { FRAME_OVERHEAD } from './io/io-worker.js'
+import type { InboundEvent } from './actor/protocol.js'
+import type { LaneName, MeshEvents, PeerInfo } from './events.js'
+
+/** Options of {@link Mesh.send}. */
+export interface SendOptions {
+  /** @default 'priority' */
+  lane?: 'priority' | 'bulk'
+  /** Abort a send that is waiting for queue space. */
+  signal?: AbortSignal
+}
+
+const LANES: readonly LaneName[] = ['control', 'priority', 'bulk']
+const LANE_NUMBER = { priority: Lane.PRIORITY, bulk: Lane.BULK } as const
+
+/** A peer as the host tracks it: its outbound ring outlives connections and IO worker restarts. */
+interface PeerEntry {
+  info: PeerInfo
+  ring: RingBuffer
+  slot: IoSlot | undefined
+  handle: number
+  seq: number
+  /** Sends waiting for ring space, in call order (so a waiting send is never overtaken). */
+  waiting: Promise<unknown> | undefined
+  waiters: number
+}
+
+/** Typed events (DESIGN.md §2). */
+export interface Mesh {
+  on<K extends keyof MeshEvents>(event: K, listener: (arg: MeshEvents[K]) => void): this
+  once<K extends keyof MeshEvents>(event: K, listener: (arg: MeshEvents[K]) => void): this
+  off<K extends keyof MeshEvents>(event: K, listener: (arg: MeshEvents[K]) => void): this
+  emit<K extends keyof MeshEvents>(event: K, arg: MeshEvents[K]): boolean
+}
+
+/**
+ * A mesh node. Made by {@link createMesh}. The main thread only validates,
+ * encodes into rings and dispatches events: sockets, timers and handshakes
+ * live in worker threads.
+ */
+export class Mesh extends EventEmitter {
+  /** This node's peer id (base32 of its ed25519 public key). */
+  readonly id: string
+  readonly #opts: ResolvedMeshOptions
+  readonly #log: Logger
+  readonly #peers = new Map<string, PeerEntry>()
+  readonly #byHandle = new Map<IoSlot, Map<number, PeerEntry>>()
+  readonly #upWaiters = new Map<string, Array<() => void>>()
+  readonly #header = new Uint8Array(FRAME_OVERHEAD)
+  #sup!: Supervisor
+  #addresses: string[] = []
+  #closing: Promise<void> | undefined
+  #closed = false
+
+  private constructor (opts: ResolvedMeshOptions, identity: Identity, log: Logger) {
+    super()
+    this.#opts = opts
+    this.id = identity.id
+    this.#log = log
+  }
+
+  /** @internal use {@link createMesh}. */
+  static async create (options?: MeshOptions): Promise<Mesh> {
+    const opts = resolveOptions(options)
+    const log = createLogger(opts.logger)
+    const identity = await loadIdentity({ dataDir: opts.dataDir, identity: opts.identity as any })
+    const mesh = new Mesh(opts, identity, log)
+    await mesh.#start(identity)
+    return mesh
+  }
+
+  /** Resolved listen URLs, e.g. `['ws://127.0.0.1:41231']`. Empty for a dial-only node. */
+  get addresses (): string[] { return [...this.#addresses] }
+
+  /** The resolved, frozen options. */
+  get options (): ResolvedMeshOptions { return this.#opts }
+
+  async #start (identity: Identity): Promise<void> {
+    const level = typeof this.#log.level === 'string' ? this.#log.level : 'info'
+    // The inbound ring must hold several of the largest WebSocket messages.
+    const ringBytes = Math.max(this.#opts.ringBytes, 4 * (this.#opts.maxMessageBytes + FRAME_OVERHEAD + 64))
+    this.#sup = new Supervisor({
+      selfId: this.id,
+      identityDer: identity.privateDer,
+      config: toWorkerConfig(this.#opts),
+      listen: this.#opts.listen.map((l) => l.url),
+      ioThreads: this.#opts.threads.io,
+      ringBytes,
+      logger: this.#log,
+      logLevel: level,
+      host: {
+        ringFor: (peerId) => this.#entryFor(peerId).ring.sab,
+        dispatch: (slot, rec) => { this.#dispatch(slot, rec) },
+        workerLost: (slot) => { this.#workerLost(slot) },
+        workerRestarted: (slot) => { this.#redial(slot) },
+      },
+    })
+    try {
+      this.#addresses = await this.#sup.start()
+    } catch (err) {
+      await this.#sup.destroy()
+      throw new MeshError(ErrorCode.INVALID_OPTIONS, `cannot listen on ${this.#opts.listen.map((l) => l.url).join(', ')}: ${(err as Error).message}`, { cause: err })
+    }
+    this.#log.info({ component: 'mesh', event: 'start', peer: this.id, addresses: this.#addresses }, `meshwork node ${this.id} started`)
+    for (const b of this.#opts.bootstrap) {
+      this.#dial(b.url, b.peerId).catch((err: MeshError) => {
+        this.#log.warn({ component: 'mesh', event: 'bootstrap:failed', address: b.url, err: err.message }, 'bootstrap dial failed')
+        this.#error(err)
+      })
+    }
+  }
+
+  /**
+   * Send `payload` to peer `to`. Resolves with the message id once the message
+   * is queued (in this node's outbound ring for that peer).
+   * @throws MeshError UNKNOWN_PEER (never linked), PAYLOAD_TOO_LARGE, QUEUE_FULL
+   *   (no room within sendQueue.blockTimeoutMs), CLOSED.
+   */
+  send (to: string, payload: unknown, options?: SendOptions): Promise<string> {
+    if (this.#closing !== undefined) return Promise.reject(new MeshError(ErrorCode.CLOSED, 'the mesh is closed'))
+    const entry = this.#peers.get(to)
+    if (entry === undefined) return Promise.reject(new MeshError(ErrorCode.UNKNOWN_PEER, `unknown peer ${String(to)}: not linked to this node`, { details: { peer: to } }))
+    const lane = options?.lane ?? 'priority'
+    const laneNo = LANE_NUMBER[lane]
+    if (laneNo === undefined) return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, `options.lane must be 'priority' or 'bulk' (got ${JSON.stringify(lane)})`))
+    let enc
+    try {
+      enc = encodePayload(payload)
+    } catch (err) {
+      return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, `payload cannot be encoded: ${(err as Error).message}`, { cause: err }))
+    }
+    if (enc.bytes.length > this.#opts.maxMessageBytes) {
+      return Promise.reject(new MeshError(ErrorCode.PAYLOAD_TOO_LARGE, `payload of ${enc.bytes.length} bytes exceeds maxMessageBytes (${this.#opts.maxMessageBytes})`, { details: { bytes: enc.bytes.length, max: this.#opts.maxMessageBytes } }))
+    }
+    const seq = ++entry.seq
+    const h = this.#header
+    const n = encodeHeaderInto({ version: PROTOCOL_VERSION, type: FrameType.DATA, lane: laneNo, flags: enc.flags, src: null, dst: null, stream: 0, seq }, enc.bytes.length, h, 0)
+    // Fast path: nobody waiting and room now.
+    if (entry.waiters === 0 && entry.ring.tryWrite2(h.subarray(0, n), enc.bytes)) {
+      entry.slot?.doorbell.ring()
+      return Promise.resolve(String(seq))
+    }
+    // Copy: the header scratch and msgpackr's buffer are reused by the next send.
+    const frame = Buffer.concat([h.subarray(0, n), enc.bytes])
+    return this.#sendBlocking(entry, frame, seq, options?.signal)
+  }
+
+  async #sendBlocking (entry: PeerEntry, frame: Uint8Array, seq: number, signal: AbortSignal | undefined): Promise<string> {
+    const timeout = new MeshError(ErrorCode.QUEUE_FULL, `send queue to ${entry.info.id} stayed full for ${this.#opts.sendQueue.blockTimeoutMs} ms`, { details: { peer: entry.info.id, capacityBytes: this.#opts.sendQueue.capacityBytes } })
+    const deadline = Date.now() + this.#opts.sendQueue.blockTimeoutMs
+    const prev = entry.waiting
+    entry.waiters++
+    const mine = (async () => {
+      try {
+        if (prev !== undefined) await prev.catch(() => {})
+        for (;;) {
+          if (this.#closing !== undefined) throw new MeshError(ErrorCode.CLOSED, 'the mesh closed while the send waited for queue space')
+          if (signal?.aborted === true) throw new MeshError(ErrorCode.TIMEOUT, 'send aborted', { cause: signal.reason })
+          if (entry.ring.tryWrite(frame)) { entry.slot?.doorbell.ring(); return String(seq) }
+          const left = deadline - Date.now()
+          if (left <= 0) throw timeout
+          // Atomics.waitAsync inside: no timer on the host's loop.
+          await entry.ring.waitForSpace(frame.length, Math.min(left, 250))
+        }
+      } finally {
+        entry.waiters--
+        if (entry.waiters === 0) entry.waiting = undefined
+      }
+    })()
+    entry.waiting = mine
+    return await mine
+  }
+
+  /**
+   * Dial a peer at run time: `ws://host:port` or `<peerId>@ws://host:port`.
+   * Resolves with the peer once linked (also when it already was).
+   * @throws MeshError INVALID_OPTIONS (bad URL), PROTOCOL/UNAUTHORIZED (refused), NO_ROUTE (unreachable), TIMEOUT, CLOSED.
+   */
+  async connect (url: string): Promise<PeerInfo> {
+    const addr = parseDialAddress(url, 'connect(url)')
+    const peerId = await this.#dial(addr.url, addr.peerId)
+    await this.#waitUp(peerId)
+    const e = this.#peers.get(peerId)
+    if (e === undefined) throw new MeshError(ErrorCode.NO_ROUTE, `peer ${peerId} disconnected right after the handshake`)
+    return { ...e.info }
+  }
+
+  /** Every peer this node has linked with (current state included). */
+  peers (): PeerInfo[] {
+    return [...this.#peers.values()].filter((e) => e.handle !== 0 || e.info.state !== 'connecting').map((e) => ({ ...e.info, lanes: [...e.info.lanes] }))
+  }
+
+  /**
+   * Graceful close: stop accepting, flush queued frames (up to closeTimeoutMs),
+   * close sockets, stop workers. Idempotent.
+   */
+  async close (): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#sup.close(this.#opts.closeTimeoutMs)
+      this.#finish()
+    })()
+    await this.#closing
+  }
+
+  /** Immediate close: queued frames are dropped. Idempotent. */
+  async destroy (): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#closing = (async () => {
+        await this.#sup.destroy()
+        this.#finish()
+      })()
+    }
+    await this.#closing
+  }
+
+  /** @internal test hook: crash IO worker `index` (it is restarted). */
+  _crashIoWorker (index = 0): void { this.#sup.crashIo(index) }
+
+  async #dial (url: string, expectedId: string | undefined): Promise<string> {
+    if (this.#closing !== undefined) throw new MeshError(ErrorCode.CLOSED, 'the mesh is closed')
+    const slot = this.#sup.pickSlot()
+    slot.dials.set(url, expectedId)
+    try {
+      const r = await slot.api.dial(url, expectedId)
+      return r.peerId
+    } catch (err) {
+      slot.dials.delete(url)
+      throw err instanceof MeshError ? err : reviveError(err)
+    }
+  }
+
+  #entryFor (peerId: string): PeerEntry {
+    let e = this.#peers.get(peerId)
+    if (e === undefined) {
+      e = {
+        info: { id: peerId, direction: 'outbound', state: 'connecting', since: Date.now(), lanes: [...LANES] },
+        ring: RingBuffer.create(this.#opts.sendQueue.capacityBytes),
+        slot: undefined,
+        handle: 0,
+        seq: 0,
+        waiting: undefined,
+        waiters: 0,
+      }
+      this.#peers.set(peerId, e)
+    }
+    return e
+  }
+
+  #dispatch (slot: IoSlot, rec: Uint8Array): void {
+    const kind = readKind(rec)
+    const handle = readHandle(rec)
+    const body = rec.subarray(INBOUND_ENVELOPE_BYTES)
+    if (kind === InboundKind.DATA) {
+      const entry = this.#byHandle.get(slot)?.get(handle)
+      if (entry === undefined) return
+      const from = entry.info.id
+      // Frames were validated by the IO worker; parsing them again here is cheap and keeps one decoder.
+      forEachFrame(body, undefined, (f) => {
+        const msg = { from, payload: decodePayload(f.payload, f.flags), lane: LANES[f.lane] ?? 'bulk', id: String(f.seq) }
+        try {
+          this.emit('message', msg)
+        } catch (err) {
+          // A throwing handler must not lose the rest of the batch: rethrow it outside the dispatch loop.
+          process.nextTick(() => { throw err })
+        }
+      })
+      return
+    }
+    if (kind === InboundKind.EVENT) {
+      let ev: InboundEvent
+      // Copy out of shared memory: msgpackr's string decoding refuses SharedArrayBuffer views.
+      try { ev = decodeControl(Buffer.from(body)) as InboundEvent } catch { return }
+      this.#onEvent(slot, handle, ev)
+    }
+  }
+
+  #onEvent (slot: IoSlot, handle: number, ev: InboundEvent): void {
+    switch (ev.type) {
+      case 'peer:up': {
+        const e = this.#entryFor(ev.peerId)
+        e.slot = slot
+        e.handle = handle
+        let m = this.#byHandle.get(slot)
+        if (m === undefined) { m = new Map(); this.#byHandle.set(slot, m) }
+        m.set(handle, e)
+        e.info = { ...e.info, address: ev.address, direction: ev.direction, state: 'healthy', since: Date.now() }
+        this.#emitSafe('peer:up', { ...e.info })
+        for (const w of this.#upWaiters.get(ev.peerId) ?? []) w()
+        this.#upWaiters.delete(ev.peerId)
+        break
+      }
+      case 'peer:down': {
+        const e = this.#byHandle.get(slot)?.get(handle)
+        if (e === undefined) return
+        this.#byHandle.get(slot)?.delete(handle)
+        if (e.slot === slot && e.handle === handle) this.#markDown(e)
+        break
+      }
+      case 'error':
+        this.#error(reviveError(ev.error))
+        break
+    }
+  }
+
+  #markDown (e: PeerEntry): void {
+    e.slot = undefined
+    e.handle = 0
+    if (e.info.state === 'disconnected') return
+    e.info = { ...e.info, state: 'disconnected', since: Date.now() }
+    this.#emitSafe('peer:down', { ...e.info })
+  }
+
+  #workerLost (slot: IoSlot): void {
+    const m = this.#byHandle.get(slot)
+    this.#byHandle.delete(slot)
+    for (const e of m?.values() ?? []) if (e.slot === slot) this.#markDown(e)
+  }
+
+  #redial (slot: IoSlot): void {
+    for (const [url, id] of slot.dials) {
+      slot.api.dial(url, id).catch((err: unknown) => {
+        this.#log.warn({ component: 'mesh', event: 'redial:failed', address: url, err: (err as Error).message }, 'redial after worker restart failed')
+      })
+    }
+  }
+
+  async #waitUp (peerId: string): Promise<void> {
+    const e = this.#peers.get(peerId)
+    if (e !== undefined && e.slot !== undefined) return
+    await new Promise<void>((resolve) => {
+      const list = this.#upWaiters.get(peerId) ?? []
+      list.push(resolve)
+      this.#upWaiters.set(peerId, list)
+    })
+  }
+
+  #finish (): void {
+    if (this.#closed) return
+    this.#closed = true
+    for (const e of this.#peers.values()) if (e.slot !== undefined) this.#markDown(e)
+    for (const e of this.#peers.values()) e.ring.close()
+    for (const list of this.#upWaiters.values()) for (const w of list) w()
+    this.#upWaiters.clear()
+    this.#log.info({ component: 'mesh', event: 'close', peer: this.id }, 'meshwork node closed')
+  }
+
+  #emitSafe<K extends keyof MeshEvents>(event: K, arg: MeshEvents[K]): void {
+    try {
+      this.emit(event, arg)
+    } catch (err) {
+      process.nextTick(() => { throw err })
+    }
+  }
+
+  /** `error` is emitted only when someone listens: an unheard library fault must not crash the host. */
+  #error (err: MeshError): void {
+    if (this.listenerCount('error') > 0) this.#emitSafe('error', err)
+  }
+}
+
+function reviveError (err: unknown): MeshError {
+  if (err instanceof MeshError) return err
+  const e = err as { code?: unknown; message?: unknown; details?: unknown } | undefined
+  if (e !== undefined && typeof e.code === 'string' && (Object.values(ErrorCode) as string[]).includes(e.code)) {
+    return new MeshError(e.code as ErrorCode, String(e.message), e.details === undefined ? undefined : { details: e.details as Record<string, unknown> })
+  }
+  return new MeshError(ErrorCode.PROTOCOL, String((err as Error)?.message ?? err))
+}
+
+/**
+ * Start a mesh node: validate options, load the identity, spawn the workers,
+ * bind the listeners and dial `bootstrap` in the background.
+ * @throws MeshError INVALID_OPTIONS naming the option and the problem.
+ */
+export async function createMesh (options?: MeshOptions): Promise<Mesh> {
+  return await Mesh.create(options)
+}

@@ -1,0 +1,54 @@
+import type { LogRecord } from '../actor/protocol.js'
+
+const LEVELS = { debug: 20, info: 30, warn: 40, error: 50 } as const
+type Level = keyof typeof LEVELS
+
+/**
+ * A worker thread's logger. Workers never write to stdout themselves: records
+ * are batched per event-loop turn and forwarded to the host's pino logger over
+ * the control plane, so nothing blocks and lines never interleave.
+ */
+export class WorkerLogger {
+  readonly #sink: (records: LogRecord[]) => void
+  readonly #min: number
+  readonly #bindings: Record<string, unknown>
+  readonly #shared: { batch: LogRecord[]; scheduled: boolean }
+
+  constructor (sink: (records: LogRecord[]) => void, level: string, bindings: Record<string, unknown> = {}, shared?: { batch: LogRecord[]; scheduled: boolean }) {
+    this.#sink = sink
+    this.#min = level in LEVELS ? LEVELS[level as Level] : level === 'silent' ? Infinity : LEVELS.info
+    this.#bindings = bindings
+    this.#shared = shared ?? { batch: [], scheduled: false }
+  }
+
+  child (bindings: Record<string, unknown>): WorkerLogger {
+    return new WorkerLogger(this.#sink, levelName(this.#min), { ...this.#bindings, ...bindings }, this.#shared)
+  }
+
+  isEnabled (level: Level): boolean { return LEVELS[level] >= this.#min }
+  debug (obj: Record<string, unknown>, msg: string): void { this.#log('debug', obj, msg) }
+  info (obj: Record<string, unknown>, msg: string): void { this.#log('info', obj, msg) }
+  warn (obj: Record<string, unknown>, msg: string): void { this.#log('warn', obj, msg) }
+  error (obj: Record<string, unknown>, msg: string): void { this.#log('error', obj, msg) }
+
+  #log (level: Level, obj: Record<string, unknown>, msg: string): void {
+    if (LEVELS[level] < this.#min) return
+    const s = this.#shared
+    if (s.batch.length >= 1000) return // a log storm must not grow memory; drop excess
+    s.batch.push({ level, obj: { ...this.#bindings, ...obj }, msg })
+    if (!s.scheduled) {
+      s.scheduled = true
+      setImmediate(() => {
+        const b = s.batch
+        s.batch = []
+        s.scheduled = false
+        try { this.#sink(b) } catch { /* host gone: nothing to tell */ }
+      }).unref()
+    }
+  }
+}
+
+function levelName (n: number): string {
+  for (const [k, v] of Object.entries(LEVELS)) if (v === n) return k
+  return 'silent'
+}

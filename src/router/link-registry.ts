@@ -1,0 +1,84 @@
+/**
+ * The node's table of direct links, and the one-connection-per-peer-pair rule
+ * (DESIGN.md §3), sans-IO.
+ *
+ * When a second connection to the same peer claims the peer (after the peer
+ * proved its key), exactly one survives, decided by a rule both ends compute
+ * identically: the connection dialed by the LARGER peer id wins; two
+ * connections dialed by the same side keep the older one. Both ends apply the
+ * same rule before they establish a connection, so they converge on the same
+ * survivor whatever the message interleaving.
+ */
+export interface LinkEntry {
+  connKey: string
+  worker: number
+  peerId: string
+  dialerId: string
+  up: boolean
+  /** Claim order, for the same-dialer case. */
+  order: number
+}
+
+export type ClaimOutcome =
+  | { ok: true; drop: LinkEntry[] }
+  | { ok: false; reason: string; keep: LinkEntry }
+
+export class LinkRegistry {
+  readonly #byPeer = new Map<string, LinkEntry[]>()
+  readonly #byKey = new Map<string, LinkEntry>()
+  #order = 0
+
+  /** Register a connection for `peerId`; say whether it may go on and which existing ones must be dropped. */
+  claim (c: Omit<LinkEntry, 'up' | 'order'>): ClaimOutcome {
+    const existing = this.#byKey.get(c.connKey)
+    if (existing !== undefined) return { ok: true, drop: [] }
+    const entry: LinkEntry = { ...c, up: false, order: this.#order++ }
+    const others = this.#byPeer.get(c.peerId) ?? []
+    const drop: LinkEntry[] = []
+    for (const o of others) {
+      if (wins(o, entry)) return { ok: false, reason: `duplicate connection to ${c.peerId}: keeping ${describe(o)}`, keep: o }
+      drop.push(o)
+    }
+    for (const d of drop) this.release(d.connKey)
+    const list = this.#byPeer.get(c.peerId) ?? []
+    list.push(entry)
+    this.#byPeer.set(c.peerId, list)
+    this.#byKey.set(c.connKey, entry)
+    return { ok: true, drop }
+  }
+
+  linkUp (connKey: string): LinkEntry | undefined {
+    const e = this.#byKey.get(connKey)
+    if (e !== undefined) e.up = true
+    return e
+  }
+
+  release (connKey: string): LinkEntry | undefined {
+    const e = this.#byKey.get(connKey)
+    if (e === undefined) return undefined
+    this.#byKey.delete(connKey)
+    const list = (this.#byPeer.get(e.peerId) ?? []).filter((x) => x.connKey !== connKey)
+    if (list.length === 0) this.#byPeer.delete(e.peerId)
+    else this.#byPeer.set(e.peerId, list)
+    return e
+  }
+
+  releaseWorker (worker: number): LinkEntry[] {
+    const gone = [...this.#byKey.values()].filter((e) => e.worker === worker)
+    for (const e of gone) this.release(e.connKey)
+    return gone
+  }
+
+  entries (): LinkEntry[] { return [...this.#byKey.values()] }
+  get (connKey: string): LinkEntry | undefined { return this.#byKey.get(connKey) }
+}
+
+/** True when `a` survives against `b`. */
+export function wins (a: Pick<LinkEntry, 'dialerId' | 'order'>, b: Pick<LinkEntry, 'dialerId' | 'order'>): boolean {
+  if (a.dialerId !== b.dialerId) return a.dialerId > b.dialerId
+  return a.order < b.order
+}
+
+function describe (e: LinkEntry): string {
+  return `the connection dialed by ${e.dialerId}`
+}

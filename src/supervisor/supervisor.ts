@@ -1,0 +1,225 @@
+import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads'
+import { setImmediate as yieldToIo } from 'node:timers/promises'
+import { wrap, expose, transfer, releaseProxy, type Remote } from 'comlink'
+import type { Logger } from 'pino'
+import { RingBuffer } from '../ring/ring-buffer.js'
+import { Doorbell } from '../ring/doorbell.js'
+import { nodeEndpoint } from '../actor/endpoint.js'
+import { forwardLogs } from '../observability/logger.js'
+import type { HostCallbacks, IoWorkerApi, IoWorkerData, RouterApi, RouterWorkerData } from '../actor/protocol.js'
+import type { WorkerConfig } from '../options.js'
+import { RestartPolicy } from './restart-policy.js'
+
+const IO_WORKER_URL = new URL('../../workers/io.worker.js', import.meta.url)
+const ROUTER_WORKER_URL = new URL('../../workers/router.worker.js', import.meta.url)
+
+/** Handles of one worker generation live above generation << 20, so records of a crashed worker never alias the next one's. */
+const HANDLE_GENERATION_SHIFT = 2 ** 20
+
+/** One IO worker: its thread, its rings, what it listens on and what it dialed. */
+export interface IoSlot {
+  readonly index: number
+  generation: number
+  worker: Worker
+  api: Remote<IoWorkerApi>
+  readonly doorbell: Doorbell
+  readonly inbound: RingBuffer
+  /** Listen URLs as configured, then concrete after the first bind (so a restart rebinds the same port). */
+  listen: string[]
+  /** Outbound dials to repeat after a restart. */
+  readonly dials: Map<string, string | undefined>
+  stopping: boolean
+}
+
+/** What the supervisor needs from the mesh facade. */
+export interface SupervisorHost {
+  ringFor (peerId: string): SharedArrayBuffer
+  dispatch (slot: IoSlot, record: Uint8Array): void
+  /** A worker died: everything it reported before is dispatched; its peers are gone. */
+  workerLost (slot: IoSlot, err: Error): void
+  workerRestarted (slot: IoSlot): void
+}
+
+export interface SupervisorOptions {
+  selfId: string
+  identityDer: Uint8Array
+  config: WorkerConfig
+  listen: string[]
+  ioThreads: number
+  ringBytes: number
+  logger: Logger
+  logLevel: string
+  host: SupervisorHost
+}
+
+/**
+ * Spawns and watches the worker threads: `threads.io` IO workers and one
+ * router worker. Restarts a crashed worker (its peers reconnect; its rings
+ * outlive it, so nothing already queued is lost), and stops them all on close.
+ */
+export class Supervisor {
+  readonly slots: IoSlot[] = []
+  readonly #o: SupervisorOptions
+  readonly #restarts = new RestartPolicy({ max: 10, windowMs: 60_000 })
+  #router!: Worker
+  #routerApi!: Remote<RouterApi>
+  #closed = false
+
+  constructor (o: SupervisorOptions) { this.#o = o }
+
+  get router (): Remote<RouterApi> { return this.#routerApi }
+
+  /** Spawn all workers and bind listeners; resolves to the concrete listen URLs. */
+  async start (): Promise<string[]> {
+    this.#spawnRouter()
+    const n = this.#o.ioThreads
+    for (let i = 0; i < n; i++) {
+      const slot: IoSlot = {
+        index: i,
+        generation: 0,
+        worker: undefined as unknown as Worker,
+        api: undefined as unknown as Remote<IoWorkerApi>,
+        doorbell: Doorbell.create(),
+        inbound: RingBuffer.create(this.#o.ringBytes),
+        listen: this.#o.listen.filter((_, j) => j % n === i),
+        dials: new Map(),
+        stopping: false,
+      }
+      this.slots.push(slot)
+      await this.#spawnIo(slot)
+      void this.#readLoop(slot)
+    }
+    const urls = await Promise.all(this.slots.map(async (s) => {
+      s.listen = await s.api.listen()
+      return s.listen
+    }))
+    return urls.flat()
+  }
+
+  /** The slot that should own a new outbound dial (least dials so far). */
+  pickSlot (): IoSlot {
+    let best = this.slots[0] as IoSlot
+    for (const s of this.slots) if (s.dials.size < best.dials.size) best = s
+    return best
+  }
+
+  /** Graceful stop: workers flush within deadlineMs, then every thread ends. */
+  async close (deadlineMs: number): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    for (const s of this.slots) s.stopping = true
+    await Promise.all(this.slots.map(async (s) => {
+      try { await s.api.close(deadlineMs) } catch { /* worker already gone */ }
+    }))
+    // Everything the workers delivered before closing reaches the host first.
+    for (const s of this.slots) this.#drainAll(s)
+    await this.destroy()
+  }
+
+  /** Immediate stop. */
+  async destroy (): Promise<void> {
+    this.#closed = true
+    for (const s of this.slots) {
+      s.stopping = true
+      s.inbound.close()
+      s.api?.[releaseProxy]()
+    }
+    await Promise.all([...this.slots.map(async (s) => await s.worker?.terminate()), this.#router?.terminate()])
+  }
+
+  /** Test hook: make IO worker `index` crash. */
+  crashIo (index: number): void {
+    const s = this.slots[index]
+    if (s !== undefined) void s.api.crash()
+  }
+
+  #spawnRouter (): void {
+    const data: RouterWorkerData = { kind: 'router', selfId: this.#o.selfId, config: this.#o.config, logLevel: this.#o.logLevel }
+    this.#router = new Worker(ROUTER_WORKER_URL, { workerData: data, stdout: true, stderr: false, name: 'meshwork-router' })
+    this.#routerApi = wrap<RouterApi>(nodeEndpoint(this.#router))
+    this.#router.on('error', (err) => { this.#o.logger.error({ component: 'supervisor', event: 'worker:error', worker: 'router', err }, 'router worker failed') })
+  }
+
+  async #spawnIo (slot: IoSlot): Promise<void> {
+    const toRouter = new MessageChannel() // IO worker calls the router
+    const toIo = new MessageChannel() // the router calls the IO worker
+    const hostChannel = new MessageChannel() // the IO worker calls the host
+    const callbacks: HostCallbacks = {
+      ringFor: (peerId) => this.#o.host.ringFor(peerId),
+      log: (records) => { forwardLogs(this.#o.logger, records) },
+    }
+    expose(callbacks, nodeEndpoint(hostChannel.port1))
+    hostChannel.port1.unref()
+    await this.#routerApi.attachWorker(slot.index, transfer(toIo.port2, [toIo.port2]) as any, transfer(toRouter.port1, [toRouter.port1]) as any)
+    const data: IoWorkerData = {
+      kind: 'io',
+      index: slot.index,
+      config: this.#o.config,
+      identityDer: this.#o.identityDer,
+      listen: slot.listen,
+      inboundRing: slot.inbound.sab,
+      doorbell: slot.doorbell.sab,
+      routerPort: toRouter.port2,
+      controlPort: toIo.port1,
+      hostPort: hostChannel.port2,
+      logLevel: this.#o.logLevel,
+      handleBase: slot.generation * HANDLE_GENERATION_SHIFT,
+    }
+    const worker = new Worker(IO_WORKER_URL, {
+      workerData: data,
+      transferList: [toRouter.port2, toIo.port1, hostChannel.port2],
+      // Workers log through the host logger; a stray console.log must not reach the host's stdout.
+      stdout: true,
+      name: `meshwork-io-${slot.index}`,
+    })
+    worker.stdout.resume()
+    slot.worker = worker
+    slot.api = wrap<IoWorkerApi>(nodeEndpoint(worker))
+    let failure: Error | undefined
+    worker.on('error', (err) => { failure = err })
+    worker.on('exit', (code) => {
+      hostChannel.port1.close()
+      if (slot.stopping || this.#closed) return
+      void this.#onCrash(slot, failure ?? new Error(`IO worker ${slot.index} exited with code ${code}`))
+    })
+  }
+
+  async #onCrash (slot: IoSlot, err: Error): Promise<void> {
+    this.#o.logger.error({ component: 'supervisor', event: 'worker:crash', worker: `io${slot.index}`, err: err.message }, 'IO worker died; restarting it')
+    this.#drainAll(slot)
+    await this.#routerApi.releaseWorker(slot.index).catch(() => {})
+    this.#o.host.workerLost(slot, err)
+    if (!this.#restarts.allow(Date.now())) {
+      this.#o.logger.error({ component: 'supervisor', event: 'worker:give-up', worker: `io${slot.index}` }, 'IO worker keeps crashing; not restarting it')
+      return
+    }
+    slot.generation++
+    await this.#spawnIo(slot)
+    try {
+      slot.listen = await slot.api.listen()
+    } catch (e) {
+      this.#o.logger.error({ component: 'supervisor', event: 'worker:listen-failed', worker: `io${slot.index}`, err: (e as Error).message }, 'restarted IO worker could not bind its listeners')
+    }
+    this.#o.host.workerRestarted(slot)
+  }
+
+  /** Dispatch every record waiting in a slot's inbound ring, now. */
+  #drainAll (slot: IoSlot): void {
+    while (!slot.inbound.isEmpty()) slot.inbound.drain((rec) => { this.#o.host.dispatch(slot, rec) })
+  }
+
+  /**
+   * Host side of the inbound ring: sleeps in Atomics.waitAsync (no timer, no
+   * handle on the host's loop) until the IO worker publishes, then dispatches
+   * in batches, yielding between large batches so the host stays responsive.
+   */
+  async #readLoop (slot: IoSlot): Promise<void> {
+    const ring = slot.inbound
+    while (!ring.closed) {
+      const r = await ring.waitForData()
+      if (r === 'closed') break
+      ring.drain((rec) => { this.#o.host.dispatch(slot, rec) }, 4096)
+      if (!ring.isEmpty()) await yieldToIo()
+    }
+  }
+}
