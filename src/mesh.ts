@@ -9,11 +9,11 @@ import { RingBuffer } from './ring/ring-buffer.js'
 import { InboundKind, INBOUND_ENVELOPE_BYTES, readHandle, readKind } from './actor/inbound-record.js'
 import { decodeControl } from './codec/control.js'
 import { forEachFrame } from './codec/decode.js'
-import { encodeHeaderInto } from './codec/encode.js'
+import { encodeHeaderOnlyInto } from './codec/encode.js'
 import { FrameType, Lane, PROTOCOL_VERSION } from './codec/frame.js'
 import { encodePayload, decodePayload } from './codec/payload.js'
 import { FRAME_OVERHEAD } from './io/io-worker.js'
-import type { InboundEvent } from './actor/protocol.js'
+import type { InboundEvent, IoWorkerStats } from './actor/protocol.js'
 import type { LaneName, MeshEvents, PeerInfo } from './events.js'
 
 /** Options of {@link Mesh.send}. */
@@ -76,6 +76,7 @@ export class Mesh extends EventEmitter {
   /** @internal use {@link createMesh}. */
   static async create (options?: MeshOptions): Promise<Mesh> {
     const opts = resolveOptions(options)
+    refuseUnenforced(opts)
     const log = createLogger(opts.logger)
     const identity = await loadIdentity({ dataDir: opts.dataDir, identity: opts.identity as any })
     const mesh = new Mesh(opts, identity, log)
@@ -148,7 +149,8 @@ export class Mesh extends EventEmitter {
     }
     const seq = ++entry.seq
     const h = this.#header
-    const n = encodeHeaderInto({ version: PROTOCOL_VERSION, type: FrameType.DATA, lane: laneNo, flags: enc.flags, src: null, dst: null, stream: 0, seq }, enc.bytes.length, h, 0)
+    const n = encodeHeaderOnlyInto({ version: PROTOCOL_VERSION, type: FrameType.DATA, lane: laneNo, flags: enc.flags, src: null, dst: null, stream: 0, seq }, enc.bytes.length, h, 0)
+    if (n < 0) return Promise.reject(new MeshError(ErrorCode.PROTOCOL, 'internal: frame header does not fit its scratch buffer'))
     // Fast path: nobody waiting and room now.
     if (entry.waiters === 0 && entry.ring.tryWrite2(h.subarray(0, n), enc.bytes)) {
       entry.slot?.doorbell.ring()
@@ -192,6 +194,7 @@ export class Mesh extends EventEmitter {
    */
   async connect (url: string): Promise<PeerInfo> {
     const addr = parseDialAddress(url, 'connect(url)')
+    if (addr.url.startsWith('wss:')) throw new MeshError(ErrorCode.INVALID_OPTIONS, 'connect(url): wss:// is not supported by this version of meshwork yet')
     const peerId = await this.#dial(addr.url, addr.peerId)
     await this.#waitUp(peerId)
     const e = this.#peers.get(peerId)
@@ -225,6 +228,11 @@ export class Mesh extends EventEmitter {
       })()
     }
     await this.#closing
+  }
+
+  /** @internal test/diagnostic hook: per IO worker counters. */
+  async _ioStats (): Promise<IoWorkerStats[]> {
+    return await Promise.all(this.#sup.slots.map(async (s) => await s.api.stats()))
   }
 
   /** @internal test hook: crash IO worker `index` (it is restarted). */
@@ -370,6 +378,23 @@ export class Mesh extends EventEmitter {
   #error (err: MeshError): void {
     if (this.listenerCount('error') > 0) this.#emitSafe('error', err)
   }
+}
+
+/**
+ * Admission and TLS options are validated but not enforced by this version.
+ * Accepting them silently would let a user believe the mesh is closed when it
+ * is not, so they are refused until admission (issue 3) and wss:// land.
+ */
+function refuseUnenforced (o: ResolvedMeshOptions): void {
+  const refuse = (path: string, what: string): never => {
+    throw new MeshError(ErrorCode.INVALID_OPTIONS, `options.${path}: ${what} is not supported by this version of meshwork yet; refusing rather than running unprotected`, { details: { path: `options.${path}` } })
+  }
+  if (o.allow !== undefined) refuse('allow', 'the peer allow list')
+  if (o.meshKey !== undefined) refuse('meshKey', 'the mesh key join policy')
+  if (o.join !== 'open') refuse('join', `join policy '${o.join}'`)
+  if (o.tls !== undefined) refuse('tls', 'TLS (wss://)')
+  if (o.listen.some((l) => l.protocol === 'wss')) refuse('listen', 'wss://')
+  if (o.bootstrap.some((b) => b.url.startsWith('wss:'))) refuse('bootstrap', 'wss://')
 }
 
 function reviveError (err: unknown): MeshError {

@@ -1,0 +1,82 @@
+import { describe, it, expect, afterEach } from 'vitest'
+import { makeMesh, closeAll, waitFor, collect, until } from '../helpers/mesh.js'
+
+afterEach(closeAll)
+
+describe('several nodes', () => {
+  it('three nodes in a triangle exchange messages on every link', async () => {
+    const [a, b, c] = [await makeMesh(), await makeMesh(), await makeMesh()]
+    await a.connect(b.addresses[0] as string)
+    await b.connect(c.addresses[0] as string)
+    await c.connect(a.addresses[0] as string)
+    for (const [m, n] of [[a, 2], [b, 2], [c, 2]] as const) await until(() => m.peers().filter((p) => p.state === 'healthy').length === n, { label: `${m.id} has ${n} peers` })
+    const nodes = [a, b, c]
+    const inbox = nodes.map((n) => collect(n, 200))
+    for (const from of nodes) for (const to of nodes) if (from !== to) for (let i = 0; i < 100; i++) void from.send(to.id, { from: from.id, i })
+    const got = await Promise.all(inbox)
+    for (const [k, msgs] of got.entries()) {
+      const me = nodes[k]
+      for (const other of nodes.filter((n) => n !== me)) {
+        const seq = msgs.filter((m) => m.from === other.id).map((m) => m.payload.i)
+        expect(seq).toEqual(Array.from({ length: 100 }, (_, i) => i))
+      }
+    }
+  })
+
+  it('simultaneous dial: both sides converge on exactly one connection (larger id keeps its outbound)', async () => {
+    for (let round = 0; round < 5; round++) {
+      const a = await makeMesh()
+      const b = await makeMesh()
+      const [ra, rb] = await Promise.all([a.connect(b.addresses[0] as string), b.connect(a.addresses[0] as string)])
+      expect(ra.id).toBe(b.id)
+      expect(rb.id).toBe(a.id)
+      await until(() => a.peers().length === 1 && b.peers().length === 1 &&
+        a.peers()[0]?.state === 'healthy' && b.peers()[0]?.state === 'healthy', { label: 'one healthy peer each' })
+      // Exactly one live link per side, and it is the one dialed by the larger id.
+      const larger = a.id > b.id ? a : b
+      const smaller = larger === a ? b : a
+      await until(() => larger.peers()[0]?.direction === 'outbound' && smaller.peers()[0]?.direction === 'inbound', { label: 'the larger id\'s outbound survives' })
+      const stats = await Promise.all([a, b].map(async (m) => await (m as any)._ioStats()))
+      for (const s of stats) expect(s.map((w: { connections: number }) => w.connections).reduce((x: number, y: number) => x + y)).toBe(1)
+      // And it carries traffic both ways.
+      const got = collect(b, 1)
+      await a.send(b.id, round)
+      expect((await got)[0].payload).toBe(round)
+      await closeAll()
+    }
+  })
+
+  it('dialing an already linked peer resolves to the existing link', async () => {
+    const a = await makeMesh()
+    const b = await makeMesh()
+    await a.connect(b.addresses[0] as string)
+    const again = await a.connect(b.addresses[0] as string)
+    expect(again.id).toBe(b.id)
+    await until(async () => ((await (a as any)._ioStats()) as Array<{ connections: number }>)[0]?.connections === 1, { label: 'duplicate closed' })
+    expect(a.peers()).toHaveLength(1)
+  })
+
+  it('a node with two IO workers spreads dials over them and still delivers', async () => {
+    const hub = await makeMesh({ threads: { io: 2 } })
+    const leaves = await Promise.all([1, 2, 3, 4].map(async () => await makeMesh()))
+    for (const l of leaves) await hub.connect(l.addresses[0] as string)
+    const stats = await (hub as any)._ioStats() as Array<{ peers: number }>
+    expect(stats.map((s) => s.peers)).toEqual([2, 2])
+    const inbox = leaves.map((l) => collect(l, 50))
+    for (const l of leaves) for (let i = 0; i < 50; i++) void hub.send(l.id, i)
+    for (const got of await Promise.all(inbox)) expect(got.map((m) => m.payload)).toEqual(Array.from({ length: 50 }, (_, i) => i))
+    const back = collect(hub, 4)
+    for (const l of leaves) await l.send(hub.id, l.id)
+    expect(new Set((await back).map((m) => m.from))).toEqual(new Set(leaves.map((l) => l.id)))
+  })
+
+  it('peer:down fires when the other node closes', async () => {
+    const a = await makeMesh()
+    const b = await makeMesh()
+    await a.connect(b.addresses[0] as string)
+    const down = waitFor(a, 'peer:down')
+    await b.close()
+    expect(await down).toMatchObject({ id: b.id, state: 'disconnected' })
+    expect(a.peers()[0]?.state).toBe('disconnected')
+  })
+})
