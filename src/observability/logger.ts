@@ -8,7 +8,7 @@ export function createLogger (option: unknown): Logger {
     return (option as Logger).child({ name: 'meshwork' })
   }
   const opts = (option ?? {}) as Record<string, unknown>
-  return pino({ name: 'meshwork', level: 'warn', ...opts })
+  return pino({ name: 'meshwork', level: 'info', ...opts })
 }
 
 /** Replay worker log records into the host logger (never on stdout of the worker). */
