@@ -256,7 +256,7 @@ export class Mesh extends EventEmitter {
     if (e === undefined) {
       e = {
         info: { id: peerId, direction: 'outbound', state: 'connecting', since: Date.now(), lanes: [...LANES] },
-        ring: RingBuffer.create(this.#opts.sendQueue.capacityBytes),
+        ring: RingBuffer.create(this.#opts.sendQueue.capacityBytes, { keepAlive: false }),
         slot: undefined,
         handle: 0,
         seq: 0,

@@ -80,7 +80,7 @@ export class Supervisor {
         worker: undefined as unknown as Worker,
         api: undefined as unknown as Remote<IoWorkerApi>,
         doorbell: Doorbell.create(),
-        inbound: RingBuffer.create(this.#o.ringBytes),
+        inbound: RingBuffer.create(this.#o.ringBytes, { keepAlive: false }),
         listen: this.#o.listen.filter((_, j) => j % n === i),
         dials: new Map(),
         stopping: false,
