@@ -39,20 +39,15 @@ interface PeerEntry {
   waiters: number
 }
 
-/** Typed events (DESIGN.md §2). */
-export interface Mesh {
-  on<K extends keyof MeshEvents>(event: K, listener: (arg: MeshEvents[K]) => void): this
-  once<K extends keyof MeshEvents>(event: K, listener: (arg: MeshEvents[K]) => void): this
-  off<K extends keyof MeshEvents>(event: K, listener: (arg: MeshEvents[K]) => void): this
-  emit<K extends keyof MeshEvents>(event: K, arg: MeshEvents[K]): boolean
-}
+/** Event name → listener arguments, in the form node:events' typed EventEmitter takes. */
+export type MeshEventArgs = { [K in keyof MeshEvents]: [MeshEvents[K]] }
 
 /**
  * A mesh node. Made by {@link createMesh}. The main thread only validates,
  * encodes into rings and dispatches events: sockets, timers and handshakes
  * live in worker threads.
  */
-export class Mesh extends EventEmitter {
+export class Mesh extends EventEmitter<MeshEventArgs> {
   /** This node's peer id (base32 of its ed25519 public key). */
   readonly id: string
   readonly #opts: ResolvedMeshOptions
@@ -368,7 +363,7 @@ export class Mesh extends EventEmitter {
 
   #emitSafe<K extends keyof MeshEvents>(event: K, arg: MeshEvents[K]): void {
     try {
-      this.emit(event, arg)
+      (this.emit as (e: K, a: MeshEvents[K]) => boolean)(event, arg)
     } catch (err) {
       process.nextTick(() => { throw err })
     }

@@ -1,4 +1,5 @@
 import { Packr, Unpackr } from 'msgpackr'
+import { FrameFlag } from './frame.js'
 
 /**
  * Application payloads. Byte payloads (Uint8Array/Buffer) travel as they are
@@ -7,8 +8,6 @@ import { Packr, Unpackr } from 'msgpackr'
  * arrays and cycles arrive as they were sent. Payloads are decoded once, on
  * the host that receives them; the workers only move bytes.
  */
-/** Frame flag: the payload is the application's bytes, not msgpack. */
-export const RAW_PAYLOAD_FLAG = 4
 
 const packr = new Packr({ structuredClone: true })
 const unpackr = new Unpackr({ structuredClone: true, copyBuffers: true })
@@ -16,14 +15,14 @@ const unpackr = new Unpackr({ structuredClone: true, copyBuffers: true })
 export interface EncodedPayload { bytes: Uint8Array; flags: number }
 
 export function encodePayload (value: unknown): EncodedPayload {
-  if (value instanceof Uint8Array) return { bytes: value, flags: RAW_PAYLOAD_FLAG }
+  if (value instanceof Uint8Array) return { bytes: value, flags: FrameFlag.RAW_PAYLOAD }
   return { bytes: packr.pack(value), flags: 0 }
 }
 
 /** Decode a received payload; the result never aliases ring memory. */
 export function decodePayload (bytes: Uint8Array | null, flags: number): unknown {
   if (bytes === null) return undefined
-  if ((flags & RAW_PAYLOAD_FLAG) !== 0) return Buffer.from(bytes) // copy out of the ring
+  if ((flags & FrameFlag.RAW_PAYLOAD) !== 0) return Buffer.from(bytes) // copy out of the ring
   // msgpackr's string decoding refuses SharedArrayBuffer views: copy ring memory out first.
   return unpackr.unpack(bytes.buffer instanceof SharedArrayBuffer ? Buffer.from(bytes) : bytes)
 }

@@ -1,6 +1,6 @@
 import type { WebSocket, RawData } from 'ws'
 import { Handshake, type HandshakeAction, type HandshakeConfig, type HandshakeResult, type RejectReason, type DecideStage } from '../handshake/handshake.js'
-import { FrameType, CloseCode } from '../codec/frame.js'
+import { FrameType, CloseCode, ProtocolReason } from '../codec/frame.js'
 import { encodeFrame } from '../codec/encode.js'
 import { decodeFrames, forEachFrame } from '../codec/decode.js'
 import type { CodecLimits } from '../codec/limits.js'
@@ -129,7 +129,7 @@ export class Connection {
     c.wsMessagesIn++
     c.bytesIn += data.length
     if (!isBinary) {
-      this.#protocolError(new MeshError(ErrorCode.PROTOCOL, 'text WebSocket messages are not part of the protocol', { details: { reason: 'text-message', closeCode: CloseCode.PROTOCOL_ERROR } }))
+      this.#protocolError(new MeshError(ErrorCode.PROTOCOL, 'text WebSocket messages are not part of the protocol', { details: { reason: ProtocolReason.TEXT_MESSAGE, closeCode: CloseCode.PROTOCOL_ERROR } }))
       return
     }
     if (this.#state === 'handshaking') {
@@ -163,7 +163,7 @@ export class Connection {
         } else if (f.type === FrameType.PING || f.type === FrameType.PONG || f.type === FrameType.GOAWAY) {
           other++
         } else {
-          throw new MeshError(ErrorCode.PROTOCOL, `frame type ${f.type} is not allowed after the handshake`, { details: { reason: 'unexpected-frame', closeCode: CloseCode.PROTOCOL_ERROR, offset: start } })
+          throw new MeshError(ErrorCode.PROTOCOL, `frame type ${f.type} is not allowed after the handshake`, { details: { reason: ProtocolReason.UNEXPECTED_FRAME, closeCode: CloseCode.PROTOCOL_ERROR, offset: start } })
         }
       })
     } catch (err) {
@@ -244,9 +244,9 @@ export class Connection {
       this.#owner.rejected(this, 'payload-too-large')
       this.#owner.log.warn({ event: 'frame:rejected', conn: this.key, peer: this.peerId, reason: 'payload-too-large' }, err.message)
     } else if (err.code?.startsWith('WS_ERR_') === true) {
-      this.#failure ??= new MeshError(ErrorCode.PROTOCOL, `WebSocket protocol error: ${err.message}`, { details: { reason: 'websocket', closeCode: CloseCode.PROTOCOL_ERROR } })
-      this.#owner.rejected(this, 'websocket')
-      this.#owner.log.warn({ event: 'frame:rejected', conn: this.key, peer: this.peerId, reason: 'websocket' }, err.message)
+      this.#failure ??= new MeshError(ErrorCode.PROTOCOL, `WebSocket protocol error: ${err.message}`, { details: { reason: ProtocolReason.WEBSOCKET, closeCode: CloseCode.PROTOCOL_ERROR } })
+      this.#owner.rejected(this, ProtocolReason.WEBSOCKET)
+      this.#owner.log.warn({ event: 'frame:rejected', conn: this.key, peer: this.peerId, reason: ProtocolReason.WEBSOCKET }, err.message)
     } else {
       this.#failure ??= new MeshError(ErrorCode.NO_ROUTE, `cannot reach ${this.address}: ${err.message}`, { cause: err, details: { reason: err.code ?? 'socket' } })
       this.#owner.log.debug({ event: 'socket:error', conn: this.key, address: this.address, code: err.code }, err.message)

@@ -1,4 +1,4 @@
-import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads'
+import { Worker, MessageChannel } from 'node:worker_threads'
 import { setImmediate as yieldToIo } from 'node:timers/promises'
 import { wrap, expose, transfer, releaseProxy, type Remote } from 'comlink'
 import type { Logger } from 'pino'
