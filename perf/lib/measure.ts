@@ -1,0 +1,140 @@
+/**
+ * Child-side measuring tools: the receiver's rate window, event-loop delay
+ * and process CPU. All timestamps are taken by the process that measures.
+ *
+ * @module
+ */
+import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks'
+import type { CpuResult, EldSummary, MemResult, RateResult } from './ipc.js'
+
+/**
+ * Event-loop delay of this thread (`perf_hooks.monitorEventLoopDelay`, 10 ms
+ * resolution). The histogram only gets a sample when the loop turns, so a
+ * loop that is blocked when `stop()` is called (or for the whole window)
+ * would go unreported: a 10 ms interval timer notes the last turn, and a
+ * stall still running at `stop()` counts as a sample of its own length.
+ */
+export class EldRecorder {
+  readonly #h: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 })
+  #timer: NodeJS.Timeout | undefined
+  #lastTurn = 0
+  start (): void {
+    this.#h.reset()
+    this.#h.enable()
+    this.#lastTurn = performance.now()
+    clearInterval(this.#timer)
+    this.#timer = setInterval(() => { this.#lastTurn = performance.now() }, 10)
+  }
+
+  /** Drop what was recorded so far (e.g. at the end of warmup). */
+  reset (): void { this.#h.reset(); this.#lastTurn = performance.now() }
+
+  stop (): EldSummary {
+    this.#h.disable()
+    clearInterval(this.#timer)
+    const stallMs = Math.max(0, performance.now() - this.#lastTurn - 10)
+    const n = this.#h.count
+    // Histogram values are ns; with no samples it reports huge mins and NaN means.
+    const ms = (ns: number): number => (Number.isFinite(ns) && n > 0 ? ns / 1e6 : 0)
+    const r2 = (v: number): number => Math.round(v * 100) / 100
+    const p50 = ms(this.#h.percentile(50))
+    const p99 = ms(this.#h.percentile(99))
+    const max = Math.max(ms(this.#h.max), stallMs)
+    // A stall at stop() is one more sample: with few samples it is the p99 (and the p50 with none).
+    const p99WithStall = n === 0 || stallMs > p99 && 1 / (n + 1) > 0.01 ? Math.max(p99, stallMs) : p99
+    return { p50Ms: r2(n === 0 ? stallMs : p50), p99Ms: r2(p99WithStall), maxMs: r2(max), samples: n, stallAtStopMs: r2(stallMs) }
+  }
+}
+
+/** CPU of the whole process (every thread: process.cpuUsage covers them all) over a window. */
+export class CpuWindow {
+  #cpu = process.cpuUsage()
+  #t = performance.now()
+  start (): void { this.#cpu = process.cpuUsage(); this.#t = performance.now() }
+  stop (): CpuResult {
+    const d = process.cpuUsage(this.#cpu)
+    const wallMs = performance.now() - this.#t
+    const cpuMs = (d.user + d.system) / 1000
+    return { cpuMs: round(cpuMs, 1), wallMs: round(wallMs, 1), pctOfCore: round(100 * cpuMs / wallMs, 2) }
+  }
+}
+
+/**
+ * Counts received messages. `measure()` waits for the next message, lets
+ * `warmupMs` pass, then counts for `measureMs` between two timestamps of its
+ * own; the event-loop delay and CPU are taken over the same window.
+ */
+export class RateMeter {
+  count = 0
+  bytes = 0
+  #next: (() => void) | undefined
+
+  /** Call from the message handler. */
+  hit (bytes: number): void {
+    this.count++
+    this.bytes += bytes
+    if (this.#next !== undefined) { const f = this.#next; this.#next = undefined; f() }
+  }
+
+  async measure (warmupMs: number, measureMs: number, firstTimeoutMs = 10_000): Promise<RateResult> {
+    const err = new Error(`receiver: no message within ${firstTimeoutMs} ms of arming the measurement`)
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => { this.#next = undefined; reject(err) }, firstTimeoutMs)
+      this.#next = () => { clearTimeout(t); resolve() }
+    })
+    await sleep(warmupMs)
+    const eld = new EldRecorder()
+    const cpu = new CpuWindow()
+    const c0 = this.count
+    const b0 = this.bytes
+    const t0 = performance.now()
+    eld.start()
+    cpu.start()
+    await sleep(measureMs)
+    const t1 = performance.now()
+    const c1 = this.count
+    const b1 = this.bytes
+    const cpuR = cpu.stop()
+    return { count: c1 - c0, bytes: b1 - b0, ms: t1 - t0, eld: eld.stop(), cpuPct: cpuR.pctOfCore, windowEndEpochMs: epochMs(t1) }
+  }
+
+  /**
+   * Resolves once no message has arrived for `quietMs` (the previous flood's
+   * backlog has drained), or after `maxMs`. Returns the messages drained.
+   */
+  async quiesce (quietMs: number, maxMs: number): Promise<{ drained: number; quiet: boolean }> {
+    const start = performance.now()
+    const c0 = this.count
+    let seen = this.count
+    let since = performance.now()
+    for (;;) {
+      await sleep(Math.min(25, quietMs))
+      const now = performance.now()
+      if (this.count !== seen) { seen = this.count; since = now }
+      if (now - since >= quietMs) return { drained: this.count - c0, quiet: true }
+      if (now - start >= maxMs) return { drained: this.count - c0, quiet: false }
+    }
+  }
+}
+
+/** Memory after a forced GC of this thread's heap (needs --expose-gc; the harness forks children with it). */
+export function memAfterGc (): MemResult {
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (gc !== undefined) { gc(); gc() }
+  const m = process.memoryUsage()
+  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }
+}
+
+/** A `performance.now()` reading as epoch ms: comparable between processes on one machine. */
+export function epochMs (now = performance.now()): number {
+  return performance.timeOrigin + now
+}
+
+export async function sleep (ms: number): Promise<void> {
+  await new Promise<void>((resolve) => { setTimeout(resolve, ms) })
+}
+
+export function round (v: number, digits = 0): number {
+  const k = 10 ** digits
+  return Math.round(v * k) / k
+}

@@ -1,0 +1,152 @@
+/**
+ * Perf child process hosting one or more meshwork nodes, driven by the
+ * harness over IPC (see ../lib/ipc.ts). One script plays every role:
+ * receiver (counts at its `message` handler), sender (`for (;;) await
+ * send()`), echo, pinger, and idle hub/clients.
+ *
+ * Not meant to be run by hand: `npm run perf` forks it.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+import { createMesh, type Mesh, type MeshMessage } from '../../src/index.js'
+import { serve, type FloodResult, type PingResult } from '../lib/ipc.js'
+import { CpuWindow, EldRecorder, RateMeter, epochMs, memAfterGc, round, sleep } from '../lib/measure.js'
+
+const meshes: Mesh[] = []
+const meter = new RateMeter()
+let echo = false
+let stopFlag = false
+let onReply: (() => void) | undefined
+const cpu = new CpuWindow()
+
+function first (): Mesh {
+  const m = meshes[0]
+  if (m === undefined) throw new Error('start a mesh first')
+  return m
+}
+
+function payloadLength (p: unknown): number {
+  return p instanceof Uint8Array ? p.length : 0
+}
+
+const api = {
+  /** Start `count` nodes (listening on an ephemeral loopback port unless `listen` is false). */
+  async start (a: { count?: number; listen?: boolean; sendQueueBytes?: number }): Promise<{ nodes: Array<{ id: string; addresses: string[] }> }> {
+    const count = a.count ?? 1
+    const made = await Promise.all(Array.from({ length: count }, async () => await createMesh({
+      listen: a.listen === false ? false : 'ws://127.0.0.1:0',
+      logger: false,
+      ...(a.sendQueueBytes === undefined ? {} : { sendQueue: { capacityBytes: a.sendQueueBytes } }),
+    })))
+    meshes.push(...made)
+    const m0 = first()
+    m0.on('message', (m: MeshMessage) => {
+      meter.hit(payloadLength(m.payload))
+      if (echo) {
+        m0.send(m.from, m.payload).catch(() => {})
+      } else if (onReply !== undefined) {
+        const r = onReply
+        onReply = undefined
+        r()
+      }
+    })
+    return { nodes: made.map((m) => ({ id: m.id, addresses: m.addresses })) }
+  },
+
+  /** Nodes [from, to) dial `url`; resolves once every link is up. */
+  async connect (a: { url: string; from?: number; to?: number }): Promise<{ peerIds: string[] }> {
+    const sel = meshes.slice(a.from ?? 0, a.to ?? meshes.length)
+    const peers = await Promise.all(sel.map(async (m) => await m.connect(a.url)))
+    return { peerIds: peers.map((p) => p.id) }
+  },
+
+  /** Links known to node 0 (hub side of the idle scenario). */
+  peers (): { count: number; up: number } {
+    const ps = first().peers()
+    return { count: ps.length, up: ps.filter((p) => p.state === 'healthy').length }
+  },
+
+  /** Resolves once node 0 has `n` healthy links (they come up on the accepting side a little after the dialer's `connect`). */
+  async waitPeers (a: { n: number; timeoutMs: number }): Promise<{ up: number }> {
+    const deadline = performance.now() + a.timeoutMs
+    for (;;) {
+      const up = first().peers().filter((p) => p.state === 'healthy').length
+      if (up >= a.n) return { up }
+      if (performance.now() > deadline) throw new Error(`node 0 has ${up} healthy links after ${a.timeoutMs} ms, expected ${a.n}`)
+      await sleep(20)
+    }
+  },
+
+  measure: async (a: { warmupMs: number; measureMs: number; firstTimeoutMs?: number }) => await meter.measure(a.warmupMs, a.measureMs, a.firstTimeoutMs),
+
+  /** Wait until the previous flood's backlog has drained (no message for `quietMs`). */
+  quiesce: async (a: { quietMs: number; maxMs: number }) => await meter.quiesce(a.quietMs, a.maxMs),
+
+  /**
+   * Send `size`-byte payloads to `to` as fast as `send` resolves, until `stop`
+   * or `maxMs`. Event-loop delay and CPU are taken after `warmupMs`.
+   */
+  async flood (a: { to: string; size: number; maxMs: number; warmupMs: number }): Promise<FloodResult> {
+    const m = first()
+    const payload = new Uint8Array(randomBytes(a.size))
+    stopFlag = false
+    const eld = new EldRecorder()
+    const win = new CpuWindow()
+    eld.start()
+    win.start()
+    const t0 = performance.now()
+    const deadline = t0 + a.maxMs
+    let tWarm = t0
+    let warm = false
+    let sent = 0
+    let sentWarm = 0
+    let stoppedBy: FloodResult['stoppedBy'] = 'deadline'
+    for (;;) {
+      await m.send(a.to, payload)
+      sent++
+      // Look at the clock only every 128 sends: it is not free at 64 B rates.
+      if ((sent & 127) === 0) {
+        if (stopFlag) { stoppedBy = 'stop'; break }
+        const t = performance.now()
+        if (!warm && t - t0 >= a.warmupMs) { warm = true; tWarm = t; sentWarm = sent; eld.reset(); win.start() }
+        if (t >= deadline) break
+      }
+    }
+    const tEnd = performance.now()
+    return { sent: sent - sentWarm, ms: round(tEnd - tWarm, 1), eld: eld.stop(), cpuPct: win.stop().pctOfCore, stoppedBy, endedEpochMs: epochMs(tEnd) }
+  },
+
+  stop (): void { stopFlag = true },
+
+  /** Node 0 sends every message back to its sender. */
+  echo (): void { echo = true },
+
+  /** `warmup` + `n` round trips to `to`, one in flight; returns the `n` RTTs in ns. */
+  async ping (a: { to: string; size: number; warmup: number; n: number }): Promise<PingResult> {
+    const m = first()
+    const payload = new Uint8Array(randomBytes(a.size))
+    const samples: number[] = []
+    const t0 = performance.now()
+    for (let i = 0; i < a.warmup + a.n; i++) {
+      const got = new Promise<void>((resolve) => { onReply = resolve })
+      const s = process.hrtime.bigint()
+      await m.send(a.to, payload)
+      await got
+      const rtt = Number(process.hrtime.bigint() - s)
+      if (i >= a.warmup) samples.push(rtt)
+    }
+    return { samplesNs: samples, ms: round(performance.now() - t0, 1) }
+  },
+
+  mem: () => memAfterGc(),
+  cpuStart (): void { cpu.start() },
+  cpuStop: () => cpu.stop(),
+}
+
+export type MeshNodeApi = typeof api
+
+serve(api, {
+  onExit: async () => { await Promise.all(meshes.map(async (m) => { await m.destroy() })) },
+})

@@ -1,0 +1,305 @@
+/**
+ * Throughput, two nodes in two processes on loopback (issue 2).
+ *
+ * For each payload size (64 B, 1 KiB, 64 KiB), rounds of raw `ws` then
+ * meshwork, interleaved (raw, mesh, raw, mesh, …). Each side is one pair of
+ * processes, kept for every round (respawned only after a failed round);
+ * after its round a side waits until its receiver has drained, so no
+ * backlog runs during the other side's round:
+ * - mesh: the receiver process starts a node and counts at its `message`
+ *   handler; the sender process dials it, then runs `for (;;) await
+ *   mesh.send(peer, payload)`.
+ * - raw ws: a WebSocketServer counting `message` events; a client sending
+ *   at its best (bufferutil, socket corked per tick, backpressure on
+ *   `bufferedAmount`) — see ../procs/raw-ws-node.ts.
+ *
+ * The receiver measures the rate itself: from its first message it waits out
+ * the warmup, then counts between two timestamps of its own. Reported: the
+ * median of the rounds for each side, and mesh/raw ratios of those medians.
+ * The event-loop delay (monitorEventLoopDelay) and process CPU of both
+ * processes are taken over the same window.
+ *
+ * @module
+ */
+import type { MeshNodeApi } from '../procs/mesh-node.js'
+import type { RawWsNodeApi } from '../procs/raw-ws-node.js'
+import type { FloodResult, RateResult } from '../lib/ipc.js'
+import { procUrl } from '../lib/child.js'
+import type { ResultRecord, RunOptions, Scenario, ScenarioOutput } from '../lib/scenario.js'
+import { fixed, int, KiB, max, median, MiB, ratio, ratioCell, round, sizeName } from '../lib/stats.js'
+
+export const SIZES = [64, KiB, 64 * KiB] as const
+
+/** Issue 2's figures: mesh/raw at least this much, per payload size and metric. */
+const TARGETS: Record<number, { metric: 'msgs_per_s' | 'mb_per_s'; min: number }> = {
+  64: { metric: 'msgs_per_s', min: 0.5 },
+  [64 * KiB]: { metric: 'mb_per_s', min: 0.8 },
+}
+
+interface Timing { warmupMs: number; measureMs: number; slackMs: number; rounds: number; sizes: readonly number[] }
+
+function timing (o: RunOptions): Timing {
+  return {
+    warmupMs: o.quick ? 200 : 1_000,
+    measureMs: o.durationMs ?? (o.quick ? 250 : 2_500),
+    // How long the sender floods past warmup + window when it cannot hear "stop" (see measure()).
+    slackMs: o.quick ? 500 : 1_500,
+    // Medians of 3 in a full run: on a shared box one round in three is often off by 2x.
+    rounds: o.rounds ?? (o.quick ? 2 : 3),
+    sizes: o.sizes ?? SIZES,
+  }
+}
+
+interface Round { rate: RateResult; flood: FloodResult }
+
+/** A receiver silent this long has drained the previous round's backlog. */
+const QUIET_MS = 100
+
+/** Time the orchestration may take per round on top of warmup + window (dial, drain). */
+const ROUND_SLACK_MS = 15_000
+/** Time to spawn and link a pair of processes. */
+const PAIR_SETUP_MS = 30_000
+
+/** A receiver process and a sender process, linked, reused round after round. */
+interface Pair {
+  round (size: number, t: Timing): Promise<Round>
+  close (): Promise<void>
+}
+
+async function meshPair (o: RunOptions): Promise<Pair> {
+  const [recv, send] = await Promise.all([
+    o.children.spawn<MeshNodeApi>('mesh receiver', procUrl('mesh-node')),
+    o.children.spawn<MeshNodeApi>('mesh sender', procUrl('mesh-node')),
+  ])
+  const close = async (): Promise<void> => { await Promise.all([recv.close(), send.close()]) }
+  try {
+    const [r] = await Promise.all([
+      recv.call('start', { count: 1 }, 15_000),
+      send.call('start', { count: 1, listen: false }, 15_000),
+    ])
+    const url = r.nodes[0]?.addresses[0]
+    if (url === undefined) throw new Error('mesh receiver has no address')
+    const { peerIds } = await send.call('connect', { url }, 15_000)
+    const to = peerIds[0]!
+    return {
+      round: async (size, t) => {
+        const res = await measure(recv, send, t, { to, size, warmupMs: t.warmupMs })
+        // Let the backlog (rings, socket buffers) drain here, not during the other side's round.
+        await recv.call('quiesce', { quietMs: QUIET_MS, maxMs: 10_000 }, 15_000)
+        return res
+      },
+      close,
+    }
+  } catch (err) {
+    await close()
+    throw err
+  }
+}
+
+async function rawPair (o: RunOptions): Promise<Pair> {
+  const [recv, send] = await Promise.all([
+    o.children.spawn<RawWsNodeApi>('raw ws receiver', procUrl('raw-ws-node')),
+    o.children.spawn<RawWsNodeApi>('raw ws sender', procUrl('raw-ws-node')),
+  ])
+  const close = async (): Promise<void> => { await Promise.all([recv.close(), send.close()]) }
+  try {
+    const { url } = await recv.call('listen', null, 10_000)
+    await send.call('connect', { url }, 10_000)
+    return {
+      round: async (size, t) => {
+        const res = await measure(recv, send, t, { size, warmupMs: t.warmupMs })
+        await recv.call('quiesce', { quietMs: QUIET_MS, maxMs: 10_000 }, 15_000)
+        return res
+      },
+      close,
+    }
+  } catch (err) {
+    await close()
+    throw err
+  }
+}
+
+interface Measurer {
+  call (cmd: 'measure', arg: { warmupMs: number; measureMs: number }, timeoutMs: number): Promise<RateResult>
+}
+interface Flooder<A> {
+  call (cmd: 'flood', arg: A & { maxMs: number }, timeoutMs: number): Promise<FloodResult>
+  notify (cmd: 'stop', arg: null): void
+}
+
+async function measure<A> (recv: Measurer, send: Flooder<A>, t: Timing, floodArg: A): Promise<Round> {
+  // The sender floods past the receiver's window (its first message arrives a little after the
+  // start) and stops when told. A sender whose event loop never turns (`for (;;) await send()`
+  // while send() keeps resolving at once) cannot read "stop": it stops itself at `maxMs`, and
+  // the round is void if that came before the receiver's window ended.
+  const maxMs = t.warmupMs + t.measureMs + t.slackMs
+  const rateP = recv.call('measure', { warmupMs: t.warmupMs, measureMs: t.measureMs }, maxMs + 15_000)
+  const floodP = send.call('flood', { ...floodArg, maxMs }, maxMs + 15_000)
+  floodP.catch(() => {}) // observed below; do not let an early rate failure leave it unhandled
+  // A sender that fails (QUEUE_FULL, PAYLOAD_TOO_LARGE, …) ends the round at once.
+  const floodFailed = floodP.then(async () => await new Promise<never>(() => {}))
+  let rate: RateResult
+  try {
+    rate = await Promise.race([rateP, floodFailed])
+  } catch (err) {
+    send.notify('stop', null)
+    // A failed send (QUEUE_FULL, …) says more than the receiver's "no message".
+    await floodP
+    throw err
+  }
+  send.notify('stop', null)
+  const flood = await floodP
+  if (flood.endedEpochMs < rate.windowEndEpochMs) {
+    throw new Error(`sender stopped (${flood.stoppedBy}) ${Math.round(rate.windowEndEpochMs - flood.endedEpochMs)} ms before the receiver's window ended: round void`)
+  }
+  return { rate, flood }
+}
+
+/** One side's pair, respawned after a failed round (its processes may be wedged). */
+class Side {
+  readonly label: string
+  readonly #make: () => Promise<Pair>
+  #pair: Pair | undefined
+  readonly errors: string[] = []
+
+  constructor (label: string, make: () => Promise<Pair>) { this.label = label; this.#make = make }
+
+  /** Spawn and link the pair ahead of the first round (errors surface in that round). */
+  async prepare (): Promise<void> {
+    try { this.#pair ??= await this.#make() } catch { /* the first round retries and reports */ }
+  }
+
+  async round (size: number, t: Timing): Promise<Round | undefined> {
+    try {
+      this.#pair ??= await this.#make()
+      return await this.#pair.round(size, t)
+    } catch (err) {
+      this.errors.push(`${sizeName(size)}: ${String((err as Error)?.message ?? err).split('\n')[0]}`)
+      await this.#pair?.close()
+      this.#pair = undefined
+      return undefined
+    }
+  }
+
+  async close (): Promise<void> { await this.#pair?.close(); this.#pair = undefined }
+}
+
+function msgsPerS (r: Round): number { return r.rate.count / (r.rate.ms / 1000) }
+function bytesPerS (r: Round): number { return r.rate.bytes / (r.rate.ms / 1000) }
+
+function summarise (size: number, raw: Round[], mesh: Round[], t: Timing): { record: ResultRecord; row: string[] } {
+  const meshMsgs = median(mesh.map(msgsPerS))
+  const rawMsgs = median(raw.map(msgsPerS))
+  const meshBytes = median(mesh.map(bytesPerS))
+  const rawBytes = median(raw.map(bytesPerS))
+  const rMsgs = ratio(meshMsgs, rawMsgs)
+  const rBytes = ratio(meshBytes, rawBytes)
+  const target = TARGETS[size]
+  const got = target === undefined ? null : target.metric === 'msgs_per_s' ? rMsgs : rBytes
+  const met = target === undefined || got === null ? null : got >= target.min
+  const eld = (rs: Round[], side: 'send' | 'recv'): number => median(rs.map((r) => side === 'send' ? r.flood.eld.p99Ms : r.rate.eld.p99Ms))
+  const cpu = (rs: Round[], side: 'send' | 'recv'): number => median(rs.map((r) => side === 'send' ? r.flood.cpuPct : r.rate.cpuPct))
+  const perRound = (rs: Round[]): object[] => rs.map((r) => ({
+    msgs_per_s: round(msgsPerS(r)), mb_per_s: round(bytesPerS(r) / 1e6, 2), count: r.rate.count, window_ms: round(r.rate.ms, 1),
+    sender_eld_p99_ms: r.flood.eld.p99Ms, sender_eld_max_ms: r.flood.eld.maxMs, receiver_eld_p99_ms: r.rate.eld.p99Ms, receiver_eld_max_ms: r.rate.eld.maxMs,
+    sender_cpu_pct: r.flood.cpuPct, receiver_cpu_pct: r.rate.cpuPct, sender_stopped_by: r.flood.stoppedBy,
+  }))
+  const record: ResultRecord = {
+    name: `throughput ${sizeName(size)}`,
+    n: mesh.reduce((s, r) => s + r.rate.count, 0),
+    payload_bytes: size,
+    msgs_per_s: round(meshMsgs),
+    mb_per_s: round(meshBytes / 1e6, 2),
+    mib_per_s: round(meshBytes / MiB, 2),
+    p50_us: null,
+    p99_us: null,
+    baseline: 'raw ws (bufferutil, corked per tick, bufferedAmount backpressure)',
+    baseline_n: raw.reduce((s, r) => s + r.rate.count, 0),
+    baseline_msgs_per_s: round(rawMsgs),
+    baseline_mb_per_s: round(rawBytes / 1e6, 2),
+    baseline_mib_per_s: round(rawBytes / MiB, 2),
+    ratio: target?.metric === 'mb_per_s' ? rBytes : rMsgs,
+    ratio_of: target?.metric ?? 'msgs_per_s',
+    ratio_msgs_per_s: rMsgs,
+    ratio_mb_per_s: rBytes,
+    aggregate: `median of rounds (${mesh.length} mesh, ${raw.length} raw ws of ${t.rounds})`,
+    best_msgs_per_s: round(max(mesh.map(msgsPerS))),
+    baseline_best_msgs_per_s: round(max(raw.map(msgsPerS))),
+    target: target === undefined ? null : { metric: `ratio_${target.metric}`, min: target.min, value: got, met },
+    sender_eld_p99_ms: eld(mesh, 'send'),
+    receiver_eld_p99_ms: eld(mesh, 'recv'),
+    baseline_sender_eld_p99_ms: eld(raw, 'send'),
+    baseline_receiver_eld_p99_ms: eld(raw, 'recv'),
+    sender_cpu_pct: cpu(mesh, 'send'),
+    receiver_cpu_pct: cpu(mesh, 'recv'),
+    baseline_sender_cpu_pct: cpu(raw, 'send'),
+    baseline_receiver_cpu_pct: cpu(raw, 'recv'),
+    warmup_ms: t.warmupMs,
+    window_ms: t.measureMs,
+    rounds: perRound(mesh),
+    baseline_rounds: perRound(raw),
+  }
+  const row = [
+    sizeName(size),
+    int(rawMsgs), int(meshMsgs), ratioCell(rMsgs),
+    fixed(rawBytes / MiB, 1), fixed(meshBytes / MiB, 1), ratioCell(rBytes),
+    target === undefined ? 'report' : `${target.metric === 'msgs_per_s' ? 'msgs/s' : 'MB/s'} ≥ ${target.min.toFixed(2)}: ${met === true ? 'met' : 'MISSED'}`,
+    `${fixed(eld(mesh, 'send'))} / ${fixed(eld(mesh, 'recv'))}`,
+    `${fixed(cpu(raw, 'send'), 0)} / ${fixed(cpu(raw, 'recv'), 0)}`,
+    `${fixed(cpu(mesh, 'send'), 0)} / ${fixed(cpu(mesh, 'recv'), 0)}`,
+  ]
+  return { record, row }
+}
+
+export const throughput: Scenario = {
+  name: 'throughput',
+  description: 'msgs/s and MB/s, 64 B / 1 KiB / 64 KiB, two processes on loopback, mesh vs raw ws (interleaved)',
+  inQuick: true,
+  timeoutMs (o) {
+    const t = timing(o)
+    return 2 * PAIR_SETUP_MS + t.sizes.length * t.rounds * 2 * (t.warmupMs + t.measureMs + ROUND_SLACK_MS)
+  },
+  async run (o): Promise<ScenarioOutput> {
+    const t = timing(o)
+    const records: ResultRecord[] = []
+    const rows: string[][] = []
+    const rawSide = new Side('raw ws', async () => await rawPair(o))
+    const meshSide = new Side('mesh', async () => await meshPair(o))
+    try {
+      await Promise.all([rawSide.prepare(), meshSide.prepare()])
+      for (const size of t.sizes) {
+        const raw: Round[] = []
+        const mesh: Round[] = []
+        for (let i = 0; i < t.rounds; i++) {
+          for (const [side, into] of [[rawSide, raw], [meshSide, mesh]] as const) {
+            const r = await side.round(size, t)
+            if (r !== undefined) into.push(r)
+            o.log(`throughput ${sizeName(size)} round ${i + 1}/${t.rounds}: ${side.label.padEnd(6)} ${r === undefined ? `FAILED: ${side.errors.at(-1) ?? ''}` : `${int(msgsPerS(r))} msgs/s (sender stopped by ${r.flood.stoppedBy})`}`)
+          }
+        }
+        if (raw.length === 0 || mesh.length === 0) {
+          rows.push([sizeName(size), raw.length === 0 ? 'failed' : int(median(raw.map(msgsPerS))), mesh.length === 0 ? 'failed' : int(median(mesh.map(msgsPerS))), '–', '–', '–', '–', 'no result', '–', '–', '–'])
+          continue
+        }
+        const { record, row } = summarise(size, raw, mesh, t)
+        records.push(record)
+        rows.push(row)
+      }
+    } finally {
+      await Promise.all([rawSide.close(), meshSide.close()])
+    }
+    const errors = [...rawSide.errors.map((e) => `raw ws ${e}`), ...meshSide.errors.map((e) => `mesh ${e}`)]
+    return {
+      records,
+      table: {
+        head: ['payload', 'raw ws msgs/s', 'mesh msgs/s', 'ratio', 'raw MiB/s', 'mesh MiB/s', 'ratio', 'target (mesh/raw)', 'mesh ELD p99 ms send / recv', 'raw CPU % send / recv', 'mesh CPU % send / recv'],
+        rows,
+      },
+      notes: [
+        `Median of ${t.rounds} rounds per side (raw, mesh, raw, mesh, …; one process pair per side, drained between rounds); ${t.warmupMs} ms warmup, ${t.measureMs} ms window, counted by the receiver at its \`message\` handler. MiB/s counts application payload bytes only.`,
+        'ELD = host event-loop delay p99 (monitorEventLoopDelay, 10 ms resolution) during the mesh window. CPU % = whole process (all threads) in % of one core.',
+        ...(errors.length === 0 ? [] : [`Failed rounds (left out of the medians): ${errors.join('; ')}`]),
+      ],
+    }
+  },
+}
