@@ -25,6 +25,8 @@ export interface SendOptions {
 }
 
 const LANES: readonly LaneName[] = ['control', 'priority', 'bulk']
+/** Immediate sends after which one send resolves on a macrotask (host event-loop fairness). */
+const YIELD_EVERY = 512
 const LANE_NUMBER = { priority: Lane.PRIORITY, bulk: Lane.BULK } as const
 
 /** A peer as the host tracks it: its outbound ring outlives connections and IO worker restarts. */
@@ -60,6 +62,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #addresses: string[] = []
   #closing: Promise<void> | undefined
   #closed = false
+  #sinceYield = 0
 
   private constructor (opts: ResolvedMeshOptions, identity: Identity, log: Logger) {
     super()
@@ -149,6 +152,15 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     // Fast path: nobody waiting and room now.
     if (entry.waiters === 0 && entry.ring.tryWrite2(h.subarray(0, n), enc.bytes)) {
       entry.slot?.doorbell.ring()
+      // A `for (;;) await send()` loop whose sends all resolve at once would
+      // never let the event loop turn (the host's own timers and I/O, and our
+      // inbound dispatch, would starve). Every YIELD_EVERY immediate sends, one
+      // resolves on the next macrotask instead.
+      if (++this.#sinceYield >= YIELD_EVERY) {
+        this.#sinceYield = 0
+        const id = String(seq)
+        return new Promise((resolve) => { setImmediate(resolve, id) })
+      }
       return Promise.resolve(String(seq))
     }
     // Copy: the header scratch and msgpackr's buffer are reused by the next send.
@@ -171,7 +183,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           const left = deadline - Date.now()
           if (left <= 0) throw timeout
           // Atomics.waitAsync inside: no timer on the host's loop.
-          await entry.ring.waitForSpace(frame.length, Math.min(left, 250))
+          // Wait for a quarter of the ring, not just this frame: one wake-up
+          // then admits many sends instead of ping-ponging per frame.
+          await entry.ring.waitForSpace(Math.max(frame.length, Math.min(entry.ring.maxRecordBytes, entry.ring.capacity >> 2)), Math.min(left, 250))
         }
       } finally {
         entry.waiters--
@@ -228,6 +242,13 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   /** @internal test/diagnostic hook: per IO worker counters. */
   async _ioStats (): Promise<IoWorkerStats[]> {
     return await Promise.all(this.#sup.slots.map(async (s) => await s.api.stats()))
+  }
+
+  /** @internal diagnostics: ring fill and counters (host side). */
+  _ringStats (): { inbound: Array<ReturnType<RingBuffer['stats']>>; outbound: Record<string, ReturnType<RingBuffer['stats']>> } {
+    const outbound: Record<string, ReturnType<RingBuffer['stats']>> = {}
+    for (const [id, e] of this.#peers) outbound[id] = e.ring.stats()
+    return { inbound: this.#sup.slots.map((s) => s.inbound.stats()), outbound }
   }
 
   /** @internal test hook: crash IO worker `index` (it is restarted). */

@@ -22,7 +22,13 @@ export function encodePayload (value: unknown): EncodedPayload {
 /** Decode a received payload; the result never aliases ring memory. */
 export function decodePayload (bytes: Uint8Array | null, flags: number): unknown {
   if (bytes === null) return undefined
-  if ((flags & FrameFlag.RAW_PAYLOAD) !== 0) return Buffer.from(bytes) // copy out of the ring
+  if ((flags & FrameFlag.RAW_PAYLOAD) !== 0) {
+    // Copy out of the ring (its memory is reused). allocUnsafe + set is about
+    // half the cost of Buffer.from(view) for large payloads.
+    const out = Buffer.allocUnsafe(bytes.length)
+    out.set(bytes)
+    return out
+  }
   // msgpackr's string decoding refuses SharedArrayBuffer views: copy ring memory out first.
   return unpackr.unpack(bytes.buffer instanceof SharedArrayBuffer ? Buffer.from(bytes) : bytes)
 }

@@ -73,6 +73,8 @@ export class Connection {
   }
 
   get state (): ConnectionState { return this.#state }
+  /** Whether ws masks our frames (we dialed: client side, RFC 6455 §5.3). */
+  get masks (): boolean { return this.direction === 'outbound' }
   get writeBlocked (): boolean { return this.#writeBlocked }
   get bufferedBytes (): number { return this.#inflight }
 

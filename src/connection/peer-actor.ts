@@ -3,6 +3,8 @@ import type { Connection } from './connection.js'
 
 /** Largest WebSocket message the pump builds from queued frames (dense traffic batches up to this). */
 export const BATCH_BYTES = 256 * 1024
+/** Frames at least this large go out as their own WebSocket message, straight from ring memory, when the socket masks (see pump). */
+export const DIRECT_BYTES = 16 * 1024
 
 /**
  * The connection actor of one peer inside an IO worker: the peer's outbound
@@ -54,7 +56,21 @@ export class PeerActor {
     let off = 0
     let frames = 0
     let sent = false
+    // A dialing (client) socket masks every payload, and ws masks a Buffer it
+    // was given into a fresh frame buffer synchronously inside send() (ws
+    // lib/sender.js: `merge` when mask && readOnly; no queueing without
+    // compression). So a large frame can be handed over as a view of ring
+    // memory: its bytes are copied once, by the mask, before drain releases
+    // the space. An accepting socket does not mask and keeps the buffer until
+    // written, so it always copies into a batch.
+    const direct = conn.masks
     this.ring.drain((rec) => {
+      if (direct && rec.length >= DIRECT_BYTES) {
+        if (off > 0) { conn.send(batch.subarray(0, off), frames); off = 0; frames = 0 }
+        conn.send(Buffer.from(rec.buffer, rec.byteOffset, rec.length), 1)
+        sent = true
+        return !conn.writeBlocked
+      }
       if (off + rec.length > batch.length) {
         if (off > 0) { conn.send(batch.subarray(0, off), frames); sent = true }
         batch = Buffer.allocUnsafe(Math.max(rec.length, BATCH_BYTES))

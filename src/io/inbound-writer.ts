@@ -65,7 +65,10 @@ export class InboundWriter {
     const first = this.#queue[0]
     if (first === undefined) return
     this.#waiting = true
-    void this.#ring.waitForSpace(first.env.length + first.body.length).then(() => {
+    // Hysteresis: resume only once a quarter of the ring is free, so a slow
+    // host does not make the sockets flap between paused and reading per record.
+    const want = Math.max(first.env.length + first.body.length, Math.min(this.#ring.maxRecordBytes, this.#ring.capacity >> 2))
+    void this.#ring.waitForSpace(want).then(() => {
       this.#waiting = false
       this.#drainQueue()
     })

@@ -178,23 +178,23 @@ export class Doorbell {
    * consumer is asleep. Safe from any number of threads.
    */
   ring (): void {
-    // Atomics.add (seq-cst RMW): bumps SEQ so a consumer that read SEQ
-    // before this call sees 'not-equal' in waitAsync even if it has not
-    // enqueued yet. Being seq-cst it is also ordered after the producer's
-    // data-publishing store (e.g. the ring's HEAD store).
-    Atomics.add(this.#i32, SEQ, 1)
-    // Atomics.load (seq-cst): the producer half of the Dekker pair
-    // (publish data; then read SLEEPING) against the consumer's
-    // (store SLEEPING=1; then read data). Sequential consistency forbids both
-    // reads missing the other side's store, so either the consumer's
-    // hasWork() sees our data, or we see SLEEPING=1 here and notify.
+    // Atomics.load (seq-cst): the producer half of the Dekker pair (publish
+    // data; then read SLEEPING) against the consumer's (store SLEEPING=1; then
+    // read data). Sequential consistency forbids both reads missing the other
+    // side's store: if we read 0, the consumer's SLEEPING store comes later in
+    // the total order, so its hasWork() sees our data and it does not sleep.
+    // An awake consumer thus costs one plain load and no locked add: this runs
+    // once per send on the host.
     if (Atomics.load(this.#i32, SLEEPING) !== 0) {
-      // Atomics.notify: wakes the consumer parked on SEQ. If it has not
-      // enqueued yet, its waitAsync will compare SEQ against the value it
-      // read before our add and return 'not-equal' instead.
+      // Atomics.add (seq-cst RMW): the consumer read SEQ before it stored
+      // SLEEPING=1, so its waitAsync sees a new value ('not-equal') even if it
+      // has not enqueued yet...
+      Atomics.add(this.#i32, SEQ, 1)
+      // ...and Atomics.notify wakes it if it has.
       Atomics.notify(this.#i32, SEQ)
     }
   }
+
 
   /**
    * Consumer side (one thread): sleep until {@link ring} is called after this

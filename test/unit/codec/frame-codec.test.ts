@@ -540,11 +540,11 @@ describe('rejections: every reason, with code and close code', () => {
     expectProtocol(() => decodeFrame(buf, buf.length), 'truncated')
   })
 
-  it('the reason table lists exactly the reasons the codec uses', () => {
+  it('the reason table lists exactly the reasons the codec and the connection use', () => {
     expect(Object.values(ProtocolReason).sort()).toEqual([
       'bad-arity', 'bad-control', 'bad-field', 'bad-lane', 'bad-offset', 'bad-type', 'bad-utf8', 'empty',
-      'id-too-long', 'not-array', 'payload-too-large', 'trailing-bytes', 'truncated', 'unknown-frame-type',
-      'unsupported-version',
+      'id-too-long', 'not-array', 'payload-too-large', 'text-message', 'trailing-bytes', 'truncated',
+      'unexpected-frame', 'unknown-frame-type', 'unsupported-version', 'websocket',
     ])
   })
 })
