@@ -261,7 +261,11 @@ export class Connection {
     this.#state = 'closed'
     clearTimeout(this.#timer)
     if (wasHandshaking && this.#failure === undefined) {
-      this.#failure = new MeshError(ErrorCode.PROTOCOL, `connection ${this.address} closed during the handshake (${code}${reason === '' ? '' : ` ${reason}`})`, { details: { reason: 'closed', closeCode: code } })
+      // The peer's link registry may drop a connection that lost the
+      // duplicate tie-break after its handshake began: that arrives as close
+      // 4003 with no REJECT frame, and means "linked through the other one".
+      const dup = code === CloseCode.DUPLICATE
+      this.#failure = new MeshError(ErrorCode.PROTOCOL, `connection ${this.address} closed during the handshake (${code}${reason === '' ? '' : ` ${reason}`})`, { details: { reason: dup ? 'duplicate' : 'closed', closeCode: code } })
     }
     this.#owner.closed(this, code, reason, this.#failure)
   }

@@ -177,12 +177,9 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
     const d = this.#dials.get(conn)
     if (d !== undefined) {
       this.#dials.delete(conn)
-      // Lost the duplicate tie-break: the peer is linked through the other connection.
-      const other = conn.peerId === undefined ? undefined : this.#actors.get(conn.peerId)
-      if (failure?.details?.reason === 'duplicate' && conn.peerId !== undefined && other?.connection !== undefined) {
-        d.resolve({ peerId: conn.peerId, already: true })
-      } else if (failure?.details?.reason === 'duplicate' && conn.peerId !== undefined) {
-        // The surviving connection may still be completing; report it as linked.
+      // Lost the duplicate tie-break: the peer is (or is about to be) linked
+      // through the surviving connection, so the dial succeeded.
+      if (failure?.details?.reason === 'duplicate' && conn.peerId !== undefined) {
         d.resolve({ peerId: conn.peerId, already: true })
       } else {
         d.reject(failure ?? new MeshError(ErrorCode.NO_ROUTE, `connection to ${conn.address} closed (${code} ${reason})`))
