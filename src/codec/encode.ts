@@ -283,17 +283,7 @@ export function frameSize (f: Frame): number {
  *   negative or not an integer.
  */
 export function encodeHeaderInto (h: FrameHeader, payloadLength: number, out: Uint8Array, offset: number): number {
-  checkOffset(out, offset)
-  checkHeader(h, offset)
-  const n = payloadLength < 0 ? -1 : payloadLength
-  // `!== -1`, not `>= 0`: NaN must reach the check and be refused.
-  if (n !== -1) checkUint(n, MAX_BIN, 'payloadLength', offset)
-  const src = h.src === null ? null : idBytes(h.src)
-  const dst = h.dst === null ? null : idBytes(h.dst)
-  const size = measureHeader(h, src, dst, n)
-  if (offset + size + Math.max(n, 0) > out.length) return -1
-  writeHeader(h, src, dst, n, out, offset)
-  return size
+  return encodeHeaderChecked(h, payloadLength, out, offset, true)
 }
 
 /**
@@ -343,14 +333,20 @@ export function encodeFrame (f: Frame): Uint8Array {
  * @throws MeshError `PROTOCOL` as {@link encodeHeaderInto}.
  */
 export function encodeHeaderOnlyInto (h: FrameHeader, payloadLength: number, out: Uint8Array, offset: number): number {
+  return encodeHeaderChecked(h, payloadLength, out, offset, false)
+}
+
+/** The two header encoders: `withPayload` also requires room for the payload after the header. */
+function encodeHeaderChecked (h: FrameHeader, payloadLength: number, out: Uint8Array, offset: number, withPayload: boolean): number {
   checkOffset(out, offset)
   checkHeader(h, offset)
   const n = payloadLength < 0 ? -1 : payloadLength
+  // `!== -1`, not `>= 0`: NaN must reach the check and be refused.
   if (n !== -1) checkUint(n, MAX_BIN, 'payloadLength', offset)
   const src = h.src === null ? null : idBytes(h.src)
   const dst = h.dst === null ? null : idBytes(h.dst)
   const size = measureHeader(h, src, dst, n)
-  if (offset + size > out.length) return -1
+  if (offset + size + (withPayload ? Math.max(n, 0) : 0) > out.length) return -1
   writeHeader(h, src, dst, n, out, offset)
   return size
 }
