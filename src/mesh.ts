@@ -116,9 +116,10 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     }
     this.#log.info({ component: 'mesh', event: 'start', peer: this.id, addresses: this.#addresses }, `meshwork node ${this.id} started`)
     for (const b of this.#opts.bootstrap) {
-      this.#dial(b.url, b.peerId).catch((err: MeshError) => {
-        this.#log.warn({ component: 'mesh', event: 'bootstrap:failed', address: b.url, err: err.message }, 'bootstrap dial failed')
-        this.#error(err)
+      // The IO worker keeps retrying with backoff: a bootstrap peer that is
+      // not up yet is no fault. Refusals that cannot heal are logged there.
+      this.#dial(b.url, b.peerId, true).catch((err: MeshError) => {
+        this.#log.info({ component: 'mesh', event: 'bootstrap:retrying', address: b.url, err: err.message }, 'bootstrap peer not reachable yet; retrying')
       })
     }
   }
@@ -254,15 +255,16 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   /** @internal test hook: crash IO worker `index` (it is restarted). */
   _crashIoWorker (index = 0): void { this.#sup.crashIo(index) }
 
-  async #dial (url: string, expectedId: string | undefined): Promise<string> {
+  async #dial (url: string, expectedId: string | undefined, persistent = false): Promise<string> {
     if (this.#closing !== undefined) throw new MeshError(ErrorCode.CLOSED, 'the mesh is closed')
-    const slot = this.#sup.pickSlot()
+    // The worker that already keeps this address up, else the least loaded.
+    const slot = this.#sup.slots.find((s) => s.dials.has(url)) ?? this.#sup.pickSlot()
     slot.dials.set(url, expectedId)
     try {
-      const r = await slot.api.dial(url, expectedId)
+      const r = await slot.api.dial(url, expectedId, persistent)
       return r.peerId
     } catch (err) {
-      slot.dials.delete(url)
+      if (!persistent) slot.dials.delete(url)
       throw err instanceof MeshError ? err : reviveError(err)
     }
   }
@@ -334,6 +336,26 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         if (e.slot === slot && e.handle === handle) this.#markDown(e)
         break
       }
+      case 'peer:health': {
+        const e = this.#byHandle.get(slot)?.get(handle)
+        if (e === undefined || e.slot !== slot) return
+        e.info = { ...e.info, state: ev.state, rttMs: ev.rttMs ?? e.info.rttMs, since: Date.now() }
+        this.#emitSafe('peer:health', { peer: e.info.id, state: ev.state, previous: ev.previous, rttMs: e.info.rttMs })
+        break
+      }
+      case 'peer:rtt': {
+        const e = this.#byHandle.get(slot)?.get(handle)
+        if (e !== undefined && e.slot === slot) e.info.rttMs = ev.rttMs
+        break
+      }
+      case 'peer:failed': {
+        const e = this.#peers.get(ev.peerId)
+        if (e === undefined || e.info.state === 'failed' || e.slot !== undefined) return
+        const previous = e.info.state
+        e.info = { ...e.info, state: 'failed', since: Date.now() }
+        this.#emitSafe('peer:health', { peer: e.info.id, state: 'failed', previous, rttMs: e.info.rttMs })
+        break
+      }
       case 'error':
         this.#error(reviveError(ev.error))
         break
@@ -343,8 +365,10 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #markDown (e: PeerEntry): void {
     e.slot = undefined
     e.handle = 0
-    if (e.info.state === 'disconnected') return
+    if (e.info.state === 'disconnected' || e.info.state === 'failed') return
+    const previous = e.info.state
     e.info = { ...e.info, state: 'disconnected', since: Date.now() }
+    this.#emitSafe('peer:health', { peer: e.info.id, state: 'disconnected', previous, rttMs: e.info.rttMs })
     this.#emitSafe('peer:down', { ...e.info })
   }
 
@@ -356,7 +380,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
 
   #redial (slot: IoSlot): void {
     for (const [url, id] of slot.dials) {
-      slot.api.dial(url, id).catch((err: unknown) => {
+      slot.api.dial(url, id, true).catch((err: unknown) => {
         this.#log.warn({ component: 'mesh', event: 'redial:failed', address: url, err: (err as Error).message }, 'redial after worker restart failed')
       })
     }

@@ -44,8 +44,12 @@ export interface RouterWorkerData {
 export interface IoWorkerApi {
   /** Bind this worker's listeners; resolves to the concrete URLs. */
   listen (): Promise<string[]>
-  /** Dial a peer; resolves once the handshake completed (or the peer was already linked). */
-  dial (url: string, expectedId: string | undefined): Promise<DialResult>
+  /**
+   * Dial a peer; resolves once the handshake completed (or the peer was already linked).
+   * After a first success the worker keeps the link: when it drops it re-dials
+   * with backoff. `persistent` (bootstrap) retries from the first attempt too.
+   */
+  dial (url: string, expectedId: string | undefined, persistent?: boolean): Promise<DialResult>
   /** Graceful: stop accepting, flush rings to sockets within deadlineMs, close sockets. */
   close (deadlineMs: number): Promise<void>
   /** Counters for metrics and tests. */
@@ -116,4 +120,10 @@ export interface IoWorkerStats {
 export type InboundEvent =
   | { type: 'peer:up'; peerId: string; address?: string | undefined; direction: 'inbound' | 'outbound'; listen: string[]; features: string[] }
   | { type: 'peer:down'; peerId: string; reason: string }
+  /** Heartbeat health changed (healthy ↔ unhealthy); death arrives as peer:down. */
+  | { type: 'peer:health'; peerId: string; state: 'healthy' | 'unhealthy'; previous: 'healthy' | 'unhealthy'; rttMs: number | undefined }
+  /** A fresh heartbeat RTT sample (ms). */
+  | { type: 'peer:rtt'; peerId: string; rttMs: number }
+  /** Reconnection to this peer gave up after reconnect.maxRetries attempts. */
+  | { type: 'peer:failed'; peerId: string; reason: string }
   | { type: 'error'; error: WireError }

@@ -97,6 +97,8 @@ export const CloseCode = {
   DUPLICATE: 4003,
   UNAUTHORIZED: 4004,
   VERSION: 4005,
+  /** The peer missed heartbeat.missesDead heartbeats. */
+  HEARTBEAT_TIMEOUT: 4006,
 } as const
 /** A close code value. */
 export type CloseCode = typeof CloseCode[keyof typeof CloseCode]

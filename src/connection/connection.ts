@@ -6,6 +6,7 @@ import { decodeFrames, forEachFrame } from '../codec/decode.js'
 import type { CodecLimits } from '../codec/limits.js'
 import { MeshError, ErrorCode } from '../errors.js'
 import type { WorkerLogger } from '../observability/worker-logger.js'
+import { HealthMonitor, type HealthConfig, type HealthOutput } from '../liveness/health-monitor.js'
 
 /** Bytes handed to the socket but not yet written, above which we stop pumping this connection. */
 export const WRITE_HIGH_WATER = 4 * 1024 * 1024
@@ -25,6 +26,10 @@ export interface ConnectionOwner {
   writable (conn: Connection): void
   closed (conn: Connection, code: number, reason: string, failure: MeshError | undefined): void
   rejected (conn: Connection, reason: string): void
+  /** Heartbeat settings for established connections. */
+  readonly heartbeat: HealthConfig
+  /** A heartbeat health transition or RTT sample of an established connection. */
+  health (conn: Connection, event: Extract<HealthOutput, { kind: 'transition' }> | { kind: 'rtt'; rttMs: number }): void
   counters: { framesIn: number; bytesIn: number; wsMessagesIn: number; framesOut: number; bytesOut: number; wsMessagesOut: number }
 }
 
@@ -52,6 +57,8 @@ export class Connection {
   #writeBlocked = false
   #paused = false
   #failure: MeshError | undefined
+  #health: HealthMonitor | undefined
+  #hbTimer: NodeJS.Timeout | undefined
   peerId: string | undefined
   result: HandshakeResult | undefined
 
@@ -76,6 +83,8 @@ export class Connection {
   /** Whether ws masks our frames (we dialed: client side, RFC 6455 §5.3). */
   get masks (): boolean { return this.direction === 'outbound' }
   get writeBlocked (): boolean { return this.#writeBlocked }
+  /** Heartbeat RTT statistics (ms), once established. */
+  get rttStats (): ReturnType<HealthMonitor['rttStats']> | undefined { return this.#health?.rttStats() }
   get bufferedBytes (): number { return this.#inflight }
 
   /** Dialer: begin (call once the socket is open). */
@@ -112,6 +121,7 @@ export class Connection {
     this.#failure ??= failure
     this.#state = 'closing'
     clearTimeout(this.#timer)
+    this.#stopHealth()
     try {
       this.#ws.close(code, Buffer.from(reason).subarray(0, 123).toString())
     } catch {
@@ -130,6 +140,13 @@ export class Connection {
     const c = this.#owner.counters
     c.wsMessagesIn++
     c.bytesIn += data.length
+    const hm = this.#health
+    if (hm !== undefined) {
+      // Any inbound message is proof of life; a transition back to healthy is reported at once.
+      const wasHealthy = hm.state === 'healthy'
+      hm.onActivity(performance.now())
+      if (!wasHealthy) this.#drainHealth()
+    }
     if (!isBinary) {
       this.#protocolError(new MeshError(ErrorCode.PROTOCOL, 'text WebSocket messages are not part of the protocol', { details: { reason: ProtocolReason.TEXT_MESSAGE, closeCode: CloseCode.PROTOCOL_ERROR } }))
       return
@@ -192,6 +209,12 @@ export class Connection {
       if (runStart >= 0) { this.#owner.data(this, data.subarray(runStart, runEnd), runCount); runStart = -1; runCount = 0 }
       if (f.type === FrameType.PING) {
         this.send(encodeFrame({ ...f, type: FrameType.PONG }), 1)
+      } else if (f.type === FrameType.PONG && this.#health !== undefined) {
+        if (this.#health.onPong(f.seq, performance.now())) {
+          const rtt = this.#health.rttMs
+          if (rtt !== undefined) this.#owner.health(this, { kind: 'rtt', rttMs: rtt })
+        }
+        this.#drainHealth()
       }
     })
     if (runStart >= 0) this.#owner.data(this, data.subarray(runStart, runEnd), runCount)
@@ -216,6 +239,7 @@ export class Connection {
           this.peerId = a.result.peerId
           this.result = a.result
           this.#owner.established(this, a.result)
+          if (this.#state === 'open') this.#startHealth()
           break
         case 'failed': {
           const code = a.reason === 'unauthorized' ? ErrorCode.UNAUTHORIZED
@@ -228,6 +252,64 @@ export class Connection {
           break
         }
       }
+    }
+  }
+
+  // ---- heartbeats (the HealthMonitor is sans-IO; this is its clock and socket) ----
+
+  #startHealth (): void {
+    this.#health = new HealthMonitor(this.#owner.heartbeat)
+    this.#health.start(performance.now())
+    this.#drainHealth()
+    this.#armHealth()
+  }
+
+  #stopHealth (): void {
+    clearTimeout(this.#hbTimer)
+    this.#hbTimer = undefined
+    this.#health?.stop()
+  }
+
+  #armHealth (): void {
+    const hm = this.#health
+    if (hm === undefined) return
+    clearTimeout(this.#hbTimer)
+    const at = hm.nextDeadline()
+    if (!Number.isFinite(at)) return
+    this.#hbTimer = setTimeout(() => { this.#onHealthTimer() }, Math.max(0, at - performance.now()))
+    this.#hbTimer.unref()
+  }
+
+  #onHealthTimer (): void {
+    const hm = this.#health
+    if (hm === undefined || this.#state !== 'open') return
+    const now = performance.now()
+    // While we hold the socket paused (our host is not keeping up), the peer's
+    // frames wait in the kernel: their silence is our doing, not a failure.
+    if (this.#paused) hm.onActivity(now)
+    hm.tick(now)
+    this.#drainHealth()
+    this.#armHealth()
+  }
+
+  #drainHealth (): void {
+    const hm = this.#health
+    if (hm === undefined) return
+    for (let o = hm.poll(); o !== undefined; o = hm.poll()) {
+      if (o.kind === 'send-ping') {
+        this.send(encodeFrame({ version: 1, type: FrameType.PING, lane: 0, flags: 0, src: null, dst: null, stream: 0, seq: o.seq, payload: null }), 1)
+        continue
+      }
+      if (o.state === 'dead') {
+        const cfg = this.#owner.heartbeat
+        const err = new MeshError(ErrorCode.TIMEOUT, `peer ${this.peerId ?? this.address} missed ${cfg.missesDead} heartbeats of ${cfg.intervalMs} ms`, { details: { reason: 'heartbeat', closeCode: CloseCode.HEARTBEAT_TIMEOUT } })
+        this.#owner.log.info({ event: 'peer:dead', conn: this.key, peer: this.peerId, rttMs: o.rttMs }, err.message)
+        this.close(CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout', err)
+        // A silent peer will not answer the close handshake: drop the socket now so peer:down is prompt.
+        this.#ws.terminate()
+        return
+      }
+      this.#owner.health(this, o)
     }
   }
 
@@ -260,6 +342,7 @@ export class Connection {
     const wasHandshaking = this.#state === 'handshaking'
     this.#state = 'closed'
     clearTimeout(this.#timer)
+    this.#stopHealth()
     if (wasHandshaking && this.#failure === undefined) {
       // The peer's link registry may drop a connection that lost the
       // duplicate tie-break after its handshake began: that arrives as close

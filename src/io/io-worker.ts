@@ -14,6 +14,8 @@ import { WorkerLogger } from '../observability/worker-logger.js'
 import { MeshError, ErrorCode } from '../errors.js'
 import { nodeEndpoint } from '../actor/endpoint.js'
 import type { HandshakeResult, RejectReason, DecideStage } from '../handshake/handshake.js'
+import { Backoff } from '../liveness/backoff.js'
+import type { HealthConfig, HealthOutput } from '../liveness/health-monitor.js'
 import type { DialResult, HostCallbacks, IoWorkerApi, IoWorkerData, IoWorkerStats, IoPeerControl, RouterApi } from '../actor/protocol.js'
 
 /** Features this build speaks; negotiated down to the common set in the handshake. */
@@ -28,6 +30,23 @@ export const FRAME_OVERHEAD = 256
 interface PendingDial { resolve: (r: DialResult) => void; reject: (e: MeshError) => void }
 
 /**
+ * An outbound link this worker keeps up: re-dialed with backoff when it drops.
+ * Registered after the first successful handshake (or at once for bootstrap).
+ */
+interface DialTarget {
+  url: string
+  /** Pinned after the first handshake, so a different node at the address is refused. */
+  expectedId: string | undefined
+  backoff: Backoff
+  timer: NodeJS.Timeout | undefined
+  /** The connection currently dialed for this target. */
+  conn: Connection | undefined
+}
+
+/** Handshake refusals after which re-dialing the same address cannot help. */
+const PERMANENT_REFUSALS = new Set(['id-mismatch', 'version', 'unauthorized', 'self', 'bad-signature'])
+
+/**
  * An IO worker: hosts the listeners, the connections and the per-peer
  * connection actors of its share of the peers. Everything here runs off the
  * host's main thread.
@@ -37,6 +56,7 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
   readonly limits: CodecLimits
   readonly log: WorkerLogger
   readonly counters = { framesIn: 0, bytesIn: 0, wsMessagesIn: 0, framesOut: 0, bytesOut: 0, wsMessagesOut: 0 }
+  readonly heartbeat: HealthConfig
   readonly #data: IoWorkerData
   readonly #identity: Identity
   readonly #host: Remote<HostCallbacks>
@@ -47,6 +67,7 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
   readonly #conns = new Map<number, Connection>()
   readonly #actors = new Map<string, PeerActor>()
   readonly #dials = new Map<Connection, PendingDial>()
+  readonly #targets = new Map<string, DialTarget>()
   readonly #rejected: Record<string, number> = {}
   readonly #refused: Record<string, number> = {}
   #listenUrls: string[] = []
@@ -67,6 +88,7 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
     expose(control, nodeEndpoint(data.controlPort))
     this.log = new WorkerLogger((recs) => { void this.#host.log(recs) }, data.logLevel, { component: `io${data.index}` })
     this.limits = { maxPayloadBytes: data.config.maxMessageBytes + FRAME_OVERHEAD, maxIdBytes: 64 }
+    this.heartbeat = data.config.heartbeat
     this.#inbound = new InboundWriter(data.inboundRing, (blocked) => {
       // Host not keeping up: stop reading sockets so TCP holds the senders back.
       for (const c of this.#conns.values()) if (c.state === 'open') c.pause(blocked)
@@ -78,7 +100,7 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
   api (): IoWorkerApi {
     return {
       listen: async () => await this.listen(),
-      dial: async (url, expectedId) => await this.dial(url, expectedId),
+      dial: async (url, expectedId, persistent) => await this.dial(url, expectedId, persistent === true),
       close: async (deadlineMs) => { await this.close(deadlineMs) },
       stats: async () => this.stats(),
       crash: () => { setImmediate(() => { throw new Error('meshwork test hook: IO worker crash requested') }) },
@@ -106,17 +128,74 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
     return out
   }
 
-  async dial (url: string, expectedId: string | undefined): Promise<DialResult> {
+  async dial (url: string, expectedId: string | undefined, persistent = false): Promise<DialResult> {
     if (this.#closing) throw new MeshError(ErrorCode.CLOSED, 'the mesh is closing')
+    const existing = this.#targets.get(url)
+    if (existing !== undefined) {
+      // Already kept up by this worker: dial now instead of waiting out the backoff.
+      clearTimeout(existing.timer)
+      existing.timer = undefined
+      if (existing.conn !== undefined && existing.conn.state !== 'closed' && existing.conn.peerId !== undefined &&
+          this.#actors.get(existing.conn.peerId)?.connection === existing.conn) {
+        return { peerId: existing.conn.peerId, already: true }
+      }
+    }
+    const target = existing ?? this.#addTarget(url, expectedId)
+    try {
+      return await this.#dialOnce(url, target.expectedId ?? expectedId, target)
+    } catch (err) {
+      // A plain connect() that never linked is the caller's to retry; a kept link or bootstrap retries itself.
+      if (existing === undefined && !persistent) this.#targets.delete(url)
+      else this.#scheduleRedial(target, err as MeshError)
+      throw err
+    }
+  }
+
+  #dialOnce (url: string, expectedId: string | undefined, target: DialTarget | undefined): Promise<DialResult> {
     const ws = new WebSocket(url, {
       maxPayload: this.limits.maxPayloadBytes,
       perMessageDeflate: false,
       handshakeTimeout: this.#data.config.handshakeTimeoutMs,
     })
     const conn = this.#makeConnection(ws, 'outbound', url, expectedId)
+    if (target !== undefined) target.conn = conn
     const done = new Promise<DialResult>((resolve, reject) => { this.#dials.set(conn, { resolve, reject }) })
     ws.once('open', () => { conn.start() })
-    return await done
+    return done
+  }
+
+  #addTarget (url: string, expectedId: string | undefined): DialTarget {
+    const t: DialTarget = { url, expectedId, backoff: new Backoff(this.#data.config.reconnect, Math.random), timer: undefined, conn: undefined }
+    this.#targets.set(url, t)
+    return t
+  }
+
+  /** The target's connection ended (or a dial failed): re-dial after the next backoff delay, or give up. */
+  #scheduleRedial (t: DialTarget, failure: MeshError | undefined): void {
+    if (this.#closing || t.timer !== undefined) return
+    const reason = String(failure?.details?.reason ?? '')
+    if (PERMANENT_REFUSALS.has(reason)) {
+      this.#targets.delete(t.url)
+      this.log.warn({ event: 'reconnect:stop', address: t.url, peer: t.expectedId, reason }, `not re-dialing ${t.url}: ${failure?.message ?? reason}`)
+      return
+    }
+    const delay = t.backoff.next()
+    if (delay === undefined) {
+      this.#targets.delete(t.url)
+      this.log.warn({ event: 'reconnect:failed', address: t.url, peer: t.expectedId, attempts: t.backoff.attempts }, `giving up on ${t.url} after ${t.backoff.attempts} attempts`)
+      if (t.expectedId !== undefined) {
+        const actor = this.#actors.get(t.expectedId)
+        this.#inbound.event(actor?.handle ?? 0, { type: 'peer:failed', peerId: t.expectedId, reason: `reconnect gave up after ${t.backoff.attempts} attempts` })
+      }
+      return
+    }
+    this.log.debug({ event: 'reconnect:scheduled', address: t.url, peer: t.expectedId, delayMs: Math.round(delay), attempt: t.backoff.attempts }, 're-dial scheduled')
+    t.timer = setTimeout(() => {
+      t.timer = undefined
+      if (this.#closing || this.#targets.get(t.url) !== t) return
+      this.#dialOnce(t.url, t.expectedId, t).then(() => { t.backoff.reset() }, (err: MeshError) => { this.#scheduleRedial(t, err) })
+    }, delay)
+    t.timer.unref()
   }
 
   // ---- ConnectionOwner ----
@@ -151,6 +230,8 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
     this.log.debug({ event: 'peer:up', peer: result.peerId, conn: conn.key, direction: conn.direction }, 'peer connected')
     const d = this.#dials.get(conn)
     if (d !== undefined) { this.#dials.delete(conn); d.resolve({ peerId: result.peerId, already: false }) }
+    const t = conn.direction === 'outbound' ? this.#targets.get(conn.address) : undefined
+    if (t !== undefined && t.conn === conn) { t.backoff.reset(); t.expectedId = result.peerId }
     this.#doorbell.ring() // frames may have queued while the peer was away
   }
 
@@ -161,6 +242,18 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
   }
 
   writable (_conn: Connection): void { this.#doorbell.ring() }
+
+  health (conn: Connection, ev: Extract<HealthOutput, { kind: 'transition' }> | { kind: 'rtt'; rttMs: number }): void {
+    const actor = conn.peerId === undefined ? undefined : this.#actors.get(conn.peerId)
+    if (actor === undefined || actor.connection !== conn) return
+    if (ev.kind === 'rtt') {
+      this.#inbound.event(actor.handle, { type: 'peer:rtt', peerId: actor.peerId, rttMs: ev.rttMs })
+      return
+    }
+    if (ev.state === 'dead' || ev.previous === 'dead') return // death is reported as peer:down by closed()
+    this.log.debug({ event: 'peer:health', peer: actor.peerId, state: ev.state, previous: ev.previous, rttMs: ev.rttMs }, `peer ${ev.state}`)
+    this.#inbound.event(actor.handle, { type: 'peer:health', peerId: actor.peerId, state: ev.state, previous: ev.previous, rttMs: ev.rttMs })
+  }
 
   rejected (_conn: Connection, reason: string): void {
     this.#rejected[reason] = (this.#rejected[reason] ?? 0) + 1
@@ -173,6 +266,11 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
     if (actor !== undefined && actor.detach(conn)) {
       this.#inbound.event(actor.handle, { type: 'peer:down', peerId: actor.peerId, reason: `${code}${reason === '' ? '' : ` ${reason}`}` })
       this.log.debug({ event: 'peer:down', peer: actor.peerId, conn: conn.key, code, reason }, 'peer disconnected')
+    }
+    const t = conn.direction === 'outbound' ? this.#targets.get(conn.address) : undefined
+    if (t !== undefined && t.conn === conn && !this.#dials.has(conn) && failure?.details?.reason !== 'duplicate') {
+      // An established link dropped: keep it up.
+      this.#scheduleRedial(t, failure)
     }
     const d = this.#dials.get(conn)
     if (d !== undefined) {
@@ -214,6 +312,8 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
     this.#closing = true
     const deadline = Date.now() + deadlineMs
     for (const l of this.#listeners) l.close()
+    for (const t of this.#targets.values()) clearTimeout(t.timer)
+    this.#targets.clear()
     for (const [conn, d] of this.#dials) { d.reject(new MeshError(ErrorCode.CLOSED, 'the mesh closed before the connection completed')); this.#dials.delete(conn) }
     // Flush what the host queued, within the deadline.
     while (Date.now() < deadline) {

@@ -1,0 +1,43 @@
+// A mesh node in a child process (test/fixtures/mesh-child.mjs).
+import { fork, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+
+const FIXTURE = fileURLToPath(new URL('../fixtures/mesh-child.mjs', import.meta.url))
+const children = new Set<ChildProcess>()
+
+export interface ChildNode { proc: ChildProcess; id: string; addresses: string[]; readyAt: number }
+
+export async function spawnNode (options: Record<string, unknown> = {}): Promise<ChildNode> {
+  const proc = fork(FIXTURE, [JSON.stringify(options)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  children.add(proc)
+  proc.once('exit', () => { children.delete(proc) })
+  const msg = await nextMessage(proc, 'ready', 10_000)
+  return { proc, id: msg.id, addresses: msg.addresses, readyAt: performance.now() }
+}
+
+/** The next IPC message of `type` from the child. */
+export async function nextMessage (proc: ChildProcess, type: string, timeoutMs = 5000): Promise<any> {
+  const signal = AbortSignal.timeout(timeoutMs)
+  try {
+    for (;;) {
+      const [m] = await once(proc, 'message', { signal }) as [any]
+      if (m?.type === type) return m
+    }
+  } catch (err) {
+    if ((err as Error).name === 'AbortError') throw new Error(`child sent no '${type}' within ${timeoutMs} ms`)
+    throw err
+  }
+}
+
+/** kill -9 every child still running (afterEach). */
+export async function killChildren (): Promise<void> {
+  const all = [...children]
+  await Promise.all(all.map(async (p) => {
+    if (p.exitCode !== null || p.signalCode !== null) return
+    const exited = once(p, 'exit')
+    p.kill('SIGCONT')
+    p.kill('SIGKILL')
+    await exited
+  }))
+}
