@@ -421,17 +421,14 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
 }
 
 /**
- * Admission and TLS options are validated but not enforced by this version.
- * Accepting them silently would let a user believe the mesh is closed when it
- * is not, so they are refused until admission (issue 3) and wss:// land.
+ * TLS options are validated but not enforced by this version. Accepting them
+ * silently would let a user believe the links are encrypted when they are
+ * not, so they are refused until wss:// lands.
  */
 function refuseUnenforced (o: ResolvedMeshOptions): void {
   const refuse = (path: string, what: string): never => {
     throw new MeshError(ErrorCode.INVALID_OPTIONS, `options.${path}: ${what} is not supported by this version of meshwork yet; refusing rather than running unprotected`, { details: { path: `options.${path}` } })
   }
-  if (o.allow !== undefined) refuse('allow', 'the peer allow list')
-  if (o.meshKey !== undefined) refuse('meshKey', 'the mesh key join policy')
-  if (o.join !== 'open') refuse('join', `join policy '${o.join}'`)
   if (o.tls !== undefined) refuse('tls', 'TLS (wss://)')
   if (o.listen.some((l) => l.protocol === 'wss')) refuse('listen', 'wss://')
   if (o.bootstrap.some((b) => b.url.startsWith('wss:'))) refuse('bootstrap', 'wss://')

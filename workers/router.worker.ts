@@ -1,8 +1,10 @@
 // Router worker entry: wires the port to src/; no logic here.
-import { parentPort } from 'node:worker_threads'
+import { parentPort, workerData } from 'node:worker_threads'
 import { expose } from 'comlink'
 import { nodeEndpoint } from '../src/actor/endpoint.js'
 import { RouterService } from '../src/router/router-service.js'
+import type { RouterWorkerData } from '../src/actor/protocol.js'
 
 if (parentPort === null) throw new Error('router.worker must run in a worker thread')
-expose(new RouterService(), nodeEndpoint(parentPort))
+const data = workerData as RouterWorkerData
+expose(new RouterService({ selfId: data.selfId, join: data.config.join, allow: data.config.allow }), nodeEndpoint(parentPort))

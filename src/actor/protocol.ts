@@ -87,7 +87,7 @@ export interface LinkClaim {
   /** Peer id of the side that dialed this connection. */
   dialerId: string
 }
-export type ClaimResult = { ok: true } | { ok: false; reason: string }
+export type ClaimResult = { ok: true } | { ok: false; reason: string; code: 'duplicate' | 'unauthorized' }
 
 export interface LinkSnapshot { peerId: string; worker: number; connKey: string; dialerId: string; up: boolean }
 

@@ -26,6 +26,8 @@ export interface ConnectionOwner {
   writable (conn: Connection): void
   closed (conn: Connection, code: number, reason: string, failure: MeshError | undefined): void
   rejected (conn: Connection, reason: string): void
+  /** A handshake failed: refused by us (remote false) or by the peer. */
+  refused (conn: Connection, reason: string, remote: boolean): void
   /** Heartbeat settings for established connections. */
   readonly heartbeat: HealthConfig
   /** A heartbeat health transition or RTT sample of an established connection. */
@@ -245,7 +247,7 @@ export class Connection {
           const code = a.reason === 'unauthorized' ? ErrorCode.UNAUTHORIZED
             : a.reason === 'timeout' ? ErrorCode.TIMEOUT : ErrorCode.PROTOCOL
           const err = new MeshError(code, `handshake with ${this.address} failed (${a.reason}): ${a.message}`, { details: { reason: a.reason, closeCode: a.closeCode, remote: a.remote, peerId: a.peerId } })
-          this.#owner.rejected(this, a.reason)
+          this.#owner.refused(this, a.reason, a.remote)
           this.#owner.log.info({ event: 'handshake:failed', conn: this.key, address: this.address, reason: a.reason, remote: a.remote, peer: a.peerId }, a.message)
           // Let the REJECT frame go out first: close after the queued send.
           this.close(a.closeCode, a.reason, err)

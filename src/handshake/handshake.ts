@@ -62,6 +62,17 @@ export interface HandshakeConfig {
   expectedId?: string | undefined
   /** Absolute deadline (ms, caller's clock) for the whole handshake. */
   deadline: number
+  /**
+   * Mesh-key admission (join policy 'key'). With `prove`, this side proves it
+   * knows the key (WELCOME / AUTH carry `keyProof`); with `required`, the peer
+   * must prove it too, or the handshake fails 'unauthorized'. The key itself
+   * never crosses the wire.
+   */
+  meshKey?: {
+    prove: (role: HandshakeRole, transcript: Uint8Array) => Uint8Array
+    verify: (role: HandshakeRole, transcript: Uint8Array, proof: unknown) => boolean
+    required: boolean
+  } | undefined
 }
 
 /** The result of a successful handshake. */
@@ -156,11 +167,12 @@ export class Handshake {
         nonce: this.#c.nonce,
         listen: [...this.#c.listen],
         sig: this.#c.sign(this.#transcript('responder')),
+        ...this.#keyProof('responder'),
       })]
     }
     if (stage === 'decide-welcome') {
       this.#state = 'await-ready'
-      return [this.#send(FrameType.AUTH, { sig: this.#c.sign(this.#transcript('dialer')) })]
+      return [this.#send(FrameType.AUTH, { sig: this.#c.sign(this.#transcript('dialer')), ...this.#keyProof('dialer') })]
     }
     this.#state = 'done'
     return [this.#send(FrameType.READY, {}), this.#result()]
@@ -211,6 +223,9 @@ export class Handshake {
     if (this.#c.expectedId !== undefined && this.#c.expectedId !== m.id) {
       return this.#fail(RejectReason.ID_MISMATCH, `expected peer ${this.#c.expectedId} but the address is held by ${m.id}`, true)
     }
+    if (!this.#keyProofOk('responder', m.keyProof)) {
+      return this.#fail(RejectReason.UNAUTHORIZED, `peer ${m.id} did not prove the mesh key`, true)
+    }
     this.#state = 'decide-welcome'
     return [{ kind: 'decide', peerId: m.id, stage: 'welcome' }]
   }
@@ -220,6 +235,9 @@ export class Handshake {
     if (m === undefined || !(m.sig instanceof Uint8Array)) return this.#fail(RejectReason.PROTOCOL, 'malformed AUTH', true)
     if (!this.#c.verify(this.#peerId as string, this.#transcript('dialer'), m.sig)) {
       return this.#fail(RejectReason.BAD_SIGNATURE, `peer failed to prove the key of id ${this.#peerId}`, true)
+    }
+    if (!this.#keyProofOk('dialer', m.keyProof)) {
+      return this.#fail(RejectReason.UNAUTHORIZED, `peer ${this.#peerId} did not prove the mesh key`, true)
     }
     this.#state = 'decide-auth'
     return [{ kind: 'decide', peerId: this.#peerId as string, stage: 'auth' }]
@@ -251,6 +269,17 @@ export class Handshake {
       kind: 'send',
       frame: { version: PROTOCOL_VERSION, type, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: 0, seq: 0, payload: encodeControl(body) },
     }
+  }
+
+  #keyProof (role: HandshakeRole): { keyProof?: Uint8Array } {
+    const k = this.#c.meshKey
+    return k === undefined ? {} : { keyProof: k.prove(role, this.#transcript(role)) }
+  }
+
+  #keyProofOk (role: HandshakeRole, proof: unknown): boolean {
+    const k = this.#c.meshKey
+    if (k === undefined || !k.required) return true
+    return k.verify(role, this.#transcript(role), proof)
   }
 
   /** Bytes each side signs: tag ‖ role ‖ nonce_d ‖ nonce_r ‖ id_d ‖ id_r ‖ version. */

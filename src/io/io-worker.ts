@@ -11,10 +11,11 @@ import { PROTOCOL_VERSION, CloseCode } from '../codec/frame.js'
 import type { CodecLimits } from '../codec/limits.js'
 import { identityFromDer, signBytes, verifyFrom, type Identity } from '../identity/identity.js'
 import { WorkerLogger } from '../observability/worker-logger.js'
-import { MeshError, ErrorCode } from '../errors.js'
+import { MeshError, ErrorCode, toWire } from '../errors.js'
 import { nodeEndpoint } from '../actor/endpoint.js'
-import type { HandshakeResult, RejectReason, DecideStage } from '../handshake/handshake.js'
+import type { HandshakeConfig, HandshakeResult, RejectReason, DecideStage } from '../handshake/handshake.js'
 import { Backoff } from '../liveness/backoff.js'
+import { meshKeyProof, verifyMeshKeyProof } from '../identity/mesh-key.js'
 import type { HealthConfig, HealthOutput } from '../liveness/health-monitor.js'
 import type { DialResult, HostCallbacks, IoWorkerApi, IoWorkerData, IoWorkerStats, IoPeerControl, RouterApi } from '../actor/protocol.js'
 
@@ -71,6 +72,7 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
   readonly #rejected: Record<string, number> = {}
   readonly #refused: Record<string, number> = {}
   #listenUrls: string[] = []
+  readonly #meshKey: HandshakeConfig['meshKey']
   #nextConn = 1
   #nextHandle = 1
   #closing = false
@@ -89,6 +91,14 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
     this.log = new WorkerLogger((recs) => { void this.#host.log(recs) }, data.logLevel, { component: `io${data.index}` })
     this.limits = { maxPayloadBytes: data.config.maxMessageBytes + FRAME_OVERHEAD, maxIdBytes: 64 }
     this.heartbeat = data.config.heartbeat
+    const key = data.config.meshKey
+    this.#meshKey = key === undefined
+      ? (data.config.join === 'key' ? { prove: () => new Uint8Array(0), verify: () => false, required: true } : undefined)
+      : {
+          prove: (role, transcript) => meshKeyProof(key, role, transcript),
+          verify: (role, transcript, proof) => verifyMeshKeyProof(key, role, transcript, proof),
+          required: data.config.join !== 'open',
+        }
     this.#inbound = new InboundWriter(data.inboundRing, (blocked) => {
       // Host not keeping up: stop reading sockets so TCP holds the senders back.
       for (const c of this.#conns.values()) if (c.state === 'open') c.pause(blocked)
@@ -202,10 +212,16 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
 
   async decide (conn: Connection, peerId: string, stage: DecideStage): Promise<{ reason: RejectReason; message: string } | undefined> {
     if (this.#closing) return { reason: 'busy', message: 'node is shutting down' }
+    // The allow list binds both directions: we neither accept nor dial anyone outside it.
+    // Checked at 'hello' too (the id is unproven there, but refusing early costs nothing).
+    const allow = this.#data.config.allow
+    if (allow !== undefined && !allow.includes(peerId)) {
+      return { reason: 'unauthorized', message: `peer ${peerId} is not in this node's allow list` }
+    }
     if (stage === 'hello') return undefined // the id is not proven yet: claim only after the signature checks
     const dialerId = conn.direction === 'outbound' ? this.#identity.id : peerId
     const r = await this.#router.claim({ connKey: conn.key, worker: this.index, peerId, dialerId })
-    if (!r.ok) return { reason: 'duplicate', message: r.reason }
+    if (!r.ok) return { reason: r.code, message: r.reason }
     // The actor (and the peer's outbound ring) must exist before the first frame can arrive.
     await this.#ensureActor(peerId)
     return undefined
@@ -259,6 +275,14 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
     this.#rejected[reason] = (this.#rejected[reason] ?? 0) + 1
   }
 
+  refused (conn: Connection, reason: string, remote: boolean): void {
+    const key = remote ? `by-peer:${reason}` : reason
+    this.#refused[key] = (this.#refused[key] ?? 0) + 1
+    if (reason === 'unauthorized' && !remote) {
+      this.log.warn({ event: 'handshake:refused', conn: conn.key, peer: conn.peerId, address: conn.address, reason }, `refused ${conn.peerId ?? conn.address}: not admitted`)
+    }
+  }
+
   closed (conn: Connection, code: number, reason: string, failure: MeshError | undefined): void {
     this.#conns.delete(conn.id)
     void this.#router.release(conn.key).catch(() => {})
@@ -282,6 +306,9 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
       } else {
         d.reject(failure ?? new MeshError(ErrorCode.NO_ROUTE, `connection to ${conn.address} closed (${code} ${reason})`))
       }
+    } else if (failure?.code === ErrorCode.UNAUTHORIZED && failure.details?.remote === true) {
+      // Refused by the peer with no caller to tell (an inbound connection, a re-dial): the host hears it as `error`.
+      this.#inbound.event(0, { type: 'error', error: toWire(failure) })
     }
   }
 
@@ -357,6 +384,7 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
       listen: this.#listenUrls,
       expectedId,
       deadline: Date.now() + this.#data.config.handshakeTimeoutMs,
+      meshKey: this.#meshKey,
     })
     this.#conns.set(id, conn)
     return conn

@@ -4,6 +4,12 @@ import { Handshake, type HandshakeAction, type HandshakeConfig } from '../../../
 import { base32Encode, base32Decode } from '../../../src/identity/peer-id.js'
 import { FrameType, type Frame } from '../../../src/codec/frame.js'
 import { encodeControl, decodeControl } from '../../../src/codec/control.js'
+import { meshKeyProof, verifyMeshKeyProof } from '../../../src/identity/mesh-key.js'
+
+const keyed = (key: string, required = true): HandshakeConfig['meshKey'] => {
+  const k = Buffer.from(key)
+  return { prove: (role, t) => meshKeyProof(k, role, t), verify: (role, t, p) => verifyMeshKeyProof(k, role, t, p), required }
+}
 
 function key (): { id: string; sign: (d: Uint8Array) => Uint8Array } {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
@@ -137,5 +143,37 @@ describe('Handshake (sans-IO)', () => {
     const { d, r } = pair({ dialer: { selfId: k.id, sign: k.sign }, responder: { selfId: k.id, sign: k.sign } })
     const log = run(d, r)
     expect(failed(log.r)).toMatchObject({ reason: 'self' })
+  })
+
+  describe('mesh key', () => {
+    it('both sides prove the same key: established', () => {
+      const { d, r } = pair({ dialer: { meshKey: keyed('k'.repeat(16)) }, responder: { meshKey: keyed('k'.repeat(16)) } })
+      const log = run(d, r)
+      expect(established(log.d)).toBeDefined()
+      expect(established(log.r)).toBeDefined()
+    })
+
+    it('a dialer with the wrong key is refused by the responder (unauthorized, 4004)', () => {
+      const { d, r } = pair({ dialer: { meshKey: keyed('x'.repeat(16)) }, responder: { meshKey: keyed('k'.repeat(16)) } })
+      const log = run(d, r)
+      // The dialer checks the responder's proof first and refuses it.
+      expect(failed(log.d)).toMatchObject({ reason: 'unauthorized', closeCode: 4004 })
+    })
+
+    it('a dialer without a key is refused by a responder that requires one', () => {
+      const { d, r } = pair({ responder: { meshKey: keyed('k'.repeat(16)) } })
+      const log = run(d, r)
+      expect(failed(log.r)).toMatchObject({ reason: 'unauthorized' })
+      expect(established(log.r)).toBeUndefined()
+    })
+
+    it('a proof is bound to the transcript: replaying it under other nonces fails', () => {
+      const k = Buffer.from('k'.repeat(16))
+      const proof = meshKeyProof(k, 'dialer', new Uint8Array([1, 2, 3]))
+      expect(verifyMeshKeyProof(k, 'dialer', new Uint8Array([1, 2, 3]), proof)).toBe(true)
+      expect(verifyMeshKeyProof(k, 'dialer', new Uint8Array([1, 2, 4]), proof)).toBe(false)
+      expect(verifyMeshKeyProof(k, 'responder', new Uint8Array([1, 2, 3]), proof)).toBe(false)
+      expect(verifyMeshKeyProof(k, 'dialer', new Uint8Array([1, 2, 3]), 'nope')).toBe(false)
+    })
   })
 })
