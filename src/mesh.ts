@@ -13,6 +13,8 @@ import { encodeHeaderOnlyInto } from './codec/encode.js'
 import { FrameType, Lane, PROTOCOL_VERSION } from './codec/frame.js'
 import { encodePayload, decodePayload } from './codec/payload.js'
 import { FRAME_OVERHEAD } from './io/io-worker.js'
+import { MeshMetrics } from './observability/metrics.js'
+import type { Registry } from 'prom-client'
 import type { InboundEvent, IoWorkerStats } from './actor/protocol.js'
 import type { LaneName, MeshEvents, PeerInfo } from './events.js'
 
@@ -39,6 +41,11 @@ interface PeerEntry {
   /** Sends waiting for ring space, in call order (so a waiting send is never overtaken). */
   waiting: Promise<unknown> | undefined
   waiters: number
+  // Metrics: plain counters on the host, read when scraped.
+  messagesSent: number
+  bytesSent: number
+  messagesReceived: number
+  bytesReceived: number
 }
 
 /** Event name → listener arguments, in the form node:events' typed EventEmitter takes. */
@@ -59,6 +66,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   readonly #upWaiters = new Map<string, Array<() => void>>()
   readonly #header = new Uint8Array(FRAME_OVERHEAD)
   #sup!: Supervisor
+  readonly #metrics: MeshMetrics
   #addresses: string[] = []
   #closing: Promise<void> | undefined
   #closed = false
@@ -69,6 +77,21 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     this.#opts = opts
     this.id = identity.id
     this.#log = log
+    this.#metrics = new MeshMetrics({
+      peers: () => [...this.#peers.values()].map((e) => ({
+        id: e.info.id,
+        state: e.info.state,
+        messagesSent: e.messagesSent,
+        messagesReceived: e.messagesReceived,
+        bytesSent: e.bytesSent,
+        bytesReceived: e.bytesReceived,
+        queueBytes: e.ring.usedBytes(),
+        queueCapacity: e.ring.capacity,
+      })),
+      ioStats: async () => this.#closing === undefined ? await this._ioStats() : [],
+      inboundRings: () => this.#sup.slots.map((sl) => ({ worker: sl.index, usedBytes: sl.inbound.usedBytes(), capacity: sl.inbound.capacity })),
+      workerRestarts: () => this.#sup.restarts,
+    }, opts.metrics?.registry as Registry | undefined)
   }
 
   /** @internal use {@link createMesh}. */
@@ -77,7 +100,13 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     refuseUnenforced(opts)
     const log = createLogger(opts.logger)
     const identity = await loadIdentity({ dataDir: opts.dataDir, identity: opts.identity as any })
-    const mesh = new Mesh(opts, identity, log)
+    let mesh: Mesh
+    try {
+      mesh = new Mesh(opts, identity, log)
+    } catch (err) {
+      // prom-client refuses a second registration of the same metric name.
+      throw new MeshError(ErrorCode.INVALID_OPTIONS, `options.metrics.registry: ${(err as Error).message} (use one registry per mesh)`, { cause: err, details: { path: 'options.metrics.registry' } })
+    }
     await mesh.#start(identity)
     return mesh
   }
@@ -153,6 +182,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     // Fast path: nobody waiting and room now.
     if (entry.waiters === 0 && entry.ring.tryWrite2(h.subarray(0, n), enc.bytes)) {
       entry.slot?.doorbell.ring()
+      entry.messagesSent++
+      entry.bytesSent += enc.bytes.length
       // A `for (;;) await send()` loop whose sends all resolve at once would
       // never let the event loop turn (the host's own timers and I/O, and our
       // inbound dispatch, would starve). Every YIELD_EVERY immediate sends, one
@@ -166,10 +197,10 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     }
     // Copy: the header scratch and msgpackr's buffer are reused by the next send.
     const frame = Buffer.concat([h.subarray(0, n), enc.bytes])
-    return this.#sendBlocking(entry, frame, seq, options?.signal)
+    return this.#sendBlocking(entry, frame, n, seq, options?.signal)
   }
 
-  async #sendBlocking (entry: PeerEntry, frame: Uint8Array, seq: number, signal: AbortSignal | undefined): Promise<string> {
+  async #sendBlocking (entry: PeerEntry, frame: Uint8Array, headerBytes: number, seq: number, signal: AbortSignal | undefined): Promise<string> {
     const timeout = new MeshError(ErrorCode.QUEUE_FULL, `send queue to ${entry.info.id} stayed full for ${this.#opts.sendQueue.blockTimeoutMs} ms`, { details: { peer: entry.info.id, capacityBytes: this.#opts.sendQueue.capacityBytes } })
     const deadline = Date.now() + this.#opts.sendQueue.blockTimeoutMs
     const prev = entry.waiting
@@ -180,7 +211,12 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         for (;;) {
           if (this.#closing !== undefined) throw new MeshError(ErrorCode.CLOSED, 'the mesh closed while the send waited for queue space')
           if (signal?.aborted === true) throw new MeshError(ErrorCode.TIMEOUT, 'send aborted', { cause: signal.reason })
-          if (entry.ring.tryWrite(frame)) { entry.slot?.doorbell.ring(); return String(seq) }
+          if (entry.ring.tryWrite(frame)) {
+            entry.slot?.doorbell.ring()
+            entry.messagesSent++
+            entry.bytesSent += frame.length - headerBytes
+            return String(seq)
+          }
           const left = deadline - Date.now()
           if (left <= 0) throw timeout
           // Atomics.waitAsync inside: no timer on the host's loop.
@@ -210,6 +246,17 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     const e = this.#peers.get(peerId)
     if (e === undefined) throw new MeshError(ErrorCode.NO_ROUTE, `peer ${peerId} disconnected right after the handshake`)
     return { ...e.info }
+  }
+
+  /**
+   * Prometheus text exposition of this node's metrics (`meshwork_*`): per-peer
+   * messages, bytes, queue fill, state and heartbeat RTT histogram; frames
+   * rejected and handshakes refused by reason; transport totals; reconnect
+   * attempts; ring fill; worker restarts. With `options.metrics.registry` the
+   * same series live in the host's prom-client registry.
+   */
+  async metrics (): Promise<string> {
+    return await this.#metrics.text()
   }
 
   /** Every peer this node has linked with (current state included). */
@@ -280,6 +327,10 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         seq: 0,
         waiting: undefined,
         waiters: 0,
+        messagesSent: 0,
+        bytesSent: 0,
+        messagesReceived: 0,
+        bytesReceived: 0,
       }
       this.#peers.set(peerId, e)
     }
@@ -296,6 +347,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       const from = entry.info.id
       // Frames were validated by the IO worker; parsing them again here is cheap and keeps one decoder.
       forEachFrame(body, undefined, (f) => {
+        entry.messagesReceived++
+        entry.bytesReceived += f.payload?.length ?? 0
         const msg = { from, payload: decodePayload(f.payload, f.flags), lane: LANES[f.lane] ?? 'bulk', id: String(f.seq) }
         try {
           this.emit('message', msg)
@@ -345,7 +398,10 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       }
       case 'peer:rtt': {
         const e = this.#byHandle.get(slot)?.get(handle)
-        if (e !== undefined && e.slot === slot) e.info.rttMs = ev.rttMs
+        if (e !== undefined && e.slot === slot) {
+          e.info.rttMs = ev.rttMs
+          this.#metrics.observeRtt(e.info.id, ev.rttMs)
+        }
         break
       }
       case 'peer:failed': {

@@ -114,6 +114,8 @@ export interface IoWorkerStats {
   wsMessagesOut: number
   rejectedFrames: Record<string, number>
   refusedHandshakes: Record<string, number>
+  /** Re-dial attempts per kept address since this worker started. */
+  reconnectAttempts: number
 }
 
 /** Events carried in order through the inbound ring (kind EVENT). */

@@ -69,6 +69,7 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
   readonly #actors = new Map<string, PeerActor>()
   readonly #dials = new Map<Connection, PendingDial>()
   readonly #targets = new Map<string, DialTarget>()
+  #reconnectAttempts = 0
   readonly #rejected: Record<string, number> = {}
   readonly #refused: Record<string, number> = {}
   #listenUrls: string[] = []
@@ -203,6 +204,7 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
     t.timer = setTimeout(() => {
       t.timer = undefined
       if (this.#closing || this.#targets.get(t.url) !== t) return
+      this.#reconnectAttempts++
       this.#dialOnce(t.url, t.expectedId, t).then(() => { t.backoff.reset() }, (err: MeshError) => { this.#scheduleRedial(t, err) })
     }, delay)
     t.timer.unref()
@@ -331,6 +333,7 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
       ...this.counters,
       rejectedFrames: { ...this.#rejected },
       refusedHandshakes: { ...this.#refused },
+      reconnectAttempts: this.#reconnectAttempts,
     }
   }
 

@@ -64,8 +64,12 @@ export class Supervisor {
   #router!: Worker
   #routerApi!: Remote<RouterApi>
   #closed = false
+  #restartCount = 0
 
   constructor (o: SupervisorOptions) { this.#o = o }
+
+  /** IO workers restarted after a crash, since start. */
+  get restarts (): number { return this.#restartCount }
 
   get router (): Remote<RouterApi> { return this.#routerApi }
 
@@ -194,6 +198,7 @@ export class Supervisor {
       return
     }
     slot.generation++
+    this.#restartCount++
     await this.#spawnIo(slot)
     try {
       slot.listen = await slot.api.listen()

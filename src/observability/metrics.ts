@@ -1,0 +1,146 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { IoWorkerStats } from '../actor/protocol.js'
+import type { PeerState } from '../events.js'
+
+/** What the metrics read at scrape time (nothing is pushed per message). */
+export interface MetricsSource {
+  /** Per-peer host-side counters and queue fill. */
+  peers (): Array<{
+    id: string
+    state: PeerState
+    messagesSent: number
+    messagesReceived: number
+    bytesSent: number
+    bytesReceived: number
+    queueBytes: number
+    queueCapacity: number
+  }>
+  /** One stats call per IO worker (control plane, only when scraped). */
+  ioStats (): Promise<IoWorkerStats[]>
+  /** Inbound ring fill per IO worker. */
+  inboundRings (): Array<{ worker: number; usedBytes: number; capacity: number }>
+  workerRestarts (): number
+}
+
+const STATES: readonly PeerState[] = ['connecting', 'healthy', 'unhealthy', 'disconnected', 'failed']
+
+/**
+ * The mesh's Prometheus metrics (`meshwork_<subsystem>_<name>_<unit>`, counters
+ * end in `_total`, per-peer series carry a `peer` label). Registered into the
+ * host's prom-client registry when given, else into a private one — never the
+ * global default registry. Values are collected when scraped.
+ */
+export class MeshMetrics {
+  readonly registry: Registry
+  readonly #rtt: Histogram<'peer'>
+
+  constructor (source: MetricsSource, registry?: Registry) {
+    this.registry = registry ?? new Registry()
+    const registers = [this.registry]
+    const perPeer = (name: string, help: string, pick: (p: ReturnType<MetricsSource['peers']>[number]) => number, counter: boolean): void => {
+      const cfg = {
+        name,
+        help,
+        labelNames: ['peer'] as const,
+        registers,
+        collect (this: Gauge<'peer'> | Counter<'peer'>) {
+          this.reset()
+          for (const p of source.peers()) {
+            if (counter) (this as Counter<'peer'>).inc({ peer: p.id }, pick(p))
+            else (this as Gauge<'peer'>).set({ peer: p.id }, pick(p))
+          }
+        },
+      }
+      if (counter) new Counter(cfg as any)
+      else new Gauge(cfg as any)
+    }
+    perPeer('meshwork_peer_messages_sent_total', 'Messages this node queued to the peer.', (p) => p.messagesSent, true)
+    perPeer('meshwork_peer_messages_received_total', 'Messages from the peer delivered to this host.', (p) => p.messagesReceived, true)
+    perPeer('meshwork_peer_bytes_sent_total', 'Payload bytes queued to the peer.', (p) => p.bytesSent, true)
+    perPeer('meshwork_peer_bytes_received_total', 'Payload bytes from the peer delivered to this host.', (p) => p.bytesReceived, true)
+    perPeer('meshwork_peer_queue_bytes', 'Bytes waiting in the peer\'s send queue (ring).', (p) => p.queueBytes, false)
+    perPeer('meshwork_peer_queue_capacity_bytes', 'Capacity of the peer\'s send queue.', (p) => p.queueCapacity, false)
+    new Gauge({
+      name: 'meshwork_peer_state',
+      help: 'Current state of each peer (1 for the state it is in).',
+      labelNames: ['peer', 'state'] as const,
+      registers,
+      collect () {
+        this.reset()
+        for (const p of source.peers()) for (const s of STATES) this.set({ peer: p.id, state: s }, p.state === s ? 1 : 0)
+      },
+    })
+    this.#rtt = new Histogram({
+      name: 'meshwork_peer_heartbeat_rtt_seconds',
+      help: 'Heartbeat round-trip time per peer, measured in the IO worker.',
+      labelNames: ['peer'] as const,
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    })
+    // Worker counters: one stats RPC per IO worker per scrape, shared by the metrics below.
+    let pending: Promise<IoWorkerStats[]> | undefined
+    const stats = async (): Promise<IoWorkerStats[]> => {
+      pending ??= source.ioStats().finally(() => { setImmediate(() => { pending = undefined }) })
+      return await pending
+    }
+    const byReason = (name: string, help: string, pick: (s: IoWorkerStats) => Record<string, number>): void => {
+      new Counter({
+        name,
+        help,
+        labelNames: ['reason'] as const,
+        registers,
+        async collect () {
+          this.reset()
+          for (const s of await stats()) for (const [reason, n] of Object.entries(pick(s))) this.inc({ reason }, n)
+        },
+      })
+    }
+    byReason('meshwork_frames_rejected_total', 'Inbound frames or messages rejected (the connection was closed), by reason.', (s) => s.rejectedFrames)
+    byReason('meshwork_handshakes_refused_total', 'Handshakes refused (by this node, or by-peer:<reason>), by reason.', (s) => s.refusedHandshakes)
+    const perNode = (name: string, help: string, pick: (s: IoWorkerStats) => number): void => {
+      new Counter({
+        name,
+        help,
+        registers,
+        async collect () {
+          this.reset()
+          this.inc((await stats()).reduce((n, s) => n + pick(s), 0))
+        },
+      })
+    }
+    perNode('meshwork_transport_frames_in_total', 'Frames received on all connections.', (s) => s.framesIn)
+    perNode('meshwork_transport_frames_out_total', 'Frames sent on all connections.', (s) => s.framesOut)
+    perNode('meshwork_transport_bytes_in_total', 'Bytes received on all connections (WebSocket payloads).', (s) => s.bytesIn)
+    perNode('meshwork_transport_bytes_out_total', 'Bytes sent on all connections (WebSocket payloads).', (s) => s.bytesOut)
+    perNode('meshwork_peer_reconnect_attempts_total', 'Re-dial attempts of kept links.', (s) => s.reconnectAttempts)
+    new Gauge({
+      name: 'meshwork_ring_used_bytes',
+      help: 'Bytes in use in each IO worker\'s inbound ring (worker → host).',
+      labelNames: ['worker'] as const,
+      registers,
+      collect () {
+        this.reset()
+        for (const r of source.inboundRings()) this.set({ worker: String(r.worker) }, r.usedBytes)
+      },
+    })
+    new Counter({
+      name: 'meshwork_worker_restarts_total',
+      help: 'IO workers restarted after a crash.',
+      registers,
+      collect () {
+        this.reset()
+        this.inc(source.workerRestarts())
+      },
+    })
+  }
+
+  /** A heartbeat RTT sample (ms) for `peer`. */
+  observeRtt (peer: string, rttMs: number): void {
+    this.#rtt.observe({ peer }, rttMs / 1000)
+  }
+
+  /** Prometheus text exposition. */
+  async text (): Promise<string> {
+    return await this.registry.metrics()
+  }
+}
