@@ -37,6 +37,7 @@ import type { ResultRecord, RunOptions, Scenario, ScenarioOutput } from './lib/s
 import { throughput } from './scenarios/throughput.js'
 import { latency } from './scenarios/latency.js'
 import { idle } from './scenarios/idle.js'
+import { detection } from './scenarios/detection.js'
 import { externalBenches } from './scenarios/external.js'
 
 const USAGE = 'usage: npm run perf -- [scenario ...] [--duration-ms N] [--rounds N] [--sizes A,B] [--quick] [--cpu-prof] [--results-dir DIR] [--write-results-md] [--list]'
@@ -84,17 +85,25 @@ function section (d: Done): string {
   return lines.join('\n')
 }
 
-function summary (done: readonly Done[]): string {
-  const rows: string[][] = []
+/**
+ * The figures with a target, one table per issue (`issue` in the record;
+ * records without one belong to issue 2, the first to set targets).
+ */
+function summaries (done: readonly Done[]): Array<{ issue: number; table: string }> {
+  const byIssue = new Map<number, string[][]>()
   for (const d of done) {
     for (const r of d.out?.records ?? []) {
-      const t = r['target'] as { metric: string; min?: number; max?: number; value: number | null; met: boolean | null } | null | undefined
+      const t = r['target'] as { metric: string; min?: number; max?: number; inclusive?: boolean; value: number | null; met: boolean | null } | null | undefined
       if (t === undefined || t === null) continue
-      const bound = t.min !== undefined ? `≥ ${t.min}` : `< ${String(t.max)}`
+      const issue = typeof r['issue'] === 'number' ? r['issue'] : 2
+      const bound = t.min !== undefined ? `≥ ${t.min}` : t.inclusive === true ? (t.max === 0 ? '= 0' : `≤ ${String(t.max)}`) : `< ${String(t.max)}`
+      const rows = byIssue.get(issue) ?? []
       rows.push([r.name, `${t.metric} ${bound}`, t.value === null ? '–' : String(t.value), t.met === null ? 'inconclusive' : t.met ? 'met' : 'MISSED'])
+      byIssue.set(issue, rows)
     }
   }
-  return rows.length === 0 ? '' : markdownTable(['figure (issue 2)', 'target', 'measured', 'status'], rows)
+  return [...byIssue.entries()].sort(([a], [b]) => a - b)
+    .map(([issue, rows]) => ({ issue, table: markdownTable([`figure (issue ${issue})`, 'target', 'measured', 'status'], rows) }))
 }
 
 async function main (): Promise<void> {
@@ -114,7 +123,7 @@ async function main (): Promise<void> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
-  const all: Scenario[] = [throughput, latency, idle, ...externalBenches()]
+  const all: Scenario[] = [throughput, latency, idle, detection, ...externalBenches()]
   if (values.help || values.list) {
     console.log(values.help ? USAGE + '\n\nscenarios:' : 'scenarios:')
     for (const s of all) console.log(`  ${s.name.padEnd(12)} ${s.description}${s.inQuick ? '' : ' [not in --quick unless named]'}`)
@@ -187,8 +196,8 @@ async function main (): Promise<void> {
 
   const wallS = (performance.now() - t0) / 1000
   const loadEnd = loadavg()[0] ?? 0
-  const sum = summary(done)
-  if (sum !== '') console.log(`## Issue 2 figures\n\n${sum}\n`)
+  const sums = summaries(done)
+  for (const { issue, table } of sums) console.log(`## Issue ${issue} figures\n\n${table}\n`)
   log(`all done in ${wallS.toFixed(1)} s`)
 
   const full = positionals.length === 0 && !quick
@@ -206,7 +215,7 @@ async function main (): Promise<void> {
       `- Wall time: ${wallS.toFixed(0)} s${quick ? ' (--quick: tiny durations, not representative)' : ''}`,
       `- Load average (1 min) at start / end: ${loadStart.toFixed(2)} / ${loadEnd.toFixed(2)} on ${m.cores} cores${Math.max(loadStart, loadEnd) > m.cores / 2 ? ' — other jobs shared the machine: absolute numbers are low and noisy; the interleaved ratios are the figures to compare' : ''}`,
       '',
-      ...(sum === '' ? [] : ['## Issue 2 figures', '', sum, '']),
+      ...sums.flatMap(({ issue, table }) => [`## Issue ${issue} figures`, '', table, '']),
       ...done.map(section),
       `JSON lines: \`${join('perf', 'results')}/<scenario>.jsonl\`.`,
       '',

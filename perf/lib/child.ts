@@ -145,9 +145,13 @@ export class Child<A extends Api> {
     clearTimeout(t)
   }
 
-  /** SIGKILL now (synchronous; safe in an 'exit' handler). */
+  /**
+   * SIGKILL now (synchronous; safe in an 'exit' handler). SIGCONT first: a
+   * child some scenario SIGSTOPped must not linger stopped (harmless otherwise).
+   */
   kill (): void {
     if (this.#exitCode !== undefined) return
+    try { this.#proc.kill('SIGCONT') } catch { /* already gone */ }
     try { this.#proc.kill('SIGKILL') } catch { /* already gone */ }
   }
 }

@@ -12,6 +12,13 @@ export function median (xs: readonly number[]): number {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
 }
 
+/** Nearest-rank quantile (q in 0..1): the smallest sample with at least q of the samples at or below it. */
+export function quantile (xs: readonly number[], q: number): number {
+  if (xs.length === 0) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!
+}
+
 export function max (xs: readonly number[]): number {
   return xs.length === 0 ? NaN : Math.max(...xs)
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander'
 import { runDemo } from './demo.js'
+import { registerNodeCommand } from './node-command.js'
 
 function positiveInt (v: string): number {
   const n = Number(v)
@@ -21,5 +22,7 @@ program.command('demo')
     if (opts.nodes < 2) throw new InvalidArgumentError('--nodes must be at least 2')
     await runDemo({ nodes: opts.nodes, durationMs: opts.duration * 1000, rate: opts.rate, out: process.stdout })
   })
+
+registerNodeCommand(program)
 
 await program.parseAsync(process.argv)

@@ -113,4 +113,24 @@ describe('bad input closes that connection only', () => {
     await stillServes(a, b)
     expect(b.peers().filter((p) => p.state === 'healthy').map((p) => p.id)).toEqual([a.id])
   })
+
+  it('a connection flood is capped: pending handshakes beyond the limit get 503, established peers carry on', async () => {
+    const [a, b] = await makePair({}, { handshakeTimeoutMs: 5000 })
+    const { WebSocket } = await import('ws')
+    const flood: Array<InstanceType<typeof WebSocket>> = []
+    // Open many sockets that upgrade but never say HELLO.
+    const results = await Promise.all(Array.from({ length: 80 }, async () => await new Promise<'open' | number>((resolve) => {
+      const ws = new WebSocket(b.addresses[0] as string)
+      ws.on('open', () => { resolve('open') })
+      ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0) })
+      ws.on('error', () => {})
+      flood.push(ws)
+    })))
+    const opened = results.filter((r) => r === 'open').length
+    const refused = results.filter((r) => r === 503).length
+    expect(opened).toBeLessThanOrEqual(64)
+    expect(refused).toBeGreaterThanOrEqual(80 - 64)
+    await stillServes(a, b)
+    for (const ws of flood) ws.terminate()
+  })
 })
