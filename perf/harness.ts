@@ -4,9 +4,9 @@
  * perf/results/<scenario>.jsonl, and (on a full run) rewrites
  * perf/RESULTS.md.
  *
- *   npm run perf                              # every scenario (~3 min on 2 cores)
+ *   npm run perf                              # every scenario (~4 min on 2 cores)
  *   npm run perf -- throughput latency        # some of them
- *   npm run perf -- --quick                   # smoke run, < 30 s
+ *   npm run perf -- --quick                   # smoke run, < 1 min
  *   npm run perf -- --list
  *
  * Options:
