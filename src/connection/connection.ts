@@ -77,7 +77,10 @@ export class Connection {
     ws.on('close', (code: number, reason: Buffer) => { this.#onClose(code, reason.toString()) })
     ws.on('error', (err: Error & { code?: string }) => { this.#onError(err) })
     const wait = Math.max(0, hs.deadline - Date.now())
-    this.#timer = setTimeout(() => { this.#run(this.#hs.tick(Date.now())) }, wait)
+    // A Node timer may fire up to ~1 ms early by Date.now() (libuv caches loop
+    // time in whole ms): the timer firing *is* the deadline, so tick at it, or a
+    // "not yet" would leave the connection with no timer at all.
+    this.#timer = setTimeout(() => { this.#run(this.#hs.tick(Math.max(Date.now(), hs.deadline))) }, wait)
     this.#timer.unref()
   }
 
