@@ -16,7 +16,7 @@ import { FRAME_OVERHEAD } from './io/io-worker.js'
 import { MeshMetrics } from './observability/metrics.js'
 import type { Registry } from 'prom-client'
 import type { InboundEvent, IoWorkerStats } from './actor/protocol.js'
-import type { LaneName, MeshEvents, PeerInfo } from './events.js'
+import type { LaneName, MeshEvents, MeshStatus, PeerInfo } from './events.js'
 
 /** Options of {@link Mesh.send}. */
 export interface SendOptions {
@@ -71,6 +71,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #closing: Promise<void> | undefined
   #closed = false
   #sinceYield = 0
+  #status: MeshStatus = { state: 'healthy', members: 0, reachable: 0, unreachable: 0 }
 
   private constructor (opts: ResolvedMeshOptions, identity: Identity, log: Logger) {
     super()
@@ -135,6 +136,10 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         dispatch: (slot, rec) => { this.#dispatch(slot, rec) },
         workerLost: (slot) => { this.#workerLost(slot) },
         workerRestarted: (slot) => { this.#redial(slot) },
+        membership: {
+          status: (st) => { this.#onStatus(st) },
+          member: (m) => { this.#log.debug({ component: 'membership', event: 'member', peer: m.id, state: m.state, previous: m.previous }, `member ${m.state}`) },
+        },
       },
     })
     try {
@@ -257,6 +262,18 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    */
   async metrics (): Promise<string> {
     return await this.#metrics.text()
+  }
+
+  /**
+   * The mesh's state as this node sees it (SWIM membership): `healthy`,
+   * `degraded` (some known members unreachable) or `critical` (half or more).
+   */
+  status (): MeshStatus { return { ...this.#status } }
+
+  #onStatus (st: MeshStatus): void {
+    const prev = this.#status
+    this.#status = { state: st.state, members: st.members, reachable: st.reachable, unreachable: st.unreachable }
+    if (prev.state !== st.state || prev.members !== st.members || prev.unreachable !== st.unreachable) this.#emitSafe('status', { ...this.#status })
   }
 
   /** Every peer this node has linked with (current state included). */

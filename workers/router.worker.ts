@@ -7,4 +7,11 @@ import type { RouterWorkerData } from '../src/actor/protocol.js'
 
 if (parentPort === null) throw new Error('router.worker must run in a worker thread')
 const data = workerData as RouterWorkerData
-expose(new RouterService({ selfId: data.selfId, join: data.config.join, allow: data.config.allow }), nodeEndpoint(parentPort))
+expose(new RouterService({
+  selfId: data.selfId,
+  join: data.config.join,
+  allow: data.config.allow,
+  // SWIM probes at the heartbeat pace, so a fast-heartbeat mesh also agrees fast.
+  protocolPeriodMs: data.config.heartbeat.intervalMs,
+  maxPeers: data.config.maxPeers,
+}), nodeEndpoint(parentPort))

@@ -62,6 +62,10 @@ export interface IoWorkerApi {
 export interface IoPeerControl {
   /** Close one connection (it lost the duplicate tie-break). Resolves when it no longer consumes the peer's ring. */
   dropConnection (connKey: string, reason: string): Promise<void>
+  /** Send a membership payload to a linked peer (control lane). False if not linked here. */
+  sendMembership (peerId: string, payload: Uint8Array): Promise<boolean>
+  /** Dial a member learned by gossip (discovery); not kept up if it fails. */
+  discover (url: string, peerId: string): Promise<void>
 }
 
 /** What the router exposes to IO workers and the supervisor. */
@@ -70,14 +74,20 @@ export interface RouterApi {
   attachWorker (index: number, controlPort: MessagePort, apiPort?: MessagePort): Promise<void>
   /** A connection learned its peer id; resolves whether it may go on (the duplicate tie-break). */
   claim (c: LinkClaim): Promise<ClaimResult>
-  /** The connection is established (handshake done). */
-  linkUp (connKey: string): Promise<void>
+  /** The connection is established (handshake done); `listen` is what the peer advertised. */
+  linkUp (connKey: string, listen?: string[]): Promise<void>
+  /** A membership payload arrived from a linked peer. */
+  membership (from: string, payload: Uint8Array): Promise<void>
   /** The connection closed or failed. */
   release (connKey: string): Promise<void>
   /** Everything a worker held is gone (it crashed). */
   releaseWorker (index: number): Promise<void>
   /** Current direct links, for status and routes. */
   links (): Promise<LinkSnapshot[]>
+  /** Start membership: our listen URLs and where to report. */
+  startMembership (addresses: string[], host: RouterHostCallbacks): Promise<void>
+  /** Graceful leave: announce it to the members. */
+  leave (): Promise<void>
 }
 
 export interface LinkClaim {
@@ -92,6 +102,12 @@ export type ClaimResult = { ok: true } | { ok: false; reason: string; code: 'dup
 export interface LinkSnapshot { peerId: string; worker: number; connKey: string; dialerId: string; up: boolean }
 
 export interface DialResult { peerId: string; already: boolean }
+
+/** What the router tells the host (comlink proxy the supervisor hands it). */
+export interface RouterHostCallbacks {
+  status (status: { state: 'healthy' | 'degraded' | 'critical'; members: number; reachable: number; unreachable: number }): void
+  member (m: { id: string; state: string; previous: string | undefined; addresses: string[] }): void
+}
 
 /** Host-side callbacks an IO worker may call (passed as a comlink proxy). */
 export interface HostCallbacks {

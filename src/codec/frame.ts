@@ -46,6 +46,8 @@ export const FrameType = {
   PONG: 18,
   /** Sender is closing the link gracefully; payload may carry a reason. */
   GOAWAY: 19,
+  /** SWIM membership message (probe, ack, gossip), control lane; payload is msgpack. */
+  MEMBERSHIP: 32,
 } as const
 /** A known frame type value. */
 export type FrameType = typeof FrameType[keyof typeof FrameType]

@@ -30,6 +30,8 @@ export interface ConnectionOwner {
   refused (conn: Connection, reason: string, remote: boolean): void
   /** Heartbeat settings for established connections. */
   readonly heartbeat: HealthConfig
+  /** A membership (SWIM) payload from the peer of an established connection. */
+  membership (conn: Connection, payload: Uint8Array): void
   /** A heartbeat health transition or RTT sample of an established connection. */
   health (conn: Connection, event: Extract<HealthOutput, { kind: 'transition' }> | { kind: 'rtt'; rttMs: number }): void
   counters: { framesIn: number; bytesIn: number; wsMessagesIn: number; framesOut: number; bytesOut: number; wsMessagesOut: number }
@@ -184,7 +186,7 @@ export class Connection {
           else if (start !== lastDataEnd) contiguous = false
           lastDataEnd = end
           dataFrames++
-        } else if (f.type === FrameType.PING || f.type === FrameType.PONG || f.type === FrameType.GOAWAY) {
+        } else if (f.type === FrameType.PING || f.type === FrameType.PONG || f.type === FrameType.GOAWAY || f.type === FrameType.MEMBERSHIP) {
           other++
         } else {
           throw new MeshError(ErrorCode.PROTOCOL, `frame type ${f.type} is not allowed after the handshake`, { details: { reason: ProtocolReason.UNEXPECTED_FRAME, closeCode: CloseCode.PROTOCOL_ERROR, offset: start } })
@@ -214,6 +216,8 @@ export class Connection {
       if (runStart >= 0) { this.#owner.data(this, data.subarray(runStart, runEnd), runCount); runStart = -1; runCount = 0 }
       if (f.type === FrameType.PING) {
         this.send(encodeFrame({ ...f, type: FrameType.PONG }), 1)
+      } else if (f.type === FrameType.MEMBERSHIP) {
+        if (f.payload !== null) this.#owner.membership(this, f.payload)
       } else if (f.type === FrameType.PONG && this.#health !== undefined) {
         if (this.#health.onPong(f.seq, performance.now())) {
           const rtt = this.#health.rttMs

@@ -7,7 +7,8 @@ import { Connection, type ConnectionOwner } from '../connection/connection.js'
 import { PeerActor } from '../connection/peer-actor.js'
 import { InboundWriter } from './inbound-writer.js'
 import { WsListener } from '../transport/ws-listener.js'
-import { PROTOCOL_VERSION, CloseCode } from '../codec/frame.js'
+import { PROTOCOL_VERSION, CloseCode, FrameType, Lane } from '../codec/frame.js'
+import { encodeFrame } from '../codec/encode.js'
 import type { CodecLimits } from '../codec/limits.js'
 import { identityFromDer, signBytes, verifyFrom, type Identity } from '../identity/identity.js'
 import { WorkerLogger } from '../observability/worker-logger.js'
@@ -52,7 +53,7 @@ const PERMANENT_REFUSALS = new Set(['id-mismatch', 'version', 'unauthorized', 's
  * connection actors of its share of the peers. Everything here runs off the
  * host's main thread.
  */
-export class IoWorker implements ConnectionOwner, IoPeerControl {
+export class IoWorker implements ConnectionOwner {
   readonly index: number
   readonly limits: CodecLimits
   readonly log: WorkerLogger
@@ -87,7 +88,16 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
     this.#router = wrap<RouterApi>(nodeEndpoint(data.routerPort))
     this.#doorbell = Doorbell.attach(data.doorbell)
     this.#nextHandle = data.handleBase + 1
-    const control: IoPeerControl = { dropConnection: async (k, r) => { await this.dropConnection(k, r) } }
+    const control: IoPeerControl = {
+      dropConnection: async (k, r) => { await this.dropConnection(k, r) },
+      sendMembership: async (peerId, payload) => this.membershipOut(peerId, payload),
+      discover: async (url, peerId) => {
+        // Never dial a peer we already have a connection with (see the router's check).
+        for (const c of this.#conns.values()) if (c.peerId === peerId && c.state !== 'closed') return
+        // Discovery is best effort: the router asks again later if it fails.
+        await this.dial(url, peerId).catch(() => {})
+      },
+    }
     expose(control, nodeEndpoint(data.controlPort))
     this.log = new WorkerLogger((recs) => { void this.#host.log(recs) }, data.logLevel, { component: `io${data.index}` })
     this.limits = { maxPayloadBytes: data.config.maxMessageBytes + FRAME_OVERHEAD, maxIdBytes: 64 }
@@ -235,7 +245,7 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
     const prev = actor.connection
     if (prev !== undefined && prev !== conn) prev.close(CloseCode.DUPLICATE, 'duplicate')
     actor.attach(conn)
-    void this.#router.linkUp(conn.key)
+    void this.#router.linkUp(conn.key, result.peerListen).catch(() => {})
     if (this.#inbound.blocked) conn.pause(true)
     this.#inbound.event(actor.handle, {
       type: 'peer:up',
@@ -260,6 +270,18 @@ export class IoWorker implements ConnectionOwner, IoPeerControl {
   }
 
   writable (_conn: Connection): void { this.#doorbell.ring() }
+
+  membership (conn: Connection, payload: Uint8Array): void {
+    if (conn.peerId === undefined) return
+    void this.#router.membership(conn.peerId, Uint8Array.prototype.slice.call(payload)).catch(() => {})
+  }
+
+  membershipOut (peerId: string, payload: Uint8Array): boolean {
+    const c = this.#actors.get(peerId)?.connection
+    if (c === undefined || c.state !== 'open') return false
+    c.send(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.MEMBERSHIP, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: 0, seq: 0, payload }), 1)
+    return true
+  }
 
   health (conn: Connection, ev: Extract<HealthOutput, { kind: 'transition' }> | { kind: 'rtt'; rttMs: number }): void {
     const actor = conn.peerId === undefined ? undefined : this.#actors.get(conn.peerId)

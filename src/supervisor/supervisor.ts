@@ -1,12 +1,12 @@
 import { Worker, MessageChannel } from 'node:worker_threads'
 import { setImmediate as yieldToIo } from 'node:timers/promises'
-import { wrap, expose, transfer, releaseProxy, type Remote } from 'comlink'
+import { wrap, expose, transfer, proxy, releaseProxy, type Remote } from 'comlink'
 import type { Logger } from 'pino'
 import { RingBuffer } from '../ring/ring-buffer.js'
 import { Doorbell } from '../ring/doorbell.js'
 import { nodeEndpoint } from '../actor/endpoint.js'
 import { forwardLogs } from '../observability/logger.js'
-import type { HostCallbacks, IoWorkerApi, IoWorkerData, RouterApi, RouterWorkerData } from '../actor/protocol.js'
+import type { HostCallbacks, IoWorkerApi, IoWorkerData, RouterApi, RouterHostCallbacks, RouterWorkerData } from '../actor/protocol.js'
 import type { WorkerConfig } from '../options.js'
 import { RestartPolicy } from './restart-policy.js'
 
@@ -38,6 +38,8 @@ export interface SupervisorHost {
   /** A worker died: everything it reported before is dispatched; its peers are gone. */
   workerLost (slot: IoSlot, err: Error): void
   workerRestarted (slot: IoSlot): void
+  /** Membership events from the router worker. */
+  membership: RouterHostCallbacks
 }
 
 export interface SupervisorOptions {
@@ -93,11 +95,12 @@ export class Supervisor {
       await this.#spawnIo(slot)
       void this.#readLoop(slot)
     }
-    const urls = await Promise.all(this.slots.map(async (s) => {
+    const urls = (await Promise.all(this.slots.map(async (s) => {
       s.listen = await s.api.listen()
       return s.listen
-    }))
-    return urls.flat()
+    }))).flat()
+    await this.#routerApi.startMembership(urls, proxy(this.#o.host.membership))
+    return urls
   }
 
   /** The slot that should own a new outbound dial (least dials so far). */
@@ -112,6 +115,14 @@ export class Supervisor {
     if (this.#closed) return
     this.#closed = true
     for (const s of this.slots) s.stopping = true
+    // Tell the members we are leaving (so they do not suspect a crash), then flush and close.
+    // Bounded: a wedged router must not hold close() (its leave is a courtesy, not a correctness need).
+    let bound: NodeJS.Timeout | undefined
+    await Promise.race([
+      this.#routerApi.leave().catch(() => {}),
+      new Promise<void>((resolve) => { bound = setTimeout(resolve, Math.min(500, deadlineMs)) }),
+    ])
+    clearTimeout(bound)
     await Promise.all(this.slots.map(async (s) => {
       try { await s.api.close(deadlineMs) } catch { /* worker already gone */ }
     }))
