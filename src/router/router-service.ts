@@ -21,6 +21,7 @@ export class RouterService implements RouterApi {
 
   readonly #swimConfig: { protocolPeriodMs: number; maxPeers: number }
   #swim: Swim | undefined
+  #addresses: string[] = []
   #host: RouterHostCallbacks | undefined
   #timer: NodeJS.Timeout | undefined
 
@@ -35,6 +36,7 @@ export class RouterService implements RouterApi {
 
   async startMembership (addresses: string[], host: RouterHostCallbacks): Promise<void> {
     this.#host = host
+    this.#addresses = addresses
     const period = this.#swimConfig.protocolPeriodMs
     this.#swim = new Swim({
       ...SWIM_DEFAULTS,
@@ -45,6 +47,8 @@ export class RouterService implements RouterApi {
       protocolPeriodMs: period,
       probeTimeoutMs: Math.max(10, Math.round(period * 0.3)),
       maxPeers: this.#swimConfig.maxPeers,
+      // Retry a failed discovery dial after a few periods, not the default 30 s.
+      dialRetryMs: period * 5,
       random: Math.random,
     }, performance.now())
     // Links that came up before membership started.
@@ -121,6 +125,9 @@ export class RouterService implements RouterApi {
         // already claimed here (handshaking or up) means it is linked — a second dial would make a
         // duplicate that could displace the established link and lose the frames on it.
         if (this.#links.entries().some((e) => e.peerId === o.id)) break
+        // One side dials: the smaller id (a dial-only node always dials, it cannot be dialed).
+        // Both dialing at once would only race into the duplicate rule.
+        if (this.#addresses.length > 0 && this.#selfId > o.id) break
         const url = o.addresses[0]
         const w = this.#workers.get(0)
         if (url !== undefined && w !== undefined) void w.discover(url, o.id).catch(() => {})

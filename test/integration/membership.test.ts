@@ -24,6 +24,7 @@ describe('membership (SWIM over the existing links)', () => {
     await until(() => other.status().members === 2, { timeoutMs: 5000, label: 'other knows hub and leaf' })
     // Nobody can dial the leaf (it has no address); the leaf dials `other`, so `other` sees it inbound.
     await until(() => healthyPeers(leaf).length === 2, { timeoutMs: 5000, label: 'leaf linked to both' })
+    await until(() => other.peers().some((p) => p.id === leaf.id && p.state === 'healthy'), { timeoutMs: 5000, label: 'other sees the leaf' })
     expect(other.peers().find((p) => p.id === leaf.id)?.direction).toBe('inbound')
     expect(leaf.addresses).toEqual([])
   })
