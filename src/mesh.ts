@@ -459,14 +459,34 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     }
   }
 
+  /**
+   * Wait until the host has seen `peer:up` for `peerId`. Bounded: when the dial
+   * lost the duplicate rule, the surviving connection may still fail its
+   * handshake, and connect() must not hang on it.
+   */
   async #waitUp (peerId: string): Promise<void> {
     const e = this.#peers.get(peerId)
     if (e !== undefined && e.slot !== undefined) return
-    await new Promise<void>((resolve) => {
-      const list = this.#upWaiters.get(peerId) ?? []
-      list.push(resolve)
-      this.#upWaiters.set(peerId, list)
-    })
+    const timeout = new MeshError(ErrorCode.TIMEOUT, `peer ${peerId} was not linked within ${this.#opts.handshakeTimeoutMs} ms`, { details: { peer: peerId } })
+    let timer: NodeJS.Timeout | undefined
+    let waiter: (() => void) | undefined
+    try {
+      await new Promise<void>((resolve, reject) => {
+        waiter = resolve
+        const list = this.#upWaiters.get(peerId) ?? []
+        list.push(resolve)
+        this.#upWaiters.set(peerId, list)
+        timer = setTimeout(() => { reject(timeout) }, this.#opts.handshakeTimeoutMs + 1000)
+      })
+    } finally {
+      clearTimeout(timer)
+      const list = this.#upWaiters.get(peerId)
+      if (list !== undefined && waiter !== undefined) {
+        const rest = list.filter((w) => w !== waiter)
+        if (rest.length === 0) this.#upWaiters.delete(peerId)
+        else this.#upWaiters.set(peerId, rest)
+      }
+    }
   }
 
   #finish (): void {

@@ -33,11 +33,12 @@ function payloadLength (p: unknown): number {
 
 const api = {
   /** Start `count` nodes (listening on an ephemeral loopback port unless `listen` is false). */
-  async start (a: { count?: number; listen?: boolean; sendQueueBytes?: number }): Promise<{ nodes: Array<{ id: string; addresses: string[] }> }> {
+  async start (a: { count?: number; listen?: boolean; sendQueueBytes?: number; maxPeers?: number }): Promise<{ nodes: Array<{ id: string; addresses: string[] }> }> {
     const count = a.count ?? 1
     const made = await Promise.all(Array.from({ length: count }, async () => await createMesh({
       listen: a.listen === false ? false : 'ws://127.0.0.1:0',
       logger: false,
+      ...(a.maxPeers === undefined ? {} : { maxPeers: a.maxPeers }),
       ...(a.sendQueueBytes === undefined ? {} : { sendQueue: { capacityBytes: a.sendQueueBytes } }),
     })))
     meshes.push(...made)

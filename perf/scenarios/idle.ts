@@ -87,7 +87,9 @@ export const idle: Scenario = {
     try {
       const [h] = await Promise.all([
         hub.call('start', { count: 1 }, 15_000),
-        clients.call('start', { count: t.nodes }, 60_000),
+        // maxPeers 1: each client keeps exactly its link to the hub. Without it, membership
+        // discovery links the clients with each other and "per link" would count the wrong links.
+        clients.call('start', { count: t.nodes, maxPeers: 1 }, 60_000),
       ])
       const url = h.nodes[0]?.addresses[0]
       if (url === undefined) throw new Error('idle hub has no address')
