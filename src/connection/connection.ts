@@ -90,8 +90,6 @@ export class Connection {
   /** Whether ws masks our frames (we dialed: client side, RFC 6455 §5.3). */
   get masks (): boolean { return this.direction === 'outbound' }
   get writeBlocked (): boolean { return this.#writeBlocked }
-  /** Heartbeat RTT statistics (ms), once established. */
-  get rttStats (): ReturnType<HealthMonitor['rttStats']> | undefined { return this.#health?.rttStats() }
   get bufferedBytes (): number { return this.#inflight }
 
   /** Dialer: begin (call once the socket is open). */

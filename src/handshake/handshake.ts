@@ -296,9 +296,6 @@ export class Handshake {
   }
 }
 
-/** The close code used for a refusal reason. */
-export function closeCodeFor (reason: RejectReason): number { return CLOSE_FOR[reason] }
-
 function safeDecode (payload: Uint8Array | null): Record<string, any> | undefined {
   if (payload === null) return undefined
   try {

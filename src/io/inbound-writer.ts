@@ -25,8 +25,6 @@ export class InboundWriter {
   }
 
   get blocked (): boolean { return this.#blocked }
-  get queued (): number { return this.#queue.length }
-  get ring (): RingBuffer { return this.#ring }
 
   /** Deliver validated frames (bytes back to back) from the peer with `handle`. */
   data (handle: number, frames: Uint8Array): void {

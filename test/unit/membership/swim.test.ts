@@ -4,6 +4,7 @@ import {
   type SwimConfig, type SwimMessage, type SwimOutput, type Update,
 } from '../../../src/membership/swim.js'
 import { MeshError } from '../../../src/errors.js'
+import { mulberry32 } from '../../helpers/swim-sim.js'
 
 // Defaults (period 1000, probe timeout 300, k 3). random () => 0 makes every
 // shuffle the identity and the first probe due at construction time.
@@ -95,7 +96,7 @@ describe('probe cycle (SWIM §3.1)', () => {
   })
 
   it('round robin over a shuffled list: every linked member once per round', () => {
-    const s = new Swim({ ...BASE, random: mulberry(7) }, 0)
+    const s = new Swim({ ...BASE, random: mulberry32(7) }, 0)
     for (const p of ['b', 'c', 'd', 'e']) { s.addMember({ id: p, incarnation: 1, addresses: [] }, 0); s.setLinked(p, true, 0) }
     drain(s)
     const targets: string[] = []
@@ -525,14 +526,3 @@ describe('defensive input handling', () => {
     expect(s.member('b')).toEqual({ id: 'b', incarnation: 1, state: 'alive', addresses: ['ws://b:1'], linked: true })
   })
 })
-
-function mulberry (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
