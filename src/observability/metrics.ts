@@ -1,6 +1,8 @@
+import { performance, type EventLoopUtilization } from 'node:perf_hooks'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { IoWorkerStats } from '../actor/protocol.js'
 import type { PeerState } from '../events.js'
+import { ELD_QUANTILES, ELD_RESOLUTION_MS, HostLoopDelay, type EldWindow } from './event-loop-delay.js'
 
 /** What the metrics read at scrape time (nothing is pushed per message). */
 export interface MetricsSource {
@@ -24,6 +26,7 @@ export interface MetricsSource {
 
 const STATES: readonly PeerState[] = ['connecting', 'healthy', 'unhealthy', 'disconnected', 'failed']
 
+
 /**
  * The mesh's Prometheus metrics (`meshwork_<subsystem>_<name>_<unit>`, counters
  * end in `_total`, per-peer series carry a `peer` label). Registered into the
@@ -33,10 +36,16 @@ const STATES: readonly PeerState[] = ['connecting', 'healthy', 'unhealthy', 'dis
 export class MeshMetrics {
   readonly registry: Registry
   readonly #rtt: Histogram<'peer'>
+  readonly #eld = new HostLoopDelay()
+  readonly #ownRegistry: boolean
+  readonly #names: string[] = []
+  #closed = false
 
   constructor (source: MetricsSource, registry?: Registry) {
     this.registry = registry ?? new Registry()
+    this.#ownRegistry = registry === undefined
     const registers = [this.registry]
+    const before = new Set(this.registry.getMetricsAsArray().map((m) => m.name))
     const perPeer = (name: string, help: string, pick: (p: ReturnType<MetricsSource['peers']>[number]) => number, counter: boolean): void => {
       const cfg = {
         name,
@@ -132,6 +141,65 @@ export class MeshMetrics {
         this.inc(source.workerRestarts())
       },
     })
+
+    // Host event-loop delay, measured on the thread that created the mesh
+    // (the host's main thread): the figure the worker design exists for.
+    // One window per scrape, shared by the three gauges (like prom-client's
+    // nodejs_eventloop_lag_*); the monitor starts at the first scrape.
+    const eld = this.#eld
+    let pendingWindow: Promise<EldWindow> | undefined
+    const readWindow = async (): Promise<EldWindow> => {
+      pendingWindow ??= eld.read().finally(() => { setImmediate(() => { pendingWindow = undefined }) })
+      return await pendingWindow
+    }
+    new Gauge({
+      name: 'meshwork_host_event_loop_delay_seconds',
+      help: `Event-loop delay of the host's main thread since the previous scrape, by quantile (perf_hooks.monitorEventLoopDelay sampling every ${ELD_RESOLUTION_MS} ms, started by the first scrape).`,
+      labelNames: ['quantile'] as const,
+      registers,
+      async collect () {
+        const w = await readWindow()
+        ELD_QUANTILES.forEach((q, i) => { this.set({ quantile: String(q) }, w.quantiles[i] ?? 0) })
+      },
+    })
+    new Gauge({
+      name: 'meshwork_host_event_loop_delay_max_seconds',
+      help: 'Longest event-loop delay of the host\'s main thread since the previous scrape.',
+      registers,
+      async collect () { this.set((await readWindow()).max) },
+    })
+    new Gauge({
+      name: 'meshwork_host_event_loop_delay_samples',
+      help: 'Event-loop delay samples behind the quantiles (one per loop turn that ran the monitor\'s timer).',
+      registers,
+      async collect () { this.set((await readWindow()).samples) },
+    })
+    let elu: EventLoopUtilization = performance.eventLoopUtilization()
+    new Gauge({
+      name: 'meshwork_host_event_loop_utilization_ratio',
+      help: 'Share of time the host\'s main thread was busy since the previous scrape (performance.eventLoopUtilization).',
+      registers,
+      collect () {
+        const now = performance.eventLoopUtilization()
+        this.set(performance.eventLoopUtilization(now, elu).utilization)
+        elu = now
+      },
+    })
+    for (const m of this.registry.getMetricsAsArray()) if (!before.has(m.name)) this.#names.push(m.name)
+  }
+
+  /**
+   * Stop the host event-loop delay monitor and, in a host registry, remove
+   * this mesh's series (so a later mesh can register there again). A private
+   * registry keeps its series: `text()` still answers after close.
+   * Idempotent. Without a call, the monitor stops when this object is
+   * garbage collected (its timer never keeps the process alive).
+   */
+  close (): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#eld.close()
+    if (!this.#ownRegistry) for (const name of this.#names) this.registry.removeSingleMetric(name)
   }
 
   /** A heartbeat RTT sample (ms) for `peer`. */

@@ -62,3 +62,40 @@ describe('metrics()', () => {
     await expect(makeMesh({ metrics: { registry } })).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: expect.stringContaining('options.metrics.registry') })
   })
 })
+
+describe('host event-loop delay', () => {
+  it('a blocked host loop shows in meshwork_host_event_loop_delay_*; the next scrape starts a new window', async () => {
+    const a = await makeMesh()
+    const first = await a.metrics()
+    expect(first).toContain('# TYPE meshwork_host_event_loop_delay_seconds gauge')
+    expect(first).toContain('# TYPE meshwork_host_event_loop_utilization_ratio gauge')
+    // Block the host's main thread: this stall is what the metric exists to show.
+    const stallMs = 120
+    const t0 = performance.now()
+    while (performance.now() - t0 < stallMs) { /* busy */ }
+    // The monitor records the stall when its timer next runs (within one 10 ms interval).
+    let text = ''
+    await until(async () => {
+      text = await a.metrics()
+      return (value(text, 'meshwork_host_event_loop_delay_max_seconds') ?? 0) >= (stallMs - 15) / 1000
+    }, { label: 'stall in max' })
+    const max = value(text, 'meshwork_host_event_loop_delay_max_seconds') as number
+    const p50 = value(text, 'meshwork_host_event_loop_delay_seconds', { quantile: '0.5' }) as number
+    const p99 = value(text, 'meshwork_host_event_loop_delay_seconds', { quantile: '0.99' }) as number
+    expect(p50).toBeGreaterThanOrEqual(0)
+    expect(p50).toBeLessThanOrEqual(p99)
+    expect(p99).toBeLessThanOrEqual(max)
+    expect(max).toBeLessThan(10)
+    expect(value(text, 'meshwork_host_event_loop_delay_samples')).toBeGreaterThanOrEqual(1)
+    expect(value(text, 'meshwork_host_event_loop_utilization_ratio')).toBeGreaterThan(0)
+    // Each scrape reads and resets the window: the stall is gone from a later one.
+    await until(async () => (value(await a.metrics(), 'meshwork_host_event_loop_delay_max_seconds') ?? 1) < (stallMs - 15) / 1000, { label: 'stall out of the window' })
+  })
+
+  it('a host registry gets the delay series too', async () => {
+    const registry = new Registry()
+    await makeMesh({ metrics: { registry } })
+    const text = await registry.metrics()
+    for (const q of ['0.5', '0.9', '0.99', '0.999']) expect(value(text, 'meshwork_host_event_loop_delay_seconds', { quantile: q })).toBeGreaterThanOrEqual(0)
+  })
+})
