@@ -3,6 +3,12 @@ import type { LogRecord } from '../actor/protocol.js'
 const LEVELS = { debug: 20, info: 30, warn: 40, error: 50 } as const
 type Level = keyof typeof LEVELS
 
+/** Records kept per event-loop turn; the excess is dropped and counted. */
+const MAX_BATCH = 1000
+
+/** State shared by a logger and its children: one batch per thread. */
+interface Shared { batch: LogRecord[]; scheduled: boolean; dropped: number }
+
 /**
  * A worker thread's logger. Workers never write to stdout themselves: records
  * are batched per event-loop turn and forwarded to the host's pino logger over
@@ -12,13 +18,13 @@ export class WorkerLogger {
   readonly #sink: (records: LogRecord[]) => void
   readonly #min: number
   readonly #bindings: Record<string, unknown>
-  readonly #shared: { batch: LogRecord[]; scheduled: boolean }
+  readonly #shared: Shared
 
-  constructor (sink: (records: LogRecord[]) => void, level: string, bindings: Record<string, unknown> = {}, shared?: { batch: LogRecord[]; scheduled: boolean }) {
+  constructor (sink: (records: LogRecord[]) => void, level: string, bindings: Record<string, unknown> = {}, shared?: Shared) {
     this.#sink = sink
     this.#min = level in LEVELS ? LEVELS[level as Level] : level === 'silent' ? Infinity : LEVELS.info
     this.#bindings = bindings
-    this.#shared = shared ?? { batch: [], scheduled: false }
+    this.#shared = shared ?? { batch: [], scheduled: false, dropped: 0 }
   }
 
   child (bindings: Record<string, unknown>): WorkerLogger {
@@ -34,12 +40,18 @@ export class WorkerLogger {
   #log (level: Level, obj: Record<string, unknown>, msg: string): void {
     if (LEVELS[level] < this.#min) return
     const s = this.#shared
-    if (s.batch.length >= 1000) return // a log storm must not grow memory; drop excess
+    // A log storm must not grow memory: beyond MAX_BATCH records per turn
+    // the rest are counted, and the count is logged with the batch.
+    if (s.batch.length >= MAX_BATCH) { s.dropped++; return }
     s.batch.push({ level, obj: { ...this.#bindings, ...obj }, msg })
     if (!s.scheduled) {
       s.scheduled = true
       setImmediate(() => {
         const b = s.batch
+        if (s.dropped > 0) {
+          b.push({ level: 'warn', obj: { ...this.#bindings, event: 'log:dropped', dropped: s.dropped }, msg: `${s.dropped} log records dropped (more than ${MAX_BATCH} in one event-loop turn)` })
+          s.dropped = 0
+        }
         s.batch = []
         s.scheduled = false
         try { this.#sink(b) } catch { /* host gone: nothing to tell */ }
