@@ -14,6 +14,7 @@ import { readFile } from 'node:fs/promises'
 import { Command, Option } from 'commander'
 import { pino } from 'pino'
 import { createMesh, DEFAULTS, ErrorCode, MeshError, type Mesh, type MeshOptions } from '../index.js'
+import { startMetricsServer, type MetricsServer } from './metrics-server.js'
 
 /** The parsed flags of `meshwork node` (commander's camelCase names). */
 export interface NodeCommandOptions {
@@ -29,8 +30,10 @@ export interface NodeCommandOptions {
   logLevel: LogLevel
   dialOnly: boolean
   json: boolean
-  // --metrics-port <port> (issue 6) goes here once `mesh.metrics()` exists;
-  // see "metrics endpoint" in runNode.
+  /** Serve `GET /metrics` on this HTTP port (0 picks one); absent: no endpoint. Raw text when not a number. */
+  metricsPort?: number | string
+  /** Interface of the metrics endpoint. */
+  metricsHost: string
 }
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const
@@ -79,10 +82,12 @@ export function registerNodeCommand (program: Command): Command {
     .addOption(new Option('--log-level <level>', "level of meshwork's own pino logs, written to stderr").choices(LOG_LEVELS).default('info'))
     .addOption(new Option('--dial-only', 'do not listen: only dial out (for a node behind NAT)').default(false).conflicts('listen'))
     .option('--json', 'print JSON lines (one object per line) instead of text', false)
-    // --metrics-port <port> (issue 6): register it here, next to the other flags.
+    .option('--metrics-port <port>', 'serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0 picks a free port) (default: no endpoint)', toNumber)
+    .option('--metrics-host <host>', 'interface the metrics endpoint listens on; it has no authentication, so think before exposing it', '127.0.0.1')
     .addHelpText('after', `
 Output (stdout), one line each:
   node <peerId> | listening <url>… | options <summary>      on start
+  metrics http://<host>:<port>/metrics                    on start, with --metrics-port
   <ISO time> peer:up <peerId> <inbound|outbound> <address>
   <ISO time> peer:down <peerId>
   <ISO time> peer:health <peerId> <previous>→<state> rtt=<ms>
@@ -105,7 +110,7 @@ export async function runNode (flags: NodeCommandOptions): Promise<void> {
   const print = printer(flags.json)
   let mesh: Mesh | undefined
   let stopping: string | undefined
-  // Closers run before `mesh.close()` on shutdown (the metrics endpoint, once it exists).
+  // Closers run before `mesh.close()` on shutdown (the metrics endpoint).
   const shutdownHooks: Array<() => Promise<void>> = []
 
   const shutdown = async (): Promise<void> => {
@@ -133,9 +138,35 @@ export async function runNode (flags: NodeCommandOptions): Promise<void> {
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
 
+  // The metrics endpoint binds first: a port that is taken or invalid fails
+  // the start before any worker is spawned. It answers 503 until the node is up.
+  let metricsServer: MetricsServer | undefined
+  if (flags.metricsPort !== undefined) {
+    const port = flags.metricsPort
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65_535) {
+      process.stderr.write(`meshwork node: --metrics-port must be an integer from 0 to 65535 (got ${JSON.stringify(String(port))})\n  see meshwork node --help\n`)
+      await exit(NodeExitCode.INVALID_OPTIONS)
+      return
+    }
+    try {
+      metricsServer = await startMetricsServer({
+        port,
+        host: flags.metricsHost,
+        scrape: () => mesh === undefined || stopping !== undefined ? undefined : mesh.metrics(),
+      })
+    } catch (err) {
+      process.stderr.write(`meshwork node: --metrics-port/--metrics-host: cannot listen on ${flags.metricsHost}:${port}: ${(err as Error).message}\n`)
+      await exit(NodeExitCode.INVALID_OPTIONS)
+      return
+    }
+    const server = metricsServer
+    shutdownHooks.push(async () => { await server.close() })
+  }
+
   try {
     mesh = await createMesh(await toMeshOptions(flags))
   } catch (err) {
+    await metricsServer?.close()
     process.stderr.write(`meshwork node: ${(err as Error).message}\n`)
     const flagNames = err instanceof MeshError ? flagsNamedBy(err) : []
     if (flagNames.length > 0) process.stderr.write(`  check ${flagNames.join(', ')}; see meshwork node --help\n`)
@@ -156,6 +187,7 @@ export async function runNode (flags: NodeCommandOptions): Promise<void> {
   const bootstrap = o.bootstrap.map((b) => b.peerId === undefined ? b.url : `${b.peerId}@${b.url}`)
   print('node', { id: mesh.id }, `node ${mesh.id}`, false)
   print('listening', { addresses: mesh.addresses }, mesh.addresses.length === 0 ? 'listening none (dial-only)' : `listening ${mesh.addresses.join(' ')}`, false)
+  if (metricsServer !== undefined) print('metrics', { url: metricsServer.url }, `metrics ${metricsServer.url}`, false)
   const summary = {
     bootstrap,
     dataDir: o.dataDir ?? null,
@@ -176,9 +208,6 @@ export async function runNode (flags: NodeCommandOptions): Promise<void> {
     `threads=${summary.threads}`,
     `log-level=${summary.logLevel}`,
   ].join(' '), false)
-
-  // Metrics endpoint (issue 6, `--metrics-port`): start the HTTP server that
-  // serves `mesh.metrics()` here, and push its close onto `shutdownHooks`.
 
   // A signal that arrived while the node was starting.
   if (stopping !== undefined) await shutdown()

@@ -120,13 +120,14 @@ describe('meshwork CLI', () => {
 
     const node = await run(['node', '--help'])
     expect(node.code).toBe(0)
-    for (const flag of ['--listen', '--bootstrap', '--data-dir', '--allow', '--mesh-key-file', '--join', '--heartbeat-ms', '--threads', '--log-level', '--dial-only', '--json']) {
+    for (const flag of ['--listen', '--bootstrap', '--data-dir', '--allow', '--mesh-key-file', '--join', '--heartbeat-ms', '--threads', '--log-level', '--dial-only', '--json', '--metrics-port', '--metrics-host']) {
       expect(node.stdout).toContain(flag)
     }
     const help = node.stdout.replace(/\s+/g, ' ')
     expect(help).toContain('(default: ws://127.0.0.1:0)')
     expect(help).toContain('(default: 1000)')
     expect(help).toContain('default: "info"')
+    expect(help).toContain('default: "127.0.0.1"')
   })
 
   it('two nodes link through --bootstrap; SIGTERM closes one gracefully (exit 0) and the other sees peer:down', async () => {
@@ -203,5 +204,53 @@ describe('meshwork CLI', () => {
     await waitForLine(cli, (l) => /^\d{4}-\d\d-\d\dT[\d:.]+Z closed$/.test(l), 'closed line')
     expect((await deadline(cli.exited, 'exit')).code).toBe(0)
     expect(cli.stderr).toBe('')
+  })
+
+  it('--metrics-port 0: prints the URL, serves Prometheus text at GET /metrics (404 elsewhere), closes it on SIGTERM', async () => {
+    const a = await startNode(['--metrics-port', '0'])
+    const b = await startNode(['--bootstrap', a.address])
+    await waitForEvent(a.cli, 'peer:up', (r) => r.peer === b.id)
+    const { url } = await waitForEvent(a.cli, 'metrics')
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/)
+
+    const res = await fetch(url, { signal: AbortSignal.timeout(DEADLINE_MS) })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8')
+    const text = await res.text()
+    expect(text).toContain('# TYPE meshwork_peer_messages_sent_total counter')
+    expect(text).toMatch(new RegExp(`^meshwork_peer_state\\{peer="${b.id}",state="healthy"\\} 1$`, 'm'))
+    expect(text).toContain('meshwork_host_event_loop_delay_seconds{quantile="0.99"}')
+    expect((await fetch(url.replace('/metrics', '/'), { signal: AbortSignal.timeout(DEADLINE_MS) })).status).toBe(404)
+    expect((await fetch(url, { method: 'POST', signal: AbortSignal.timeout(DEADLINE_MS) })).status).toBe(405)
+
+    // The scrapes above left keep-alive connections open: the close must not wait for them.
+    a.cli.proc.kill('SIGTERM')
+    await waitForEvent(a.cli, 'closed')
+    expect(await deadline(a.cli.exited, 'exit of a')).toEqual({ code: 0, signal: null })
+    await expect(fetch(url, { signal: AbortSignal.timeout(DEADLINE_MS) })).rejects.toThrow()
+  })
+
+  it('without --json the metrics URL is a line of its own; a bad --metrics-port exits 2 naming the flag', async () => {
+    const cli = start(['node', '--listen', 'ws://127.0.0.1:0', '--log-level', 'silent', '--metrics-port', '0'])
+    await waitForLine(cli, (l) => /^metrics http:\/\/127\.0\.0\.1:\d+\/metrics$/.test(l), 'metrics line')
+    cli.proc.kill('SIGINT')
+    expect((await deadline(cli.exited, 'exit')).code).toBe(0)
+
+    for (const bad of ['http', '70000', '-1']) {
+      const r = await run(['node', '--json', '--metrics-port', bad])
+      expect(r.code).toBe(2)
+      expect(r.stderr).toContain('--metrics-port')
+      expect(r.stdout).toBe('')
+    }
+  })
+
+  it('a taken --metrics-port exits 2 before the node starts', async () => {
+    const a = await startNode(['--metrics-port', '0'])
+    const { url } = await waitForEvent(a.cli, 'metrics')
+    const port = new URL(url).port
+    const r = await run(['node', '--json', '--metrics-port', port])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('EADDRINUSE')
+    expect(r.stdout).toBe('')
   })
 })
