@@ -3,6 +3,9 @@
  * enumeration, a seeded PRNG.
  */
 import fc from 'fast-check'
+import { sign, type KeyObject } from 'node:crypto'
+import { Packr } from 'msgpackr'
+import { decodeLsa, LSA_SIGN_CONTEXT, type Lsa } from '../../../src/routing/lsa.js'
 import { createGraph, setEdge, type Graph, type ReadonlyGraph } from '../../../src/routing/graph.js'
 
 /** mulberry32: a tiny seeded PRNG, uniform in [0, 1). */
@@ -82,4 +85,15 @@ export function randomMesh (n: number, avgDegree: number, seed: number, maxCost 
     links++
   }
   return { graph, ids: names }
+}
+
+/**
+ * An LSA that claims `origin` but is signed by `signer` (what a hostile node
+ * could flood): decodes fine, must fail verification.
+ */
+export function forgeLsa (origin: string, signer: { privateKey: KeyObject }, seq: number, links: Array<[string, number]>): Lsa {
+  const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, structuredClone: false, variableMapSize: true })
+  const body = new Uint8Array(packr.pack([1, origin, seq, links]))
+  const sig = new Uint8Array(sign(null, Buffer.concat([LSA_SIGN_CONTEXT, body]), signer.privateKey))
+  return decodeLsa(new Uint8Array(packr.pack([1, body, sig, 0])))
 }
