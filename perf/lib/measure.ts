@@ -7,15 +7,22 @@
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks'
 import type { CpuResult, EldSummary, MemResult, RateResult } from './ipc.js'
 
+/** Sampling interval of {@link EldRecorder}, ms. */
+export const ELD_RESOLUTION_MS = 10
+
 /**
  * Event-loop delay of this thread (`perf_hooks.monitorEventLoopDelay`, 10 ms
- * resolution). The histogram only gets a sample when the loop turns, so a
+ * resolution). Node records the whole interval between two of the monitor's
+ * timer callbacks, the resolution included (an idle loop reads ~10 ms), so
+ * the resolution is subtracted: the figures are how late the timer ran.
+ * (JSON lines without `eld_resolution_subtracted: true` read 10 ms high.)
+ * The histogram only gets a sample when the loop turns, so a
  * loop that is blocked when `stop()` is called (or for the whole window)
  * would go unreported: a 10 ms interval timer notes the last turn, and a
  * stall still running at `stop()` counts as a sample of its own length.
  */
 export class EldRecorder {
-  readonly #h: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 })
+  readonly #h: IntervalHistogram = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS })
   #timer: NodeJS.Timeout | undefined
   #lastTurn = 0
   start (): void {
@@ -23,7 +30,7 @@ export class EldRecorder {
     this.#h.enable()
     this.#lastTurn = performance.now()
     clearInterval(this.#timer)
-    this.#timer = setInterval(() => { this.#lastTurn = performance.now() }, 10)
+    this.#timer = setInterval(() => { this.#lastTurn = performance.now() }, ELD_RESOLUTION_MS)
   }
 
   /** Drop what was recorded so far (e.g. at the end of warmup). */
@@ -32,10 +39,10 @@ export class EldRecorder {
   stop (): EldSummary {
     this.#h.disable()
     clearInterval(this.#timer)
-    const stallMs = Math.max(0, performance.now() - this.#lastTurn - 10)
+    const stallMs = Math.max(0, performance.now() - this.#lastTurn - ELD_RESOLUTION_MS)
     const n = this.#h.count
-    // Histogram values are ns; with no samples it reports huge mins and NaN means.
-    const ms = (ns: number): number => (Number.isFinite(ns) && n > 0 ? ns / 1e6 : 0)
+    // Histogram values are ns (interval incl. the resolution); with no samples it reports huge mins and NaN means.
+    const ms = (ns: number): number => (Number.isFinite(ns) && n > 0 ? Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS) : 0)
     const r2 = (v: number): number => Math.round(v * 100) / 100
     const p50 = ms(this.#h.percentile(50))
     const p99 = ms(this.#h.percentile(99))

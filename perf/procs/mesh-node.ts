@@ -10,6 +10,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
+import { pino } from 'pino'
 import { createMesh, type Mesh, type MeshMessage } from '../../src/index.js'
 import { serve, type FloodResult, type PingResult } from '../lib/ipc.js'
 import { CpuWindow, EldRecorder, RateMeter, epochMs, memAfterGc, round, sleep } from '../lib/measure.js'
@@ -20,6 +21,8 @@ let echo = false
 let stopFlag = false
 let onReply: (() => void) | undefined
 const cpu = new CpuWindow()
+/** Scrapes of `mesh.metrics()` by the observed variant (see `start`). */
+const scrapes = { count: 0, ms: 0, maxMs: 0, bytes: 0, failed: 0 }
 
 function first (): Mesh {
   const m = meshes[0]
@@ -32,16 +35,38 @@ function payloadLength (p: unknown): number {
 }
 
 const api = {
-  /** Start `count` nodes (listening on an ephemeral loopback port unless `listen` is false). */
-  async start (a: { count?: number; listen?: boolean; sendQueueBytes?: number; maxPeers?: number }): Promise<{ nodes: Array<{ id: string; addresses: string[] }> }> {
+  /**
+   * Start `count` nodes (listening on an ephemeral loopback port unless `listen` is false).
+   * `observe`: run as an operator would — a pino logger at `info` (to
+   * /dev/null, through pino's async destination) and every node's
+   * `metrics()` scraped each `scrapeMs`; without it, `logger: false` and no
+   * scrapes.
+   */
+  async start (a: { count?: number; listen?: boolean; sendQueueBytes?: number; maxPeers?: number; observe?: { scrapeMs: number } }): Promise<{ nodes: Array<{ id: string; addresses: string[] }> }> {
     const count = a.count ?? 1
+    const logger = a.observe === undefined ? false : pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false }))
     const made = await Promise.all(Array.from({ length: count }, async () => await createMesh({
       listen: a.listen === false ? false : 'ws://127.0.0.1:0',
-      logger: false,
+      logger,
       ...(a.maxPeers === undefined ? {} : { maxPeers: a.maxPeers }),
       ...(a.sendQueueBytes === undefined ? {} : { sendQueue: { capacityBytes: a.sendQueueBytes } }),
     })))
     meshes.push(...made)
+    if (a.observe !== undefined) {
+      // One Prometheus-style scrape of every node per interval (unref'd: never keeps the child alive).
+      setInterval(() => {
+        for (const m of made) {
+          const t = performance.now()
+          m.metrics().then((text) => {
+            const ms = performance.now() - t
+            scrapes.count++
+            scrapes.ms += ms
+            scrapes.maxMs = Math.max(scrapes.maxMs, ms)
+            scrapes.bytes += text.length
+          }, () => { scrapes.failed++ })
+        }
+      }, a.observe.scrapeMs).unref()
+    }
     const m0 = first()
     m0.on('message', (m: MeshMessage) => {
       meter.hit(payloadLength(m.payload))
@@ -140,6 +165,9 @@ const api = {
     }
     return { samplesNs: samples, ms: round(performance.now() - t0, 1) }
   },
+
+  /** Scrapes so far (observed variant): count, mean and max duration in ms, mean text size. */
+  scrapes: () => ({ count: scrapes.count, meanMs: scrapes.count === 0 ? 0 : round(scrapes.ms / scrapes.count, 2), maxMs: round(scrapes.maxMs, 2), meanBytes: scrapes.count === 0 ? 0 : Math.round(scrapes.bytes / scrapes.count), failed: scrapes.failed }),
 
   mem: () => memAfterGc(),
   cpuStart (): void { cpu.start() },

@@ -36,9 +36,9 @@ const TARGETS: Record<number, { metric: 'msgs_per_s' | 'mb_per_s'; min: number }
   [64 * KiB]: { metric: 'mb_per_s', min: 0.8 },
 }
 
-interface Timing { warmupMs: number; measureMs: number; slackMs: number; rounds: number; sizes: readonly number[] }
+export interface Timing { warmupMs: number; measureMs: number; slackMs: number; rounds: number; sizes: readonly number[] }
 
-function timing (o: RunOptions): Timing {
+export function timing (o: RunOptions): Timing {
   return {
     warmupMs: o.quick ? 200 : 1_000,
     measureMs: o.durationMs ?? (o.quick ? 250 : 2_500),
@@ -50,7 +50,7 @@ function timing (o: RunOptions): Timing {
   }
 }
 
-interface Round { rate: RateResult; flood: FloodResult }
+export interface Round { rate: RateResult; flood: FloodResult }
 
 /** A receiver silent this long has drained the previous round's backlog. */
 const QUIET_MS = 100
@@ -64,9 +64,18 @@ const PAIR_SETUP_MS = 30_000
 interface Pair {
   round (size: number, t: Timing): Promise<Round>
   close (): Promise<void>
+  /** Scrape statistics of both processes (mesh pairs only). */
+  scrapes? (): Promise<ScrapeStats[]>
 }
 
-async function meshPair (o: RunOptions): Promise<Pair> {
+/** What a mesh process's periodic scrapes took (see procs/mesh-node.ts `scrapes`). */
+export type ScrapeStats = ReturnType<MeshNodeApi['scrapes']>
+
+/** Issue 6's figure: the host's event-loop delay p99 while the mesh is saturated, ms. */
+export const HOST_ELD_P99_MAX_MS = 5
+
+/** Mesh receiver and sender processes; `observe` turns on logs and periodic scrapes in both (see procs/mesh-node.ts). */
+export async function meshPair (o: RunOptions, observe?: { scrapeMs: number }): Promise<Pair> {
   const [recv, send] = await Promise.all([
     o.children.spawn<MeshNodeApi>('mesh receiver', procUrl('mesh-node')),
     o.children.spawn<MeshNodeApi>('mesh sender', procUrl('mesh-node')),
@@ -74,8 +83,8 @@ async function meshPair (o: RunOptions): Promise<Pair> {
   const close = async (): Promise<void> => { await Promise.all([recv.close(), send.close()]) }
   try {
     const [r] = await Promise.all([
-      recv.call('start', { count: 1 }, 15_000),
-      send.call('start', { count: 1, listen: false }, 15_000),
+      recv.call('start', { count: 1, ...(observe === undefined ? {} : { observe }) }, 15_000),
+      send.call('start', { count: 1, listen: false, ...(observe === undefined ? {} : { observe }) }, 15_000),
     ])
     const url = r.nodes[0]?.addresses[0]
     if (url === undefined) throw new Error('mesh receiver has no address')
@@ -89,6 +98,7 @@ async function meshPair (o: RunOptions): Promise<Pair> {
         return res
       },
       close,
+      scrapes: async () => await Promise.all([recv.call('scrapes', null, 10_000), send.call('scrapes', null, 10_000)]),
     }
   } catch (err) {
     await close()
@@ -156,7 +166,7 @@ async function measure<A> (recv: Measurer, send: Flooder<A>, t: Timing, floodArg
 }
 
 /** One side's pair, respawned after a failed round (its processes may be wedged). */
-class Side {
+export class Side {
   readonly label: string
   readonly #make: () => Promise<Pair>
   #pair: Pair | undefined
@@ -182,10 +192,50 @@ class Side {
   }
 
   async close (): Promise<void> { await this.#pair?.close(); this.#pair = undefined }
+
+  /** Scrape statistics of the current pair's processes (none for raw ws pairs). */
+  async scrapes (): Promise<ScrapeStats[]> { return await this.#pair?.scrapes?.() ?? [] }
 }
 
-function msgsPerS (r: Round): number { return r.rate.count / (r.rate.ms / 1000) }
-function bytesPerS (r: Round): number { return r.rate.bytes / (r.rate.ms / 1000) }
+export function msgsPerS (r: Round): number { return r.rate.count / (r.rate.ms / 1000) }
+export function bytesPerS (r: Round): number { return r.rate.bytes / (r.rate.ms / 1000) }
+
+/** Median over rounds of one process's event-loop delay p99 (ms). */
+export function eldP99 (rs: readonly Round[], side: 'send' | 'recv'): number {
+  return median(rs.map((r) => side === 'send' ? r.flood.eld.p99Ms : r.rate.eld.p99Ms))
+}
+
+/**
+ * Issue 6's figure for one payload size: the host event-loop delay p99 of
+ * the sending and the receiving process during the mesh's throughput window,
+ * judged on the worse of the two.
+ */
+function eldRecord (size: number, raw: Round[], mesh: Round[]): ResultRecord {
+  const send = eldP99(mesh, 'send')
+  const recv = eldP99(mesh, 'recv')
+  const worst = Math.max(send, recv)
+  return {
+    name: `host ELD p99 under throughput ${sizeName(size)} (worse of sender, receiver)`,
+    issue: 6,
+    n: mesh.length,
+    payload_bytes: size,
+    msgs_per_s: null,
+    mb_per_s: null,
+    p50_us: null,
+    p99_us: null,
+    baseline: 'raw ws, same run',
+    ratio: null,
+    ratio_of: null,
+    sender_eld_p99_ms: send,
+    receiver_eld_p99_ms: recv,
+    sender_eld_max_ms: median(mesh.map((r) => r.flood.eld.maxMs)),
+    receiver_eld_max_ms: median(mesh.map((r) => r.rate.eld.maxMs)),
+    baseline_sender_eld_p99_ms: eldP99(raw, 'send'),
+    baseline_receiver_eld_p99_ms: eldP99(raw, 'recv'),
+    eld_resolution_subtracted: true,
+    target: { metric: 'eld_p99_ms', max: HOST_ELD_P99_MAX_MS, value: worst, met: worst < HOST_ELD_P99_MAX_MS },
+  }
+}
 
 function summarise (size: number, raw: Round[], mesh: Round[], t: Timing): { record: ResultRecord; row: string[] } {
   const meshMsgs = median(mesh.map(msgsPerS))
@@ -197,7 +247,7 @@ function summarise (size: number, raw: Round[], mesh: Round[], t: Timing): { rec
   const target = TARGETS[size]
   const got = target === undefined ? null : target.metric === 'msgs_per_s' ? rMsgs : rBytes
   const met = target === undefined || got === null ? null : got >= target.min
-  const eld = (rs: Round[], side: 'send' | 'recv'): number => median(rs.map((r) => side === 'send' ? r.flood.eld.p99Ms : r.rate.eld.p99Ms))
+  const eld = eldP99
   const cpu = (rs: Round[], side: 'send' | 'recv'): number => median(rs.map((r) => side === 'send' ? r.flood.cpuPct : r.rate.cpuPct))
   const perRound = (rs: Round[]): object[] => rs.map((r) => ({
     msgs_per_s: round(msgsPerS(r)), mb_per_s: round(bytesPerS(r) / 1e6, 2), count: r.rate.count, window_ms: round(r.rate.ms, 1),
@@ -234,6 +284,7 @@ function summarise (size: number, raw: Round[], mesh: Round[], t: Timing): { rec
     receiver_cpu_pct: cpu(mesh, 'recv'),
     baseline_sender_cpu_pct: cpu(raw, 'send'),
     baseline_receiver_cpu_pct: cpu(raw, 'recv'),
+    eld_resolution_subtracted: true,
     warmup_ms: t.warmupMs,
     window_ms: t.measureMs,
     rounds: perRound(mesh),
@@ -245,6 +296,7 @@ function summarise (size: number, raw: Round[], mesh: Round[], t: Timing): { rec
     fixed(rawBytes / MiB, 1), fixed(meshBytes / MiB, 1), ratioCell(rBytes),
     target === undefined ? 'report' : `${target.metric === 'msgs_per_s' ? 'msgs/s' : 'MB/s'} ≥ ${target.min.toFixed(2)}: ${met === true ? 'met' : 'MISSED'}`,
     `${fixed(eld(mesh, 'send'))} / ${fixed(eld(mesh, 'recv'))}`,
+    `${fixed(eld(raw, 'send'))} / ${fixed(eld(raw, 'recv'))}`,
     `${fixed(cpu(raw, 'send'), 0)} / ${fixed(cpu(raw, 'recv'), 0)}`,
     `${fixed(cpu(mesh, 'send'), 0)} / ${fixed(cpu(mesh, 'recv'), 0)}`,
   ]
@@ -278,11 +330,11 @@ export const throughput: Scenario = {
           }
         }
         if (raw.length === 0 || mesh.length === 0) {
-          rows.push([sizeName(size), raw.length === 0 ? 'failed' : int(median(raw.map(msgsPerS))), mesh.length === 0 ? 'failed' : int(median(mesh.map(msgsPerS))), '–', '–', '–', '–', 'no result', '–', '–', '–'])
+          rows.push([sizeName(size), raw.length === 0 ? 'failed' : int(median(raw.map(msgsPerS))), mesh.length === 0 ? 'failed' : int(median(mesh.map(msgsPerS))), '–', '–', '–', '–', 'no result', '–', '–', '–', '–'])
           continue
         }
         const { record, row } = summarise(size, raw, mesh, t)
-        records.push(record)
+        records.push(record, eldRecord(size, raw, mesh))
         rows.push(row)
       }
     } finally {
@@ -292,12 +344,12 @@ export const throughput: Scenario = {
     return {
       records,
       table: {
-        head: ['payload', 'raw ws msgs/s', 'mesh msgs/s', 'ratio', 'raw MiB/s', 'mesh MiB/s', 'ratio', 'target (mesh/raw)', 'mesh ELD p99 ms send / recv', 'raw CPU % send / recv', 'mesh CPU % send / recv'],
+        head: ['payload', 'raw ws msgs/s', 'mesh msgs/s', 'ratio', 'raw MiB/s', 'mesh MiB/s', 'ratio', 'target (mesh/raw)', `mesh host ELD p99 ms send / recv (< ${HOST_ELD_P99_MAX_MS})`, 'raw ws ELD p99 ms send / recv', 'raw CPU % send / recv', 'mesh CPU % send / recv'],
         rows,
       },
       notes: [
         `Median of ${t.rounds} rounds per side (raw, mesh, raw, mesh, …; one process pair per side, drained between rounds); ${t.warmupMs} ms warmup, ${t.measureMs} ms window, counted by the receiver at its \`message\` handler. MiB/s counts application payload bytes only.`,
-        'ELD = host event-loop delay p99 (monitorEventLoopDelay, 10 ms resolution) during the mesh window. CPU % = whole process (all threads) in % of one core.',
+        'host ELD = event-loop delay p99 of the main thread of the sending and of the receiving process during the window (median of rounds; monitorEventLoopDelay at 10 ms, the 10 ms sampling interval subtracted: how late a timer ran). The sender\'s own flood loop (`for (;;) await mesh.send()`) runs on that thread too. CPU % = whole process (all threads) in % of one core.',
         ...(errors.length === 0 ? [] : [`Failed rounds (left out of the medians): ${errors.join('; ')}`]),
       ],
     }

@@ -1,0 +1,122 @@
+/**
+ * What metrics and logs cost (issue 6): the two-process throughput run of
+ * ./throughput.ts, mesh against mesh — "observed" (a pino logger at `info`
+ * in both processes, and both nodes' `metrics()` scraped every second, a
+ * tougher cadence than Prometheus' default 15 s) against "plain"
+ * (`logger: false`, never scraped) — in the same run, rounds interleaved
+ * (plain, observed, plain, observed, …).
+ *
+ * Reported per payload size: the median msgs/s of each variant, their ratio
+ * observed/plain (target ≥ 0.95: metrics and logs cost under 5 %), the
+ * range of the per-round ratios (round i of each variant ran back to back),
+ * the host event-loop delay p99 of both variants, and what the scrapes took.
+ *
+ * @module
+ */
+import type { ResultRecord, Scenario, ScenarioOutput } from '../lib/scenario.js'
+import { fixed, int, KiB, median, ratio, ratioCell, round, sizeName } from '../lib/stats.js'
+import { eldP99, meshPair, msgsPerS, Side, timing, type Round, type ScrapeStats, type Timing } from './throughput.js'
+
+/** Scrape interval of the observed variant, ms. */
+const SCRAPE_MS = 1_000
+/** Issue 6's figure: observed/plain throughput at least this much. */
+const MIN_RATIO = 0.95
+const SIZES = [64, 64 * KiB] as const
+
+/** Per-phase timing: throughput's, with more rounds (a 5 % effect on a shared box needs them). */
+function obsTiming (o: Parameters<Scenario['run']>[0]): Timing {
+  const t = timing(o)
+  return { ...t, rounds: o.rounds ?? (o.quick ? 1 : 5), sizes: o.sizes ?? (o.quick ? [64] : SIZES) }
+}
+
+export const observability: Scenario = {
+  name: 'observability',
+  description: 'cost of metrics + logs: throughput with a pino logger at info and metrics() scraped every 1 s vs logger: false and no scrapes (interleaved)',
+  inQuick: true,
+  timeoutMs (o) {
+    const t = obsTiming(o)
+    return 60_000 + t.sizes.length * t.rounds * 2 * (t.warmupMs + t.measureMs + 15_000)
+  },
+  async run (o): Promise<ScenarioOutput> {
+    const t = obsTiming(o)
+    const records: ResultRecord[] = []
+    const rows: string[][] = []
+    const plainSide = new Side('plain', async () => await meshPair(o))
+    const obsSide = new Side('observed', async () => await meshPair(o, { scrapeMs: SCRAPE_MS }))
+    let scrapes: ScrapeStats[] = []
+    try {
+      await Promise.all([plainSide.prepare(), obsSide.prepare()])
+      for (const size of t.sizes) {
+        const plain: Round[] = []
+        const obs: Round[] = []
+        const pairRatios: number[] = []
+        for (let i = 0; i < t.rounds; i++) {
+          const p = await plainSide.round(size, t)
+          const q = await obsSide.round(size, t)
+          if (p !== undefined) plain.push(p)
+          if (q !== undefined) obs.push(q)
+          if (p !== undefined && q !== undefined) pairRatios.push(msgsPerS(q) / msgsPerS(p))
+          o.log(`observability ${sizeName(size)} round ${i + 1}/${t.rounds}: plain ${p === undefined ? 'FAILED' : int(msgsPerS(p))}, observed ${q === undefined ? 'FAILED' : int(msgsPerS(q))} msgs/s`)
+        }
+        if (plain.length === 0 || obs.length === 0) {
+          rows.push([sizeName(size), plain.length === 0 ? 'failed' : int(median(plain.map(msgsPerS))), obs.length === 0 ? 'failed' : int(median(obs.map(msgsPerS))), '–', '–', 'no result', '–', '–'])
+          continue
+        }
+        const plainMsgs = median(plain.map(msgsPerS))
+        const obsMsgs = median(obs.map(msgsPerS))
+        const r = ratio(obsMsgs, plainMsgs)
+        const met = r === null ? null : r >= MIN_RATIO
+        const lo = Math.min(...pairRatios)
+        const hi = Math.max(...pairRatios)
+        records.push({
+          name: `metrics + logs cost, throughput ${sizeName(size)} (observed / plain)`,
+          issue: 6,
+          n: obs.reduce((s, x) => s + x.rate.count, 0),
+          payload_bytes: size,
+          msgs_per_s: round(obsMsgs),
+          mb_per_s: round(obsMsgs * size / 1e6, 2),
+          p50_us: null,
+          p99_us: null,
+          baseline: 'same mesh, logger: false, no scrapes',
+          baseline_msgs_per_s: round(plainMsgs),
+          ratio: r,
+          ratio_of: 'msgs_per_s',
+          round_ratios: pairRatios.map((x) => round(x, 3)),
+          scrape_ms: SCRAPE_MS,
+          log_level: 'info',
+          sender_eld_p99_ms: eldP99(obs, 'send'),
+          receiver_eld_p99_ms: eldP99(obs, 'recv'),
+          baseline_sender_eld_p99_ms: eldP99(plain, 'send'),
+          baseline_receiver_eld_p99_ms: eldP99(plain, 'recv'),
+          eld_resolution_subtracted: true,
+          rounds: obs.length,
+          baseline_rounds: plain.length,
+          target: { metric: 'ratio_msgs_per_s', min: MIN_RATIO, value: r, met },
+        })
+        rows.push([
+          sizeName(size), int(plainMsgs), int(obsMsgs), ratioCell(r), `${fixed(lo, 2)} – ${fixed(hi, 2)}`,
+          `≥ ${MIN_RATIO.toFixed(2)}: ${met === true ? 'met' : 'MISSED'}`,
+          `${fixed(eldP99(plain, 'send'))} / ${fixed(eldP99(plain, 'recv'))}`,
+          `${fixed(eldP99(obs, 'send'))} / ${fixed(eldP99(obs, 'recv'))}`,
+        ])
+      }
+      scrapes = await obsSide.scrapes()
+    } finally {
+      await Promise.all([plainSide.close(), obsSide.close()])
+    }
+    const errors = [...plainSide.errors.map((e) => `plain ${e}`), ...obsSide.errors.map((e) => `observed ${e}`)]
+    const sc = scrapes.reduce((a, s) => ({ count: a.count + s.count, ms: a.ms + s.meanMs * s.count, maxMs: Math.max(a.maxMs, s.maxMs), bytes: Math.max(a.bytes, s.meanBytes) }), { count: 0, ms: 0, maxMs: 0, bytes: 0 })
+    return {
+      records,
+      table: {
+        head: ['payload', 'plain msgs/s', 'observed msgs/s', 'ratio', 'round ratios', 'target (observed/plain)', 'plain host ELD p99 ms send / recv', 'observed host ELD p99 ms send / recv'],
+        rows,
+      },
+      notes: [
+        `Median of ${t.rounds} rounds per variant (plain, observed, plain, …; one process pair per variant, drained between rounds); ${t.warmupMs} ms warmup, ${t.measureMs} ms window, counted at the receiver's \`message\` handler. Observed: \`logger\` = pino at info to /dev/null (pino.destination, async) and \`metrics()\` of each node scraped every ${SCRAPE_MS} ms in both processes; plain: \`logger: false\`, no scrape. "round ratios" = observed/plain of rounds run back to back (min – max).`,
+        `Scrapes of the observed side: ${sc.count}, mean ${fixed(sc.count === 0 ? 0 : sc.ms / sc.count, 2)} ms, max ${fixed(sc.maxMs, 1)} ms (while saturated), ~${int(sc.bytes)} bytes of text each.`,
+        ...(errors.length === 0 ? [] : [`Failed rounds (left out of the medians): ${errors.join('; ')}`]),
+      ],
+    }
+  },
+}

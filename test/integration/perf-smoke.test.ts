@@ -1,0 +1,50 @@
+// A smoke run of the perf harness (the built dist/perf/harness.js, as `npm run
+// perf` runs it) with the smallest durations: it must run and print its
+// same-run table with candidate/baseline ratios. The numbers are not checked:
+// benchmarks never assert, and the real ones live in perf/RESULTS.md.
+import { describe, it, expect, afterEach } from 'vitest'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const HARNESS = join(root, 'dist/perf/harness.js')
+const dirs: string[] = []
+
+afterEach(async () => { await Promise.all(dirs.splice(0).map(async (d) => { await rm(d, { recursive: true, force: true }) })) })
+
+describe('perf harness (smoke)', () => {
+  it('--quick throughput at 64 B, one round of 100 ms: exit 0, a table with ratio columns, a JSON line, RESULTS.md untouched', async () => {
+    const resultsDir = await mkdtemp(join(tmpdir(), 'meshwork-perf-'))
+    dirs.push(resultsDir)
+    const resultsMd = await readFile(join(root, 'perf/RESULTS.md'), 'utf8')
+    const proc = spawn(process.execPath, ['--expose-gc', HARNESS, '--quick', 'throughput', '--sizes', '64', '--rounds', '1', '--duration-ms', '100', '--results-dir', resultsDir], {
+      cwd: root, stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    proc.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
+    proc.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
+    const timer = setTimeout(() => { proc.kill('SIGKILL') }, 60_000)
+    const [code] = await once(proc, 'close') as [number | null]
+    clearTimeout(timer)
+    expect(code, `harness exit code; stderr:\n${stderr.slice(-3000)}`).toBe(0)
+
+    const head = stdout.split('\n').find((l) => l.startsWith('| payload'))
+    expect(head, stdout).toBeDefined()
+    expect(head?.split('|').map((c) => c.trim())).toEqual(expect.arrayContaining(['raw ws msgs/s', 'mesh msgs/s', 'ratio']))
+    const row = stdout.split('\n').find((l) => l.startsWith('| 64 B'))
+    expect(row, stdout).toMatch(/^\| 64 B +\| +[\d,]+ \| +[\d,]+ \| +\d+\.\d+ \|/)
+    expect(stdout).toContain('host ELD p99')
+
+    const files = await readdir(resultsDir)
+    expect(files).toEqual(['throughput.jsonl'])
+    const record = JSON.parse((await readFile(join(resultsDir, 'throughput.jsonl'), 'utf8')).trim().split('\n')[0] as string)
+    expect(record).toMatchObject({ name: 'throughput 64 B', quick: true, ratio: expect.any(Number) })
+    // A quick run never rewrites the tracked results.
+    expect(await readFile(join(root, 'perf/RESULTS.md'), 'utf8')).toBe(resultsMd)
+  }, 90_000)
+})
