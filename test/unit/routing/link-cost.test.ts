@@ -1,0 +1,42 @@
+import { describe, it, expect } from 'vitest'
+import fc from 'fast-check'
+import { DEFAULT_COST_WEIGHTS, linkCost, significantCostChange } from '../../../src/routing/link-cost.js'
+
+describe('linkCost', () => {
+  it('is about the expected delay in ms, plus a hop, as an integer >= 1', () => {
+    expect(linkCost({ rttMs: 10 })).toBe(11)
+    expect(linkCost({ rttMs: 0 })).toBe(1)
+    expect(linkCost({ rttMs: 0.2 })).toBe(2) // ceil(1.2)
+    expect(linkCost({})).toBe(DEFAULT_COST_WEIGHTS.defaultRttMs + 1) // no measurement yet
+  })
+
+  it('adds queueing delay and multiplies by loss (ETX-like, squared)', () => {
+    expect(linkCost({ rttMs: 10, queueBytes: 1024 * 1024 })).toBe(Math.ceil(10 + 102.4 + 1))
+    expect(linkCost({ rttMs: 9, loss: 0.5 })).toBe(40) // 10 / 0.25
+    expect(linkCost({ rttMs: 9, loss: 1 })).toBe(Math.ceil(10 / (1 - 0.9) ** 2)) // clamped at maxLoss
+  })
+
+  it('treats invalid inputs as absent', () => {
+    expect(linkCost({ rttMs: -5, loss: NaN, queueBytes: -1 })).toBe(linkCost({}))
+  })
+
+  it('is monotone in rtt, loss and queue', () => {
+    fc.assert(fc.property(fc.double({ min: 0, max: 1e4, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true }), fc.nat(1e8),
+      fc.double({ min: 0, max: 100, noNaN: true }), (rtt, loss, q, d) => {
+        const c = linkCost({ rttMs: rtt, loss, queueBytes: q })
+        expect(Number.isInteger(c) && c >= 1).toBe(true)
+        expect(linkCost({ rttMs: rtt + d, loss, queueBytes: q })).toBeGreaterThanOrEqual(c)
+        expect(linkCost({ rttMs: rtt, loss: Math.min(1, loss + d / 100), queueBytes: q })).toBeGreaterThanOrEqual(c)
+        expect(linkCost({ rttMs: rtt, loss, queueBytes: q + Math.round(d * 1000) })).toBeGreaterThanOrEqual(c)
+      }), { numRuns: 300 })
+  })
+
+  it('significantCostChange applies both the relative and the absolute threshold', () => {
+    expect(significantCostChange(undefined, 5)).toBe(true)
+    expect(significantCostChange(100, 119)).toBe(false) // < 20 %
+    expect(significantCostChange(100, 120)).toBe(true)
+    expect(significantCostChange(100, 80)).toBe(true)
+    expect(significantCostChange(2, 3)).toBe(false) // 50 % but only 1 unit
+    expect(significantCostChange(2, 4)).toBe(true)
+  })
+})
