@@ -2,7 +2,8 @@
  * meshwork perf harness: runs the scenarios, prints a Markdown table per
  * scenario on stdout, appends one JSON line per result to
  * perf/results/<scenario>.jsonl, and (on a full run) rewrites
- * perf/RESULTS.md.
+ * perf/RESULTS.md and draws perf/results/chart.svg (throughput ratios and
+ * latency percentiles against raw ws, from the latest full run's lines).
  *
  *   npm run perf                              # every scenario (~4 min on 2 cores)
  *   npm run perf -- throughput latency        # some of them
@@ -27,12 +28,13 @@
  * @module
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { loadavg } from 'node:os'
 import { ChildGroup, killAll, setChildExecArgv } from './lib/child.js'
 import { appendJsonl, machine, markdownTable, repoRoot } from './lib/report.js'
+import { writeChart } from './lib/chart.js'
 import type { ResultRecord, RunOptions, Scenario, ScenarioOutput } from './lib/scenario.js'
 import { throughput } from './scenarios/throughput.js'
 import { latency } from './scenarios/latency.js'
@@ -203,6 +205,9 @@ async function main (): Promise<void> {
 
   const full = positionals.length === 0 && !quick
   if (full || values['write-results-md']) {
+    // The chart reads the latest full run of each scenario from the JSON lines (never a quick one).
+    const chart = quick ? undefined : writeChart(resultsDir)
+    if (chart !== undefined) log(`wrote ${chart}`)
     const md = [
       '# meshwork perf results',
       '',
@@ -217,6 +222,7 @@ async function main (): Promise<void> {
       `- Load average (1 min) at start / end: ${loadStart.toFixed(2)} / ${loadEnd.toFixed(2)} on ${m.cores} cores${Math.max(loadStart, loadEnd) > m.cores / 2 ? ' — other jobs shared the machine: absolute numbers are low and noisy; the interleaved ratios are the figures to compare' : ''}`,
       '',
       ...sums.flatMap(({ issue, table }) => [`## Issue ${issue} figures`, '', table, '']),
+      ...(chart === undefined ? [] : [`![meshwork vs raw ws: throughput ratio per payload size, round-trip latency percentiles](${relative(join(root, 'perf'), chart)})`, '', `\`${relative(join(root, 'perf'), chart)}\`: drawn from the latest full run in \`results/{throughput,latency}.jsonl\` (\`node dist/perf/tools/chart.js\` redraws it).`, '']),
       ...done.map(section),
       `JSON lines: \`${join('perf', 'results')}/<scenario>.jsonl\`.`,
       '',
