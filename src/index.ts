@@ -1,5 +1,5 @@
 // Public API of meshwork (named re-exports only).
-export { createMesh, Mesh, type SendOptions } from './mesh.js'
+export { createMesh, Mesh, DEFAULT_REQUEST_TIMEOUT_MS, type SendOptions, type RequestOptions, type RequestContext, type RequestHandler, type TopicHandler } from './mesh.js'
 export { MeshError, ErrorCode, type WireError } from './errors.js'
 export type {
   MeshEvents, MeshMessage, PeerInfo, PeerState, PeerHealthEvent, RouteChangeEvent,

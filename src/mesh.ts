@@ -10,9 +10,13 @@ import { InboundKind, INBOUND_ENVELOPE_BYTES, readHandle, readKind } from './act
 import { decodeControl } from './codec/control.js'
 import { forEachFrame } from './codec/decode.js'
 import { encodeHeaderOnlyInto } from './codec/encode.js'
-import { FrameType, Lane, PROTOCOL_VERSION } from './codec/frame.js'
+import { FrameFlag, FrameType, Lane, PROTOCOL_VERSION } from './codec/frame.js'
 import { encodePayload, decodePayload } from './codec/payload.js'
-import { FRAME_OVERHEAD } from './io/io-worker.js'
+import { CHUNK_BYTES, FRAME_OVERHEAD, MAX_WS_MESSAGE_BYTES } from './io/io-worker.js'
+import { AckBoard } from './delivery/ack-board.js'
+import { ReceiveStream, Reassembly } from './delivery/receive-stream.js'
+import { SEND_PREFIX_BYTES, SendRecordFlag, writeSendPrefix } from './delivery/send-record.js'
+import { randomBytes } from 'node:crypto'
 import { MeshMetrics } from './observability/metrics.js'
 import type { Registry } from 'prom-client'
 import type { InboundEvent, IoWorkerStats } from './actor/protocol.js'
@@ -22,9 +26,41 @@ import type { LaneName, MeshEvents, MeshStatus, PeerInfo } from './events.js'
 export interface SendOptions {
   /** @default 'priority' */
   lane?: 'priority' | 'bulk'
-  /** Abort a send that is waiting for queue space. */
+  /** Abort a send that is waiting for queue space (or, with `ack`, for the acknowledgement). */
   signal?: AbortSignal
+  /**
+   * Resolve only when the receiver's application has taken the message (its
+   * `message` listeners ran), instead of when it is queued. @default false
+   */
+  ack?: boolean
 }
+
+/** Options of {@link Mesh.request}. */
+export interface RequestOptions {
+  /** Give up (MeshError TIMEOUT) after this long. @default 30000 */
+  timeoutMs?: number
+  /** Abort the request (MeshError TIMEOUT with the signal's reason as cause). */
+  signal?: AbortSignal
+  /** @default 'priority' */
+  lane?: 'priority' | 'bulk'
+}
+
+/** What a request handler gets besides the payload. */
+export interface RequestContext {
+  /** The requesting peer. */
+  from: string
+  /** The method called. */
+  method: string
+}
+
+/** A request handler: its return value (or resolved promise) is the response; a throw becomes REMOTE_ERROR at the caller. */
+export type RequestHandler = (payload: any, ctx: RequestContext) => unknown
+
+/** A pub/sub subscriber. */
+export type TopicHandler = (message: { from: string; payload: any; lane: LaneName; topic: string; id: string }) => void
+
+/** Default `request` timeout. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 
 const LANES: readonly LaneName[] = ['control', 'priority', 'bulk']
 /** Immediate sends after which one send resolves on a macrotask (host event-loop fairness). */
@@ -35,6 +71,14 @@ const LANE_NUMBER = { priority: Lane.PRIORITY, bulk: Lane.BULK } as const
 interface PeerEntry {
   info: PeerInfo
   ring: RingBuffer
+  /** Receive side: how far this host's application got with the peer's stream (read by the IO worker for ACKs). */
+  board: AckBoard
+  rx: ReceiveStream
+  reassembly: Reassembly
+  /** `ack: true` sends waiting for the peer's acknowledgement, by last seq (ascending). */
+  ackWaiters: Array<{ id: number; last: number; resolve: (id: string) => void; reject: (e: MeshError) => void }>
+  /** Topics the peer subscribes to (it tells us with SUBSCRIBE frames). */
+  remoteTopics: Set<string>
   slot: IoSlot | undefined
   handle: number
   seq: number
@@ -64,13 +108,22 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   readonly #peers = new Map<string, PeerEntry>()
   readonly #byHandle = new Map<IoSlot, Map<number, PeerEntry>>()
   readonly #upWaiters = new Map<string, Array<() => void>>()
-  readonly #header = new Uint8Array(FRAME_OVERHEAD)
+  readonly #header = new Uint8Array(SEND_PREFIX_BYTES + FRAME_OVERHEAD)
+  /** This process's stream epoch: receivers key their dedup state by it. */
+  readonly #epoch: number
+  readonly #chunkBytes: number
+  readonly #handlers = new Map<string, RequestHandler>()
+  readonly #requests = new Map<number, { peer: string; resolve: (v: unknown) => void; reject: (e: MeshError) => void; timer: NodeJS.Timeout | undefined; cleanup: () => void }>()
+  #nextRequest = 0
+  readonly #topics = new Map<string, Set<TopicHandler>>()
   #sup!: Supervisor
   readonly #metrics: MeshMetrics
   #addresses: string[] = []
   #closing: Promise<void> | undefined
   #closed = false
   #sinceYield = 0
+  #discarded = 0
+  #localPublishes = 0
   #status: MeshStatus = { state: 'healthy', members: 0, reachable: 0, unreachable: 0 }
 
   private constructor (opts: ResolvedMeshOptions, identity: Identity, log: Logger) {
@@ -78,6 +131,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     this.#opts = opts
     this.id = identity.id
     this.#log = log
+    this.#epoch = randomBytes(4).readUInt32LE(0) || 1
+    // A chunk plus its record framing must fit half the send queue ring.
+    this.#chunkBytes = Math.min(CHUNK_BYTES, Math.floor(opts.sendQueue.capacityBytes / 2) - SEND_PREFIX_BYTES - FRAME_OVERHEAD - 64)
     this.#metrics = new MeshMetrics({
       peers: () => [...this.#peers.values()].map((e) => ({
         id: e.info.id,
@@ -121,7 +177,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   async #start (identity: Identity): Promise<void> {
     const level = typeof this.#log.level === 'string' ? this.#log.level : 'info'
     // The inbound ring must hold several of the largest WebSocket messages.
-    const ringBytes = Math.max(this.#opts.ringBytes, 4 * (this.#opts.maxMessageBytes + FRAME_OVERHEAD + 64))
+    const ringBytes = Math.max(this.#opts.ringBytes, 4 * (MAX_WS_MESSAGE_BYTES + FRAME_OVERHEAD + 64))
     this.#sup = new Supervisor({
       selfId: this.id,
       identityDer: identity.privateDer,
@@ -132,7 +188,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       logger: this.#log,
       logLevel: level,
       host: {
-        ringFor: (peerId) => this.#entryFor(peerId).ring.sab,
+        ringFor: (peerId) => { const e = this.#entryFor(peerId); return { ring: e.ring.sab, board: e.board.sab } },
         dispatch: (slot, rec) => { this.#dispatch(slot, rec) },
         workerLost: (slot) => { this.#workerLost(slot) },
         workerRestarted: (slot) => { this.#redial(slot) },
@@ -159,18 +215,27 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   }
 
   /**
-   * Send `payload` to peer `to`. Resolves with the message id once the message
-   * is queued (in this node's outbound ring for that peer).
+   * Send `payload` to peer `to`, reliably: delivered to its application
+   * exactly once and in order (per sender), across reconnects; held while the
+   * peer is away (up to `delivery.retainMs`, then reported `undelivered`).
+   * Resolves with the message id once the message is queued (in this node's
+   * send queue for that peer), or, with `{ ack: true }`, once the receiver's
+   * application has taken it. Messages larger than 64 KiB travel in chunks.
    * @throws MeshError UNKNOWN_PEER (never linked), PAYLOAD_TOO_LARGE, QUEUE_FULL
-   *   (no room within sendQueue.blockTimeoutMs), CLOSED.
+   *   (no room within sendQueue.blockTimeoutMs), TIMEOUT (aborted, or an acked
+   *   send given up on), CLOSED.
    */
   send (to: string, payload: unknown, options?: SendOptions): Promise<string> {
-    if (this.#closing !== undefined) return Promise.reject(new MeshError(ErrorCode.CLOSED, 'the mesh is closed'))
-    const entry = this.#peers.get(to)
-    if (entry === undefined) return Promise.reject(new MeshError(ErrorCode.UNKNOWN_PEER, `unknown peer ${String(to)}: not linked to this node`, { details: { peer: to } }))
     const lane = options?.lane ?? 'priority'
     const laneNo = LANE_NUMBER[lane]
     if (laneNo === undefined) return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, `options.lane must be 'priority' or 'bulk' (got ${JSON.stringify(lane)})`))
+    return this.#send(to, FrameType.DATA, laneNo, payload, options?.ack === true, options?.signal)
+  }
+
+  #send (to: string, type: number, laneNo: number, payload: unknown, ack: boolean, signal: AbortSignal | undefined): Promise<string> {
+    if (this.#closing !== undefined) return Promise.reject(new MeshError(ErrorCode.CLOSED, 'the mesh is closed'))
+    const entry = this.#peers.get(to)
+    if (entry === undefined) return Promise.reject(new MeshError(ErrorCode.UNKNOWN_PEER, `unknown peer ${String(to)}: not linked to this node`, { details: { peer: to } }))
     let enc
     try {
       enc = encodePayload(payload)
@@ -180,55 +245,91 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     if (enc.bytes.length > this.#opts.maxMessageBytes) {
       return Promise.reject(new MeshError(ErrorCode.PAYLOAD_TOO_LARGE, `payload of ${enc.bytes.length} bytes exceeds maxMessageBytes (${this.#opts.maxMessageBytes})`, { details: { bytes: enc.bytes.length, max: this.#opts.maxMessageBytes } }))
     }
-    const seq = ++entry.seq
-    const h = this.#header
-    const n = encodeHeaderOnlyInto({ version: PROTOCOL_VERSION, type: FrameType.DATA, lane: laneNo, flags: enc.flags, src: null, dst: null, stream: 0, seq }, enc.bytes.length, h, 0)
-    if (n < 0) return Promise.reject(new MeshError(ErrorCode.PROTOCOL, 'internal: frame header does not fit its scratch buffer'))
-    // Fast path: nobody waiting and room now.
-    if (entry.waiters === 0 && entry.ring.tryWrite2(h.subarray(0, n), enc.bytes)) {
-      entry.slot?.doorbell.ring()
-      entry.messagesSent++
-      entry.bytesSent += enc.bytes.length
-      // A `for (;;) await send()` loop whose sends all resolve at once would
-      // never let the event loop turn (the host's own timers and I/O, and our
-      // inbound dispatch, would starve). Every YIELD_EVERY immediate sends, one
-      // resolves on the next macrotask instead.
-      if (++this.#sinceYield >= YIELD_EVERY) {
-        this.#sinceYield = 0
-        const id = String(seq)
-        return new Promise((resolve) => { setImmediate(resolve, id) })
+    const bytes = enc.bytes
+    const chunks = Math.max(1, Math.ceil(bytes.length / this.#chunkBytes))
+    const now = Date.now()
+    const notify = ack ? SendRecordFlag.NOTIFY_ACK : 0
+    // Fast path: one record, nobody waiting and room now. Sequence numbers are
+    // taken only when a record is written, so ring order = sequence order and
+    // a send that gives up leaves no gap.
+    if (chunks === 1 && entry.waiters === 0) {
+      const seq = entry.seq + 1
+      const n = this.#recordHeader(type, laneNo, enc.flags, seq, 0, now, notify, bytes.length)
+      if (n < 0) return Promise.reject(new MeshError(ErrorCode.PROTOCOL, 'internal: frame header does not fit its scratch buffer'))
+      if (entry.ring.tryWrite2(this.#header.subarray(0, n), bytes)) {
+        entry.seq = seq
+        entry.slot?.doorbell.ring()
+        if (type !== FrameType.SUBSCRIBE) { entry.messagesSent++; entry.bytesSent += bytes.length }
+        if (ack) return this.#ackPromise(entry, seq, seq, signal)
+        // A `for (;;) await send()` loop whose sends all resolve at once would
+        // never let the event loop turn (the host's own timers and I/O, and our
+        // inbound dispatch, would starve). Every YIELD_EVERY immediate sends, one
+        // resolves on the next macrotask instead.
+        if (++this.#sinceYield >= YIELD_EVERY) {
+          this.#sinceYield = 0
+          const id = String(seq)
+          return new Promise((resolve) => { setImmediate(resolve, id) })
+        }
+        return Promise.resolve(String(seq))
       }
-      return Promise.resolve(String(seq))
     }
-    // Copy: the header scratch and msgpackr's buffer are reused by the next send.
-    const frame = Buffer.concat([h.subarray(0, n), enc.bytes])
-    return this.#sendBlocking(entry, frame, n, seq, options?.signal)
+    // Copy: the caller may reuse its buffer, and msgpackr reuses its own, while we wait.
+    const copy = enc.bytes === payload ? Uint8Array.prototype.slice.call(bytes) : Buffer.from(bytes)
+    return this.#sendBlocking(entry, type, laneNo, enc.flags, copy, chunks, now, notify, signal)
   }
 
-  async #sendBlocking (entry: PeerEntry, frame: Uint8Array, headerBytes: number, seq: number, signal: AbortSignal | undefined): Promise<string> {
-    const timeout = new MeshError(ErrorCode.QUEUE_FULL, `send queue to ${entry.info.id} stayed full for ${this.#opts.sendQueue.blockTimeoutMs} ms`, { details: { peer: entry.info.id, capacityBytes: this.#opts.sendQueue.capacityBytes } })
-    const deadline = Date.now() + this.#opts.sendQueue.blockTimeoutMs
+  /** Encode the send-queue record prefix and frame header of one chunk into the scratch buffer. */
+  #recordHeader (type: number, laneNo: number, flags: number, seq: number, chunk: number, now: number, recFlags: number, payloadBytes: number): number {
+    const h = this.#header
+    writeSendPrefix(h, 0, { seq, enqueuedAt: now, stream: this.#epoch, chunk, flags: recFlags })
+    const n = encodeHeaderOnlyInto({ version: PROTOCOL_VERSION, type, lane: laneNo, flags, src: null, dst: null, stream: this.#epoch, seq }, payloadBytes, h, SEND_PREFIX_BYTES)
+    return n < 0 ? n : SEND_PREFIX_BYTES + n
+  }
+
+  async #sendBlocking (entry: PeerEntry, type: number, laneNo: number, flags: number, bytes: Uint8Array, chunks: number, now: number, recFlags: number, signal: AbortSignal | undefined): Promise<string> {
+    const timeout = (): MeshError => new MeshError(ErrorCode.QUEUE_FULL, `send queue to ${entry.info.id} stayed full for ${this.#opts.sendQueue.blockTimeoutMs} ms`, { details: { peer: entry.info.id, capacityBytes: this.#opts.sendQueue.capacityBytes } })
     const prev = entry.waiting
     entry.waiters++
     const mine = (async () => {
       try {
         if (prev !== undefined) await prev.catch(() => {})
-        for (;;) {
-          if (this.#closing !== undefined) throw new MeshError(ErrorCode.CLOSED, 'the mesh closed while the send waited for queue space')
-          if (signal?.aborted === true) throw new MeshError(ErrorCode.TIMEOUT, 'send aborted', { cause: signal.reason })
-          if (entry.ring.tryWrite(frame)) {
-            entry.slot?.doorbell.ring()
-            entry.messagesSent++
-            entry.bytesSent += frame.length - headerBytes
-            return String(seq)
+        const cb = this.#chunkBytes
+        let first = 0
+        for (let i = 0; i < chunks; i++) {
+          const part = chunks === 1 ? bytes : bytes.subarray(i * cb, Math.min(bytes.length, (i + 1) * cb))
+          const cflags = flags | (i > 0 ? FrameFlag.CONTINUATION : 0) | (i < chunks - 1 ? FrameFlag.MORE : 0)
+          // Each chunk gets the whole blockTimeoutMs: a large message drains at the receiver's pace.
+          const deadline = Date.now() + this.#opts.sendQueue.blockTimeoutMs
+          for (;;) {
+            if (this.#closing !== undefined) throw new MeshError(ErrorCode.CLOSED, 'the mesh closed while the send waited for queue space')
+            if (signal?.aborted === true) throw new MeshError(ErrorCode.TIMEOUT, 'send aborted', { cause: signal.reason })
+            const seq = entry.seq + 1
+            const n = this.#recordHeader(type, laneNo, cflags, seq, i, now, recFlags, part.length)
+            if (entry.ring.tryWrite2(this.#header.subarray(0, n), part)) {
+              entry.seq = seq
+              if (i === 0) first = seq
+              entry.slot?.doorbell.ring()
+              break
+            }
+            const left = deadline - Date.now()
+            if (left <= 0) {
+              if (i > 0) {
+                // Part of the message is queued: the rest must follow or the
+                // receiver would wait forever for the missing chunks.
+                this.#log.warn({ component: 'mesh', event: 'send:stalled', peer: entry.info.id, chunk: i, chunks }, 'chunked message stalled half-queued; still waiting')
+                continue
+              }
+              throw timeout()
+            }
+            // Atomics.waitAsync inside: no timer on the host's loop.
+            // Wait for a quarter of the ring, not just this frame: one wake-up
+            // then admits many sends instead of ping-ponging per frame.
+            await entry.ring.waitForSpace(Math.max(n + part.length, Math.min(entry.ring.maxRecordBytes, entry.ring.capacity >> 2)), Math.min(left, 250))
           }
-          const left = deadline - Date.now()
-          if (left <= 0) throw timeout
-          // Atomics.waitAsync inside: no timer on the host's loop.
-          // Wait for a quarter of the ring, not just this frame: one wake-up
-          // then admits many sends instead of ping-ponging per frame.
-          await entry.ring.waitForSpace(Math.max(frame.length, Math.min(entry.ring.maxRecordBytes, entry.ring.capacity >> 2)), Math.min(left, 250))
         }
+        if (type !== FrameType.SUBSCRIBE) { entry.messagesSent++; entry.bytesSent += bytes.length }
+        if (recFlags & SendRecordFlag.NOTIFY_ACK) return await this.#ackPromise(entry, first, entry.seq, signal)
+        return String(first)
       } finally {
         entry.waiters--
         if (entry.waiters === 0) entry.waiting = undefined
@@ -236,6 +337,21 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     })()
     entry.waiting = mine
     return await mine
+  }
+
+  #ackPromise (entry: PeerEntry, first: number, last: number, signal: AbortSignal | undefined): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      entry.ackWaiters.push({ id: first, last, resolve, reject })
+      signal?.addEventListener('abort', () => {
+        this.#dropAckWaiter(entry, first)
+        reject(new MeshError(ErrorCode.TIMEOUT, 'send aborted while waiting for the acknowledgement (the message stays queued)', { cause: signal.reason }))
+      }, { once: true })
+    })
+  }
+
+  #dropAckWaiter (entry: PeerEntry, id: number): void {
+    const i = entry.ackWaiters.findIndex((w) => w.id === id)
+    if (i >= 0) entry.ackWaiters.splice(i, 1)
   }
 
   /**
@@ -316,6 +432,13 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     return { inbound: this.#sup.slots.map((s) => s.inbound.stats()), outbound }
   }
 
+  /** @internal diagnostics: receive-side stream state per peer, and messages discarded. */
+  _deliveryStats (): { discarded: number; peers: Record<string, { stream: number | undefined; delivered: number; duplicates: number; gaps: number; sent: number; queuedBytes: number }> } {
+    const peers: Record<string, { stream: number | undefined; delivered: number; duplicates: number; gaps: number; sent: number; queuedBytes: number }> = {}
+    for (const [id, e] of this.#peers) peers[id] = { stream: e.rx.stream, delivered: e.rx.delivered, duplicates: e.rx.duplicates, gaps: e.rx.gaps, sent: e.seq, queuedBytes: e.ring.usedBytes() }
+    return { discarded: this.#discarded, peers }
+  }
+
   /** @internal test hook: crash IO worker `index` (it is restarted). */
   _crashIoWorker (index = 0): void { this.#sup.crashIo(index) }
 
@@ -339,6 +462,11 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       e = {
         info: { id: peerId, direction: 'outbound', state: 'connecting', since: Date.now(), lanes: [...LANES] },
         ring: RingBuffer.create(this.#opts.sendQueue.capacityBytes, { keepAlive: false }),
+        board: AckBoard.create(),
+        rx: new ReceiveStream(),
+        reassembly: new Reassembly(this.#opts.maxMessageBytes),
+        ackWaiters: [],
+        remoteTopics: new Set(),
         slot: undefined,
         handle: 0,
         seq: 0,
@@ -361,19 +489,25 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     if (kind === InboundKind.DATA) {
       const entry = this.#byHandle.get(slot)?.get(handle)
       if (entry === undefined) return
-      const from = entry.info.id
+      const rx = entry.rx
+      const before = rx.delivered
+      const stream = rx.stream
       // Frames were validated by the IO worker; parsing them again here is cheap and keeps one decoder.
       forEachFrame(body, undefined, (f) => {
-        entry.messagesReceived++
-        entry.bytesReceived += f.payload?.length ?? 0
-        const msg = { from, payload: decodePayload(f.payload, f.flags), lane: LANES[f.lane] ?? 'bulk', id: String(f.seq) }
+        if (f.type === FrameType.SKIP) { rx.skip(f.stream, f.seq); return }
+        if (rx.accept(f.stream, f.seq) !== 'deliver') return
         try {
-          this.emit('message', msg)
+          this.#deliver(entry, f)
         } catch (err) {
-          // A throwing handler must not lose the rest of the batch: rethrow it outside the dispatch loop.
+          // A throwing listener must not lose the rest of the batch: rethrow it outside the dispatch loop.
           process.nextTick(() => { throw err })
         }
       })
+      if (rx.delivered !== before || rx.stream !== stream) {
+        // Everything up to rx.delivered is now the application's: the IO worker acks it.
+        entry.board.publish(rx.stream ?? 0, rx.delivered)
+        slot.doorbell.ring()
+      }
       return
     }
     if (kind === InboundKind.EVENT) {
@@ -381,6 +515,215 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       // Copy out of shared memory: msgpackr's string decoding refuses SharedArrayBuffer views.
       try { ev = decodeControl(Buffer.from(body)) as InboundEvent } catch { return }
       this.#onEvent(slot, handle, ev)
+    }
+  }
+
+  /** Hand one in-order stream frame to the application (or reassembly, a request handler, a pending request). */
+  #deliver (entry: PeerEntry, f: { type: number; lane: number; flags: number; seq: number; payload: Uint8Array | null }): void {
+    const from = entry.info.id
+    const lane = LANES[f.lane] ?? 'bulk'
+    let bytes = f.payload
+    let id = f.seq
+    if ((f.flags & (FrameFlag.MORE | FrameFlag.CONTINUATION)) !== 0) {
+      const r = entry.reassembly.push(f.payload ?? new Uint8Array(0), f.seq, (f.flags & FrameFlag.CONTINUATION) !== 0, (f.flags & FrameFlag.MORE) !== 0)
+      if (r.kind === 'partial') return
+      if (r.kind === 'orphan' || r.kind === 'too-large') {
+        this.#log.warn({ component: 'mesh', event: 'message:discarded', peer: from, reason: r.kind }, r.kind === 'orphan'
+          ? 'discarded the rest of a chunked message whose start went to a previous incarnation of this node'
+          : `discarded a chunked message larger than maxMessageBytes (${this.#opts.maxMessageBytes})`)
+        this.#discarded++
+        return
+      }
+      bytes = r.bytes
+      id = r.firstSeq
+    }
+    if (f.type !== FrameType.SUBSCRIBE) {
+      entry.messagesReceived++
+      entry.bytesReceived += bytes?.length ?? 0
+    }
+    switch (f.type) {
+      case FrameType.DATA:
+        this.emit('message', { from, payload: decodePayload(bytes, f.flags), lane, id: String(id) })
+        return
+      case FrameType.REQUEST: {
+        const [reqId, method, value] = decodePayload(bytes, f.flags) as [number, string, unknown]
+        this.#serve(entry, reqId, String(method), value, f.lane)
+        return
+      }
+      case FrameType.RESPONSE: {
+        const [reqId, ok, value] = decodePayload(bytes, f.flags) as [number, number, unknown]
+        const r = this.#requests.get(reqId)
+        if (r === undefined || r.peer !== from) return // timed out or aborted meanwhile
+        this.#requests.delete(reqId)
+        r.cleanup()
+        if (ok === 1) { r.resolve(value); return }
+        const e = (value ?? {}) as { code?: unknown; message?: unknown }
+        const code = e.code === ErrorCode.NO_HANDLER ? ErrorCode.NO_HANDLER : ErrorCode.REMOTE_ERROR
+        r.reject(new MeshError(code, `${from}: ${String(e.message ?? 'remote error')}`, { details: { peer: from, remoteMessage: String(e.message ?? '') } }))
+        return
+      }
+      case FrameType.PUBLISH: {
+        const [topic, value] = decodePayload(bytes, f.flags) as [string, unknown]
+        const handlers = this.#topics.get(topic)
+        if (handlers === undefined || handlers.size === 0) return // unsubscribed meanwhile: not ours to see
+        const msg = { from, payload: value, lane, topic, id: String(id) }
+        this.emit('message', msg)
+        for (const h of [...handlers]) {
+          try { h(msg) } catch (err) { process.nextTick(() => { throw err }) }
+        }
+        return
+      }
+      case FrameType.SUBSCRIBE: {
+        const [op, topics] = decodePayload(bytes, f.flags) as [string, string[]]
+        if (op === 'set') entry.remoteTopics = new Set(topics)
+        else if (op === 'add') for (const t of topics) entry.remoteTopics.add(t)
+        else if (op === 'del') for (const t of topics) entry.remoteTopics.delete(t)
+      }
+    }
+  }
+
+  #serve (entry: PeerEntry, reqId: number, method: string, value: unknown, laneNo: number): void {
+    const from = entry.info.id
+    const handler = this.#handlers.get(method)
+    const reply = (ok: 0 | 1, v: unknown): void => {
+      if (this.#closing !== undefined) return
+      this.#send(from, FrameType.RESPONSE, laneNo, [reqId, ok, v], false, undefined).catch((err: MeshError) => {
+        this.#log.warn({ component: 'mesh', event: 'response:failed', peer: from, method, err: err.message }, 'could not queue a response')
+      })
+    }
+    if (handler === undefined) {
+      reply(0, { code: ErrorCode.NO_HANDLER, message: `no handler for method ${JSON.stringify(method)}` })
+      return
+    }
+    let result: unknown
+    try {
+      result = handler(value, { from, method })
+    } catch (err) {
+      reply(0, { code: ErrorCode.REMOTE_ERROR, message: (err as Error)?.message ?? String(err) })
+      return
+    }
+    Promise.resolve(result).then((v) => { reply(1, v) }, (err: unknown) => {
+      reply(0, { code: ErrorCode.REMOTE_ERROR, message: (err as Error)?.message ?? String(err) })
+    })
+  }
+
+  /**
+   * Serve `method`: `fn(payload, ctx)` runs for each request; its return
+   * value (or resolved promise) is the response, a throw or rejection reaches
+   * the caller as MeshError REMOTE_ERROR with the message. One handler per
+   * method (a second call replaces the first). Returns a function that removes it.
+   */
+  handle (method: string, fn: RequestHandler): () => void {
+    if (typeof method !== 'string' || method === '') throw new MeshError(ErrorCode.INVALID_OPTIONS, 'handle(method, fn): method must be a non-empty string')
+    if (typeof fn !== 'function') throw new MeshError(ErrorCode.INVALID_OPTIONS, 'handle(method, fn): fn must be a function')
+    this.#handlers.set(method, fn)
+    return () => { if (this.#handlers.get(method) === fn) this.#handlers.delete(method) }
+  }
+
+  /**
+   * Call `method` on peer `to` and resolve with its handler's result. The
+   * request and the response are reliable messages (held while the peer is
+   * away); `timeoutMs` bounds the whole call.
+   * @throws MeshError REMOTE_ERROR (the handler threw; message included),
+   *   NO_HANDLER, TIMEOUT (timeoutMs passed or signal aborted), UNKNOWN_PEER,
+   *   PAYLOAD_TOO_LARGE, QUEUE_FULL, CLOSED.
+   */
+  request (to: string, method: string, payload?: unknown, options?: RequestOptions): Promise<any> {
+    if (typeof method !== 'string' || method === '') return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, 'request(to, method): method must be a non-empty string'))
+    const timeoutMs = options?.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+    if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, `options.timeoutMs must be a positive number (got ${String(timeoutMs)})`))
+    const lane = options?.lane ?? 'priority'
+    const laneNo = LANE_NUMBER[lane]
+    if (laneNo === undefined) return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, `options.lane must be 'priority' or 'bulk' (got ${JSON.stringify(lane)})`))
+    const signal = options?.signal
+    if (signal?.aborted === true) return Promise.reject(new MeshError(ErrorCode.TIMEOUT, `request ${method} to ${to} aborted`, { cause: signal.reason }))
+    const reqId = ++this.#nextRequest
+    return new Promise((resolve, reject) => {
+      const fail = (e: MeshError): void => {
+        if (!this.#requests.has(reqId)) return
+        this.#requests.delete(reqId)
+        cleanup()
+        reject(e)
+      }
+      const onAbort = (): void => { fail(new MeshError(ErrorCode.TIMEOUT, `request ${method} to ${to} aborted`, { cause: signal?.reason, details: { peer: to, method } })) }
+      // The caller's own deadline: the one timer of the mesh's on the host thread, and only while a request is out.
+      const timer = setTimeout(() => { fail(new MeshError(ErrorCode.TIMEOUT, `request ${method} to ${to} got no response within ${timeoutMs} ms`, { details: { peer: to, method, timeoutMs } })) }, timeoutMs)
+      timer.unref()
+      const cleanup = (): void => { clearTimeout(timer); signal?.removeEventListener('abort', onAbort) }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#requests.set(reqId, { peer: to, resolve, reject, timer, cleanup })
+      this.#send(to, FrameType.REQUEST, laneNo, [reqId, method, payload], false, signal).catch((err: MeshError) => { fail(err) })
+    })
+  }
+
+  /**
+   * Subscribe to `topic` mesh-wide: `handler` gets every message published
+   * to it (by any node, this one included) from now on, once, in order per
+   * publisher. Returns the unsubscribe function.
+   */
+  subscribe (topic: string, handler: TopicHandler): () => void {
+    if (typeof topic !== 'string' || topic === '') throw new MeshError(ErrorCode.INVALID_OPTIONS, 'subscribe(topic, handler): topic must be a non-empty string')
+    if (typeof handler !== 'function') throw new MeshError(ErrorCode.INVALID_OPTIONS, 'subscribe(topic, handler): handler must be a function')
+    let set = this.#topics.get(topic)
+    if (set === undefined) {
+      set = new Set()
+      this.#topics.set(topic, set)
+      this.#announce('add', [topic])
+    }
+    const mine = handler
+    set.add(mine)
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      const s = this.#topics.get(topic)
+      if (s === undefined) return
+      s.delete(mine)
+      if (s.size === 0) {
+        this.#topics.delete(topic)
+        this.#announce('del', [topic])
+      }
+    }
+  }
+
+  /**
+   * Publish `payload` on `topic`: every current subscriber in the mesh gets it
+   * once, reliably like {@link send}. Resolves once queued for all of them;
+   * the number of subscribing nodes it was queued for (this one included).
+   */
+  async publish (topic: string, payload: unknown, options?: { lane?: 'priority' | 'bulk' }): Promise<number> {
+    if (typeof topic !== 'string' || topic === '') throw new MeshError(ErrorCode.INVALID_OPTIONS, 'publish(topic, payload): topic must be a non-empty string')
+    if (this.#closing !== undefined) throw new MeshError(ErrorCode.CLOSED, 'the mesh is closed')
+    const lane = options?.lane ?? 'priority'
+    const laneNo = LANE_NUMBER[lane]
+    if (laneNo === undefined) throw new MeshError(ErrorCode.INVALID_OPTIONS, `options.lane must be 'priority' or 'bulk' (got ${JSON.stringify(lane)})`)
+    const sends: Array<Promise<string>> = []
+    for (const e of this.#peers.values()) {
+      if (e.remoteTopics.has(topic)) sends.push(this.#send(e.info.id, FrameType.PUBLISH, laneNo, [topic, payload], false, undefined))
+    }
+    let n = sends.length
+    const local = this.#topics.get(topic)
+    if (local !== undefined && local.size > 0) {
+      n++
+      // Through msgpack, like a remote subscriber would see it: no aliasing of the caller's object.
+      const enc = encodePayload(payload)
+      const msg = { from: this.id, payload: decodePayload(enc.bytes, enc.flags), lane, topic, id: `local-${++this.#localPublishes}` }
+      queueMicrotask(() => {
+        for (const h of [...(this.#topics.get(topic) ?? [])]) {
+          try { h(msg) } catch (err) { process.nextTick(() => { throw err }) }
+        }
+      })
+    }
+    await Promise.all(sends)
+    return n
+  }
+
+  /** Tell every linked peer about a change of this node's subscriptions (reliable, in stream order). */
+  #announce (op: 'set' | 'add' | 'del', topics: string[], only?: PeerEntry): void {
+    for (const e of only !== undefined ? [only] : this.#peers.values()) {
+      this.#send(e.info.id, FrameType.SUBSCRIBE, Lane.PRIORITY, [op, topics], false, undefined).catch((err: MeshError) => {
+        if (err.code !== ErrorCode.CLOSED) this.#log.warn({ component: 'mesh', event: 'subscribe:failed', peer: e.info.id, err: err.message }, 'could not queue a subscription update')
+      })
     }
   }
 
@@ -394,6 +737,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         if (m === undefined) { m = new Map(); this.#byHandle.set(slot, m) }
         m.set(handle, e)
         e.info = { ...e.info, address: ev.address, direction: ev.direction, state: 'healthy', since: Date.now() }
+        // Our subscriptions, in full: the peer may have restarted and forgotten them.
+        this.#announce('set', [...this.#topics.keys()], e)
         this.#emitSafe('peer:up', { ...e.info })
         for (const w of this.#upWaiters.get(ev.peerId) ?? []) w()
         this.#upWaiters.delete(ev.peerId)
@@ -427,6 +772,27 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         const previous = e.info.state
         e.info = { ...e.info, state: 'failed', since: Date.now() }
         this.#emitSafe('peer:health', { peer: e.info.id, state: 'failed', previous, rttMs: e.info.rttMs })
+        break
+      }
+      case 'acked': {
+        const e = this.#peers.get(ev.peerId)
+        if (e === undefined) return
+        while (e.ackWaiters.length > 0 && (e.ackWaiters[0]?.last ?? Infinity) <= ev.seq) {
+          const w = e.ackWaiters.shift()
+          w?.resolve(String(w.id))
+        }
+        break
+      }
+      case 'undelivered': {
+        const e = this.#peers.get(ev.peerId)
+        for (const id of ev.ids) {
+          const i = e === undefined ? -1 : e.ackWaiters.findIndex((w) => w.id === id)
+          if (e !== undefined && i >= 0) {
+            const [w] = e.ackWaiters.splice(i, 1)
+            w?.reject(new MeshError(ErrorCode.TIMEOUT, `message ${id} to ${ev.peerId} was given up on: ${ev.reason}`, { details: { peer: ev.peerId, id: String(id), reason: ev.reason } }))
+          }
+          this.#emitSafe('undelivered', { to: ev.peerId, id: String(id), reason: ev.reason })
+        }
         break
       }
       case 'error':
@@ -494,6 +860,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     this.#closed = true
     for (const e of this.#peers.values()) if (e.slot !== undefined) this.#markDown(e)
     for (const e of this.#peers.values()) e.ring.close()
+    const closed = (): MeshError => new MeshError(ErrorCode.CLOSED, 'the mesh closed')
+    for (const [id, r] of this.#requests) { this.#requests.delete(id); r.cleanup(); r.reject(closed()) }
+    for (const e of this.#peers.values()) for (const w of e.ackWaiters.splice(0)) w.reject(closed())
     for (const list of this.#upWaiters.values()) for (const w of list) w()
     this.#upWaiters.clear()
     this.#log.info({ component: 'mesh', event: 'close', peer: this.id }, 'meshwork node closed')

@@ -111,8 +111,11 @@ export interface RouterHostCallbacks {
 
 /** Host-side callbacks an IO worker may call (passed as a comlink proxy). */
 export interface HostCallbacks {
-  /** The outbound ring of a peer (created on first use; it outlives connections and workers). */
-  ringFor (peerId: string): SharedArrayBuffer
+  /**
+   * A peer's send queue ring and receive-side ack board (created on first
+   * use; they outlive connections and workers).
+   */
+  ringFor (peerId: string): { ring: SharedArrayBuffer; board: SharedArrayBuffer }
   /** Batched forwarded log records. */
   log (records: LogRecord[]): void
 }
@@ -144,4 +147,8 @@ export type InboundEvent =
   | { type: 'peer:rtt'; peerId: string; rttMs: number }
   /** Reconnection to this peer gave up after reconnect.maxRetries attempts. */
   | { type: 'peer:failed'; peerId: string; reason: string }
+  /** The peer acknowledged our stream up to `seq`, releasing records that asked to be told (ack: true, durable outbox). */
+  | { type: 'acked'; peerId: string; stream: number; seq: number }
+  /** Messages given up on (retention expired, peer failed): ids are first-chunk seqs. */
+  | { type: 'undelivered'; peerId: string; ids: number[]; reason: string }
   | { type: 'error'; error: WireError }

@@ -48,9 +48,35 @@ export const FrameType = {
   GOAWAY: 19,
   /** SWIM membership message (probe, ack, gossip), control lane; payload is msgpack. */
   MEMBERSHIP: 32,
+  /**
+   * Cumulative acknowledgement of a reliable stream, control lane: `stream` is
+   * the acked sender's stream epoch, `seq` the highest sequence its
+   * application has taken (everything up to it); payload is msgpack
+   * `{ w: windowBytes }`, the credit the receiver grants beyond `seq`.
+   */
+  ACK: 33,
+  /**
+   * The sender gave up on (expired) every sequence up to `seq` of `stream`:
+   * the receiver must not wait for them. Travels in stream order.
+   */
+  SKIP: 34,
+  /** A request (reliable stream frame): payload is msgpack `[id, method, value]`. */
+  REQUEST: 35,
+  /** A response (reliable stream frame): payload is msgpack `[id, ok, value | { code, message }]`. */
+  RESPONSE: 36,
+  /** A pub/sub publication (reliable stream frame): payload is msgpack `[topic, value]`. */
+  PUBLISH: 37,
+  /** The sender's subscriptions (reliable stream frame): payload is msgpack `['set' | 'add' | 'del', topics[]]`. */
+  SUBSCRIBE: 38,
 } as const
 /** A known frame type value. */
 export type FrameType = typeof FrameType[keyof typeof FrameType]
+
+/**
+ * Frame types of a reliable stream: sequenced by (`stream`, `seq`), acked
+ * cumulatively, deduplicated by the receiver, and handed to its host.
+ */
+export const STREAM_FRAME_TYPES: ReadonlySet<number> = new Set([FrameType.DATA, FrameType.SKIP, FrameType.REQUEST, FrameType.RESPONSE, FrameType.PUBLISH, FrameType.SUBSCRIBE])
 
 /**
  * Lanes (element 2). Control frames are scheduled before priority, priority
@@ -81,6 +107,8 @@ export const FrameFlag = {
   MORE: 2,
   /** The payload is the application's bytes as they are (not msgpack): a Uint8Array/Buffer payload. */
   RAW_PAYLOAD: 4,
+  /** The frame continues a chunked message (it is not the message's first chunk). */
+  CONTINUATION: 8,
 } as const
 /** A single flag bit. */
 export type FrameFlag = typeof FrameFlag[keyof typeof FrameFlag]

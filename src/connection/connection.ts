@@ -1,6 +1,6 @@
 import type { WebSocket, RawData } from 'ws'
 import { Handshake, type HandshakeAction, type HandshakeConfig, type HandshakeResult, type RejectReason, type DecideStage } from '../handshake/handshake.js'
-import { FrameType, CloseCode, ProtocolReason } from '../codec/frame.js'
+import { FrameType, CloseCode, ProtocolReason, STREAM_FRAME_TYPES } from '../codec/frame.js'
 import { encodeFrame } from '../codec/encode.js'
 import { decodeFrames, forEachFrame } from '../codec/decode.js'
 import type { CodecLimits } from '../codec/limits.js'
@@ -20,7 +20,7 @@ export interface ConnectionOwner {
   /** Admission and the duplicate rule; undefined = go on. */
   decide (conn: Connection, peerId: string, stage: DecideStage): Promise<{ reason: RejectReason; message: string } | undefined>
   established (conn: Connection, result: HandshakeResult): void
-  /** Validated DATA frames, bytes back to back, in arrival order. */
+  /** Validated reliable-stream frames (DATA, REQUEST, …; see STREAM_FRAME_TYPES), bytes back to back, in arrival order. */
   data (conn: Connection, frames: Uint8Array, count: number): void
   /** The socket may take more bytes again. */
   writable (conn: Connection): void
@@ -32,14 +32,14 @@ export interface ConnectionOwner {
   readonly heartbeat: HealthConfig
   /** A membership (SWIM) payload from the peer of an established connection. */
   membership (conn: Connection, payload: Uint8Array): void
+  /** A cumulative ACK from the peer for our stream `stream` up to `seq`; `payload` carries its credit. */
+  ack (conn: Connection, stream: number, seq: number, payload: Uint8Array | null): void
   /** A heartbeat health transition or RTT sample of an established connection. */
   health (conn: Connection, event: Extract<HealthOutput, { kind: 'transition' }> | { kind: 'rtt'; rttMs: number }): void
   counters: { framesIn: number; bytesIn: number; wsMessagesIn: number; framesOut: number; bytesOut: number; wsMessagesOut: number }
 }
 
 export type ConnectionState = 'handshaking' | 'open' | 'closing' | 'closed'
-
-const DATA_TYPE = FrameType.DATA
 
 /**
  * One WebSocket: its handshake, frame validation and write accounting. The
@@ -179,12 +179,12 @@ export class Connection {
     let contiguous = true
     try {
       forEachFrame(data, this.#owner.limits, (f, start, end) => {
-        if (f.type === DATA_TYPE) {
+        if (STREAM_FRAME_TYPES.has(f.type)) {
           if (firstData < 0) firstData = start
           else if (start !== lastDataEnd) contiguous = false
           lastDataEnd = end
           dataFrames++
-        } else if (f.type === FrameType.PING || f.type === FrameType.PONG || f.type === FrameType.GOAWAY || f.type === FrameType.MEMBERSHIP) {
+        } else if (f.type === FrameType.PING || f.type === FrameType.PONG || f.type === FrameType.GOAWAY || f.type === FrameType.MEMBERSHIP || f.type === FrameType.ACK) {
           other++
         } else {
           throw new MeshError(ErrorCode.PROTOCOL, `frame type ${f.type} is not allowed after the handshake`, { details: { reason: ProtocolReason.UNEXPECTED_FRAME, closeCode: CloseCode.PROTOCOL_ERROR, offset: start } })
@@ -204,7 +204,7 @@ export class Connection {
     let runEnd = -1
     let runCount = 0
     forEachFrame(data, this.#owner.limits, (f, start, end) => {
-      if (f.type === DATA_TYPE) {
+      if (STREAM_FRAME_TYPES.has(f.type)) {
         if (contiguous) return
         if (runStart < 0) runStart = start
         runEnd = end
@@ -216,6 +216,8 @@ export class Connection {
         this.send(encodeFrame({ ...f, type: FrameType.PONG }), 1)
       } else if (f.type === FrameType.MEMBERSHIP) {
         if (f.payload !== null) this.#owner.membership(this, f.payload)
+      } else if (f.type === FrameType.ACK) {
+        this.#owner.ack(this, f.stream, f.seq, f.payload)
       } else if (f.type === FrameType.PONG && this.#health !== undefined) {
         if (this.#health.onPong(f.seq, performance.now())) {
           const rtt = this.#health.rttMs

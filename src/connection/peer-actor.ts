@@ -1,32 +1,58 @@
 import { RingBuffer } from '../ring/ring-buffer.js'
+import { AckBoard } from '../delivery/ack-board.js'
+import { SendWindow, type AckResult, type Expired } from '../delivery/send-window.js'
+import { encodeFrame } from '../codec/encode.js'
+import { encodeControl } from '../codec/control.js'
+import { FrameType, Lane, PROTOCOL_VERSION } from '../codec/frame.js'
 import type { Connection } from './connection.js'
 
 /** Largest WebSocket message the pump builds from queued frames (dense traffic batches up to this). */
 export const BATCH_BYTES = 256 * 1024
-/** Frames at least this large go out as their own WebSocket message, straight from ring memory, when the socket masks (see pump). */
+/** Frames at least this large go out as their own WebSocket message, straight from ring memory (see pump). */
 export const DIRECT_BYTES = 16 * 1024
 
 /**
- * The connection actor of one peer inside an IO worker: the peer's outbound
- * ring (its send queue, written by the host), the active connection, and the
- * pump that moves queued frames to the socket in batches. Hosted M:N — one IO
- * worker runs many of these on its event loop.
+ * The connection actor of one peer inside an IO worker: the peer's send
+ * queue (a ring the host writes), the sending half of the reliable stream
+ * (records stay queued until the peer acknowledges them), the receive-side
+ * ack board, and the active connection. Hosted M:N — one IO worker runs
+ * many of these on its event loop. The actor outlives connections: a new
+ * connection resends everything unacknowledged.
  */
 export class PeerActor {
   readonly peerId: string
   readonly handle: number
   readonly ring: RingBuffer
+  readonly window: SendWindow
+  readonly board: AckBoard
+  readonly #worker: number
+  readonly #receiveWindow: number
   #conn: Connection | undefined
+  /** Board version last turned into an ACK frame on the current connection. */
+  #ackedVersion = -1
+  /** Expired messages the peer must be told to skip (sent first on the next connection). */
+  #skip: { stream: number; seq: number } | undefined
 
-  constructor (peerId: string, handle: number, ringSab: SharedArrayBuffer) {
+  constructor (peerId: string, handle: number, ringSab: SharedArrayBuffer, boardSab: SharedArrayBuffer, worker: number, receiveWindow: number) {
     this.peerId = peerId
     this.handle = handle
     this.ring = RingBuffer.attach(ringSab)
+    this.window = new SendWindow(this.ring)
+    this.board = AckBoard.attach(boardSab)
+    this.#worker = worker
+    this.#receiveWindow = receiveWindow
   }
 
   get connection (): Connection | undefined { return this.#conn }
 
-  attach (conn: Connection): void { this.#conn = conn }
+  /** Take over sending on `conn`: resend everything unacknowledged, after any pending SKIP. */
+  attach (conn: Connection): void {
+    this.#conn = conn
+    this.board.claim(this.#worker)
+    this.window.rewind()
+    this.#ackedVersion = -1
+    if (this.#skip !== undefined) this.#sendSkip(conn, this.#skip)
+  }
 
   /** Stop using `conn`. True if it was the active one. */
   detach (conn: Connection): boolean {
@@ -35,55 +61,102 @@ export class PeerActor {
     return true
   }
 
-  /** Frames waiting and a socket able to take them. */
+  /** Does this worker's actor consume the peer's ring (another worker's may have taken over)? */
+  get owns (): boolean { return this.board.ownedBy(this.#worker) }
+
+  /** Frames to send (with credit) or an ACK due, and a socket able to take them. */
   get ready (): boolean {
     const c = this.#conn
-    return c !== undefined && c.state === 'open' && !c.writeBlocked && !this.ring.isEmpty()
+    return c !== undefined && c.state === 'open' && !c.writeBlocked && (this.window.canSend || this.ackDue)
+  }
+
+  /** The host handed the peer's messages to its application since our last ACK. */
+  get ackDue (): boolean {
+    const v = this.board.version()
+    return v !== 0 && v !== this.#ackedVersion // 0: the host has taken nothing of the peer's yet
   }
 
   /**
-   * Move queued frames to the socket: every frame in the ring right now, in
-   * WebSocket messages of up to BATCH_BYTES. Each ring record is one complete
-   * encoded frame, so the bytes are copied as they are — no per-frame decode.
-   * Returns true if anything was sent.
+   * Send the cumulative ACK for what the host's application has taken, with
+   * our credit (the peer may have that many bytes in flight beyond it).
+   * Control lane, straight to the socket: never queued behind data.
+   */
+  flushAck (): boolean {
+    const c = this.#conn
+    if (c === undefined || c.state !== 'open') return false
+    const b = this.board.read()
+    if (b === undefined || b.version === this.#ackedVersion) return false
+    this.#ackedVersion = b.version
+    c.send(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.ACK, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: b.stream, seq: b.seq, payload: encodeControl({ w: this.#receiveWindow }) }), 1)
+    return true
+  }
+
+  /** The peer's ACK for our stream. */
+  onAck (stream: number, seq: number, windowBytes: number | undefined): AckResult {
+    return this.window.ack(stream, seq, windowBytes)
+  }
+
+  /** Give up on messages older than `retainMs` (only while no connection is up). */
+  expire (now: number, retainMs: number): Expired | undefined {
+    if (this.#conn !== undefined || !this.owns) return undefined
+    const e = this.window.expire(now, retainMs)
+    if (e !== undefined) this.#skip = { stream: e.stream, seq: e.throughSeq }
+    return e
+  }
+
+  /**
+   * Move queued frames to the socket while the peer's credit lasts, in
+   * WebSocket messages of up to BATCH_BYTES, then the ACK if one is due.
+   * Each ring record holds one complete encoded frame after its prefix, so
+   * bytes are copied as they are — no per-frame decode. Returns true if
+   * anything was sent.
    */
   pump (): boolean {
     const conn = this.#conn
     if (conn === undefined || conn.state !== 'open' || conn.writeBlocked) return false
-    const used = this.ring.usedBytes()
-    if (used === 0) return false
-    let batch = Buffer.allocUnsafe(Math.min(Math.max(used, 64), BATCH_BYTES))
+    let sent = this.ackDue && this.flushAck()
+    if (!this.window.canSend) return sent
+    let batch: Buffer | undefined
     let off = 0
     let frames = 0
-    let sent = false
-    // A dialing (client) socket masks every payload, and ws masks a Buffer it
-    // was given into a fresh frame buffer synchronously inside send() (ws
-    // lib/sender.js: `merge` when mask && readOnly; no queueing without
-    // compression). So a large frame can be handed over as a view of ring
-    // memory: its bytes are copied once, by the mask, before drain releases
-    // the space. An accepting socket does not mask and keeps the buffer until
-    // written, so it always copies into a batch.
-    const direct = conn.masks
-    this.ring.drain((rec) => {
-      if (direct && rec.length >= DIRECT_BYTES) {
-        if (off > 0) { conn.send(batch.subarray(0, off), frames); off = 0; frames = 0 }
-        conn.send(Buffer.from(rec.buffer, rec.byteOffset, rec.length), 1)
+    let full = false
+    this.window.next((frame) => {
+      if (full || conn.writeBlocked) return false
+      // A large frame goes out as its own message, as a view of ring memory.
+      // That is safe on both kinds of socket: a masking (dialing) socket
+      // copies it synchronously inside send(); an unmasked one may keep the
+      // view until written, but the record stays in the ring until the peer
+      // acknowledges it, which it cannot do before receiving these bytes,
+      // and a dead socket's unwritten buffers are discarded with it.
+      if (frame.length >= DIRECT_BYTES) {
+        if (off > 0 && batch !== undefined) { conn.send(batch.subarray(0, off), frames); off = 0; frames = 0 }
+        conn.send(Buffer.from(frame.buffer, frame.byteOffset, frame.length), 1)
         sent = true
-        return !conn.writeBlocked
+        return true
       }
-      if (off + rec.length > batch.length) {
-        if (off > 0) { conn.send(batch.subarray(0, off), frames); sent = true }
-        batch = Buffer.allocUnsafe(Math.max(rec.length, BATCH_BYTES))
+      if (batch === undefined || off + frame.length > batch.length) {
+        if (off > 0 && batch !== undefined) { conn.send(batch.subarray(0, off), frames); sent = true }
+        batch = Buffer.allocUnsafe(BATCH_BYTES)
         off = 0
         frames = 0
       }
-      batch.set(rec, off)
-      off += rec.length
+      batch.set(frame, off)
+      off += frame.length
       frames++
       // Stop at a full batch so one busy peer cannot starve the others; the loop comes back.
-      return off < BATCH_BYTES && !conn.writeBlocked
+      if (off >= BATCH_BYTES - 1024) full = true
+      return true
     })
-    if (off > 0) { conn.send(off === batch.length ? batch : batch.subarray(0, off), frames); sent = true }
+    if (off > 0 && batch !== undefined) { conn.send(off === batch.length ? batch : batch.subarray(0, off), frames); sent = true }
     return sent
+  }
+
+  #sendSkip (conn: Connection, s: { stream: number; seq: number }): void {
+    conn.send(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.SKIP, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: s.stream, seq: s.seq, payload: null }), 1)
+  }
+
+  /** The peer acknowledged past the skip point: it no longer needs telling. */
+  settleSkip (stream: number, seq: number): void {
+    if (this.#skip !== undefined && this.#skip.stream === stream && seq >= this.#skip.seq) this.#skip = undefined
   }
 }

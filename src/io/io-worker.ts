@@ -9,6 +9,7 @@ import { InboundWriter } from './inbound-writer.js'
 import { WsListener } from '../transport/ws-listener.js'
 import { PROTOCOL_VERSION, CloseCode, FrameType, Lane } from '../codec/frame.js'
 import { encodeFrame } from '../codec/encode.js'
+import { decodeControl } from '../codec/control.js'
 import type { CodecLimits } from '../codec/limits.js'
 import { identityFromDer, signBytes, verifyFrom, type Identity } from '../identity/identity.js'
 import { WorkerLogger } from '../observability/worker-logger.js'
@@ -26,8 +27,14 @@ export const FEATURES = ['batch', 'raw-payload'] as const
 export const VERSIONS: readonly number[] = [PROTOCOL_VERSION]
 /** Upgraded connections still in their handshake, above which new ones are refused. */
 export const MAX_PENDING_HANDSHAKES = 64
-/** Header room on top of maxMessageBytes for one frame's msgpack envelope. */
+/** Header room on top of a payload for one frame's msgpack envelope. */
 export const FRAME_OVERHEAD = 256
+/** Largest payload of one frame: bigger messages travel as chunks of this size (lanes stay responsive). */
+export const CHUNK_BYTES = 64 * 1024
+/** Largest WebSocket message: a batch of frames, or one chunk (see PeerActor.pump). */
+export const MAX_WS_MESSAGE_BYTES = 512 * 1024
+/** Credit a receiver grants each sender (bytes in flight beyond its last ACK), at most. */
+export const MAX_RECEIVE_WINDOW = 4 * 1024 * 1024
 
 interface PendingDial { resolve: (r: DialResult) => void; reject: (e: MeshError) => void }
 
@@ -79,6 +86,9 @@ export class IoWorker implements ConnectionOwner {
   #nextHandle = 1
   #closing = false
   #pumping = false
+  readonly #maxWsMessage: number
+  readonly #receiveWindow: number
+  #expiryTimer: NodeJS.Timeout | undefined
 
   constructor (data: IoWorkerData) {
     this.#data = data
@@ -100,7 +110,10 @@ export class IoWorker implements ConnectionOwner {
     }
     expose(control, nodeEndpoint(data.controlPort))
     this.log = new WorkerLogger((recs) => { void this.#host.log(recs) }, data.logLevel, { component: `io${data.index}` })
-    this.limits = { maxPayloadBytes: data.config.maxMessageBytes + FRAME_OVERHEAD, maxIdBytes: 64 }
+    this.limits = { maxPayloadBytes: Math.min(data.config.maxMessageBytes, CHUNK_BYTES) + FRAME_OVERHEAD, maxIdBytes: 64 }
+    this.#maxWsMessage = Math.max(MAX_WS_MESSAGE_BYTES, this.limits.maxPayloadBytes + FRAME_OVERHEAD)
+    // Each sender's credit: a share of the inbound ring, so a few fast senders cannot overrun a slow host.
+    this.#receiveWindow = Math.min(MAX_RECEIVE_WINDOW, Math.floor(data.inboundRing.byteLength / 4))
     this.heartbeat = data.config.heartbeat
     const key = data.config.meshKey
     this.#meshKey = key === undefined
@@ -115,6 +128,11 @@ export class IoWorker implements ConnectionOwner {
       for (const c of this.#conns.values()) if (c.state === 'open') c.pause(blocked)
     })
     void this.#pumpLoop()
+    // Retention: messages for a peer that stays away are given up on after
+    // delivery.retainMs and reported (`undelivered`), never dropped silently.
+    const retainMs = data.config.delivery.retainMs
+    this.#expiryTimer = setInterval(() => { this.#expireAll(Date.now(), retainMs, 'expired') }, Math.max(50, Math.min(1000, retainMs / 4)))
+    this.#expiryTimer.unref()
   }
 
   /** The comlink-facing API for the supervisor. */
@@ -135,7 +153,7 @@ export class IoWorker implements ConnectionOwner {
       const l = new WsListener({
         host: u.hostname.replace(/^\[|\]$/g, ''),
         port: Number(u.port),
-        maxPayload: this.limits.maxPayloadBytes,
+        maxPayload: this.#maxWsMessage,
         handshakeTimeoutMs: this.#data.config.handshakeTimeoutMs,
         maxPending: () => this.#pendingHandshakes() >= MAX_PENDING_HANDSHAKES,
         onConnection: (ws, req) => { this.#accept(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`) },
@@ -174,7 +192,7 @@ export class IoWorker implements ConnectionOwner {
 
   #dialOnce (url: string, expectedId: string | undefined, target: DialTarget | undefined): Promise<DialResult> {
     const ws = new WebSocket(url, {
-      maxPayload: this.limits.maxPayloadBytes,
+      maxPayload: this.#maxWsMessage,
       perMessageDeflate: false,
       handshakeTimeout: this.#data.config.handshakeTimeoutMs,
     })
@@ -207,6 +225,8 @@ export class IoWorker implements ConnectionOwner {
       if (t.expectedId !== undefined) {
         const actor = this.#actors.get(t.expectedId)
         this.#inbound.event(actor?.handle ?? 0, { type: 'peer:failed', peerId: t.expectedId, reason: `reconnect gave up after ${t.backoff.attempts} attempts` })
+        // Nothing queued for it can be delivered any more: report it now rather than at retention.
+        this.#expireAll(Date.now(), -Infinity, 'peer-failed', t.expectedId)
       }
       return
     }
@@ -274,6 +294,34 @@ export class IoWorker implements ConnectionOwner {
   membership (conn: Connection, payload: Uint8Array): void {
     if (conn.peerId === undefined) return
     void this.#router.membership(conn.peerId, Uint8Array.prototype.slice.call(payload)).catch(() => {})
+  }
+
+  ack (conn: Connection, stream: number, seq: number, payload: Uint8Array | null): void {
+    const actor = conn.peerId === undefined ? undefined : this.#actors.get(conn.peerId)
+    if (actor === undefined || actor.connection !== conn) return
+    let w: number | undefined
+    if (payload !== null) {
+      try {
+        const v = decodeControl(payload) as { w?: unknown }
+        if (typeof v.w === 'number' && Number.isInteger(v.w) && v.w > 0) w = v.w
+      } catch {
+        // A malformed credit is ignored; the ACK itself is still good.
+      }
+    }
+    const r = actor.onAck(stream, seq, w)
+    actor.settleSkip(stream, seq)
+    if (r.notify) this.#inbound.event(actor.handle, { type: 'acked', peerId: actor.peerId, stream, seq })
+    if (r.released > 0 || w !== undefined) this.#doorbell.ring() // credit opened: pump
+  }
+
+  #expireAll (now: number, retainMs: number, reason: string, only?: string): void {
+    for (const a of this.#actors.values()) {
+      if (only !== undefined && a.peerId !== only) continue
+      const e = a.expire(now, retainMs)
+      if (e === undefined) continue
+      this.log.info({ event: 'undelivered', peer: a.peerId, messages: e.ids.length, reason }, `gave up on ${e.ids.length} message(s) to ${a.peerId}: ${reason}`)
+      this.#inbound.event(a.handle, { type: 'undelivered', peerId: a.peerId, ids: e.ids, reason })
+    }
   }
 
   membershipOut (peerId: string, payload: Uint8Array): boolean {
@@ -366,6 +414,7 @@ export class IoWorker implements ConnectionOwner {
     for (const l of this.#listeners) l.close()
     for (const t of this.#targets.values()) clearTimeout(t.timer)
     this.#targets.clear()
+    clearInterval(this.#expiryTimer)
     for (const [conn, d] of this.#dials) { d.reject(new MeshError(ErrorCode.CLOSED, 'the mesh closed before the connection completed')); this.#dials.delete(conn) }
     // Flush what the host queued, within the deadline.
     while (Date.now() < deadline) {
@@ -373,7 +422,8 @@ export class IoWorker implements ConnectionOwner {
       for (const a of this.#actors.values()) {
         a.pump()
         const c = a.connection
-        if (c !== undefined && c.state === 'open' && (!a.ring.isEmpty() || c.bufferedBytes > 0)) pending = true
+        // Graceful close waits for the peer to acknowledge what was queued (within the deadline).
+        if (c !== undefined && c.state === 'open' && (a.window.pending || c.bufferedBytes > 0)) pending = true
       }
       if (!pending) break
       await new Promise<void>((resolve) => { setTimeout(resolve, 2).unref() })
@@ -418,10 +468,10 @@ export class IoWorker implements ConnectionOwner {
   async #ensureActor (peerId: string): Promise<PeerActor> {
     let a = this.#actors.get(peerId)
     if (a !== undefined) return a
-    const sab = await this.#host.ringFor(peerId)
+    const sabs = await this.#host.ringFor(peerId)
     a = this.#actors.get(peerId) // another connection may have raced us here
     if (a !== undefined) return a
-    a = new PeerActor(peerId, this.#nextHandle++, sab)
+    a = new PeerActor(peerId, this.#nextHandle++, sabs.ring, sabs.board, this.index, this.#receiveWindow)
     this.#actors.set(peerId, a)
     return a
   }

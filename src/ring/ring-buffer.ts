@@ -488,6 +488,61 @@ export class RingBuffer {
   }
 
   /**
+   * Consumer, cursor mode (a retransmit window): the position of the oldest
+   * record not yet released, i.e. where {@link peek} starts after a reset.
+   * Records stay in the ring until {@link releaseTo} passes them, so they can
+   * be read again (resent) any number of times.
+   */
+  get readStart (): number { return this.#tail }
+
+  /**
+   * Consumer, cursor mode: visit published records from `cursor` (a position
+   * returned by {@link readStart} or an earlier peek) WITHOUT releasing them.
+   * `fn(record, end)` gets a view of the record (valid until it is released)
+   * and the position just after it; returning false stops BEFORE that record
+   * (it is not counted and the returned cursor points at it).
+   * @returns the position after the last record visited.
+   * @throws Error if the ring memory is corrupt.
+   */
+  peek (cursor: number, fn: (record: Uint8Array, end: number) => boolean | void): number {
+    // Atomics.load (seq-cst) = acquire of the producer's records, as in drain().
+    const head = Atomics.load(this.#i32, HEAD) >>> 0
+    let pos = cursor >>> 0
+    const dv = this.#dv
+    const mask = this.#mask
+    const capacity = this.capacity
+    while (pos !== head) {
+      const off = pos & mask
+      const len = dv.getUint32(off, true)
+      if (len === WRAP) { pos = (pos + capacity - off) >>> 0; continue }
+      if (off + 4 + len > capacity) throw new Error(`RingBuffer: corrupt record length ${len} at offset ${off}`)
+      const end = (pos + 4 + ((len + 3) & ~3)) >>> 0
+      if (fn(new Uint8Array(this.sab, HEADER_BYTES + off + 4, len), end) === false) break
+      pos = end
+    }
+    return pos
+  }
+
+  /**
+   * Consumer, cursor mode: hand the space of every record before position
+   * `pos` (a record boundary from {@link peek}) back to the producer, with
+   * one TAIL store; `records` is how many records that is (for the counter).
+   */
+  releaseTo (pos: number, records: number): void {
+    if ((pos >>> 0) === this.#tail) return
+    this.#release(pos >>> 0, records)
+  }
+
+  /** Bytes between the oldest unreleased record and `cursor` (a peek position): what is read but not released. */
+  bytesBefore (cursor: number): number { return ((cursor >>> 0) - this.#tail) >>> 0 }
+
+  /** Consumer, cursor mode: true if a published record lies at or after `cursor`. */
+  hasDataAt (cursor: number): boolean {
+    // Atomics.load (seq-cst): see isEmpty().
+    return (Atomics.load(this.#i32, HEAD) >>> 0) !== (cursor >>> 0)
+  }
+
+  /**
    * Resolve `'ok'` when the ring is non-empty, `'closed'` when it is closed
    * and empty, `'timed-out'` after `timeoutMs`. Consumer side. Uses the same
    * no-lost-wake-up protocol as {@link Doorbell.sleep}, with HEAD as the

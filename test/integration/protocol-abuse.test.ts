@@ -59,10 +59,18 @@ describe('bad input closes that connection only', () => {
     expect((await raw.closed).code).toBe(1002)
   })
 
-  it('an oversized WebSocket message (over maxMessageBytes) is closed with 1009', async () => {
+  it('an oversized WebSocket message (over the 512 KiB batch limit) is closed with 1009', async () => {
     const [a, b] = await makePair({}, { maxMessageBytes: 16 * 1024 })
     const raw = await rawHandshake(b.addresses[0] as string)
-    raw.ws.send(Buffer.alloc(64 * 1024))
+    raw.ws.send(Buffer.alloc(600 * 1024))
+    expect((await raw.closed).code).toBe(1009)
+    await stillServes(a, b)
+  })
+
+  it('a frame whose payload exceeds maxMessageBytes (below the 64 KiB chunk size) is closed with 1009', async () => {
+    const [a, b] = await makePair({}, { maxMessageBytes: 16 * 1024 })
+    const raw = await rawHandshake(b.addresses[0] as string)
+    raw.ws.send(encodeFrame({ version: 1, type: 16, lane: 1, flags: 4, src: null, dst: null, stream: 1, seq: 1, payload: new Uint8Array(20 * 1024) }))
     expect((await raw.closed).code).toBe(1009)
     await stillServes(a, b)
   })

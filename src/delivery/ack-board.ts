@@ -1,0 +1,74 @@
+/**
+ * The receive side's "how far has my application got" word for one peer,
+ * shared by the host (writer: it dispatches messages to the application)
+ * and the connection actor in an IO worker (reader: it turns progress into
+ * ACK frames). A seqlock keeps (stream, seq) consistent: the reader never
+ * sees a new stream with an old sequence number, which could ack messages
+ * the application never took.
+ *
+ * ```
+ *  i32[0] version   odd while the host writes
+ *  i32[1] stream    the peer's stream epoch being acked
+ *  i32[2] owner     IO worker index + 1 currently consuming this peer's send ring
+ *  f64[2] seq       (byte 16) highest sequence handed to the application
+ * ```
+ *
+ * @module
+ */
+
+const VERSION = 0
+const STREAM = 1
+const OWNER = 2
+const SEQ_F64 = 2
+const BOARD_BYTES = 32
+
+/** One peer's ack board. */
+export class AckBoard {
+  readonly sab: SharedArrayBuffer
+  readonly #i32: Int32Array
+  readonly #f64: Float64Array
+
+  private constructor (sab: SharedArrayBuffer) {
+    this.sab = sab
+    this.#i32 = new Int32Array(sab, 0, BOARD_BYTES / 4)
+    this.#f64 = new Float64Array(sab, 0, BOARD_BYTES / 8)
+  }
+
+  static create (): AckBoard { return new AckBoard(new SharedArrayBuffer(BOARD_BYTES)) }
+  static attach (sab: SharedArrayBuffer): AckBoard {
+    if (!(sab instanceof SharedArrayBuffer) || sab.byteLength !== BOARD_BYTES) throw new TypeError('AckBoard.attach: expected a SharedArrayBuffer from AckBoard.create()')
+    return new AckBoard(sab)
+  }
+
+  /** Host: the application has taken everything of `stream` up to `seq`. */
+  publish (stream: number, seq: number): void {
+    const i32 = this.#i32
+    // Atomics.add (seq-cst): version becomes odd before the fields change, even after.
+    Atomics.add(i32, VERSION, 1)
+    Atomics.store(i32, STREAM, stream | 0)
+    this.#f64[SEQ_F64] = seq
+    Atomics.add(i32, VERSION, 1)
+  }
+
+  /** Current version (even when stable); cheap "anything new?" check for the reader. */
+  version (): number { return Atomics.load(this.#i32, VERSION) }
+
+  /** Worker: a consistent (stream, seq) snapshot, or undefined if nothing was published yet. */
+  read (): { version: number; stream: number; seq: number } | undefined {
+    const i32 = this.#i32
+    for (;;) {
+      const v1 = Atomics.load(i32, VERSION)
+      if ((v1 & 1) !== 0) continue // writer mid-update: a few instructions, spin
+      if (v1 === 0) return undefined
+      const stream = Atomics.load(i32, STREAM) >>> 0
+      const seq = this.#f64[SEQ_F64] as number
+      // Atomics.load (seq-cst) after the plain f64 read: if the version is unchanged, no write overlapped it.
+      if (Atomics.load(i32, VERSION) === v1) return { version: v1, stream, seq }
+    }
+  }
+
+  /** Worker: claim consumption of the peer's send ring (the newest attach wins). */
+  claim (workerIndex: number): void { Atomics.store(this.#i32, OWNER, workerIndex + 1) }
+  /** Worker: does `workerIndex` currently consume the ring? */
+  ownedBy (workerIndex: number): boolean { return Atomics.load(this.#i32, OWNER) === workerIndex + 1 }
+}

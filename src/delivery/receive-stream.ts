@@ -1,0 +1,120 @@
+/**
+ * The receiving half of one peer's reliable stream (sans-IO): exactly-once,
+ * in-order hand-off to the application, and reassembly of chunked messages.
+ *
+ * Each sender numbers its frames 1, 2, 3… within a stream epoch (a random
+ * id per sender process, kept across restarts with a durable outbox). A
+ * sender resends from its oldest unacknowledged frame after a reconnect, so
+ * the receiver sees duplicates (dropped here) but never a reordering on one
+ * link; a frame beyond the next expected one means something in between was
+ * lost in a relay or worker restart: it is dropped too, and arrives again
+ * when the sender rewinds.
+ *
+ * A stream the receiver has no state for (a new epoch: the sender restarted
+ * without a durable outbox, or this receiver restarted) starts at whatever
+ * frame comes first: the sender always resumes at its oldest unacknowledged
+ * frame, and everything before that was acknowledged, i.e. taken.
+ *
+ * @module
+ */
+
+/** What to do with an incoming stream frame. */
+export type Verdict = 'deliver' | 'duplicate' | 'gap'
+
+/** Sequencing state of one peer's incoming stream. */
+export class ReceiveStream {
+  /** The sender's current stream epoch (undefined until its first frame). */
+  stream: number | undefined
+  /** Highest sequence number handed on (0 = none). */
+  delivered = 0
+  /** Frames dropped as duplicates (resends after a reconnect). */
+  duplicates = 0
+  /** Frames dropped because one before them is missing. */
+  gaps = 0
+
+  /**
+   * Classify frame `seq` of `stream`. 'deliver' advances the stream: the
+   * caller must hand the frame to the application (or reassembly) now.
+   */
+  accept (stream: number, seq: number): Verdict {
+    if (stream !== this.stream) {
+      this.stream = stream
+      this.delivered = seq
+      return 'deliver'
+    }
+    if (seq <= this.delivered) { this.duplicates++; return 'duplicate' }
+    if (seq !== this.delivered + 1) { this.gaps++; return 'gap' }
+    this.delivered = seq
+    return 'deliver'
+  }
+
+  /** The sender gave up on everything up to `seq` (SKIP frame): do not wait for it. */
+  skip (stream: number, seq: number): void {
+    if (stream !== this.stream) { this.stream = stream; this.delivered = seq; return }
+    if (seq > this.delivered) this.delivered = seq
+  }
+}
+
+/** Result of {@link Reassembly.push}. */
+export type Assembled =
+  | { kind: 'partial' }
+  | { kind: 'message'; bytes: Uint8Array; firstSeq: number }
+  | { kind: 'orphan' }
+  | { kind: 'too-large'; bytes: number }
+
+/**
+ * Joins the chunks of a large message (frames flagged MORE, then the last
+ * one without). Chunks arrive in stream order, so one message at a time.
+ */
+export class Reassembly {
+  readonly #maxBytes: number
+  #parts: Uint8Array[] = []
+  #bytes = 0
+  #firstSeq = 0
+  #discarding = false
+
+  constructor (maxBytes: number) { this.#maxBytes = maxBytes }
+
+  /** Bytes held for the message being assembled. */
+  get heldBytes (): number { return this.#bytes }
+
+  /**
+   * Add the next in-order frame's payload (copied when kept). `continuation`
+   * is the frame's CONTINUATION flag (it is not a message's first chunk),
+   * `more` its MORE flag (chunks follow).
+   */
+  push (payload: Uint8Array, seq: number, continuation: boolean, more: boolean): Assembled {
+    if (!continuation) {
+      this.#reset()
+      this.#firstSeq = seq
+    } else if (this.#parts.length === 0 && !this.#discarding) {
+      // A middle chunk with no start: its first chunks went to a previous incarnation of this receiver.
+      this.#discarding = more
+      return { kind: 'orphan' }
+    }
+    if (this.#discarding) {
+      if (!more) this.#discarding = false
+      return { kind: 'partial' }
+    }
+    this.#bytes += payload.length
+    if (this.#bytes > this.#maxBytes) {
+      const bytes = this.#bytes
+      this.#reset()
+      this.#discarding = more
+      return { kind: 'too-large', bytes }
+    }
+    if (!more && this.#parts.length === 0) {
+      return { kind: 'message', bytes: payload, firstSeq: seq }
+    }
+    this.#parts.push(payload.slice())
+    if (more) return { kind: 'partial' }
+    const out = Buffer.allocUnsafe(this.#bytes)
+    let off = 0
+    for (const p of this.#parts) { out.set(p, off); off += p.length }
+    const firstSeq = this.#firstSeq
+    this.#reset()
+    return { kind: 'message', bytes: out, firstSeq }
+  }
+
+  #reset (): void { this.#parts = []; this.#bytes = 0; this.#discarding = false }
+}

@@ -1,0 +1,63 @@
+/**
+ * The record a host writes into a peer's send queue (its outbound ring): a
+ * fixed 32-byte prefix the connection actor reads, then the encoded wire
+ * frame it sends as it is. The prefix never goes on the wire.
+ *
+ * ```
+ *  byte  0  f64 seq         the frame's sequence number in its stream
+ *        8  f64 enqueuedAt  Date.now() when send() queued it (retention)
+ *       16  u32 stream      the sender's stream epoch
+ *       20  u32 chunk       chunk index: 0 for a whole message or its first chunk
+ *       24  u32 flags       SendRecordFlag bits
+ *       28  u32 reserved
+ *       32  frame bytes
+ * ```
+ * Message id = `seq - chunk` (the first chunk's seq).
+ *
+ * @module
+ */
+
+/** Bytes before the frame in every send-queue record. */
+export const SEND_PREFIX_BYTES = 32
+
+/** Bits of the prefix's flags word. */
+export const SendRecordFlag = {
+  /** The host wants an `acked` event when this record is acknowledged (`ack: true`, durable outbox). */
+  NOTIFY_ACK: 1,
+} as const
+
+/** The prefix fields. */
+export interface SendRecordPrefix {
+  seq: number
+  enqueuedAt: number
+  stream: number
+  chunk: number
+  flags: number
+}
+
+/** Write a prefix into `out` at `offset` (host side). */
+export function writeSendPrefix (out: Uint8Array, offset: number, p: SendRecordPrefix): void {
+  const dv = new DataView(out.buffer, out.byteOffset + offset, SEND_PREFIX_BYTES)
+  dv.setFloat64(0, p.seq, true)
+  dv.setFloat64(8, p.enqueuedAt, true)
+  dv.setUint32(16, p.stream >>> 0, true)
+  dv.setUint32(20, p.chunk >>> 0, true)
+  dv.setUint32(24, p.flags >>> 0, true)
+  dv.setUint32(28, 0, true)
+}
+
+/**
+ * Reads prefixes of records that are views into one SharedArrayBuffer (the
+ * ring's), through one DataView over the whole buffer: no allocation per record.
+ */
+export class SendRecordReader {
+  readonly #dv: DataView
+  constructor (buffer: ArrayBufferLike) { this.#dv = new DataView(buffer) }
+  seq (rec: Uint8Array): number { return this.#dv.getFloat64(rec.byteOffset, true) }
+  enqueuedAt (rec: Uint8Array): number { return this.#dv.getFloat64(rec.byteOffset + 8, true) }
+  stream (rec: Uint8Array): number { return this.#dv.getUint32(rec.byteOffset + 16, true) }
+  chunk (rec: Uint8Array): number { return this.#dv.getUint32(rec.byteOffset + 20, true) }
+  flags (rec: Uint8Array): number { return this.#dv.getUint32(rec.byteOffset + 24, true) }
+  /** The wire frame of a record. */
+  frame (rec: Uint8Array): Uint8Array { return rec.subarray(SEND_PREFIX_BYTES) }
+}

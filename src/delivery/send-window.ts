@@ -1,0 +1,149 @@
+import type { RingBuffer } from '../ring/ring-buffer.js'
+import { SendRecordFlag, SendRecordReader } from './send-record.js'
+
+/** What acknowledging released. */
+export interface AckResult {
+  /** Records released. */
+  released: number
+  /** A released record asked for an `acked` event (SendRecordFlag.NOTIFY_ACK). */
+  notify: boolean
+}
+
+/** Messages given up on by {@link SendWindow.expire}. */
+export interface Expired {
+  stream: number
+  /** Highest sequence number given up on: the receiver is told to skip to it. */
+  throughSeq: number
+  /** Ids of the messages given up on (first-chunk seqs), ascending, each once. */
+  ids: number[]
+}
+
+/** Credit assumed before the receiver's first ACK. */
+export const INITIAL_WINDOW_BYTES = 256 * 1024
+
+/**
+ * The sending half of one reliable stream, over the peer's send queue ring
+ * (sans-IO: no socket, no clock). The ring is the retransmit buffer:
+ * records are read at a cursor and stay in the ring until the receiver's
+ * cumulative ACK releases them, so the queue's byte bound is also the bound
+ * on unacknowledged data, and a new connection (or a restarted IO worker)
+ * resends from the oldest unacknowledged record.
+ *
+ * ```
+ *   TAIL (readStart)          cursor                HEAD
+ *   | sent, awaiting ACK      | queued, not yet sent |
+ * ```
+ */
+export class SendWindow {
+  readonly ring: RingBuffer
+  readonly #rd: SendRecordReader
+  #cursor: number
+  #window = INITIAL_WINDOW_BYTES
+
+  constructor (ring: RingBuffer) {
+    this.ring = ring
+    this.#rd = new SendRecordReader(ring.sab)
+    this.#cursor = ring.readStart
+  }
+
+  get reader (): SendRecordReader { return this.#rd }
+
+  /** Unacknowledged bytes already sent (ring positions, incl. framing). */
+  get inFlightBytes (): number { return this.ring.bytesBefore(this.#cursor) }
+
+  /** The receiver's credit: bytes that may be in flight. */
+  get windowBytes (): number { return this.#window }
+
+  /** Records queued beyond the cursor and credit to send some of them. */
+  get canSend (): boolean { return this.ring.hasDataAt(this.#cursor) && this.inFlightBytes < this.#window }
+
+  /** Anything not yet acknowledged (sent or not)? */
+  get pending (): boolean { return this.ring.hasDataAt(this.ring.readStart) }
+
+  /** Start over from the oldest unacknowledged record (a new connection). */
+  rewind (): void { this.#cursor = this.ring.readStart }
+
+  /**
+   * Visit records to send, in order, while credit lasts (with nothing in flight
+   * one record always goes, so a record larger than the window is not stuck). `fn`
+   * returns false to stop before a record (it stays for the next call).
+   * @returns records taken.
+   */
+  next (fn: (frame: Uint8Array, record: Uint8Array) => boolean): number {
+    let n = 0
+    const window = this.#window
+    let inFlight = this.inFlightBytes
+    const rd = this.#rd
+    this.#cursor = this.ring.peek(this.#cursor, (rec, end) => {
+      if (inFlight !== 0 && inFlight >= window) return false
+      if (!fn(rd.frame(rec), rec)) return false
+      inFlight = this.ring.bytesBefore(end)
+      n++
+      return true
+    })
+    return n
+  }
+
+  /**
+   * The receiver's cumulative ACK: its application has taken everything of
+   * `stream` up to `seq`; `windowBytes` is its credit beyond that.
+   */
+  ack (stream: number, seq: number, windowBytes: number | undefined): AckResult {
+    if (windowBytes !== undefined && windowBytes > 0) this.#window = windowBytes
+    const rd = this.#rd
+    let pos = this.ring.readStart
+    let released = 0
+    let notify = false
+    this.ring.peek(pos, (rec, end) => {
+      if (rd.stream(rec) !== stream || rd.seq(rec) > seq) return false
+      if ((rd.flags(rec) & SendRecordFlag.NOTIFY_ACK) !== 0) notify = true
+      pos = end
+      released++
+      return true
+    })
+    if (released > 0) this.#releaseTo(pos, released)
+    return { released, notify }
+  }
+
+  /**
+   * Give up on messages queued before `now - retainMs` (call only while the
+   * peer is unreachable). Whole messages only: all chunks of a message share
+   * its enqueue time, so they expire together.
+   */
+  expire (now: number, retainMs: number): Expired | undefined {
+    const rd = this.#rd
+    const limit = now - retainMs
+    let pos = this.ring.readStart
+    let released = 0
+    let stream = 0
+    let through = -1
+    const ids: number[] = []
+    this.ring.peek(pos, (rec, end) => {
+      if (rd.enqueuedAt(rec) > limit) return false
+      const seq = rd.seq(rec)
+      stream = rd.stream(rec)
+      through = seq
+      const id = seq - rd.chunk(rec)
+      if (ids.length === 0 || ids[ids.length - 1] !== id) ids.push(id)
+      pos = end
+      released++
+      return true
+    })
+    if (released === 0) return undefined
+    this.#releaseTo(pos, released)
+    return { stream, throughSeq: through, ids }
+  }
+
+  /** Enqueue time of the oldest unacknowledged record, if any. */
+  oldestEnqueuedAt (): number | undefined {
+    let t: number | undefined
+    this.ring.peek(this.ring.readStart, (rec) => { t = this.#rd.enqueuedAt(rec); return false })
+    return t
+  }
+
+  #releaseTo (pos: number, records: number): void {
+    this.ring.releaseTo(pos, records)
+    // The cursor never lags the released edge (e.g. an ACK for frames of a previous connection).
+    if (this.ring.bytesBefore(this.#cursor) > this.ring.capacity) this.#cursor = this.ring.readStart
+  }
+}
