@@ -42,6 +42,7 @@ import { idle } from './scenarios/idle.js'
 import { detection } from './scenarios/detection.js'
 import { observability } from './scenarios/observability.js'
 import { externalBenches } from './scenarios/external.js'
+import { paths } from './scenarios/paths.js'
 
 const USAGE = 'usage: npm run perf -- [scenario ...] [--duration-ms N] [--rounds N] [--sizes A,B] [--quick] [--cpu-prof] [--results-dir DIR] [--write-results-md] [--list]'
 
@@ -126,7 +127,7 @@ async function main (): Promise<void> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
-  const all: Scenario[] = [throughput, observability, latency, idle, detection, ...externalBenches()]
+  const all: Scenario[] = [throughput, observability, latency, idle, detection, paths, ...externalBenches()]
   if (values.help || values.list) {
     console.log(values.help ? USAGE + '\n\nscenarios:' : 'scenarios:')
     for (const s of all) console.log(`  ${s.name.padEnd(12)} ${s.description}${s.inQuick ? '' : ' [not in --quick unless named]'}`)
