@@ -175,7 +175,7 @@ describe('yen (property: against brute force)', () => {
         expect(keys.size).toBe(got.length) // distinct
         for (let i = 1; i < got.length; i++) expect(got[i]!.cost).toBeGreaterThanOrEqual(got[i - 1]!.cost)
       }
-    }), { numRuns: 250 })
+    }), { numRuns: Number(process.env['ROUTING_FC_RUNS'] ?? 250) })
   })
 
   it('the first path is the canonical dijkstra path', () => {
