@@ -17,6 +17,7 @@ import { AckBoard } from './delivery/ack-board.js'
 import { ReceiveStream, Reassembly } from './delivery/receive-stream.js'
 import { SEND_PREFIX_BYTES, SendRecordFlag, writeSendPrefix } from './delivery/send-record.js'
 import { randomBytes } from 'node:crypto'
+import { OutboxStore } from './delivery/outbox-store.js'
 import { MeshMetrics } from './observability/metrics.js'
 import type { Registry } from 'prom-client'
 import type { InboundEvent, IoWorkerStats } from './actor/protocol.js'
@@ -122,16 +123,20 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #closing: Promise<void> | undefined
   #closed = false
   #sinceYield = 0
+  /** With dataDir: unacknowledged reliable messages, durable across a restart of this process. */
+  readonly #store: OutboxStore | undefined
   #discarded = 0
   #localPublishes = 0
   #status: MeshStatus = { state: 'healthy', members: 0, reachable: 0, unreachable: 0 }
 
-  private constructor (opts: ResolvedMeshOptions, identity: Identity, log: Logger) {
+  private constructor (opts: ResolvedMeshOptions, identity: Identity, log: Logger, store: OutboxStore | undefined) {
     super()
     this.#opts = opts
     this.id = identity.id
     this.#log = log
-    this.#epoch = randomBytes(4).readUInt32LE(0) || 1
+    this.#store = store
+    // A durable outbox keeps the epoch, so receivers dedup what a restarted sender resends.
+    this.#epoch = store?.epoch ?? (randomBytes(4).readUInt32LE(0) || 1)
     // A chunk plus its record framing must fit half the send queue ring.
     this.#chunkBytes = Math.min(CHUNK_BYTES, Math.floor(opts.sendQueue.capacityBytes / 2) - SEND_PREFIX_BYTES - FRAME_OVERHEAD - 64)
     this.#metrics = new MeshMetrics({
@@ -157,14 +162,31 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     refuseUnenforced(opts)
     const log = createLogger(opts.logger)
     const identity = await loadIdentity({ dataDir: opts.dataDir, identity: opts.identity as any })
+    let store: OutboxStore | undefined
+    if (opts.dataDir !== undefined) {
+      try {
+        // noSync: a committed message survives a crash or kill of this
+        // process (it is in the OS page cache), not a power loss; an fsync per
+        // commit would cost every durable send about a disk flush.
+        store = await OutboxStore.open(opts.dataDir, { noSync: true })
+      } catch (err) {
+        throw new MeshError(ErrorCode.INVALID_OPTIONS, `options.dataDir: cannot open the outbox in ${opts.dataDir}: ${(err as Error).message}`, { cause: err, details: { path: 'options.dataDir' } })
+      }
+    }
     let mesh: Mesh
     try {
-      mesh = new Mesh(opts, identity, log)
+      mesh = new Mesh(opts, identity, log, store)
     } catch (err) {
+      await store?.close()
       // prom-client refuses a second registration of the same metric name.
       throw new MeshError(ErrorCode.INVALID_OPTIONS, `options.metrics.registry: ${(err as Error).message} (use one registry per mesh)`, { cause: err, details: { path: 'options.metrics.registry' } })
     }
-    await mesh.#start(identity)
+    try {
+      await mesh.#start(identity)
+    } catch (err) {
+      await store?.close()
+      throw err
+    }
     return mesh
   }
 
@@ -205,6 +227,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       throw new MeshError(ErrorCode.INVALID_OPTIONS, `cannot listen on ${this.#opts.listen.map((l) => l.url).join(', ')}: ${(err as Error).message}`, { cause: err })
     }
     this.#log.info({ component: 'mesh', event: 'start', peer: this.id, addresses: this.#addresses }, `meshwork node ${this.id} started`)
+    // Not awaited: a backlog larger than a queue waits for the peer to come back.
+    this.#reloadOutbox().catch((err: unknown) => { this.#error(new MeshError(ErrorCode.CLOSED, `reloading the durable outbox failed: ${(err as Error).message}`, { cause: err })) })
     for (const b of this.#opts.bootstrap) {
       // The IO worker keeps retrying with backoff: a bootstrap peer that is
       // not up yet is no fault. Refusals that cannot heal are logged there.
@@ -248,7 +272,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     const bytes = enc.bytes
     const chunks = Math.max(1, Math.ceil(bytes.length / this.#chunkBytes))
     const now = Date.now()
-    const notify = ack ? SendRecordFlag.NOTIFY_ACK : 0
+    // The durable outbox deletes what the peer acknowledged: it needs every ack.
+    const notify = ack || this.#store !== undefined ? SendRecordFlag.NOTIFY_ACK : 0
     // Fast path: one record, nobody waiting and room now. Sequence numbers are
     // taken only when a record is written, so ring order = sequence order and
     // a send that gives up leaves no gap.
@@ -260,6 +285,10 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         entry.seq = seq
         entry.slot?.doorbell.ring()
         if (type !== FrameType.SUBSCRIBE) { entry.messagesSent++; entry.bytesSent += bytes.length }
+        const durable = this.#persist(entry, seq, seq, now, n, bytes)
+        if (durable !== undefined) {
+          return durable.then(async () => ack ? await this.#ackPromise(entry, seq, seq, signal) : String(seq))
+        }
         if (ack) return this.#ackPromise(entry, seq, seq, signal)
         // A `for (;;) await send()` loop whose sends all resolve at once would
         // never let the event loop turn (the host's own timers and I/O, and our
@@ -275,7 +304,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     }
     // Copy: the caller may reuse its buffer, and msgpackr reuses its own, while we wait.
     const copy = enc.bytes === payload ? Uint8Array.prototype.slice.call(bytes) : Buffer.from(bytes)
-    return this.#sendBlocking(entry, type, laneNo, enc.flags, copy, chunks, now, notify, signal)
+    return this.#sendBlocking(entry, type, laneNo, enc.flags, copy, chunks, now, notify, signal, ack)
   }
 
   /** Encode the send-queue record prefix and frame header of one chunk into the scratch buffer. */
@@ -286,7 +315,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     return n < 0 ? n : SEND_PREFIX_BYTES + n
   }
 
-  async #sendBlocking (entry: PeerEntry, type: number, laneNo: number, flags: number, bytes: Uint8Array, chunks: number, now: number, recFlags: number, signal: AbortSignal | undefined): Promise<string> {
+  async #sendBlocking (entry: PeerEntry, type: number, laneNo: number, flags: number, bytes: Uint8Array, chunks: number, now: number, recFlags: number, signal: AbortSignal | undefined, wantAck: boolean): Promise<string> {
     const timeout = (): MeshError => new MeshError(ErrorCode.QUEUE_FULL, `send queue to ${entry.info.id} stayed full for ${this.#opts.sendQueue.blockTimeoutMs} ms`, { details: { peer: entry.info.id, capacityBytes: this.#opts.sendQueue.capacityBytes } })
     const prev = entry.waiting
     entry.waiters++
@@ -295,6 +324,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         if (prev !== undefined) await prev.catch(() => {})
         const cb = this.#chunkBytes
         let first = 0
+        let durable: Promise<void> | undefined
         for (let i = 0; i < chunks; i++) {
           const part = chunks === 1 ? bytes : bytes.subarray(i * cb, Math.min(bytes.length, (i + 1) * cb))
           const cflags = flags | (i > 0 ? FrameFlag.CONTINUATION : 0) | (i < chunks - 1 ? FrameFlag.MORE : 0)
@@ -309,6 +339,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
               entry.seq = seq
               if (i === 0) first = seq
               entry.slot?.doorbell.ring()
+              durable = this.#persist(entry, seq, first, now, n, part) ?? durable
               break
             }
             const left = deadline - Date.now()
@@ -328,7 +359,11 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           }
         }
         if (type !== FrameType.SUBSCRIBE) { entry.messagesSent++; entry.bytesSent += bytes.length }
-        if (recFlags & SendRecordFlag.NOTIFY_ACK) return await this.#ackPromise(entry, first, entry.seq, signal)
+        const last = entry.seq
+        const acked = (recFlags & SendRecordFlag.NOTIFY_ACK) !== 0 && this.#store === undefined ? this.#ackPromise(entry, first, last, signal) : undefined
+        if (durable !== undefined) await durable
+        if (this.#store !== undefined && wantAck) return await this.#ackPromise(entry, first, last, signal)
+        if (acked !== undefined) return await acked
         return String(first)
       } finally {
         entry.waiters--
@@ -337,6 +372,51 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     })()
     entry.waiting = mine
     return await mine
+  }
+
+  /**
+   * Durable outbox: store the record just written (header scratch bytes
+   * SEND_PREFIX_BYTES..n plus `payload`) and, once committed, let the IO
+   * worker send it. Undefined without a dataDir.
+   */
+  #persist (entry: PeerEntry, seq: number, messageId: number, now: number, n: number, payload: Uint8Array): Promise<void> | undefined {
+    const store = this.#store
+    if (store === undefined) return undefined
+    const h = this.#header
+    const frame = Buffer.allocUnsafe(n - SEND_PREFIX_BYTES + payload.length)
+    frame.set(h.subarray(SEND_PREFIX_BYTES, n), 0)
+    frame.set(payload, n - SEND_PREFIX_BYTES)
+    const release = (): void => { entry.board.commit(seq); entry.slot?.doorbell.ring() }
+    return store.put(entry.info.id, seq, frame, now, messageId).then(release, (err: unknown) => {
+      // Still send it (the stream must not stall), but say the guarantee is gone for it.
+      release()
+      this.#error(new MeshError(ErrorCode.CLOSED, `durable outbox write failed for message ${messageId} to ${entry.info.id}: ${(err as Error).message}; sent without a durable copy`, { cause: err }))
+    })
+  }
+
+  /**
+   * After a restart with the same dataDir: put every stored, unacknowledged
+   * message back into its peer's send queue (same stream epoch and sequence
+   * numbers, so receivers drop what they already had). Runs before any dial.
+   */
+  async #reloadOutbox (): Promise<void> {
+    const store = this.#store
+    if (store === undefined) return
+    let n = 0
+    for (const m of store.pending()) {
+      const e = this.#entryFor(m.peer)
+      if (m.seq > e.seq) e.seq = m.seq
+      const prefix = new Uint8Array(SEND_PREFIX_BYTES)
+      writeSendPrefix(prefix, 0, { seq: m.seq, enqueuedAt: m.enqueuedAt, stream: this.#epoch, chunk: m.seq - m.messageId, flags: SendRecordFlag.NOTIFY_ACK })
+      while (!e.ring.tryWrite2(prefix, m.frame)) {
+        // More stored than one queue holds: the worker drains it once the peer is back.
+        await e.ring.waitForSpace(m.frame.length + SEND_PREFIX_BYTES)
+      }
+      e.board.commit(m.seq)
+      e.slot?.doorbell.ring()
+      n++
+    }
+    if (n > 0) this.#log.info({ component: 'mesh', event: 'outbox:reloaded', messages: n }, `resending ${n} unacknowledged message(s) from the durable outbox`)
   }
 
   #ackPromise (entry: PeerEntry, first: number, last: number, signal: AbortSignal | undefined): Promise<string> {
@@ -405,6 +485,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     this.#closing ??= (async () => {
       await this.#sup.close(this.#opts.closeTimeoutMs)
       this.#finish()
+      await this.#store?.close()
     })()
     await this.#closing
   }
@@ -415,6 +496,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       this.#closing = (async () => {
         await this.#sup.destroy()
         this.#finish()
+        await this.#store?.close()
       })()
     }
     await this.#closing
@@ -462,14 +544,15 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       e = {
         info: { id: peerId, direction: 'outbound', state: 'connecting', since: Date.now(), lanes: [...LANES] },
         ring: RingBuffer.create(this.#opts.sendQueue.capacityBytes, { keepAlive: false }),
-        board: AckBoard.create(),
+        board: AckBoard.create(this.#store !== undefined),
         rx: new ReceiveStream(),
         reassembly: new Reassembly(this.#opts.maxMessageBytes),
         ackWaiters: [],
         remoteTopics: new Set(),
         slot: undefined,
         handle: 0,
-        seq: 0,
+        // Never reuse a number a previous run of this node put on the wire.
+        seq: this.#store?.lastSeq(peerId) ?? 0,
         waiting: undefined,
         waiters: 0,
         messagesSent: 0,
@@ -775,6 +858,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         break
       }
       case 'acked': {
+        if (ev.stream === this.#epoch) this.#store?.ackThrough(ev.peerId, ev.seq)
         const e = this.#peers.get(ev.peerId)
         if (e === undefined) return
         while (e.ackWaiters.length > 0 && (e.ackWaiters[0]?.last ?? Infinity) <= ev.seq) {
@@ -784,6 +868,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         break
       }
       case 'undelivered': {
+        if (ev.stream === this.#epoch) this.#store?.ackThrough(ev.peerId, ev.throughSeq)
         const e = this.#peers.get(ev.peerId)
         for (const id of ev.ids) {
           const i = e === undefined ? -1 : e.ackWaiters.findIndex((w) => w.id === id)

@@ -185,9 +185,10 @@ export interface MeshOptions {
   /** Per-peer send queue. @default { capacityBytes: 4 MiB, policy: 'drop-oldest', blockTimeoutMs: 5000 } */
   sendQueue?: SendQueueOptions
   /**
-   * Largest message payload, in bytes (larger ones reject `PAYLOAD_TOO_LARGE`).
-   * Integer 1 KiB..1 GiB, and <= `sendQueue.capacityBytes / 2 - 64` so a
-   * whole message fits one queue record. @default 1048576 (1 MiB)
+   * Largest message payload, in bytes (larger ones reject `PAYLOAD_TOO_LARGE`;
+   * a receiver discards a reassembled message above its own limit).
+   * Messages over 64 KiB travel as 64 KiB chunks, so this may exceed the send
+   * queue. Integer 1 KiB..1 GiB. @default 1048576 (1 MiB)
    */
   maxMessageBytes?: number
   /** Most peers connected at once (gossip-learned peers are dialed up to this). Integer 1..10000. @default 16 */
@@ -390,9 +391,6 @@ export const DEFAULTS = deepFreeze({
   closeTimeoutMs: 2_000,
   ringBytes: 4 * MiB,
 } as const)
-
-/** Bytes of framing per queue record; a message must fit half a queue plus this. */
-const RECORD_OVERHEAD_BYTES = 64
 
 // Known keys per level. `Record<keyof T, 1>` makes the compiler reject a
 // missing or an extra key, so these lists cannot drift from the interfaces.
@@ -603,18 +601,6 @@ const CROSS_FIELD_RULES: readonly CrossFieldRule[] = [
       c.fail('options.reconnect.maxDelayMs',
         `options.reconnect.maxDelayMs (${rc.shown('maxDelayMs', r.reconnect.maxDelayMs)}) must be at least ` +
         `options.reconnect.initialDelayMs (${rc.shown('initialDelayMs', r.reconnect.initialDelayMs)})`)
-    }
-  },
-  function messageFitsQueueRecord (c, r, { root, sendQueue: sq }) {
-    // The send queue is a ring whose records never wrap, so a record may use
-    // at most half of it; a whole message plus its framing must fit one record.
-    const limit = Math.floor(r.sendQueue.capacityBytes / 2) - RECORD_OVERHEAD_BYTES
-    if (r.maxMessageBytes > limit) {
-      c.fail('options.maxMessageBytes',
-        `options.maxMessageBytes (${root.shown('maxMessageBytes', r.maxMessageBytes)}) must be at most ` +
-        `options.sendQueue.capacityBytes / 2 - ${RECORD_OVERHEAD_BYTES} = ${limit} ` +
-        `(options.sendQueue.capacityBytes is ${sq.shown('capacityBytes', r.sendQueue.capacityBytes)}), ` +
-        'so that a whole message fits one queue record')
     }
   },
   function wssListenNeedsCertAndKey (c, r) {

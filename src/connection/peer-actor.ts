@@ -67,7 +67,7 @@ export class PeerActor {
   /** Frames to send (with credit) or an ACK due, and a socket able to take them. */
   get ready (): boolean {
     const c = this.#conn
-    return c !== undefined && c.state === 'open' && !c.writeBlocked && (this.window.canSend || this.ackDue)
+    return c !== undefined && c.state === 'open' && !c.writeBlocked && (this.ackDue || this.window.canSend(this.board.committed()))
   }
 
   /** The host handed the peer's messages to its application since our last ACK. */
@@ -115,7 +115,8 @@ export class PeerActor {
     const conn = this.#conn
     if (conn === undefined || conn.state !== 'open' || conn.writeBlocked) return false
     let sent = this.ackDue && this.flushAck()
-    if (!this.window.canSend) return sent
+    const limit = this.board.committed()
+    if (!this.window.canSend(limit)) return sent
     let batch: Buffer | undefined
     let off = 0
     let frames = 0
@@ -146,7 +147,7 @@ export class PeerActor {
       // Stop at a full batch so one busy peer cannot starve the others; the loop comes back.
       if (off >= BATCH_BYTES - 1024) full = true
       return true
-    })
+    }, limit)
     if (off > 0 && batch !== undefined) { conn.send(off === batch.length ? batch : batch.subarray(0, off), frames); sent = true }
     return sent
   }

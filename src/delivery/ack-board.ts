@@ -11,6 +11,11 @@
  *  i32[1] stream    the peer's stream epoch being acked
  *  i32[2] owner     IO worker index + 1 currently consuming this peer's send ring
  *  f64[2] seq       (byte 16) highest sequence handed to the application
+ *  f64[3] committed (byte 24) send side: highest own sequence the host has
+ *                   made durable; the actor sends nothing beyond it (so a
+ *                   sender that crashes never put a number on the wire that
+ *                   its restarted self would reuse). +Infinity without a
+ *                   durable outbox.
  * ```
  *
  * @module
@@ -20,6 +25,7 @@ const VERSION = 0
 const STREAM = 1
 const OWNER = 2
 const SEQ_F64 = 2
+const COMMITTED_F64 = 3
 const BOARD_BYTES = 32
 
 /** One peer's ack board. */
@@ -34,7 +40,12 @@ export class AckBoard {
     this.#f64 = new Float64Array(sab, 0, BOARD_BYTES / 8)
   }
 
-  static create (): AckBoard { return new AckBoard(new SharedArrayBuffer(BOARD_BYTES)) }
+  /** @param durable - sends wait for {@link commit} before they may leave (durable outbox). */
+  static create (durable = false): AckBoard {
+    const b = new AckBoard(new SharedArrayBuffer(BOARD_BYTES))
+    b.#f64[COMMITTED_F64] = durable ? 0 : Infinity
+    return b
+  }
   static attach (sab: SharedArrayBuffer): AckBoard {
     if (!(sab instanceof SharedArrayBuffer) || sab.byteLength !== BOARD_BYTES) throw new TypeError('AckBoard.attach: expected a SharedArrayBuffer from AckBoard.create()')
     return new AckBoard(sab)
@@ -66,6 +77,18 @@ export class AckBoard {
       if (Atomics.load(i32, VERSION) === v1) return { version: v1, stream, seq }
     }
   }
+
+  /**
+   * Host: own messages up to `seq` are durable and may be sent. Monotonic.
+   * A plain float64 write: a stale read only delays a send until the next
+   * doorbell, never sends early (the value only grows).
+   */
+  commit (seq: number): void {
+    if (seq > (this.#f64[COMMITTED_F64] as number)) this.#f64[COMMITTED_F64] = seq
+  }
+
+  /** Worker: the highest own sequence number that may be sent. */
+  committed (): number { return this.#f64[COMMITTED_F64] as number }
 
   /** Worker: claim consumption of the peer's send ring (the newest attach wins). */
   claim (workerIndex: number): void { Atomics.store(this.#i32, OWNER, workerIndex + 1) }

@@ -54,8 +54,17 @@ export class SendWindow {
   /** The receiver's credit: bytes that may be in flight. */
   get windowBytes (): number { return this.#window }
 
-  /** Records queued beyond the cursor and credit to send some of them. */
-  get canSend (): boolean { return this.ring.hasDataAt(this.#cursor) && this.inFlightBytes < this.#window }
+  /**
+   * Records queued beyond the cursor, credit to send some, and the next one
+   * allowed out (its seq at most `limitSeq`: see AckBoard.committed).
+   */
+  canSend (limitSeq = Infinity): boolean {
+    if (!this.ring.hasDataAt(this.#cursor) || this.inFlightBytes >= this.#window) return false
+    if (limitSeq === Infinity) return true
+    let ok = false
+    this.ring.peek(this.#cursor, (rec) => { ok = this.#rd.seq(rec) <= limitSeq; return false })
+    return ok
+  }
 
   /** Anything not yet acknowledged (sent or not)? */
   get pending (): boolean { return this.ring.hasDataAt(this.ring.readStart) }
@@ -67,15 +76,17 @@ export class SendWindow {
    * Visit records to send, in order, while credit lasts (with nothing in flight
    * one record always goes, so a record larger than the window is not stuck). `fn`
    * returns false to stop before a record (it stays for the next call).
+   * Records with a seq above `limitSeq` are not sent yet (not yet durable).
    * @returns records taken.
    */
-  next (fn: (frame: Uint8Array, record: Uint8Array) => boolean): number {
+  next (fn: (frame: Uint8Array, record: Uint8Array) => boolean, limitSeq = Infinity): number {
     let n = 0
     const window = this.#window
     let inFlight = this.inFlightBytes
     const rd = this.#rd
     this.#cursor = this.ring.peek(this.#cursor, (rec, end) => {
       if (inFlight !== 0 && inFlight >= window) return false
+      if (limitSeq !== Infinity && rd.seq(rec) > limitSeq) return false
       if (!fn(rd.frame(rec), rec)) return false
       inFlight = this.ring.bytesBefore(end)
       n++

@@ -320,7 +320,7 @@ export class IoWorker implements ConnectionOwner {
       const e = a.expire(now, retainMs)
       if (e === undefined) continue
       this.log.info({ event: 'undelivered', peer: a.peerId, messages: e.ids.length, reason }, `gave up on ${e.ids.length} message(s) to ${a.peerId}: ${reason}`)
-      this.#inbound.event(a.handle, { type: 'undelivered', peerId: a.peerId, ids: e.ids, reason })
+      this.#inbound.event(a.handle, { type: 'undelivered', peerId: a.peerId, ids: e.ids, reason, stream: e.stream, throughSeq: e.throughSeq })
     }
   }
 

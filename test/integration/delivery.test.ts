@@ -1,0 +1,193 @@
+import { describe, it, expect, afterEach } from 'vitest'
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { MeshError } from '../../dist/src/index.js'
+import { makeMesh, makePair, closeAll, collect, until, waitFor } from '../helpers/mesh.js'
+
+afterEach(closeAll)
+
+/** Port of a mesh's first listen address. */
+const portOf = (url: string): number => Number(new URL(url).port)
+
+describe('reliable delivery', () => {
+  it('send({ ack: true }) resolves after the receiver\'s application took the message', async () => {
+    const [a, b] = await makePair()
+    let taken = false
+    b.on('message', () => { taken = true })
+    const id = await a.send(b.id, 'hello', { ack: true })
+    expect(taken).toBe(true)
+    expect(typeof id).toBe('string')
+  })
+
+  it('a large message travels in chunks and arrives whole, larger than the send queue', async () => {
+    const [a, b] = await makePair({ sendQueue: { capacityBytes: 256 * 1024 }, maxMessageBytes: 4 * 1024 * 1024 }, { maxMessageBytes: 4 * 1024 * 1024 })
+    const big = Buffer.alloc(3 * 1024 * 1024)
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff
+    const got = collect(b, 2)
+    await a.send(b.id, big, { lane: 'bulk' })
+    await a.send(b.id, 'after')
+    const [m1, m2] = await got
+    expect(Buffer.compare(Buffer.from(m1.payload), big)).toBe(0)
+    expect(m2.payload).toBe('after')
+    await expect(a.send(b.id, Buffer.alloc(4 * 1024 * 1024 + 1))).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' })
+  })
+
+  it('exactly once, in order, across a crash of the receiver\'s IO worker (resend from the last ack, dedup)', async () => {
+    const [a, b] = await makePair({ reconnect: { initialDelayMs: 20, maxDelayMs: 200 } })
+    const N = 3000
+    const seen: number[] = []
+    b.on('message', (m) => { seen.push(m.payload as number) })
+    const sending = (async () => {
+      for (let i = 0; i < N; i++) {
+        await a.send(b.id, i)
+        if (i === 1000) b._crashIoWorker(0)
+      }
+    })()
+    await sending
+    await until(() => seen.length >= N, { timeoutMs: 15_000, label: `all ${N} delivered (have ${seen.length})` })
+    expect(seen).toEqual(Array.from({ length: N }, (_, i) => i))
+  })
+
+  it('exactly once, in order, across a crash of the sender\'s IO worker (the queue outlives it)', async () => {
+    const [a, b] = await makePair({ reconnect: { initialDelayMs: 20, maxDelayMs: 200 } })
+    const N = 3000
+    const seen: number[] = []
+    b.on('message', (m) => { seen.push(m.payload as number) })
+    for (let i = 0; i < N; i++) {
+      await a.send(b.id, i)
+      if (i === 1500) a._crashIoWorker(0)
+    }
+    await until(() => seen.length >= N, { timeoutMs: 15_000, label: `all ${N} delivered (have ${seen.length})` })
+    expect(seen).toEqual(Array.from({ length: N }, (_, i) => i))
+  })
+
+  it('a peer that is down is waited for: messages queued meanwhile reach its restarted self (same address and dataDir)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mw-deliv-'))
+    const b = await makeMesh({ dataDir: dir })
+    const a = await makeMesh({ reconnect: { initialDelayMs: 20, maxDelayMs: 100 } })
+    await a.connect(b.addresses[0] as string)
+    const port = portOf(b.addresses[0] as string)
+    const bid = b.id
+    const down = waitFor(a, 'peer:down')
+    await b.close()
+    await down
+    for (let i = 0; i < 50; i++) await a.send(bid, i)
+    const b2 = await makeMesh({ dataDir: dir, listen: `ws://127.0.0.1:${port}` })
+    expect(b2.id).toBe(bid)
+    const got = await collect(b2, 50)
+    expect(got.map((m) => m.payload)).toEqual(Array.from({ length: 50 }, (_, i) => i))
+  })
+
+  it('a message held longer than delivery.retainMs is reported undelivered (and an acked send rejects), never dropped silently', async () => {
+    const [a, b] = await makePair({ delivery: { retainMs: 300 }, reconnect: { initialDelayMs: 50, maxDelayMs: 100 } })
+    const bid = b.id
+    const down = waitFor(a, 'peer:down')
+    await b.close()
+    await down
+    const undelivered: any[] = []
+    a.on('undelivered', (u) => undelivered.push(u))
+    const id1 = await a.send(bid, 'one')
+    const acked = a.send(bid, 'two', { ack: true })
+    await expect(acked).rejects.toMatchObject({ code: 'TIMEOUT' })
+    await until(() => undelivered.length >= 2, { timeoutMs: 5000, label: 'two undelivered events' })
+    expect(undelivered[0]).toMatchObject({ to: bid, id: id1, reason: 'expired' })
+    expect(undelivered.map((u) => u.to)).toEqual([bid, bid])
+  })
+
+  it('a full queue holds the sender back: send waits blockTimeoutMs, then QUEUE_FULL; nothing accepted is lost', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mw-qf-'))
+    const b = await makeMesh({ dataDir: dir })
+    const a = await makeMesh({ sendQueue: { capacityBytes: 64 * 1024, blockTimeoutMs: 200 }, reconnect: { initialDelayMs: 20, maxDelayMs: 100 } })
+    await a.connect(b.addresses[0] as string)
+    const port = portOf(b.addresses[0] as string)
+    const bid = b.id
+    const down = waitFor(a, 'peer:down')
+    await b.close()
+    await down
+    const accepted: number[] = []
+    let err: unknown
+    const t0 = Date.now()
+    for (let i = 0; i < 1000; i++) {
+      try { await a.send(bid, Buffer.alloc(1024, i & 0xff)); accepted.push(i) } catch (e) { err = e; break }
+    }
+    expect(err).toBeInstanceOf(MeshError)
+    expect((err as MeshError).code).toBe('QUEUE_FULL')
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(190)
+    expect(accepted.length).toBeGreaterThan(10)
+    const b2 = await makeMesh({ dataDir: dir, listen: `ws://127.0.0.1:${port}` })
+    const got = await collect(b2, accepted.length)
+    expect(got.map((m) => (m.payload as Buffer)[0])).toEqual(accepted.map((i) => i & 0xff))
+  })
+})
+
+describe('request / response', () => {
+  it('returns the handler\'s result; errors come back as MeshError with stable codes', async () => {
+    const [a, b] = await makePair()
+    b.handle('sum', async (p: { a: number; b: number }, ctx) => ({ sum: p.a + p.b, from: ctx.from }))
+    b.handle('boom', () => { throw new Error('kaput') })
+    b.handle('never', () => new Promise(() => {}))
+    expect(await a.request(b.id, 'sum', { a: 1, b: 2 })).toEqual({ sum: 3, from: a.id })
+    await expect(a.request(b.id, 'boom')).rejects.toMatchObject({ code: 'REMOTE_ERROR', message: expect.stringContaining('kaput') })
+    await expect(a.request(b.id, 'nope')).rejects.toMatchObject({ code: 'NO_HANDLER' })
+    await expect(a.request(b.id, 'never', null, { timeoutMs: 150 })).rejects.toMatchObject({ code: 'TIMEOUT' })
+    await expect(a.request('not-a-peer', 'sum', {})).rejects.toMatchObject({ code: 'UNKNOWN_PEER' })
+    const ac = new AbortController()
+    const aborted = a.request(b.id, 'never', null, { signal: ac.signal })
+    ac.abort(new Error('changed my mind'))
+    await expect(aborted).rejects.toMatchObject({ code: 'TIMEOUT' })
+    const pending = a.request(b.id, 'never', null)
+    await a.close()
+    await expect(pending).rejects.toMatchObject({ code: 'CLOSED' })
+    await expect(a.request(b.id, 'sum', { a: 1, b: 1 })).rejects.toMatchObject({ code: 'CLOSED' })
+  })
+
+  it('64 requests in flight all complete, each with its own answer', async () => {
+    const [a, b] = await makePair()
+    b.handle('echo', (p: number) => p * 2)
+    const r = await Promise.all(Array.from({ length: 64 }, async (_, i) => await a.request(b.id, 'echo', i)))
+    expect(r).toEqual(Array.from({ length: 64 }, (_, i) => i * 2))
+  })
+})
+
+describe('pub/sub', () => {
+  it('a publication reaches every current subscriber once, in order; non-subscribers get nothing; unsubscribe stops it', async () => {
+    const hub = await makeMesh()
+    const [s1, s2, quiet] = await Promise.all([makeMesh(), makeMesh(), makeMesh()])
+    for (const m of [s1, s2, quiet]) await m.connect(hub.addresses[0] as string)
+    const got1: any[] = []
+    const got2: any[] = []
+    const gotQuiet: any[] = []
+    const off1 = s1.subscribe('orders', (m) => got1.push(m))
+    s2.subscribe('orders', (m) => got2.push(m))
+    quiet.on('message', (m) => gotQuiet.push(m))
+    // Subscriptions spread to the hub (reliable, in stream order).
+    await until(async () => (await hub.publish('probe', 0)) >= 0 && got1.length === 0, { label: 'settled' })
+    await until(async () => { const n = await hub.publish('orders-warmup', 1); return n === 0 }, { label: 'warmup' })
+    let n = 0
+    await until(async () => { n = await hub.publish('orders', { id: -1 }); return n === 2 }, { timeoutMs: 5000, label: 'hub knows both subscribers' })
+    for (let i = 0; i < 100; i++) await hub.publish('orders', { id: i })
+    await until(() => got1.length >= 101 && got2.length >= 101, { label: 'all publications' })
+    const ids = (g: any[]): number[] => g.map((m) => m.payload.id).filter((id: number) => id >= 0)
+    expect(ids(got1)).toEqual(Array.from({ length: 100 }, (_, i) => i))
+    expect(ids(got2)).toEqual(Array.from({ length: 100 }, (_, i) => i))
+    expect(got1[0]).toMatchObject({ from: hub.id, topic: 'orders' })
+    expect(gotQuiet).toEqual([])
+    off1()
+    await until(async () => (await hub.publish('orders', { id: 1000 })) === 1, { label: 'unsubscribe spreads' })
+    await until(() => got2.some((m) => m.payload.id === 1000), { label: 's2 still subscribed' })
+    const before = got1.length
+    await hub.publish('orders', { id: 1001 })
+    await until(() => got2.some((m) => m.payload.id === 1001), { label: 's2 gets 1001' })
+    expect(got1.length).toBe(before)
+  })
+
+  it('a node\'s own subscribers get its publications too', async () => {
+    const a = await makeMesh()
+    const got: any[] = []
+    a.subscribe('t', (m) => got.push(m))
+    expect(await a.publish('t', 'x')).toBe(1)
+    await until(() => got.length === 1)
+    expect(got[0]).toMatchObject({ from: a.id, topic: 't', payload: 'x' })
+  })
+})
