@@ -169,6 +169,22 @@ const api = {
   /** Scrapes so far (observed variant): count, mean and max duration in ms, mean text size. */
   scrapes: () => ({ count: scrapes.count, meanMs: scrapes.count === 0 ? 0 : round(scrapes.ms / scrapes.count, 2), maxMs: round(scrapes.maxMs, 2), meanBytes: scrapes.count === 0 ? 0 : Math.round(scrapes.bytes / scrapes.count), failed: scrapes.failed }),
 
+  /**
+   * What one `metrics()` scrape of node 0 costs: `n` scrapes back to back
+   * (after 20 of warmup), CPU of the whole process (host and workers) and
+   * wall time per scrape. Run it with no traffic, so the CPU is the scrape's.
+   */
+  async scrapeCost (a: { n: number }): Promise<{ cpuMsPerScrape: number; wallMsPerScrape: number; bytes: number }> {
+    const m = first()
+    for (let i = 0; i < 20; i++) await m.metrics()
+    const win = new CpuWindow()
+    win.start()
+    let bytes = 0
+    for (let i = 0; i < a.n; i++) bytes = (await m.metrics()).length
+    const r = win.stop()
+    return { cpuMsPerScrape: round(r.cpuMs / a.n, 3), wallMsPerScrape: round(r.wallMs / a.n, 3), bytes }
+  },
+
   mem: () => memAfterGc(),
   cpuStart (): void { cpu.start() },
   cpuStop: () => cpu.stop(),

@@ -66,7 +66,12 @@ interface Pair {
   close (): Promise<void>
   /** Scrape statistics of both processes (mesh pairs only). */
   scrapes? (): Promise<ScrapeStats[]>
+  /** CPU and wall time of one scrape in the receiver process, traffic stopped (mesh pairs only). */
+  scrapeCost? (n: number): Promise<ScrapeCost>
 }
+
+/** See procs/mesh-node.ts `scrapeCost`. */
+export type ScrapeCost = Awaited<ReturnType<MeshNodeApi['scrapeCost']>>
 
 /** What a mesh process's periodic scrapes took (see procs/mesh-node.ts `scrapes`). */
 export type ScrapeStats = ReturnType<MeshNodeApi['scrapes']>
@@ -99,6 +104,7 @@ export async function meshPair (o: RunOptions, observe?: { scrapeMs: number }): 
       },
       close,
       scrapes: async () => await Promise.all([recv.call('scrapes', null, 10_000), send.call('scrapes', null, 10_000)]),
+      scrapeCost: async (n) => await recv.call('scrapeCost', { n }, 60_000),
     }
   } catch (err) {
     await close()
@@ -195,6 +201,9 @@ export class Side {
 
   /** Scrape statistics of the current pair's processes (none for raw ws pairs). */
   async scrapes (): Promise<ScrapeStats[]> { return await this.#pair?.scrapes?.() ?? [] }
+
+  /** Cost of one scrape in the current pair's receiver (undefined for raw ws pairs). */
+  async scrapeCost (n: number): Promise<ScrapeCost | undefined> { return await this.#pair?.scrapeCost?.(n) }
 }
 
 export function msgsPerS (r: Round): number { return r.rate.count / (r.rate.ms / 1000) }
