@@ -84,14 +84,23 @@ export class SendWindow {
     const window = this.#window
     let inFlight = this.inFlightBytes
     const rd = this.#rd
-    this.#cursor = this.ring.peek(this.#cursor, (rec, end) => {
+    // The new cursor is the end of the last record taken, not where peek()
+    // stopped: when it stops in front of a record that follows a WRAP marker
+    // it has already stepped over the skip, and those bytes would then count
+    // as in flight. Once the sent records were acknowledged, a window no
+    // larger than the skip would leave canSend() false forever with nothing
+    // in flight (issue 4).
+    let cursor = this.#cursor
+    this.ring.peek(cursor, (rec, end) => {
       if (inFlight !== 0 && inFlight >= window) return false
       if (limitSeq !== Infinity && rd.seq(rec) > limitSeq) return false
       if (!fn(rd.frame(rec), rec)) return false
+      cursor = end
       inFlight = this.ring.bytesBefore(end)
       n++
       return true
     })
+    this.#cursor = cursor
     return n
   }
 
