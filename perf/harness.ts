@@ -185,7 +185,7 @@ async function main (): Promise<void> {
     done.push(d)
     if (d.out !== undefined) {
       const records: ResultRecord[] = d.out.records.map((r) => ({
-        ...r, node: m.node, cpu: m.cpu, cores: m.cores, commit: m.commit, quick, ts: stamp, command, loadavg_1m: round2(loadavg()[0] ?? 0),
+        ...r, node: m.node, cpu: m.cpu, cores: m.cores, commit: m.commit, quick, full: positionals.length === 0 && !quick, ts: stamp, command, loadavg_1m: round2(loadavg()[0] ?? 0),
       }))
       // Re-ordered so the common fields lead each line.
       const lines = records.map(({ name, node, cpu, commit, n, msgs_per_s, mb_per_s, p50_us, p99_us, baseline, ratio, ratio_of, ...rest }) =>

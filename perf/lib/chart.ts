@@ -13,6 +13,9 @@ export interface ResultLine {
   name: string
   ts?: string
   quick?: boolean
+  /** Every scenario ran (no scenario named, not --quick); absent in lines older than the field. */
+  full?: boolean
+  command?: string
   commit?: string
   cpu?: string
   cores?: number
@@ -33,12 +36,27 @@ export interface ResultLine {
   [extra: string]: unknown
 }
 
-/** The lines of the latest full (not `--quick`) run in `file`: those sharing its newest `ts`. */
+/**
+ * Whether a line comes from a full run: every scenario, not `--quick`. Lines
+ * older than the `full` field tell it by their command (no scenario named).
+ */
+export function isFullRun (r: ResultLine): boolean {
+  if (r.quick === true) return false
+  if (typeof r.full === 'boolean') return r.full
+  const cmd = (r.command ?? '').trim()
+  return /(^npm run perf|harness\.js)$/.test(cmd)
+}
+
+/**
+ * The lines of the latest full run in `file` (see {@link isFullRun}): those
+ * sharing its newest `ts`. Partial runs (some scenarios named) are left out,
+ * so the chart never mixes a partial run's figures with an older full run's.
+ */
 export function latestFullRun (file: string): ResultLine[] {
   if (!existsSync(file)) return []
   const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '').flatMap((l) => {
     try { return [JSON.parse(l) as ResultLine] } catch { return [] }
-  }).filter((r) => r.quick !== true && typeof r.ts === 'string')
+  }).filter((r) => isFullRun(r) && typeof r.ts === 'string')
   const last = lines.reduce<string | undefined>((m, r) => (m === undefined || (r.ts as string) > m ? r.ts : m), undefined)
   return lines.filter((r) => r.ts === last)
 }

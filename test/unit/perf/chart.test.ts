@@ -8,7 +8,7 @@ const dirs: string[] = []
 afterEach(() => { for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true }) })
 
 const tp = (size: number, name: string, ratio: number, ts = '2026-01-02T00:00:00.000Z', quick = false): ResultLine =>
-  ({ name: `throughput ${name}`, ts, quick, payload_bytes: size, ratio_msgs_per_s: ratio, msgs_per_s: 1000 * ratio, baseline_msgs_per_s: 1000, mib_per_s: ratio * 100, baseline_mib_per_s: 100, commit: 'abc1234', cpu: 'Test CPU', cores: 2, node: 'v20' })
+  ({ name: `throughput ${name}`, ts, quick, command: 'npm run perf', payload_bytes: size, ratio_msgs_per_s: ratio, msgs_per_s: 1000 * ratio, baseline_msgs_per_s: 1000, mib_per_s: ratio * 100, baseline_mib_per_s: 100, commit: 'abc1234', cpu: 'Test CPU', cores: 2, node: 'v20' })
 const lat: ResultLine = { name: 'latency RTT 64 B', ts: '2026-01-02T00:00:00.000Z', p50_us: 350, p99_us: 5840, p999_us: 19100, baseline_p50_us: 84, baseline_p99_us: 1540, baseline_p999_us: 3465 }
 
 describe('perf chart', () => {
@@ -38,7 +38,7 @@ describe('perf chart', () => {
     expect(renderChart([{ ...tp(64, '64 B', 0.5), commit: '<x&y>' }], [])).toContain('commit &lt;x&amp;y&gt;')
   })
 
-  it('latestFullRun takes the newest full run and skips quick runs and bad lines', () => {
+  it('latestFullRun takes the newest full run and skips quick runs, partial runs and bad lines', () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshwork-chart-'))
     dirs.push(dir)
     const file = join(dir, 'throughput.jsonl')
@@ -47,6 +47,8 @@ describe('perf chart', () => {
       tp(64, '64 B', 0.6, '2026-01-02T00:00:00.000Z'),
       tp(1024, '1 KiB', 0.5, '2026-01-02T00:00:00.000Z'),
       tp(64, '64 B', 0.9, '2026-01-03T00:00:00.000Z', true),
+      { ...tp(64, '64 B', 0.8, '2026-01-04T00:00:00.000Z'), command: 'npm run perf -- throughput' },
+      { ...tp(64, '64 B', 0.7, '2026-01-05T00:00:00.000Z'), full: false, command: 'npm run perf' },
     ].map((r) => JSON.stringify(r)).join('\n') + '\nnot json\n')
     expect(latestFullRun(file).map((r) => [r.name, r.ratio_msgs_per_s])).toEqual([['throughput 64 B', 0.6], ['throughput 1 KiB', 0.5]])
     expect(latestFullRun(join(dir, 'missing.jsonl'))).toEqual([])
