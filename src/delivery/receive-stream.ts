@@ -104,6 +104,7 @@ export class Reassembly {
       return { kind: 'too-large', bytes }
     }
     if (!more && this.#parts.length === 0) {
+      this.#bytes = 0 // nothing is held: heldBytes must not report the passed-through message
       return { kind: 'message', bytes: payload, firstSeq: seq }
     }
     this.#parts.push(payload.slice())
