@@ -34,6 +34,14 @@ export interface SendOptions {
    * `message` listeners ran), instead of when it is queued. @default false
    */
   ack?: boolean
+  /**
+   * `false`: best effort — sent at most once while a connection is up, never
+   * acknowledged, resent or held for a peer that is away; when its queue is
+   * full it is dropped by `sendQueue.policy` (counted in
+   * `meshwork_peer_dropped_total`) and `send` still resolves. At most 64 KiB.
+   * Not ordered with reliable messages. @default true
+   */
+  reliable?: boolean
 }
 
 /** Options of {@link Mesh.request}. */
@@ -80,6 +88,12 @@ interface PeerEntry {
   ackWaiters: Array<{ id: number; last: number; resolve: (id: string) => void; reject: (e: MeshError) => void }>
   /** Topics the peer subscribes to (it tells us with SUBSCRIBE frames). */
   remoteTopics: Set<string>
+  /** Unreliable messages (`reliable: false`): their own small queue, sent at most once. */
+  datagrams: RingBuffer
+  /** Unreliable messages refused because their queue was full (drop-newest, or drop-oldest faster than the worker sheds). */
+  droppedNewest: number
+  /** The IO worker whose actor last served this peer (kept while the peer is away: it sheds unreliable messages). */
+  home: IoSlot | undefined
   slot: IoSlot | undefined
   handle: number
   seq: number
@@ -126,6 +140,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   /** With dataDir: unacknowledged reliable messages, durable across a restart of this process. */
   readonly #store: OutboxStore | undefined
   #discarded = 0
+  #unreliableSent = 0
   #localPublishes = 0
   #status: MeshStatus = { state: 'healthy', members: 0, reachable: 0, unreachable: 0 }
 
@@ -149,6 +164,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         bytesReceived: e.bytesReceived,
         queueBytes: e.ring.usedBytes(),
         queueCapacity: e.ring.capacity,
+        dropped: e.droppedNewest + e.board.dropped(),
       })),
       ioStats: async () => this.#closing === undefined ? await this._ioStats() : [],
       inboundRings: () => this.#sup.slots.map((sl) => ({ worker: sl.index, usedBytes: sl.inbound.usedBytes(), capacity: sl.inbound.capacity })),
@@ -210,7 +226,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       logger: this.#log,
       logLevel: level,
       host: {
-        ringFor: (peerId) => { const e = this.#entryFor(peerId); return { ring: e.ring.sab, board: e.board.sab } },
+        ringFor: (peerId) => { const e = this.#entryFor(peerId); return { ring: e.ring.sab, board: e.board.sab, datagrams: e.datagrams.sab } },
         dispatch: (slot, rec) => { this.#dispatch(slot, rec) },
         workerLost: (slot) => { this.#workerLost(slot) },
         workerRestarted: (slot) => { this.#redial(slot) },
@@ -253,7 +269,42 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     const lane = options?.lane ?? 'priority'
     const laneNo = LANE_NUMBER[lane]
     if (laneNo === undefined) return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, `options.lane must be 'priority' or 'bulk' (got ${JSON.stringify(lane)})`))
+    if (options?.reliable === false) {
+      if (options.ack === true) return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, 'options.ack cannot be combined with options.reliable: false (nothing acknowledges an unreliable message)'))
+      return this.#sendUnreliable(to, laneNo, payload)
+    }
     return this.#send(to, FrameType.DATA, laneNo, payload, options?.ack === true, options?.signal)
+  }
+
+  #sendUnreliable (to: string, laneNo: number, payload: unknown): Promise<string> {
+    if (this.#closing !== undefined) return Promise.reject(new MeshError(ErrorCode.CLOSED, 'the mesh is closed'))
+    const entry = this.#peers.get(to)
+    if (entry === undefined) return Promise.reject(new MeshError(ErrorCode.UNKNOWN_PEER, `unknown peer ${String(to)}: not linked to this node`, { details: { peer: to } }))
+    let enc
+    try {
+      enc = encodePayload(payload)
+    } catch (err) {
+      return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, `payload cannot be encoded: ${(err as Error).message}`, { cause: err }))
+    }
+    const max = Math.min(this.#opts.maxMessageBytes, this.#chunkBytes, entry.datagrams.maxRecordBytes - FRAME_OVERHEAD)
+    if (enc.bytes.length > max) {
+      return Promise.reject(new MeshError(ErrorCode.PAYLOAD_TOO_LARGE, `unreliable payload of ${enc.bytes.length} bytes exceeds ${max} (unreliable messages are not chunked)`, { details: { bytes: enc.bytes.length, max } }))
+    }
+    // Stream 0, seq 0: outside every reliable stream (epochs are never 0).
+    const h = this.#header
+    const n = encodeHeaderOnlyInto({ version: PROTOCOL_VERSION, type: FrameType.DATA, lane: laneNo, flags: enc.flags, src: null, dst: null, stream: 0, seq: 0 }, enc.bytes.length, h, 0)
+    const id = `u${++this.#unreliableSent}`
+    if (entry.datagrams.tryWrite2(h.subarray(0, n), enc.bytes)) {
+      entry.home?.doorbell.ring()
+      entry.messagesSent++
+      entry.bytesSent += enc.bytes.length
+    } else {
+      // Full: the newest is refused here (drop-newest, or drop-oldest while the
+      // worker has not shed yet); counted, never an error for best effort.
+      entry.droppedNewest++
+      entry.home?.doorbell.ring()
+    }
+    return Promise.resolve(id)
   }
 
   #send (to: string, type: number, laneNo: number, payload: unknown, ack: boolean, signal: AbortSignal | undefined): Promise<string> {
@@ -549,6 +600,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         reassembly: new Reassembly(this.#opts.maxMessageBytes),
         ackWaiters: [],
         remoteTopics: new Set(),
+        datagrams: RingBuffer.create(Math.max(64 * 1024, this.#opts.sendQueue.capacityBytes >> 2), { keepAlive: false }),
+        droppedNewest: 0,
+        home: undefined,
         slot: undefined,
         handle: 0,
         // Never reuse a number a previous run of this node put on the wire.
@@ -578,7 +632,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       // Frames were validated by the IO worker; parsing them again here is cheap and keeps one decoder.
       forEachFrame(body, undefined, (f) => {
         if (f.type === FrameType.SKIP) { rx.skip(f.stream, f.seq); return }
-        if (rx.accept(f.stream, f.seq) !== 'deliver') return
+        // Stream 0: an unreliable message, outside sequencing (and never chunked).
+        if (f.stream !== 0 ? rx.accept(f.stream, f.seq) !== 'deliver' : f.type !== FrameType.DATA || (f.flags & (FrameFlag.MORE | FrameFlag.CONTINUATION)) !== 0) return
         try {
           this.#deliver(entry, f)
         } catch (err) {
@@ -602,7 +657,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   }
 
   /** Hand one in-order stream frame to the application (or reassembly, a request handler, a pending request). */
-  #deliver (entry: PeerEntry, f: { type: number; lane: number; flags: number; seq: number; payload: Uint8Array | null }): void {
+  #deliver (entry: PeerEntry, f: { type: number; lane: number; flags: number; stream: number; seq: number; payload: Uint8Array | null }): void {
     const from = entry.info.id
     const lane = LANES[f.lane] ?? 'bulk'
     let bytes = f.payload
@@ -626,7 +681,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     }
     switch (f.type) {
       case FrameType.DATA:
-        this.emit('message', { from, payload: decodePayload(bytes, f.flags), lane, id: String(id) })
+        this.emit('message', { from, payload: decodePayload(bytes, f.flags), lane, id: f.stream === 0 ? 'unreliable' : String(id) })
         return
       case FrameType.REQUEST: {
         const [reqId, method, value] = decodePayload(bytes, f.flags) as [number, string, unknown]
@@ -815,6 +870,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       case 'peer:up': {
         const e = this.#entryFor(ev.peerId)
         e.slot = slot
+        e.home = slot
         e.handle = handle
         let m = this.#byHandle.get(slot)
         if (m === undefined) { m = new Map(); this.#byHandle.set(slot, m) }
@@ -899,6 +955,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #workerLost (slot: IoSlot): void {
     const m = this.#byHandle.get(slot)
     this.#byHandle.delete(slot)
+    for (const e of this.#peers.values()) if (e.home === slot) e.home = undefined
     for (const e of m?.values() ?? []) if (e.slot === slot) this.#markDown(e)
   }
 
@@ -944,7 +1001,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     if (this.#closed) return
     this.#closed = true
     for (const e of this.#peers.values()) if (e.slot !== undefined) this.#markDown(e)
-    for (const e of this.#peers.values()) e.ring.close()
+    for (const e of this.#peers.values()) { e.ring.close(); e.datagrams.close() }
     const closed = (): MeshError => new MeshError(ErrorCode.CLOSED, 'the mesh closed')
     for (const [id, r] of this.#requests) { this.#requests.delete(id); r.cleanup(); r.reject(closed()) }
     for (const e of this.#peers.values()) for (const w of e.ackWaiters.splice(0)) w.reject(closed())

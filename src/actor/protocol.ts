@@ -115,7 +115,7 @@ export interface HostCallbacks {
    * A peer's send queue ring and receive-side ack board (created on first
    * use; they outlive connections and workers).
    */
-  ringFor (peerId: string): { ring: SharedArrayBuffer; board: SharedArrayBuffer }
+  ringFor (peerId: string): { ring: SharedArrayBuffer; board: SharedArrayBuffer; datagrams: SharedArrayBuffer }
   /** Batched forwarded log records. */
   log (records: LogRecord[]): void
 }

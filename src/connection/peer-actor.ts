@@ -25,6 +25,9 @@ export class PeerActor {
   readonly ring: RingBuffer
   readonly window: SendWindow
   readonly board: AckBoard
+  /** Unreliable messages (`reliable: false`): sent once when a connection is up, never acknowledged. */
+  readonly datagrams: RingBuffer
+  readonly #dropOldest: boolean
   readonly #worker: number
   readonly #receiveWindow: number
   #conn: Connection | undefined
@@ -33,10 +36,12 @@ export class PeerActor {
   /** Expired messages the peer must be told to skip (sent first on the next connection). */
   #skip: { stream: number; seq: number } | undefined
 
-  constructor (peerId: string, handle: number, ringSab: SharedArrayBuffer, boardSab: SharedArrayBuffer, worker: number, receiveWindow: number) {
+  constructor (peerId: string, handle: number, ringSab: SharedArrayBuffer, boardSab: SharedArrayBuffer, datagramSab: SharedArrayBuffer, worker: number, receiveWindow: number, dropOldest: boolean) {
     this.peerId = peerId
     this.handle = handle
     this.ring = RingBuffer.attach(ringSab)
+    this.datagrams = RingBuffer.attach(datagramSab)
+    this.#dropOldest = dropOldest
     this.window = new SendWindow(this.ring)
     this.board = AckBoard.attach(boardSab)
     this.#worker = worker
@@ -67,7 +72,28 @@ export class PeerActor {
   /** Frames to send (with credit) or an ACK due, and a socket able to take them. */
   get ready (): boolean {
     const c = this.#conn
-    return c !== undefined && c.state === 'open' && !c.writeBlocked && (this.ackDue || this.window.canSend(this.board.committed()))
+    if (c === undefined || c.state !== 'open' || c.writeBlocked) return this.#datagramPressure
+    return this.ackDue || !this.datagrams.isEmpty() || this.window.canSend(this.board.committed())
+  }
+
+  /** drop-oldest: the unreliable queue is over 3/4 full and cannot be sent now. */
+  get #datagramPressure (): boolean {
+    return this.#dropOldest && this.owns && this.datagrams.usedBytes() > (this.datagrams.capacity >> 2) * 3
+  }
+
+  /**
+   * sendQueue.policy 'drop-oldest': while unreliable messages cannot be sent
+   * (no connection, socket full), discard the oldest down to half the queue
+   * so new ones keep fitting. Counted on the board. ('drop-newest' needs
+   * nothing here: the host refuses what does not fit, and counts it.)
+   */
+  shedDatagrams (): number {
+    if (!this.#datagramPressure) return 0
+    const target = this.datagrams.capacity >> 1
+    let n = 0
+    this.datagrams.drain(() => { n++; return this.datagrams.usedBytes() > target })
+    if (n > 0) this.board.addDropped(n)
+    return n
   }
 
   /** The host handed the peer's messages to its application since our last ACK. */
@@ -113,8 +139,28 @@ export class PeerActor {
    */
   pump (): boolean {
     const conn = this.#conn
-    if (conn === undefined || conn.state !== 'open' || conn.writeBlocked) return false
+    if (conn === undefined || conn.state !== 'open' || conn.writeBlocked) return this.shedDatagrams() > 0
     let sent = this.ackDue && this.flushAck()
+    if (!this.datagrams.isEmpty()) {
+      // Unreliable messages first (they are small and time-sensitive); released as read.
+      let dbatch: Buffer | undefined
+      let doff = 0
+      let dn = 0
+      this.datagrams.drain((frame) => {
+        if (dbatch === undefined || doff + frame.length > dbatch.length) {
+          if (dbatch !== undefined && doff > 0) conn.send(dbatch.subarray(0, doff), dn)
+          dbatch = Buffer.allocUnsafe(Math.max(BATCH_BYTES, frame.length))
+          doff = 0
+          dn = 0
+        }
+        dbatch.set(frame, doff)
+        doff += frame.length
+        dn++
+        return !conn.writeBlocked
+      })
+      if (dbatch !== undefined && doff > 0) conn.send(dbatch.subarray(0, doff), dn)
+      sent = true
+    }
     const limit = this.board.committed()
     if (!this.window.canSend(limit)) return sent
     let batch: Buffer | undefined

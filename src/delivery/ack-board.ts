@@ -16,6 +16,9 @@
  *                   sender that crashes never put a number on the wire that
  *                   its restarted self would reuse). +Infinity without a
  *                   durable outbox.
+ *  f64[4] dropped   (byte 32) unreliable messages the actor discarded
+ *                   oldest-first (sendQueue.policy 'drop-oldest'); written
+ *                   by the worker only, read by the host for metrics.
  * ```
  *
  * @module
@@ -26,7 +29,8 @@ const STREAM = 1
 const OWNER = 2
 const SEQ_F64 = 2
 const COMMITTED_F64 = 3
-const BOARD_BYTES = 32
+const DROPPED_F64 = 4
+const BOARD_BYTES = 48
 
 /** One peer's ack board. */
 export class AckBoard {
@@ -89,6 +93,11 @@ export class AckBoard {
 
   /** Worker: the highest own sequence number that may be sent. */
   committed (): number { return this.#f64[COMMITTED_F64] as number }
+
+  /** Worker: count unreliable messages it discarded. */
+  addDropped (n: number): void { this.#f64[DROPPED_F64] = (this.#f64[DROPPED_F64] as number) + n }
+  /** Unreliable messages the worker discarded (oldest first). */
+  dropped (): number { return this.#f64[DROPPED_F64] as number }
 
   /** Worker: claim consumption of the peer's send ring (the newest attach wins). */
   claim (workerIndex: number): void { Atomics.store(this.#i32, OWNER, workerIndex + 1) }

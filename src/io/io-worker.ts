@@ -471,7 +471,7 @@ export class IoWorker implements ConnectionOwner {
     const sabs = await this.#host.ringFor(peerId)
     a = this.#actors.get(peerId) // another connection may have raced us here
     if (a !== undefined) return a
-    a = new PeerActor(peerId, this.#nextHandle++, sabs.ring, sabs.board, this.index, this.#receiveWindow)
+    a = new PeerActor(peerId, this.#nextHandle++, sabs.ring, sabs.board, sabs.datagrams, this.index, this.#receiveWindow, this.#data.config.sendQueue.policy === 'drop-oldest')
     this.#actors.set(peerId, a)
     return a
   }

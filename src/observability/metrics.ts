@@ -16,6 +16,8 @@ export interface MetricsSource {
     bytesReceived: number
     queueBytes: number
     queueCapacity: number
+    /** Unreliable messages dropped by sendQueue.policy (never reliable ones). */
+    dropped: number
   }>
   /** One stats call per IO worker (control plane, only when scraped). */
   ioStats (): Promise<IoWorkerStats[]>
@@ -69,6 +71,7 @@ export class MeshMetrics {
     perPeer('meshwork_peer_bytes_received_total', 'Payload bytes from the peer delivered to this host.', (p) => p.bytesReceived, true)
     perPeer('meshwork_peer_queue_bytes', 'Bytes waiting in the peer\'s send queue (ring).', (p) => p.queueBytes, false)
     perPeer('meshwork_peer_queue_capacity_bytes', 'Capacity of the peer\'s send queue.', (p) => p.queueCapacity, false)
+    perPeer('meshwork_peer_dropped_total', 'Unreliable messages to the peer dropped by sendQueue.policy (reliable messages are never dropped).', (p) => p.dropped, true)
     new Gauge({
       name: 'meshwork_peer_state',
       help: 'Current state of each peer (1 for the state it is in).',

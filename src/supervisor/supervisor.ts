@@ -33,7 +33,7 @@ export interface IoSlot {
 
 /** What the supervisor needs from the mesh facade. */
 export interface SupervisorHost {
-  ringFor (peerId: string): { ring: SharedArrayBuffer; board: SharedArrayBuffer }
+  ringFor (peerId: string): { ring: SharedArrayBuffer; board: SharedArrayBuffer; datagrams: SharedArrayBuffer }
   dispatch (slot: IoSlot, record: Uint8Array): void
   /** A worker died: everything it reported before is dispatched; its peers are gone. */
   workerLost (slot: IoSlot, err: Error): void

@@ -121,6 +121,52 @@ describe('reliable delivery', () => {
   })
 })
 
+describe('unreliable messages ({ reliable: false })', () => {
+  it('are delivered while linked, and never block', async () => {
+    const [a, b] = await makePair()
+    const got = collect(b, 100)
+    for (let i = 0; i < 100; i++) await a.send(b.id, i, { reliable: false })
+    expect((await got).map((m) => m.payload)).toEqual(Array.from({ length: 100 }, (_, i) => i))
+    await expect(a.send(b.id, 1, { reliable: false, ack: true })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' })
+  })
+
+  for (const policy of ['drop-oldest', 'drop-newest'] as const) {
+    it(`follow sendQueue.policy '${policy}' while the peer is away; every drop is counted`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'mw-unrel-'))
+      const b = await makeMesh({ dataDir: dir })
+      const a = await makeMesh({ sendQueue: { capacityBytes: 256 * 1024, policy }, reconnect: { initialDelayMs: 20, maxDelayMs: 100 } })
+      await a.connect(b.addresses[0] as string)
+      const port = portOf(b.addresses[0] as string)
+      const bid = b.id
+      const down = waitFor(a, 'peer:down')
+      await b.close()
+      await down
+      const N = 400 // 400 × 1 KiB: far more than the 64 KiB unreliable queue
+      for (let i = 0; i < N; i++) {
+        await a.send(bid, Buffer.alloc(1024, i & 0xff), { reliable: false })
+        // A paced producer: drop-oldest sheds in the IO worker, which must get a turn
+        // (a producer that outruns it also loses the newest, counted the same way).
+        if (i % 8 === 0) await new Promise((resolve) => setTimeout(resolve, 1))
+      }
+      const dropped = async (): Promise<number> => {
+        const m = /meshwork_peer_dropped_total\{peer="[^"]+"\} (\d+)/.exec(await a.metrics())
+        return Number(m?.[1] ?? 0)
+      }
+      await until(async () => (await dropped()) > 0, { label: 'drops counted' })
+      const b2 = await makeMesh({ dataDir: dir, listen: `ws://127.0.0.1:${port}` })
+      const got: number[] = []
+      b2.on('message', (m) => { if (m.payload instanceof Uint8Array) got.push(m.payload[0] as number) })
+      await waitFor(b2, 'peer:up')
+      await a.send(bid, 'marker', { ack: true }) // reliable: after the survivors were flushed on the new link
+      const kept = got.length
+      expect(kept).toBeGreaterThan(0)
+      expect(kept + (await dropped())).toBe(N)
+      if (policy === 'drop-oldest') expect(got[got.length - 1]).toBe((N - 1) & 0xff) // the newest survived
+      else expect(got[0]).toBe(0) // the oldest survived
+    })
+  }
+})
+
 describe('request / response', () => {
   it('returns the handler\'s result; errors come back as MeshError with stable codes', async () => {
     const [a, b] = await makePair()
