@@ -1,0 +1,143 @@
+// AckBoard: the seqlock'd (stream, seq) word the host publishes and the IO
+// worker's connection actor reads. The two-thread tests run the COMPILED
+// board in a worker (test/fixtures/ack-board-worker.mjs imports dist/; run
+// `npm run build` first, `npm test` does it in pretest) against src/ here.
+import { Worker } from 'node:worker_threads'
+import { existsSync } from 'node:fs'
+import { once } from 'node:events'
+import { describe, it, expect, onTestFinished } from 'vitest'
+import { AckBoard } from '../../../src/delivery/ack-board.js'
+
+const FIXTURE = new URL('../../fixtures/ack-board-worker.mjs', import.meta.url)
+const COMPILED = new URL('../../../dist/src/delivery/ack-board.js', import.meta.url)
+const N = 500_000
+const TIMEOUT_MS = 8_000
+
+interface ReadResult { reads: number, distinct: number, error?: string }
+interface Fixture {
+  BASE: number
+  done (n: number): number
+  streamOf (seq: number): number
+  write (board: AckBoard, n: number): void
+  read (board: AckBoard, n: number, deadline: number): ReadResult
+}
+
+async function loadFixture (): Promise<Fixture> {
+  if (!existsSync(COMPILED)) {
+    throw new Error(`${COMPILED.pathname} is missing: run \`npm run build\` first (npm test does it)`)
+  }
+  return await import(FIXTURE.href) as Fixture
+}
+
+function startWorker (workerData: Record<string, unknown>): Worker {
+  const worker = new Worker(FIXTURE, { workerData })
+  onTestFinished(async () => { await worker.terminate() })
+  return worker
+}
+
+/** The worker's `{ result }` message, or its error/exit, within the deadline. */
+async function resultOf<T> (worker: Worker): Promise<T> {
+  const signal = AbortSignal.timeout(TIMEOUT_MS + 2_000)
+  for (;;) {
+    const [msg] = await Promise.race([
+      once(worker, 'message', { signal }),
+      once(worker, 'error', { signal }).then(([err]) => { throw err as Error }),
+      once(worker, 'exit', { signal }).then(([code]) => { throw new Error(`worker exited (${String(code)}) before replying`) }),
+    ]) as [{ result?: T }]
+    if (msg.result !== undefined) return msg.result
+  }
+}
+
+describe('AckBoard', () => {
+  it('version 0 means nothing published yet; publish/read round-trips (stream as uint32, seq as float64)', () => {
+    const board = AckBoard.create()
+    expect(board.version()).toBe(0)
+    expect(board.read()).toBeUndefined()
+    board.publish(7, 1)
+    expect(board.read()).toEqual({ version: 2, stream: 7, seq: 1 })
+    board.publish(0xffffffff, Number.MAX_SAFE_INTEGER)
+    expect(board.read()).toEqual({ version: 4, stream: 0xffffffff, seq: Number.MAX_SAFE_INTEGER })
+    board.publish(0x80000000, 0)
+    expect(board.read()).toEqual({ version: 6, stream: 0x80000000, seq: 0 })
+    // The version moves by 2 per publish and is even whenever nobody writes.
+    expect(board.version()).toBe(6)
+    // Reading changes nothing.
+    expect(board.read()).toEqual(board.read())
+  })
+
+  it('attach() shares the board; it refuses anything but a board buffer', () => {
+    const host = AckBoard.create()
+    const worker = AckBoard.attach(host.sab)
+    expect(worker.read()).toBeUndefined()
+    host.publish(3, 9)
+    expect(worker.version()).toBe(host.version())
+    expect(worker.read()).toEqual({ version: 2, stream: 3, seq: 9 })
+    expect(() => AckBoard.attach(new SharedArrayBuffer(8))).toThrow(TypeError)
+    expect(() => AckBoard.attach(new ArrayBuffer(host.sab.byteLength) as unknown as SharedArrayBuffer)).toThrow(TypeError)
+  })
+
+  it('claim/ownedBy: no owner at first (worker 0 included); the newest claim wins', () => {
+    const host = AckBoard.create()
+    const w0 = AckBoard.attach(host.sab)
+    const w1 = AckBoard.attach(host.sab)
+    expect(w0.ownedBy(0)).toBe(false)
+    expect(w1.ownedBy(1)).toBe(false)
+    w0.claim(0)
+    expect(w0.ownedBy(0)).toBe(true)
+    expect(w1.ownedBy(1)).toBe(false)
+    w1.claim(1) // e.g. the peer moved to a restarted worker
+    expect(w0.ownedBy(0)).toBe(false)
+    expect(w1.ownedBy(1)).toBe(true)
+    // Ownership does not disturb the seqlock'd pair.
+    expect(host.read()).toBeUndefined()
+    host.publish(1, 2)
+    w0.claim(0)
+    expect(host.read()).toEqual({ version: 2, stream: 1, seq: 2 })
+  })
+
+  it('committed: Infinity without a durable outbox, else 0 and monotonic', () => {
+    expect(AckBoard.create().committed()).toBe(Infinity)
+    const host = AckBoard.create(true)
+    const worker = AckBoard.attach(host.sab)
+    expect(worker.committed()).toBe(0)
+    host.commit(5)
+    expect(worker.committed()).toBe(5)
+    host.commit(3)
+    expect(worker.committed()).toBe(5)
+    // commit() is a separate word: the ack pair stays unpublished.
+    expect(worker.read()).toBeUndefined()
+  })
+
+  it(`two threads: the host publishes ${N} (stream, seq) pairs, a worker reader never sees a torn pair`, async () => {
+    const fx = await loadFixture()
+    const board = AckBoard.create()
+    const worker = startWorker({ role: 'read', sab: board.sab, n: N, timeoutMs: TIMEOUT_MS })
+    const result = resultOf<ReadResult>(worker)
+    // Wait until the reader spins on read(), then publish as fast as we can.
+    const [ready] = await once(worker, 'message', { signal: AbortSignal.timeout(TIMEOUT_MS) }) as [{ ready?: boolean }]
+    expect(ready.ready).toBe(true)
+    fx.write(board, N)
+    const r = await result
+    expect(r.error).toBeUndefined()
+    expect(r.distinct).toBeGreaterThan(1) // it really read while we wrote
+    expect(board.read()).toEqual({ version: 2 * N, stream: fx.streamOf(fx.done(N)), seq: fx.done(N) })
+  })
+
+  it(`two threads: a worker publishes ${N} pairs, the reader here never sees a torn pair`, async () => {
+    const fx = await loadFixture()
+    const board = AckBoard.create()
+    const go = new SharedArrayBuffer(4)
+    const worker = startWorker({ role: 'write', sab: board.sab, go, n: N, timeoutMs: TIMEOUT_MS })
+    const written = resultOf<{ written?: number, error?: string }>(worker)
+    await once(worker, 'online', { signal: AbortSignal.timeout(TIMEOUT_MS) })
+    // Atomics.store + notify: release the writer; we start reading at once.
+    // If it is not parked yet, its Atomics.wait sees 1 and returns 'not-equal'.
+    const g = new Int32Array(go)
+    Atomics.store(g, 0, 1)
+    Atomics.notify(g, 0)
+    const r = fx.read(board, N, performance.now() + TIMEOUT_MS)
+    expect(await written).toEqual({ written: N })
+    expect(r.error).toBeUndefined()
+    expect(r.distinct).toBeGreaterThan(1)
+  })
+})

@@ -1,0 +1,230 @@
+// ReceiveStream (exactly-once, in-order sequencing of one peer's stream) and
+// Reassembly (joining the chunks of large messages). Both sans-IO.
+import { describe, it, expect } from 'vitest'
+import fc from 'fast-check'
+import { ReceiveStream, Reassembly, type Assembled, type Verdict } from '../../../src/delivery/receive-stream.js'
+
+const S = 0xfeedf00d
+const T = 42
+
+describe('ReceiveStream', () => {
+  it('the first frame of an unknown stream starts it, at whatever seq it carries', () => {
+    const rx = new ReceiveStream()
+    expect(rx.stream).toBeUndefined()
+    expect(rx.delivered).toBe(0)
+    // The sender resumes at its oldest unacknowledged frame: everything before was taken.
+    expect(rx.accept(S, 17)).toBe('deliver')
+    expect(rx.stream).toBe(S)
+    expect(rx.delivered).toBe(17)
+    expect(rx.accept(S, 18)).toBe('deliver')
+    expect(rx.delivered).toBe(18)
+    expect({ duplicates: rx.duplicates, gaps: rx.gaps }).toEqual({ duplicates: 0, gaps: 0 })
+  })
+
+  it('drops and counts duplicates (seq <= delivered) and gaps (seq > delivered + 1)', () => {
+    const rx = new ReceiveStream()
+    const v: Verdict[] = [1, 2, 3, 3, 1, 2, 5, 6, 4, 4, 5, 7, 6].map((s) => rx.accept(S, s))
+    expect(v).toEqual([
+      'deliver', 'deliver', 'deliver', 'duplicate', 'duplicate', 'duplicate',
+      'gap', 'gap', 'deliver', 'duplicate', 'deliver', 'gap', 'deliver',
+    ])
+    expect(rx.delivered).toBe(6)
+    expect(rx.duplicates).toBe(4)
+    expect(rx.gaps).toBe(3)
+  })
+
+  it('a new stream epoch (the sender restarted) starts over', () => {
+    const rx = new ReceiveStream()
+    for (let s = 1; s <= 5; s++) rx.accept(S, s)
+    expect(rx.accept(T, 1)).toBe('deliver')
+    expect(rx.stream).toBe(T)
+    expect(rx.delivered).toBe(1)
+    expect(rx.accept(T, 1)).toBe('duplicate')
+    expect(rx.accept(T, 2)).toBe('deliver')
+    expect(rx.accept(T, 4)).toBe('gap')
+  })
+
+  it('skip() moves past messages the sender gave up on, never backwards', () => {
+    const rx = new ReceiveStream()
+    rx.accept(S, 1)
+    rx.accept(S, 2)
+    expect(rx.accept(S, 6)).toBe('gap') // 3..5 expired at the sender
+    rx.skip(S, 5)
+    expect(rx.delivered).toBe(5)
+    expect(rx.accept(S, 6)).toBe('deliver')
+    rx.skip(S, 3) // stale SKIP (resent on a later connection)
+    expect(rx.delivered).toBe(6)
+    expect(rx.accept(S, 7)).toBe('deliver')
+    // A SKIP for an unknown stream starts it after the skipped frames.
+    const fresh = new ReceiveStream()
+    fresh.skip(T, 9)
+    expect(fresh.stream).toBe(T)
+    expect(fresh.accept(T, 9)).toBe('duplicate')
+    expect(fresh.accept(T, 10)).toBe('deliver')
+    // A SKIP for a new epoch switches to it.
+    rx.skip(T, 3)
+    expect(rx.stream).toBe(T)
+    expect(rx.accept(T, 4)).toBe('deliver')
+  })
+
+  it('property: reordered and duplicated frames, then go-back-N retries, deliver exactly 1..N in order', () => {
+    fc.assert(fc.property(
+      fc.integer({ min: 1, max: 60 }),
+      fc.array(fc.nat(), { maxLength: 150 }), // noise: seqs (mod N) in any order, with repeats
+      fc.array(fc.record({ lag: fc.nat({ max: 5 }), cut: fc.nat({ max: 20 }), dupAt: fc.nat({ max: 20 }) }), { minLength: 1, maxLength: 60 }),
+      (n, noise, retries) => {
+        const rx = new ReceiveStream()
+        const deliveredSeqs: number[] = []
+        let fed = 0
+        const feed = (seq: number): void => {
+          fed++
+          if (rx.accept(S, seq) === 'deliver') deliveredSeqs.push(seq)
+        }
+        // The first connection always starts at the sender's oldest unacknowledged frame: 1.
+        feed(1)
+        for (const x of noise) feed(1 + (x % n))
+        // Go-back-N: each retry resends from (at or before) the receiver's
+        // ack point, in order, possibly cut short (connection lost), possibly
+        // with one frame sent twice; the last retry runs to the end.
+        for (let r = 0; rx.delivered < n; r++) {
+          const { lag, cut, dupAt } = retries[r % retries.length]!
+          const from = Math.max(1, rx.delivered + 1 - lag)
+          const to = r >= retries.length ? n : Math.min(n, from + cut)
+          for (let s = from; s <= to; s++) {
+            feed(s)
+            if (s === from + dupAt) feed(s)
+          }
+        }
+        expect(deliveredSeqs).toEqual(Array.from({ length: n }, (_, i) => i + 1))
+        expect(rx.delivered).toBe(n)
+        expect(rx.duplicates + rx.gaps + n).toBe(fed)
+      },
+    ), { numRuns: 500 })
+  })
+})
+
+/** Bytes 0..n-1 of a recognisable pattern starting at `tag`. */
+function bytes (tag: number, n: number): Uint8Array {
+  const b = new Uint8Array(n)
+  for (let i = 0; i < n; i++) b[i] = (tag + i * 13) & 0xff
+  return b
+}
+
+/** A result with its bytes as a plain array (a joined message is a Buffer, a passed-through one the caller's view). */
+function asArrays (r: Assembled): unknown {
+  return r.kind === 'message' ? { ...r, bytes: Array.from(r.bytes) } : r
+}
+
+describe('Reassembly', () => {
+  it('a whole (unchunked) message passes through without a copy and leaves nothing held (heldBytes 0)', () => {
+    const ra = new Reassembly(1024)
+    const p = bytes(1, 100)
+    const r = ra.push(p, 7, false, false)
+    expect(r).toEqual({ kind: 'message', bytes: p, firstSeq: 7 })
+    if (r.kind === 'message') expect(r.bytes).toBe(p)
+    expect(ra.heldBytes).toBe(0)
+  })
+
+  it('joins chunks in order into one message with the first chunk\'s seq; chunks are copied when kept', () => {
+    const ra = new Reassembly(1024)
+    const a = bytes(1, 10)
+    const b = bytes(2, 0)
+    const c = bytes(3, 7)
+    const d = bytes(4, 5)
+    expect(ra.push(a, 20, false, true)).toEqual({ kind: 'partial' })
+    a.fill(0xee) // the caller's buffer (a view of shared memory) is reused
+    expect(ra.heldBytes).toBe(10)
+    expect(ra.push(b, 21, true, true)).toEqual({ kind: 'partial' })
+    expect(ra.push(c, 22, true, true)).toEqual({ kind: 'partial' })
+    expect(ra.heldBytes).toBe(17)
+    const r = ra.push(d, 23, true, false)
+    expect(r.kind).toBe('message')
+    if (r.kind !== 'message') return
+    expect(r.firstSeq).toBe(20)
+    expect(Array.from(r.bytes)).toEqual([...bytes(1, 10), ...c, ...d])
+    expect(ra.heldBytes).toBe(0)
+    // The next message is independent.
+    expect(ra.push(bytes(5, 3), 24, false, false)).toMatchObject({ kind: 'message', firstSeq: 24 })
+  })
+
+  it('an orphan continuation is discarded up to the end of its message; the next message is fine', () => {
+    const ra = new Reassembly(1024)
+    // The first chunks went to a previous incarnation of this receiver.
+    expect(ra.push(bytes(1, 10), 5, true, true)).toEqual({ kind: 'orphan' })
+    expect(ra.push(bytes(2, 10), 6, true, true)).toEqual({ kind: 'partial' })
+    expect(ra.heldBytes).toBe(0)
+    expect(ra.push(bytes(3, 10), 7, true, false)).toEqual({ kind: 'partial' })
+    expect(ra.push(bytes(4, 4), 8, false, false)).toEqual({ kind: 'message', bytes: bytes(4, 4), firstSeq: 8 })
+    // An orphan that is the message's last chunk.
+    expect(ra.push(bytes(5, 4), 9, true, false)).toEqual({ kind: 'orphan' })
+    expect(ra.push(bytes(6, 4), 10, false, true)).toEqual({ kind: 'partial' })
+    expect(asArrays(ra.push(bytes(7, 4), 11, true, false))).toEqual({ kind: 'message', bytes: [...bytes(6, 4), ...bytes(7, 4)], firstSeq: 10 })
+  })
+
+  it('a message larger than maxBytes is discarded up to its end; the next message is fine', () => {
+    const ra = new Reassembly(20)
+    expect(ra.push(bytes(1, 12), 1, false, true)).toEqual({ kind: 'partial' })
+    expect(ra.push(bytes(2, 12), 2, true, true)).toEqual({ kind: 'too-large', bytes: 24 })
+    expect(ra.heldBytes).toBe(0)
+    expect(ra.push(bytes(3, 12), 3, true, true)).toEqual({ kind: 'partial' })
+    expect(ra.push(bytes(4, 12), 4, true, false)).toEqual({ kind: 'partial' })
+    expect(ra.push(bytes(5, 20), 5, false, false)).toEqual({ kind: 'message', bytes: bytes(5, 20), firstSeq: 5 }) // exactly maxBytes
+    // Too large on its last chunk: nothing to skip afterwards.
+    expect(ra.push(bytes(6, 15), 6, false, true)).toEqual({ kind: 'partial' })
+    expect(ra.push(bytes(7, 6), 7, true, false)).toEqual({ kind: 'too-large', bytes: 21 })
+    expect(ra.push(bytes(8, 2), 8, false, true)).toEqual({ kind: 'partial' })
+    expect(ra.push(bytes(9, 2), 9, true, false)).toMatchObject({ kind: 'message', firstSeq: 8 })
+    // A whole message over the limit.
+    expect(ra.push(bytes(10, 21), 10, false, false)).toEqual({ kind: 'too-large', bytes: 21 })
+    expect(ra.push(bytes(11, 1), 11, false, false)).toMatchObject({ kind: 'message', firstSeq: 11 })
+  })
+
+  it('a first chunk while a message is half assembled starts over with the new message', () => {
+    const ra = new Reassembly(1024)
+    ra.push(bytes(1, 8), 1, false, true)
+    expect(ra.push(bytes(2, 8), 2, false, true)).toEqual({ kind: 'partial' })
+    expect(ra.heldBytes).toBe(8)
+    expect(asArrays(ra.push(bytes(3, 8), 3, true, false))).toEqual({ kind: 'message', bytes: [...bytes(2, 8), ...bytes(3, 8)], firstSeq: 2 })
+  })
+
+  it('property: random chunkings of random messages reassemble to the same bytes', () => {
+    fc.assert(fc.property(
+      fc.array(
+        fc.uint8Array({ maxLength: 300 }).chain((m) => fc.tuple(
+          fc.constant(m),
+          // Cut points (any, including empty chunks) → a chunking of m.
+          fc.uniqueArray(fc.integer({ min: 0, max: m.length }), { maxLength: 8 }).map((cuts) => cuts.sort((a, b) => a - b)),
+        )),
+        { minLength: 1, maxLength: 20 },
+      ),
+      fc.boolean(), // start with an orphan tail from a previous incarnation
+      (messages, orphanFirst) => {
+        const ra = new Reassembly(300)
+        let seq = 100
+        if (orphanFirst) {
+          expect(ra.push(bytes(0, 9), seq++, true, true).kind).toBe('orphan')
+          expect(ra.push(bytes(0, 9), seq++, true, false).kind).toBe('partial')
+        }
+        for (const [m, cuts] of messages) {
+          const bounds = [0, ...cuts.filter((c) => c > 0 && c < m.length), m.length]
+          const parts: Uint8Array[] = []
+          for (let i = 0; i + 1 < bounds.length; i++) parts.push(m.subarray(bounds[i], bounds[i + 1]))
+          if (parts.length === 0) parts.push(m) // empty message: one empty chunk
+          const first = seq
+          for (let i = 0; i < parts.length; i++) {
+            const last = i === parts.length - 1
+            const r = ra.push(parts[i]!, seq++, i > 0, !last)
+            if (!last) {
+              if (r.kind !== 'partial') expect.fail(`chunk ${i}: ${r.kind}, expected partial`)
+              continue
+            }
+            if (r.kind !== 'message') return expect.fail(`last chunk: ${r.kind}, expected message`)
+            if (r.firstSeq !== first) expect.fail(`firstSeq ${r.firstSeq}, expected ${first}`)
+            if (!Buffer.from(r.bytes).equals(m)) expect.fail('reassembled bytes differ')
+          }
+          if (ra.heldBytes !== 0) expect.fail(`heldBytes ${ra.heldBytes} after a message`)
+        }
+      },
+    ), { numRuns: 200 })
+  })
+})
