@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { pino } from 'pino'
 import { createMesh, type Mesh, type MeshMessage } from '../../src/index.js'
-import { serve, type FloodResult, type PingResult } from '../lib/ipc.js'
+import { serve, type EldSummary, type FloodResult, type PingResult } from '../lib/ipc.js'
 import { CpuWindow, EldRecorder, RateMeter, epochMs, memAfterGc, round, sleep } from '../lib/measure.js'
 
 const meshes: Mesh[] = []
@@ -183,6 +183,20 @@ const api = {
     for (let i = 0; i < a.n; i++) bytes = (await m.metrics()).length
     const r = win.stop()
     return { cpuMsPerScrape: round(r.cpuMs / a.n, 3), wallMsPerScrape: round(r.wallMs / a.n, 3), bytes }
+  },
+
+  /**
+   * This process's event-loop delay over `ms` after `delayMs`, with nothing
+   * else to do: the control of the throughput scenario, i.e. what the
+   * machine alone (other processes competing for the cores) does to an idle
+   * Node.js loop.
+   */
+  async eldProbe (a: { delayMs: number; ms: number }): Promise<EldSummary> {
+    await sleep(a.delayMs)
+    const eld = new EldRecorder()
+    eld.start()
+    await sleep(a.ms)
+    return eld.stop()
   },
 
   mem: () => memAfterGc(),
