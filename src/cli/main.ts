@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander'
 import { runDemo } from './demo.js'
 import { registerNodeCommand } from './node-command.js'
+import { registerBenchCommand } from './bench-command.js'
 
 function positiveInt (v: string): number {
   const n = Number(v)
@@ -24,5 +25,6 @@ program.command('demo')
   })
 
 registerNodeCommand(program)
+registerBenchCommand(program)
 
 await program.parseAsync(process.argv)

@@ -117,6 +117,7 @@ describe('meshwork CLI', () => {
     expect(top.code).toBe(0)
     expect(top.stdout).toMatch(/^\s+demo\b/m)
     expect(top.stdout).toMatch(/^\s+node\b/m)
+    expect(top.stdout).toMatch(/^\s+bench\b/m)
 
     const node = await run(['node', '--help'])
     expect(node.code).toBe(0)
@@ -252,5 +253,28 @@ describe('meshwork CLI', () => {
     expect(r.code).toBe(2)
     expect(r.stderr).toContain('EADDRINUSE')
     expect(r.stdout).toBe('')
+  })
+
+  it('`meshwork demo --nodes 2 --duration 1`: links the nodes, shows traffic, closes them and exits 0', async () => {
+    const r = await run(['demo', '--nodes', '2', '--duration', '1', '--rate', '5'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain('meshwork demo: 2 nodes on 127.0.0.1')
+    expect(r.stdout).toMatch(/total delivered: \d+/)
+    expect(r.stdout).toMatch(/^done: \d+ messages sent, \d+ delivered between 2 nodes/m)
+    expect((await run(['demo', '--nodes', '1'])).code).not.toBe(0)
+  })
+
+  it('`meshwork bench --help` describes the harness; `meshwork bench --list` lists its scenarios; an unknown scenario exits 2', async () => {
+    const help = await run(['bench', '--help'])
+    expect(help.code).toBe(0)
+    expect(help.stdout).toContain('perf harness')
+    // Harness flags pass through, with or without `--`.
+    const list = await run(['bench', '--list'])
+    expect(list.code, list.stderr).toBe(0)
+    expect(list.stdout).toMatch(/^ {2}throughput\b/m)
+    expect(list.stdout).toMatch(/^ {2}observability\b/m)
+    const bad = await run(['bench', 'no-such-scenario'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('unknown scenario')
   })
 })
