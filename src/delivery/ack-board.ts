@@ -10,7 +10,11 @@
  *  i32[0] version   odd while the host writes
  *  i32[1] stream    the peer's stream epoch being acked
  *  i32[2] owner     IO worker index + 1 currently consuming this peer's send ring
- *  f64[2] seq       (byte 16) highest sequence handed to the application
+ *  i32[4] seq lo    (byte 16) highest sequence handed to the application,
+ *  i32[5] seq hi    as two 32-bit halves written and read with Atomics: a
+ *                   plain float64 read could be reordered past the closing
+ *                   version load on weakly ordered CPUs (arm64) and escape
+ *                   the seqlock check
  *  f64[3] committed (byte 24) send side: highest own sequence the host has
  *                   made durable; the actor sends nothing beyond it (so a
  *                   sender that crashes never put a number on the wire that
@@ -27,7 +31,8 @@
 const VERSION = 0
 const STREAM = 1
 const OWNER = 2
-const SEQ_F64 = 2
+const SEQ_LO = 4
+const SEQ_HI = 5
 const COMMITTED_F64 = 3
 const DROPPED_F64 = 4
 const BOARD_BYTES = 48
@@ -61,7 +66,8 @@ export class AckBoard {
     // Atomics.add (seq-cst): version becomes odd before the fields change, even after.
     Atomics.add(i32, VERSION, 1)
     Atomics.store(i32, STREAM, stream | 0)
-    this.#f64[SEQ_F64] = seq
+    Atomics.store(i32, SEQ_LO, seq % 0x1_0000_0000 | 0)
+    Atomics.store(i32, SEQ_HI, Math.floor(seq / 0x1_0000_0000) | 0)
     Atomics.add(i32, VERSION, 1)
   }
 
@@ -76,8 +82,8 @@ export class AckBoard {
       if ((v1 & 1) !== 0) continue // writer mid-update: a few instructions, spin
       if (v1 === 0) return undefined
       const stream = Atomics.load(i32, STREAM) >>> 0
-      const seq = this.#f64[SEQ_F64] as number
-      // Atomics.load (seq-cst) after the plain f64 read: if the version is unchanged, no write overlapped it.
+      const seq = (Atomics.load(i32, SEQ_HI) >>> 0) * 0x1_0000_0000 + (Atomics.load(i32, SEQ_LO) >>> 0)
+      // Atomics.load (seq-cst) after the field loads: if the version is unchanged, no write overlapped them.
       if (Atomics.load(i32, VERSION) === v1) return { version: v1, stream, seq }
     }
   }
