@@ -41,6 +41,7 @@ import { latency } from './scenarios/latency.js'
 import { idle } from './scenarios/idle.js'
 import { detection } from './scenarios/detection.js'
 import { observability } from './scenarios/observability.js'
+import { stall } from './scenarios/stall.js'
 import { externalBenches } from './scenarios/external.js'
 import { paths } from './scenarios/paths.js'
 
@@ -127,7 +128,7 @@ async function main (): Promise<void> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
-  const all: Scenario[] = [throughput, observability, latency, idle, detection, paths, ...externalBenches()]
+  const all: Scenario[] = [throughput, observability, latency, idle, detection, stall, paths, ...externalBenches()]
   if (values.help || values.list) {
     console.log(values.help ? USAGE + '\n\nscenarios:' : 'scenarios:')
     for (const s of all) console.log(`  ${s.name.padEnd(12)} ${s.description}${s.inQuick ? '' : ' [not in --quick unless named]'}`)

@@ -8,11 +8,11 @@ const children = new Set<ChildProcess>()
 
 export interface ChildNode { proc: ChildProcess; id: string; addresses: string[]; readyAt: number }
 
-export async function spawnNode (options: Record<string, unknown> = {}): Promise<ChildNode> {
+export async function spawnNode (options: Record<string, unknown> = {}, readyTimeoutMs = 10_000): Promise<ChildNode> {
   const proc = fork(FIXTURE, [JSON.stringify(options)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
   children.add(proc)
   proc.once('exit', () => { children.delete(proc) })
-  const msg = await nextMessage(proc, 'ready', 10_000)
+  const msg = await nextMessage(proc, 'ready', readyTimeoutMs)
   return { proc, id: msg.id, addresses: msg.addresses, readyAt: performance.now() }
 }
 
@@ -40,4 +40,24 @@ export async function killChildren (): Promise<void> {
     p.kill('SIGKILL')
     await exited
   }))
+}
+
+/**
+ * Send `cmd` to the child and wait for its reply of type `replyType`. Listens
+ * with a persistent handler, attached before sending: IPC messages that
+ * arrive in one chunk are emitted in consecutive ticks, before the promise
+ * continuations of a `once()` loop run, so a chatty child's reply could slip
+ * between two `once()` calls.
+ */
+export async function request (proc: ChildProcess, cmd: Record<string, unknown>, replyType: string, timeoutMs = 5000): Promise<any> {
+  const timeout = new Error(`child sent no '${replyType}' within ${timeoutMs} ms of '${String(cmd['type'])}'`)
+  return await new Promise((resolve, reject) => {
+    const onMessage = (m: any): void => { if (m?.type === replyType) { done(); resolve(m) } }
+    const onExit = (code: number | null, signal: string | null): void => { done(); reject(new Error(`child exited (${String(code ?? signal)}) before '${replyType}'`)) }
+    const timer = setTimeout(() => { done(); reject(timeout) }, timeoutMs)
+    const done = (): void => { clearTimeout(timer); proc.off('message', onMessage); proc.off('exit', onExit) }
+    proc.on('message', onMessage)
+    proc.once('exit', onExit)
+    proc.send(cmd)
+  })
 }
