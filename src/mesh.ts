@@ -21,7 +21,7 @@ import { OutboxStore } from './delivery/outbox-store.js'
 import { MeshMetrics } from './observability/metrics.js'
 import type { Registry } from 'prom-client'
 import type { InboundEvent, IoWorkerStats } from './actor/protocol.js'
-import type { LaneName, MeshEvents, MeshStatus, PeerInfo } from './events.js'
+import type { LaneName, MeshEvents, MeshStatus, PeerInfo, RouteInfo } from './events.js'
 
 /** Options of {@link Mesh.send}. */
 export interface SendOptions {
@@ -143,6 +143,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #unreliableSent = 0
   #localPublishes = 0
   #status: MeshStatus = { state: 'healthy', members: 0, reachable: 0, unreachable: 0 }
+  #routes: RouteInfo[] = []
 
   private constructor (opts: ResolvedMeshOptions, identity: Identity, log: Logger, store: OutboxStore | undefined) {
     super()
@@ -231,6 +232,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         workerLost: (slot) => { this.#workerLost(slot) },
         workerRestarted: (slot) => { this.#redial(slot) },
         membership: {
+          routes: (routes, changes) => { this.#onRoutes(routes, changes) },
           status: (st) => { this.#onStatus(st) },
           member: (m) => { this.#log.debug({ component: 'membership', event: 'member', peer: m.id, state: m.state, previous: m.previous }, `member ${m.state}`) },
         },
@@ -521,6 +523,19 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     const prev = this.#status
     this.#status = { state: st.state, members: st.members, reachable: st.reachable, unreachable: st.unreachable }
     if (prev.state !== st.state || prev.members !== st.members || prev.unreachable !== st.unreachable) this.#emitSafe('status', { ...this.#status })
+  }
+
+  /**
+   * The route table (link-state routing, computed in the router worker): per
+   * reachable destination its next hop, hop count, cost and the k shortest
+   * loop-free paths (each a list of peer ids from this node's next hop to
+   * the destination). Directly linked peers appear with `via === to`.
+   */
+  routes (): RouteInfo[] { return this.#routes.map((r) => ({ ...r, paths: r.paths.map((p) => [...p]) })) }
+
+  #onRoutes (routes: RouteInfo[], changes: Array<{ to: string; via: string | undefined; previousVia: string | undefined }>): void {
+    this.#routes = routes
+    for (const c of changes) this.#emitSafe('route:change', { to: c.to, via: c.via ?? null, previousVia: c.previousVia ?? null })
   }
 
   /** Every peer this node has linked with (current state included). */

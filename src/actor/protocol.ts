@@ -36,6 +36,8 @@ export interface IoWorkerData {
 export interface RouterWorkerData {
   kind: 'router'
   selfId: string
+  /** PKCS#8 DER of the node key: the router signs this node's link-state advertisements. */
+  identityDer: Uint8Array
   config: WorkerConfig
   logLevel: string
 }
@@ -66,6 +68,22 @@ export interface IoPeerControl {
   sendMembership (peerId: string, payload: Uint8Array): Promise<boolean>
   /** Dial a member learned by gossip (discovery); not kept up if it fails. */
   discover (url: string, peerId: string): Promise<void>
+  /** Send a link-state routing payload (an encoded LSA) to a linked peer (control lane). False if not linked here. */
+  sendRouting (peerId: string, payload: Uint8Array): Promise<boolean>
+  /** The router's current forwarding table (replaces the previous one). */
+  setRoutes (table: ForwardingEntry[]): Promise<void>
+}
+
+/** One forwarding-table row the router pushes to the IO workers. */
+export interface ForwardingEntry {
+  /** Destination peer id. */
+  to: string
+  /** Next hop: a directly linked peer (`via === to` for a direct link). */
+  via: string
+  /** Precomputed alternate next hop for fast reroute (a different first hop), if any. */
+  alt: string | undefined
+  /** Hops of the primary path. */
+  hops: number
 }
 
 /** What the router exposes to IO workers and the supervisor. */
@@ -78,6 +96,8 @@ export interface RouterApi {
   linkUp (connKey: string, listen?: string[]): Promise<void>
   /** A membership payload arrived from a linked peer. */
   membership (from: string, payload: Uint8Array): Promise<void>
+  /** A link-state routing payload (an encoded LSA) arrived from a linked peer. */
+  routing (from: string, payload: Uint8Array): Promise<void>
   /** The connection closed or failed. */
   release (connKey: string): Promise<void>
   /** Everything a worker held is gone (it crashed). */
@@ -107,6 +127,8 @@ export interface DialResult { peerId: string; already: boolean }
 export interface RouterHostCallbacks {
   status (status: { state: 'healthy' | 'degraded' | 'critical'; members: number; reachable: number; unreachable: number }): void
   member (m: { id: string; state: string; previous: string | undefined; addresses: string[] }): void
+  /** The route table changed: every route now, and each destination whose next hop changed. */
+  routes (routes: Array<{ to: string; via: string; hops: number; cost: number; paths: string[][] }>, changes: Array<{ to: string; via: string | undefined; previousVia: string | undefined }>): void
 }
 
 /** Host-side callbacks an IO worker may call (passed as a comlink proxy). */

@@ -68,6 +68,14 @@ export const FrameType = {
   PUBLISH: 37,
   /** The sender's subscriptions (reliable stream frame): payload is msgpack `['set' | 'add' | 'del', topics[]]`. */
   SUBSCRIBE: 38,
+  /** Link-state routing (a signed LSA, see routing/lsa.ts), control lane, flooded hop by hop. */
+  ROUTING: 39,
+  /**
+   * A frame for another node, relayed hop by hop: `src` is its origin, `dst`
+   * its destination, `seq` the hops it may still take (decremented by each
+   * relay, dropped at 0), payload the inner frame as encoded by the origin.
+   */
+  FORWARD: 40,
 } as const
 /** A known frame type value. */
 export type FrameType = typeof FrameType[keyof typeof FrameType]

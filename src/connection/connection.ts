@@ -32,6 +32,10 @@ export interface ConnectionOwner {
   readonly heartbeat: HealthConfig
   /** A membership (SWIM) payload from the peer of an established connection. */
   membership (conn: Connection, payload: Uint8Array): void
+  /** A link-state routing payload (an LSA) from the peer. */
+  routing (conn: Connection, payload: Uint8Array): void
+  /** A FORWARD frame (a frame relayed for another node); `frame` is a view valid during the call. */
+  forward (conn: Connection, frame: { src: string | null; dst: string | null; seq: number; flags: number; payload: Uint8Array | null }): void
   /** A cumulative ACK from the peer for our stream `stream` up to `seq`; `payload` carries its credit. */
   ack (conn: Connection, stream: number, seq: number, payload: Uint8Array | null): void
   /** A heartbeat health transition or RTT sample of an established connection. */
@@ -184,7 +188,7 @@ export class Connection {
           else if (start !== lastDataEnd) contiguous = false
           lastDataEnd = end
           dataFrames++
-        } else if (f.type === FrameType.PING || f.type === FrameType.PONG || f.type === FrameType.GOAWAY || f.type === FrameType.MEMBERSHIP || f.type === FrameType.ACK) {
+        } else if (f.type === FrameType.PING || f.type === FrameType.PONG || f.type === FrameType.GOAWAY || f.type === FrameType.MEMBERSHIP || f.type === FrameType.ACK || f.type === FrameType.ROUTING || f.type === FrameType.FORWARD) {
           other++
         } else {
           throw new MeshError(ErrorCode.PROTOCOL, `frame type ${f.type} is not allowed after the handshake`, { details: { reason: ProtocolReason.UNEXPECTED_FRAME, closeCode: CloseCode.PROTOCOL_ERROR, offset: start } })
@@ -218,6 +222,10 @@ export class Connection {
         if (f.payload !== null) this.#owner.membership(this, f.payload)
       } else if (f.type === FrameType.ACK) {
         this.#owner.ack(this, f.stream, f.seq, f.payload)
+      } else if (f.type === FrameType.ROUTING) {
+        if (f.payload !== null) this.#owner.routing(this, f.payload)
+      } else if (f.type === FrameType.FORWARD) {
+        this.#owner.forward(this, f)
       } else if (f.type === FrameType.PONG && this.#health !== undefined) {
         if (this.#health.onPong(f.seq, performance.now())) {
           const rtt = this.#health.rttMs

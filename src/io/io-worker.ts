@@ -19,7 +19,7 @@ import type { HandshakeConfig, HandshakeResult, RejectReason, DecideStage } from
 import { Backoff } from '../liveness/backoff.js'
 import { meshKeyProof, verifyMeshKeyProof } from '../identity/mesh-key.js'
 import type { HealthConfig, HealthOutput } from '../liveness/health-monitor.js'
-import type { DialResult, HostCallbacks, IoWorkerApi, IoWorkerData, IoWorkerStats, IoPeerControl, RouterApi } from '../actor/protocol.js'
+import type { DialResult, ForwardingEntry, HostCallbacks, IoWorkerApi, IoWorkerData, IoWorkerStats, IoPeerControl, RouterApi } from '../actor/protocol.js'
 
 /** Features this build speaks; negotiated down to the common set in the handshake. */
 export const FEATURES = ['batch', 'raw-payload'] as const
@@ -101,6 +101,8 @@ export class IoWorker implements ConnectionOwner {
     const control: IoPeerControl = {
       dropConnection: async (k, r) => { await this.dropConnection(k, r) },
       sendMembership: async (peerId, payload) => this.membershipOut(peerId, payload),
+      sendRouting: async (peerId, payload) => this.#controlOut(peerId, FrameType.ROUTING, payload),
+      setRoutes: async (table) => { this.#setRoutes(table) },
       discover: async (url, peerId) => {
         // Never dial a peer we already have a connection with (see the router's check).
         for (const c of this.#conns.values()) if (c.peerId === peerId && c.state !== 'closed') return
@@ -325,10 +327,30 @@ export class IoWorker implements ConnectionOwner {
   }
 
   membershipOut (peerId: string, payload: Uint8Array): boolean {
+    return this.#controlOut(peerId, FrameType.MEMBERSHIP, payload)
+  }
+
+  #controlOut (peerId: string, type: number, payload: Uint8Array): boolean {
     const c = this.#actors.get(peerId)?.connection
     if (c === undefined || c.state !== 'open') return false
-    c.send(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.MEMBERSHIP, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: 0, seq: 0, payload }), 1)
+    c.send(encodeFrame({ version: PROTOCOL_VERSION, type, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: 0, seq: 0, payload }), 1)
     return true
+  }
+
+  routing (conn: Connection, payload: Uint8Array): void {
+    if (conn.peerId === undefined) return
+    void this.#router.routing(conn.peerId, Uint8Array.prototype.slice.call(payload)).catch(() => {})
+  }
+
+  forward (_conn: Connection, _f: { src: string | null; dst: string | null; seq: number; flags: number; payload: Uint8Array | null }): void {
+    // Relaying lands with the forwarding data path.
+  }
+
+  /** The router's forwarding table, by destination. */
+  #routes = new Map<string, ForwardingEntry>()
+
+  #setRoutes (table: ForwardingEntry[]): void {
+    this.#routes = new Map(table.map((r) => [r.to, r]))
   }
 
   health (conn: Connection, ev: Extract<HealthOutput, { kind: 'transition' }> | { kind: 'rtt'; rttMs: number }): void {

@@ -56,6 +56,9 @@ export class RouterService implements RouterApi {
     this.#pump()
   }
 
+  /** A link-state advertisement from a linked peer (link-state routing lands here). */
+  async routing (_from: string, _payload: Uint8Array): Promise<void> {}
+
   async membership (from: string, payload: Uint8Array): Promise<void> {
     const swim = this.#swim
     if (swim === undefined) return

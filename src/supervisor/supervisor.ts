@@ -149,7 +149,7 @@ export class Supervisor {
   }
 
   #spawnRouter (): void {
-    const data: RouterWorkerData = { kind: 'router', selfId: this.#o.selfId, config: this.#o.config, logLevel: this.#o.logLevel }
+    const data: RouterWorkerData = { kind: 'router', selfId: this.#o.selfId, identityDer: this.#o.identityDer, config: this.#o.config, logLevel: this.#o.logLevel }
     this.#router = new Worker(ROUTER_WORKER_URL, { workerData: data, stdout: true, stderr: false, name: 'meshwork-router' })
     this.#routerApi = wrap<RouterApi>(nodeEndpoint(this.#router))
     this.#router.on('error', (err) => { this.#o.logger.error({ component: 'supervisor', event: 'worker:error', worker: 'router', err }, 'router worker failed') })
