@@ -336,7 +336,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       if (n < 0) return Promise.reject(new MeshError(ErrorCode.PROTOCOL, 'internal: frame header does not fit its scratch buffer'))
       if (entry.ring.tryWrite2(this.#header.subarray(0, n), bytes)) {
         entry.seq = seq
-        entry.slot?.doorbell.ring()
+        wake(entry)
         if (type !== FrameType.SUBSCRIBE) { entry.messagesSent++; entry.bytesSent += bytes.length }
         const durable = this.#persist(entry, seq, seq, now, n, bytes)
         if (durable !== undefined) {
@@ -391,7 +391,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
             if (entry.ring.tryWrite2(this.#header.subarray(0, n), part)) {
               entry.seq = seq
               if (i === 0) first = seq
-              entry.slot?.doorbell.ring()
+              wake(entry)
               durable = this.#persist(entry, seq, first, now, n, part) ?? durable
               break
             }
@@ -439,7 +439,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     const frame = Buffer.allocUnsafe(n - SEND_PREFIX_BYTES + payload.length)
     frame.set(h.subarray(SEND_PREFIX_BYTES, n), 0)
     frame.set(payload, n - SEND_PREFIX_BYTES)
-    const release = (): void => { entry.board.commit(seq); entry.slot?.doorbell.ring() }
+    const release = (): void => { entry.board.commit(seq); wake(entry) }
     return store.put(entry.info.id, seq, frame, now, messageId).then(release, (err: unknown) => {
       // Still send it (the stream must not stall), but say the guarantee is gone for it.
       release()
@@ -466,7 +466,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         await e.ring.waitForSpace(m.frame.length + SEND_PREFIX_BYTES)
       }
       e.board.commit(m.seq)
-      e.slot?.doorbell.ring()
+      wake(e)
       n++
     }
     if (n > 0) this.#log.info({ component: 'mesh', event: 'outbox:reloaded', messages: n }, `resending ${n} unacknowledged message(s) from the durable outbox`)
@@ -535,6 +535,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
 
   #onRoutes (routes: RouteInfo[], changes: Array<{ to: string; via: string | undefined; previousVia: string | undefined }>): void {
     this.#routes = routes
+    // Reachable through relays: such a peer can be sent to (its queue is made now).
+    for (const r of routes) if (r.to !== this.id) this.#entryFor(r.to)
     for (const c of changes) this.#emitSafe('route:change', { to: c.to, via: c.via ?? null, previousVia: c.previousVia ?? null })
   }
 
@@ -898,6 +900,14 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         this.#upWaiters.delete(ev.peerId)
         break
       }
+      case 'peer:routed': {
+        const e = this.#entryFor(ev.peerId)
+        let m = this.#byHandle.get(slot)
+        if (m === undefined) { m = new Map(); this.#byHandle.set(slot, m) }
+        m.set(handle, e)
+        e.home ??= slot
+        break
+      }
       case 'peer:down': {
         const e = this.#byHandle.get(slot)?.get(handle)
         if (e === undefined) return
@@ -1069,4 +1079,9 @@ function reviveError (err: unknown): MeshError {
  */
 export async function createMesh (options?: MeshOptions): Promise<Mesh> {
   return await Mesh.create(options)
+}
+
+/** Ring the doorbell of the IO worker serving a peer (its current link, else the worker that routes to it or served it last). */
+function wake (e: { slot: IoSlot | undefined; home: IoSlot | undefined }): void {
+  (e.slot ?? e.home)?.doorbell.ring()
 }

@@ -31,6 +31,14 @@ export class PeerActor {
   readonly #worker: number
   readonly #receiveWindow: number
   #conn: Connection | undefined
+  /**
+   * Set while the peer is reached through another node: `#conn` is then the
+   * next hop's connection and every frame goes out wrapped in a FORWARD
+   * envelope addressed to the peer (multi-hop routing).
+   */
+  #relay: { selfId: string; via: string; hops: number } | undefined
+  /** Whether the host was told this actor's handle for a routed peer (ordered before its frames). */
+  announced = false
   /** Board version last turned into an ACK frame on the current connection. */
   #ackedVersion = -1
   /** Expired messages the peer must be told to skip (sent first on the next connection). */
@@ -50,9 +58,14 @@ export class PeerActor {
 
   get connection (): Connection | undefined { return this.#conn }
 
-  /** Take over sending on `conn`: resend everything unacknowledged, after any pending SKIP. */
-  attach (conn: Connection): void {
+  /**
+   * Take over sending on `conn`: resend everything unacknowledged, after any
+   * pending SKIP. With `relay`, `conn` is the next hop's connection and the
+   * peer is `relay.hops` hops away at most (the hop limit of our envelopes).
+   */
+  attach (conn: Connection, relay?: { selfId: string; via: string; hops: number }): void {
     this.#conn = conn
+    this.#relay = relay
     this.board.claim(this.#worker)
     this.window.rewind()
     this.#ackedVersion = -1
@@ -63,7 +76,21 @@ export class PeerActor {
   detach (conn: Connection): boolean {
     if (this.#conn !== conn) return false
     this.#conn = undefined
+    this.#relay = undefined
     return true
+  }
+
+  /** The peer's own connection, when linked directly (not through a relay). */
+  get direct (): Connection | undefined { return this.#relay === undefined ? this.#conn : undefined }
+
+  /** The next hop, while the peer is reached through a relay. */
+  get via (): string | undefined { return this.#relay?.via }
+
+  /** Wrap a frame for a routed peer (identity when direct). */
+  #out (frame: Uint8Array): Uint8Array {
+    const r = this.#relay
+    if (r === undefined) return frame
+    return encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.FORWARD, lane: Lane.PRIORITY, flags: 0, src: r.selfId, dst: this.peerId, stream: 0, seq: r.hops, payload: frame })
   }
 
   /** Does this worker's actor consume the peer's ring (another worker's may have taken over)? */
@@ -113,7 +140,7 @@ export class PeerActor {
     const b = this.board.read()
     if (b === undefined || b.version === this.#ackedVersion) return false
     this.#ackedVersion = b.version
-    c.send(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.ACK, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: b.stream, seq: b.seq, payload: encodeControl({ w: this.#receiveWindow }) }), 1)
+    c.send(this.#out(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.ACK, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: b.stream, seq: b.seq, payload: encodeControl({ w: this.#receiveWindow }) })), 1)
     return true
   }
 
@@ -146,7 +173,8 @@ export class PeerActor {
       let dbatch: Buffer | undefined
       let doff = 0
       let dn = 0
-      this.datagrams.drain((frame) => {
+      this.datagrams.drain((raw) => {
+        const frame = this.#out(raw)
         if (dbatch === undefined || doff + frame.length > dbatch.length) {
           if (dbatch !== undefined && doff > 0) conn.send(dbatch.subarray(0, doff), dn)
           dbatch = Buffer.allocUnsafe(Math.max(BATCH_BYTES, frame.length))
@@ -167,8 +195,9 @@ export class PeerActor {
     let off = 0
     let frames = 0
     let full = false
-    this.window.next((frame) => {
+    this.window.next((raw) => {
       if (full || conn.writeBlocked) return false
+      const frame = this.#relay === undefined ? raw : this.#out(raw)
       // A large frame goes out as its own message, as a view of ring memory.
       // That is safe on both kinds of socket: a masking (dialing) socket
       // copies it synchronously inside send(); an unmasked one may keep the
@@ -199,7 +228,7 @@ export class PeerActor {
   }
 
   #sendSkip (conn: Connection, s: { stream: number; seq: number }): void {
-    conn.send(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.SKIP, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: s.stream, seq: s.seq, payload: null }), 1)
+    conn.send(this.#out(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.SKIP, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: s.stream, seq: s.seq, payload: null })), 1)
   }
 
   /** The peer acknowledged past the skip point: it no longer needs telling. */

@@ -7,8 +7,9 @@ import { Connection, type ConnectionOwner } from '../connection/connection.js'
 import { PeerActor } from '../connection/peer-actor.js'
 import { InboundWriter } from './inbound-writer.js'
 import { WsListener } from '../transport/ws-listener.js'
-import { PROTOCOL_VERSION, CloseCode, FrameType, Lane } from '../codec/frame.js'
+import { PROTOCOL_VERSION, CloseCode, FrameType, Lane, STREAM_FRAME_TYPES } from '../codec/frame.js'
 import { encodeFrame } from '../codec/encode.js'
+import { decodeFrames } from '../codec/decode.js'
 import { decodeControl } from '../codec/control.js'
 import type { CodecLimits } from '../codec/limits.js'
 import { identityFromDer, signBytes, verifyFrom, type Identity } from '../identity/identity.js'
@@ -310,6 +311,19 @@ export class IoWorker implements ConnectionOwner {
         // A malformed credit is ignored; the ACK itself is still good.
       }
     }
+    this.#onAck(actor, stream, seq, payload, w)
+  }
+
+  #onAck (actor: PeerActor, stream: number, seq: number, payload: Uint8Array | null, credit?: number): void {
+    let w = credit
+    if (w === undefined && payload !== null) {
+      try {
+        const v = decodeControl(payload) as { w?: unknown }
+        if (typeof v.w === 'number' && Number.isInteger(v.w) && v.w > 0) w = v.w
+      } catch {
+        // A malformed credit is ignored; the ACK itself is still good.
+      }
+    }
     const r = actor.onAck(stream, seq, w)
     actor.settleSkip(stream, seq)
     if (r.notify) this.#inbound.event(actor.handle, { type: 'acked', peerId: actor.peerId, stream, seq })
@@ -331,7 +345,7 @@ export class IoWorker implements ConnectionOwner {
   }
 
   #controlOut (peerId: string, type: number, payload: Uint8Array): boolean {
-    const c = this.#actors.get(peerId)?.connection
+    const c = this.#actors.get(peerId)?.direct
     if (c === undefined || c.state !== 'open') return false
     c.send(encodeFrame({ version: PROTOCOL_VERSION, type, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: 0, seq: 0, payload }), 1)
     return true
@@ -342,8 +356,57 @@ export class IoWorker implements ConnectionOwner {
     void this.#router.routing(conn.peerId, Uint8Array.prototype.slice.call(payload)).catch(() => {})
   }
 
-  forward (_conn: Connection, _f: { src: string | null; dst: string | null; seq: number; flags: number; payload: Uint8Array | null }): void {
-    // Relaying lands with the forwarding data path.
+  /** Frames relayed for other nodes, and those dropped by reason (hop limit, no route, bad inner frame). */
+  readonly relay = { forwarded: 0, delivered: 0, dropped: {} as Record<string, number> }
+
+  #dropRelayed (reason: string): void { this.relay.dropped[reason] = (this.relay.dropped[reason] ?? 0) + 1 }
+
+  /**
+   * A FORWARD frame from a neighbour. For us: unwrap it and treat the inner
+   * frame as coming from its origin (through that origin's routed actor, so
+   * the host sees it like any peer's). For someone else: pass it on towards
+   * its destination with one hop less, never surfacing it to our host.
+   */
+  forward (conn: Connection, f: { src: string | null; dst: string | null; seq: number; flags: number; payload: Uint8Array | null }): void {
+    const self = this.#identity.id
+    if (f.src === null || f.dst === null || f.payload === null || f.src === self) { this.#dropRelayed('malformed'); return }
+    if (f.dst !== self) {
+      if (f.seq <= 1) { this.#dropRelayed('hop-limit'); return }
+      const next = this.#nextHop(f.dst)
+      if (next === undefined || next === conn) { this.#dropRelayed('no-route'); return }
+      next.send(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.FORWARD, lane: Lane.PRIORITY, flags: f.flags, src: f.src, dst: f.dst, stream: 0, seq: f.seq - 1, payload: f.payload }), 1)
+      this.relay.forwarded++
+      return
+    }
+    let inner
+    try {
+      inner = decodeFrames(f.payload, this.limits)
+    } catch {
+      // The relay is not at fault for its origin's garbage: drop, count, keep the link.
+      this.#dropRelayed('bad-inner-frame')
+      return
+    }
+    const origin = f.src
+    // Copy: the view dies with this message, and the actor may not exist yet.
+    const bytes = Uint8Array.prototype.slice.call(f.payload)
+    const kinds = inner.map((x) => x.type)
+    if (kinds.some((t) => t !== FrameType.ACK && !STREAM_FRAME_TYPES.has(t))) { this.#dropRelayed('unexpected-inner-frame'); return }
+    this.relay.delivered++
+    void this.#routedActor(origin, conn).then((actor) => {
+      if (actor === undefined) return
+      for (const x of decodeFrames(bytes, this.limits)) {
+        if (x.type === FrameType.ACK) {
+          this.#onAck(actor, x.stream, x.seq, x.payload)
+        }
+      }
+      if (kinds.some((t) => t !== FrameType.ACK)) {
+        // Stream frames of one inner message are contiguous only if no ACK sits among them; send them one by one otherwise.
+        for (const x of decodeFrames(bytes, this.limits)) {
+          if (x.type === FrameType.ACK) continue
+          this.#inbound.data(actor.handle, encodeFrame(x))
+        }
+      }
+    })
   }
 
   /** The router's forwarding table, by destination. */
@@ -351,6 +414,75 @@ export class IoWorker implements ConnectionOwner {
 
   #setRoutes (table: ForwardingEntry[]): void {
     this.#routes = new Map(table.map((r) => [r.to, r]))
+    const self = this.#identity.id
+    for (const r of table) {
+      if (r.via === r.to || r.to === self) continue
+      const actor = this.#actors.get(r.to)
+      if (actor?.direct !== undefined) continue // linked directly: that wins
+      const via = this.#actors.get(r.via)?.direct
+      if (via === undefined || via.state !== 'open') continue
+      if (actor !== undefined && actor.via === r.via && actor.connection === via) continue
+      void this.#routedActor(r.to, via)
+    }
+    // Routed peers with no route any more wait (their messages stay queued) until one appears.
+    for (const a of this.#actors.values()) {
+      if (a.via === undefined) continue
+      const r = this.#routes.get(a.peerId)
+      if (r === undefined || r.via === r.to) { const c = a.connection; if (c !== undefined) a.detach(c) }
+    }
+  }
+
+  /** The open connection frames for `dst` go out on: direct, else the route's next hop, else its alternate. */
+  #nextHop (dst: string): Connection | undefined {
+    const direct = this.#actors.get(dst)?.direct
+    if (direct !== undefined && direct.state === 'open') return direct
+    const r = this.#routes.get(dst)
+    if (r === undefined) return undefined
+    for (const hop of [r.via, r.alt]) {
+      if (hop === undefined) continue
+      const c = this.#actors.get(hop)?.direct
+      if (c !== undefined && c.state === 'open') return c
+    }
+    return undefined
+  }
+
+  /**
+   * The actor of a peer reached through relays, attached to the right next
+   * hop (the route's, else `fallback`: the link its frames came in on). The
+   * host learns its handle before any of its frames (an ordered event).
+   */
+  async #routedActor (peerId: string, fallback: Connection | undefined): Promise<PeerActor | undefined> {
+    const actor = await this.#ensureActor(peerId)
+    if (!actor.announced) {
+      actor.announced = true
+      this.#inbound.event(actor.handle, { type: 'peer:routed', peerId })
+    }
+    if (actor.direct === undefined) {
+      const r = this.#routes.get(peerId)
+      const via = this.#nextHop(peerId) ?? (fallback?.state === 'open' ? fallback : undefined)
+      const viaId = via?.peerId
+      if (via !== undefined && viaId !== undefined && actor.connection !== via) {
+        actor.attach(via, { selfId: this.#identity.id, via: viaId, hops: Math.max(2, this.#data.config.routing.maxHops) })
+        this.log.debug({ event: 'route:attach', peer: peerId, via: viaId, hops: r?.hops }, 'routing via a relay')
+        this.#doorbell.ring()
+      }
+    }
+    return actor
+  }
+
+  /** Fast reroute: a link died; every peer routed through it moves to its alternate next hop at once (before link-state floods). */
+  #rerouteAround (lost: string): void {
+    for (const a of this.#actors.values()) {
+      if (a.direct !== undefined || (a.via !== lost && a.peerId !== lost)) continue
+      const c = a.connection
+      if (c !== undefined && c.state !== 'open') a.detach(c)
+      const next = this.#nextHop(a.peerId)
+      if (next !== undefined && next.peerId !== undefined) {
+        a.attach(next, { selfId: this.#identity.id, via: next.peerId, hops: Math.max(2, this.#data.config.routing.maxHops) })
+        this.log.debug({ event: 'route:reroute', peer: a.peerId, via: next.peerId, lost }, 'fast reroute to the alternate next hop')
+      }
+    }
+    this.#doorbell.ring()
   }
 
   health (conn: Connection, ev: Extract<HealthOutput, { kind: 'transition' }> | { kind: 'rtt'; rttMs: number }): void {
@@ -385,6 +517,8 @@ export class IoWorker implements ConnectionOwner {
       this.#inbound.event(actor.handle, { type: 'peer:down', peerId: actor.peerId, reason: `${code}${reason === '' ? '' : ` ${reason}`}` })
       this.log.debug({ event: 'peer:down', peer: actor.peerId, conn: conn.key, code, reason }, 'peer disconnected')
     }
+    // Peers reached through this link (and the peer itself, if a relay can reach it) move at once.
+    if (conn.peerId !== undefined && conn.state === 'closed') this.#rerouteAround(conn.peerId)
     const t = conn.direction === 'outbound' ? this.#targets.get(conn.address) : undefined
     if (t !== undefined && t.conn === conn && !this.#dials.has(conn) && failure?.details?.reason !== 'duplicate') {
       // An established link dropped: keep it up.
