@@ -542,7 +542,11 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
 
   /** Every peer this node has linked with (current state included). */
   peers (): PeerInfo[] {
-    return [...this.#peers.values()].filter((e) => e.handle !== 0 || e.info.state !== 'connecting').map((e) => ({ ...e.info, lanes: [...e.info.lanes] }))
+    return [...this.#peers.values()].filter((e) => e.handle !== 0 || e.info.state !== 'connecting').map((e) => {
+      // The IO worker keeps the latest RTT in shared memory: fresh without a wake-up per pong.
+      const rtt = e.board.rtt()
+      return { ...e.info, ...(rtt > 0 && e.slot !== undefined ? { rttMs: rtt } : {}), lanes: [...e.info.lanes] }
+    })
   }
 
   /**
@@ -926,7 +930,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         const e = this.#byHandle.get(slot)?.get(handle)
         if (e !== undefined && e.slot === slot) {
           e.info.rttMs = ev.rttMs
-          this.#metrics.observeRtt(e.info.id, ev.rttMs)
+          for (const ms of ev.samples) this.#metrics.observeRtt(e.info.id, ms)
         }
         break
       }

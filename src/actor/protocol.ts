@@ -166,7 +166,8 @@ export type InboundEvent =
   /** Heartbeat health changed (healthy ↔ unhealthy); death arrives as peer:down. */
   | { type: 'peer:health'; peerId: string; state: 'healthy' | 'unhealthy'; previous: 'healthy' | 'unhealthy'; rttMs: number | undefined }
   /** A fresh heartbeat RTT sample (ms). */
-  | { type: 'peer:rtt'; peerId: string; rttMs: number }
+  /** Heartbeat RTT samples since the last report (batched: at most one event per peer every few seconds). */
+  | { type: 'peer:rtt'; peerId: string; rttMs: number; samples: number[] }
   /** Reconnection to this peer gave up after reconnect.maxRetries attempts. */
   | { type: 'peer:failed'; peerId: string; reason: string }
   /** A peer reached through relays got an actor (this handle) here: its frames follow. Not a direct link (no peer:up). */

@@ -20,6 +20,8 @@
  *                   sender that crashes never put a number on the wire that
  *                   its restarted self would reuse). +Infinity without a
  *                   durable outbox.
+ *  f64[5] rttMs     (byte 40) latest heartbeat RTT, written by the worker on
+ *                   every pong, read by the host when asked (no wake-up)
  *  f64[4] dropped   (byte 32) unreliable messages the actor discarded
  *                   oldest-first (sendQueue.policy 'drop-oldest'); written
  *                   by the worker only, read by the host for metrics.
@@ -35,6 +37,7 @@ const SEQ_LO = 4
 const SEQ_HI = 5
 const COMMITTED_F64 = 3
 const DROPPED_F64 = 4
+const RTT_F64 = 5
 const BOARD_BYTES = 48
 
 /** One peer's ack board. */
@@ -99,6 +102,11 @@ export class AckBoard {
 
   /** Worker: the highest own sequence number that may be sent. */
   committed (): number { return this.#f64[COMMITTED_F64] as number }
+
+  /** Worker: the latest heartbeat RTT. */
+  setRtt (ms: number): void { this.#f64[RTT_F64] = ms }
+  /** The latest heartbeat RTT in ms (0 before the first pong). */
+  rtt (): number { return this.#f64[RTT_F64] as number }
 
   /** Worker: count unreliable messages it discarded. */
   addDropped (n: number): void { this.#f64[DROPPED_F64] = (this.#f64[DROPPED_F64] as number) + n }

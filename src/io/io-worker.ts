@@ -34,6 +34,8 @@ export const FRAME_OVERHEAD = 256
 export const CHUNK_BYTES = 64 * 1024
 /** Largest WebSocket message: a batch of frames, or one chunk (see PeerActor.pump). */
 export const MAX_WS_MESSAGE_BYTES = 512 * 1024
+/** How often RTT samples reach the host (for the metrics histogram). */
+export const RTT_REPORT_MS = 5_000
 /** Credit a receiver grants each sender (bytes in flight beyond its last ACK), at most. */
 export const MAX_RECEIVE_WINDOW = 4 * 1024 * 1024
 
@@ -330,6 +332,18 @@ export class IoWorker implements ConnectionOwner {
     if (r.released > 0 || w !== undefined) this.#doorbell.ring() // credit opened: pump
   }
 
+  readonly #rttSamples = new Map<PeerActor, number[]>()
+  readonly #rttReports = new WeakMap<PeerActor, number>()
+  #rttTimer: NodeJS.Timeout | undefined
+
+  #flushRtt (): void {
+    this.#rttTimer = undefined
+    for (const [a, samples] of this.#rttSamples) {
+      if (samples.length > 0) this.#inbound.event(a.handle, { type: 'peer:rtt', peerId: a.peerId, rttMs: samples[samples.length - 1] as number, samples })
+    }
+    this.#rttSamples.clear()
+  }
+
   #expireAll (now: number, retainMs: number, reason: string, only?: string): void {
     for (const a of this.#actors.values()) {
       if (only !== undefined && a.peerId !== only) continue
@@ -489,7 +503,18 @@ export class IoWorker implements ConnectionOwner {
     const actor = conn.peerId === undefined ? undefined : this.#actors.get(conn.peerId)
     if (actor === undefined || actor.connection !== conn) return
     if (ev.kind === 'rtt') {
-      this.#inbound.event(actor.handle, { type: 'peer:rtt', peerId: actor.peerId, rttMs: ev.rttMs })
+      // The latest RTT goes to shared memory (read by peers() on demand);
+      // samples for the histogram are batched, so an idle mesh does not wake
+      // the host on every pong.
+      actor.board.setRtt(ev.rttMs)
+      let list = this.#rttSamples.get(actor)
+      if (list === undefined) { list = []; this.#rttSamples.set(actor, list) }
+      if (list.length < 1000) list.push(ev.rttMs)
+      // The first few samples of a link go out at once (a new link shows its RTT promptly).
+      const n = (this.#rttReports.get(actor) ?? 0) + 1
+      this.#rttReports.set(actor, n)
+      if (n <= 3) { this.#inbound.event(actor.handle, { type: 'peer:rtt', peerId: actor.peerId, rttMs: ev.rttMs, samples: list.splice(0) }); return }
+      this.#rttTimer ??= setTimeout(() => { this.#flushRtt() }, RTT_REPORT_MS).unref()
       return
     }
     if (ev.state === 'dead' || ev.previous === 'dead') return // death is reported as peer:down by closed()
