@@ -596,6 +596,7 @@ export class IoWorker implements ConnectionOwner {
     for (const t of this.#targets.values()) clearTimeout(t.timer)
     this.#targets.clear()
     clearInterval(this.#expiryTimer)
+    clearTimeout(this.#rttTimer)
     for (const [conn, d] of this.#dials) { d.reject(new MeshError(ErrorCode.CLOSED, 'the mesh closed before the connection completed')); this.#dials.delete(conn) }
     // Flush what the host queued, within the deadline.
     while (Date.now() < deadline) {
