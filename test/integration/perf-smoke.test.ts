@@ -33,11 +33,12 @@ describe('perf harness (smoke)', () => {
     clearTimeout(timer)
     expect(code, `harness exit code; stderr:\n${stderr.slice(-3000)}`).toBe(0)
 
+    const out = `stdout:\n${stdout}\nstderr:\n${stderr.slice(-3000)}`
     const head = stdout.split('\n').find((l) => l.startsWith('| payload'))
-    expect(head, stdout).toBeDefined()
+    expect(head, out).toBeDefined()
     expect(head?.split('|').map((c) => c.trim())).toEqual(expect.arrayContaining(['raw ws msgs/s', 'mesh msgs/s', 'ratio']))
     const row = stdout.split('\n').find((l) => l.startsWith('| 64 B'))
-    expect(row, stdout).toMatch(/^\| 64 B +\| +[\d,]+ \| +[\d,]+ \| +\d+\.\d+ \|/)
+    expect(row, out).toMatch(/^\| 64 B +\| +[\d,]+ \| +[\d,]+ \| +\d+\.\d+ \|/)
     expect(stdout).toContain('host ELD p99')
 
     const files = await readdir(resultsDir)
