@@ -1029,6 +1029,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #finish (): void {
     if (this.#closed) return
     this.#closed = true
+    this.#metrics.close()
     for (const e of this.#peers.values()) if (e.slot !== undefined) this.#markDown(e)
     for (const e of this.#peers.values()) { e.ring.close(); e.datagrams.close() }
     const closed = (): MeshError => new MeshError(ErrorCode.CLOSED, 'the mesh closed')

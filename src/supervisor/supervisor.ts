@@ -151,6 +151,8 @@ export class Supervisor {
   #spawnRouter (): void {
     const data: RouterWorkerData = { kind: 'router', selfId: this.#o.selfId, identityDer: this.#o.identityDer, config: this.#o.config, logLevel: this.#o.logLevel }
     this.#router = new Worker(ROUTER_WORKER_URL, { workerData: data, stdout: true, stderr: false, name: 'meshwork-router' })
+    // A stray console.log in the router must not pile up in host memory (nor reach its stdout).
+    this.#router.stdout.resume()
     this.#routerApi = wrap<RouterApi>(nodeEndpoint(this.#router))
     this.#router.on('error', (err) => { this.#o.logger.error({ component: 'supervisor', event: 'worker:error', worker: 'router', err }, 'router worker failed') })
   }
@@ -234,7 +236,11 @@ export class Supervisor {
     while (!ring.closed) {
       const r = await ring.waitForData()
       if (r === 'closed') break
-      ring.drain((rec) => { this.#o.host.dispatch(slot, rec) }, 4096)
+      // Bounded by time, not only by count: the host's own work (its timers,
+      // its I/O) gets the loop back within ~2 ms even under a flood.
+      const end = performance.now() + 2
+      do ring.drain((rec) => { this.#o.host.dispatch(slot, rec) }, 256)
+      while (!ring.isEmpty() && performance.now() < end)
       if (!ring.isEmpty()) await yieldToIo()
     }
   }
