@@ -74,6 +74,8 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 const LANES: readonly LaneName[] = ['control', 'priority', 'bulk']
 /** Immediate sends after which one send resolves on a macrotask (host event-loop fairness). */
 const YIELD_EVERY = 512
+/** …or after this long (checked every 32 sends), whichever comes first. */
+const YIELD_AFTER_MS = 2
 const LANE_NUMBER = { priority: Lane.PRIORITY, bulk: Lane.BULK } as const
 
 /** A peer as the host tracks it: its outbound ring outlives connections and IO worker restarts. */
@@ -137,6 +139,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #closing: Promise<void> | undefined
   #closed = false
   #sinceYield = 0
+  #lastYield = 0
   /** With dataDir: unacknowledged reliable messages, durable across a restart of this process. */
   readonly #store: OutboxStore | undefined
   #discarded = 0
@@ -347,8 +350,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         // never let the event loop turn (the host's own timers and I/O, and our
         // inbound dispatch, would starve). Every YIELD_EVERY immediate sends, one
         // resolves on the next macrotask instead.
-        if (++this.#sinceYield >= YIELD_EVERY) {
+        if (++this.#sinceYield >= YIELD_EVERY || (this.#sinceYield & 31) === 0 && performance.now() - this.#lastYield > YIELD_AFTER_MS) {
           this.#sinceYield = 0
+          this.#lastYield = performance.now()
           const id = String(seq)
           return new Promise((resolve) => { setImmediate(resolve, id) })
         }
