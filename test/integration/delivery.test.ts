@@ -207,14 +207,11 @@ describe('pub/sub', () => {
     const off1 = s1.subscribe('orders', (m) => got1.push(m))
     s2.subscribe('orders', (m) => got2.push(m))
     quiet.on('message', (m) => gotQuiet.push(m))
-    // Subscriptions spread to the hub (reliable, in stream order).
-    await until(async () => (await hub.publish('probe', 0)) >= 0 && got1.length === 0, { label: 'settled' })
-    await until(async () => { const n = await hub.publish('orders-warmup', 1); return n === 0 }, { label: 'warmup' })
-    let n = 0
-    await until(async () => { n = await hub.publish('orders', { id: -1 }); return n === 2 }, { timeoutMs: 5000, label: 'hub knows both subscribers' })
+    // Subscriptions spread to the hub (reliable, in stream order); until then a publication reaches fewer nodes.
+    await until(async () => (await hub.publish('orders', { id: -1 })) === 2, { timeoutMs: 5000, label: 'hub knows both subscribers' })
     for (let i = 0; i < 100; i++) await hub.publish('orders', { id: i })
-    await until(() => got1.length >= 101 && got2.length >= 101, { label: 'all publications' })
     const ids = (g: any[]): number[] => g.map((m) => m.payload.id).filter((id: number) => id >= 0)
+    await until(() => ids(got1).length >= 100 && ids(got2).length >= 100, { label: 'all publications' })
     expect(ids(got1)).toEqual(Array.from({ length: 100 }, (_, i) => i))
     expect(ids(got2)).toEqual(Array.from({ length: 100 }, (_, i) => i))
     expect(got1[0]).toMatchObject({ from: hub.id, topic: 'orders' })
