@@ -3,6 +3,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { expose } from 'comlink'
 import { nodeEndpoint } from '../src/actor/endpoint.js'
 import { RouterService } from '../src/router/router-service.js'
+import { identityFromDer } from '../src/identity/identity.js'
 import type { RouterWorkerData } from '../src/actor/protocol.js'
 
 if (parentPort === null) throw new Error('router.worker must run in a worker thread')
@@ -14,4 +15,6 @@ expose(new RouterService({
   // SWIM probes at the heartbeat pace, so a fast-heartbeat mesh also agrees fast.
   protocolPeriodMs: data.config.heartbeat.intervalMs,
   maxPeers: data.config.maxPeers,
+  // The router signs this node's link-state advertisements with the node key.
+  routing: { signer: identityFromDer(data.identityDer), k: data.config.routing.k, maxHops: data.config.routing.maxHops },
 }), nodeEndpoint(parentPort))

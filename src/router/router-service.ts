@@ -1,15 +1,34 @@
 import { wrap, expose, type Remote } from 'comlink'
 import type { MessagePort } from 'node:worker_threads'
-import type { ClaimResult, IoPeerControl, LinkClaim, LinkSnapshot, RouterApi, RouterHostCallbacks } from '../actor/protocol.js'
+import type { ClaimResult, ForwardingEntry, IoPeerControl, LinkClaim, LinkSnapshot, RouterApi, RouterHostCallbacks } from '../actor/protocol.js'
 import { Swim, SWIM_DEFAULTS, parseSwimMessage, type SwimOutput } from '../membership/swim.js'
 import { encodeControl, decodeControl } from '../codec/control.js'
 import { nodeEndpoint } from '../actor/endpoint.js'
+import type { LsaSigner } from '../routing/lsa.js'
+import { compactGraph } from '../routing/graph.js'
+import { buildRouteTable, computeRoutes } from '../routing/route-table.js'
+import { PathPool } from '../routing/path-pool.js'
 import { LinkRegistry } from './link-registry.js'
+import { RoutingService, type RoutingOutput, type RoutingServiceOptions } from './routing-service.js'
+
+/** Link-state routing settings of a {@link RouterService}. */
+export interface RouterRoutingOptions {
+  /** Signs this node's LSAs (the node identity: id + ed25519 private key). */
+  signer: LsaSigner
+  /** `routing.k` and `routing.maxHops`. */
+  k: number
+  maxHops: number
+  /** Tuning of the sans-IO core (delays, link cost, aging); see routing-service.ts. */
+  tuning?: Omit<RoutingServiceOptions, 'signer' | 'initialSeq' | 'routes'>
+  /** Where k-shortest paths run (inline up to 200 nodes, a piscina pool above). @default new PathPool() */
+  pathPool?: PathPool
+}
 
 /**
- * The routing actor's worker-side service. For now it owns the direct-link
- * table and the duplicate-connection rule; membership and link-state routing
- * grow here (issues 3 and 5).
+ * The routing actor's worker-side service: the direct-link table and the
+ * duplicate-connection rule, SWIM membership, and link-state routing (the
+ * sans-IO {@link RoutingService} driven here with one timer, its LSAs sent
+ * through the IO workers, its routes pushed to the host and the IO workers).
  */
 export class RouterService implements RouterApi {
   readonly #links = new LinkRegistry()
@@ -25,12 +44,33 @@ export class RouterService implements RouterApi {
   #host: RouterHostCallbacks | undefined
   #timer: NodeJS.Timeout | undefined
 
-  constructor (o: { selfId: string; join: 'open' | 'key' | 'closed'; allow?: readonly string[] | undefined; protocolPeriodMs?: number; maxPeers?: number }) {
+  /** Link-state routing (absent when constructed without `routing`, e.g. in membership-only tests). */
+  readonly #routing: RoutingService | undefined
+  readonly #pathPool: PathPool | undefined
+  #routingTimer: NodeJS.Timeout | undefined
+  #routingTimerAt = Infinity
+
+  constructor (o: { selfId: string; join: 'open' | 'key' | 'closed'; allow?: readonly string[] | undefined; protocolPeriodMs?: number; maxPeers?: number; routing?: RouterRoutingOptions }) {
     this.#selfId = o.selfId
     this.#join = o.join
     this.#known = new Set(o.allow ?? [])
     this.#swimConfig = { protocolPeriodMs: o.protocolPeriodMs ?? SWIM_DEFAULTS.protocolPeriodMs, maxPeers: o.maxPeers ?? SWIM_DEFAULTS.maxPeers }
+    const r = o.routing
+    if (r !== undefined) {
+      if (r.signer.id !== o.selfId) throw new RangeError('routing.signer.id must be the node id')
+      this.#routing = new RoutingService({
+        ...r.tuning,
+        signer: r.signer,
+        // Wall clock, like SWIM incarnations: a restarted node advertises above its old LSAs still in flight.
+        initialSeq: Date.now(),
+        routes: { k: r.k, maxHops: r.maxHops },
+      })
+      this.#pathPool = r.pathPool ?? new PathPool()
+    }
   }
+
+  /** Counters of link-state routing (undefined without routing). */
+  get routingStats (): RoutingService['stats'] | undefined { return this.#routing?.stats }
 
   // ---- membership (SWIM over the node's existing connections) ----
 
@@ -54,10 +94,96 @@ export class RouterService implements RouterApi {
     // Links that came up before membership started.
     for (const e of this.#links.entries()) if (e.up) this.#memberLinked(e.peerId, [])
     this.#pump()
+    // Routes computed before the host listened: all of them are new to it.
+    const rt = this.#routing
+    if (rt !== undefined && rt.table.size > 0) {
+      const routes = rt.routeInfos()
+      this.#notifyHost(routes, routes.map((x) => ({ to: x.to, via: x.via, previousVia: undefined })))
+    }
   }
 
-  /** A link-state advertisement from a linked peer (link-state routing lands here). */
-  async routing (_from: string, _payload: Uint8Array): Promise<void> {}
+  /** A link-state advertisement from a linked peer. */
+  async routing (from: string, payload: Uint8Array): Promise<void> {
+    const rt = this.#routing
+    if (rt === undefined) return
+    rt.receive(from, payload, performance.now())
+    this.#routingPump()
+  }
+
+  // ---- link-state routing (the sans-IO RoutingService, driven here) ----
+
+  /** Drain the routing core's outputs, then arm one timer for its next deadline. */
+  #routingPump (): void {
+    const rt = this.#routing
+    if (rt === undefined) return
+    for (let o = rt.poll(); o !== undefined; o = rt.poll()) this.#routingAct(o)
+    const at = rt.nextDeadline() ?? Infinity
+    if (at === this.#routingTimerAt) return
+    clearTimeout(this.#routingTimer)
+    this.#routingTimerAt = at
+    if (!Number.isFinite(at)) return
+    this.#routingTimer = setTimeout(() => {
+      this.#routingTimerAt = Infinity
+      this.#routing?.handleTimeout(performance.now())
+      this.#routingPump()
+    }, Math.max(0, at - performance.now()))
+    this.#routingTimer.unref()
+  }
+
+  #routingAct (o: RoutingOutput): void {
+    switch (o.kind) {
+      case 'send': {
+        const w = this.#workerOf(o.to)
+        if (w !== undefined) void w.sendRouting(o.to, o.payload).catch(() => false)
+        break
+      }
+      case 'compute':
+        void this.#compute(o.version, o.graph)
+        break
+      case 'routes':
+        this.#notifyHost(o.routes, o.changes)
+        this.#pushForwarding(o.forwarding)
+        break
+    }
+  }
+
+  /** k-shortest paths on the pool (large graphs) or inline, then back into the core. */
+  async #compute (version: number, graph: Parameters<typeof compactGraph>[0]): Promise<void> {
+    const rt = this.#routing!
+    const opts = rt.routeOptions
+    const cg = compactGraph(graph)
+    let table
+    try {
+      const paths = await this.#pathPool!.kShortestToAll(cg, rt.selfId, opts.k)
+      table = buildRouteTable(rt.selfId, cg, paths, opts)
+    } catch {
+      // The pool failed (or is gone): compute here rather than route on a stale table.
+      try { table = computeRoutes(rt.selfId, cg, opts) } catch { rt.computeFailed(version, performance.now()); this.#routingPump(); return }
+    }
+    rt.routesComputed(version, table, performance.now())
+    this.#routingPump()
+  }
+
+  #notifyHost (routes: Parameters<RouterHostCallbacks['routes']>[0], changes: Parameters<RouterHostCallbacks['routes']>[1]): void {
+    const host = this.#host
+    if (host === undefined) return // delivered in full by startMembership
+    void Promise.resolve(host.routes(routes, changes)).catch(() => {})
+  }
+
+  /** Every IO worker forwards by the same table. */
+  #pushForwarding (table: ForwardingEntry[]): void {
+    for (const w of this.#workers.values()) void w.setRoutes(table).catch(() => {})
+  }
+
+  /** Tell the routing core whether `peerId` is linked now (any up connection). */
+  #syncNeighbor (peerId: string): void {
+    const rt = this.#routing
+    if (rt === undefined) return
+    const up = this.#links.entries().some((x) => x.peerId === peerId && x.up)
+    if (up) rt.linkUp(peerId, performance.now())
+    else rt.linkDown(peerId, performance.now())
+    this.#routingPump()
+  }
 
   async membership (from: string, payload: Uint8Array): Promise<void> {
     const swim = this.#swim
@@ -72,10 +198,22 @@ export class RouterService implements RouterApi {
 
   /** Announce our leave and resolve once the announcements are on the sockets (close comes after). */
   async leave (): Promise<void> {
-    const swim = this.#swim
-    if (swim === undefined) return
-    swim.leave(performance.now())
     const sends: Array<Promise<unknown>> = []
+    const rt = this.#routing
+    if (rt !== undefined && !rt.left) {
+      // Flush our LSA so every node drops it now, not after max age.
+      rt.leave(performance.now())
+      for (let o = rt.poll(); o !== undefined; o = rt.poll()) {
+        if (o.kind !== 'send') continue
+        const w = this.#workerOf(o.to)
+        if (w !== undefined) sends.push(w.sendRouting(o.to, o.payload).catch(() => false))
+      }
+      clearTimeout(this.#routingTimer)
+      this.#routingTimerAt = Infinity
+    }
+    const swim = this.#swim
+    if (swim === undefined) { await Promise.all(sends); return }
+    swim.leave(performance.now())
     for (let o = swim.poll(); o !== undefined; o = swim.poll()) {
       if (o.kind === 'send') {
         const w = this.#workerOf(o.to)
@@ -148,8 +286,12 @@ export class RouterService implements RouterApi {
   }
 
   async attachWorker (index: number, port: MessagePort, apiPort?: MessagePort): Promise<void> {
-    this.#workers.set(index, wrap<IoPeerControl>(nodeEndpoint(port)))
+    const w = wrap<IoPeerControl>(nodeEndpoint(port))
+    this.#workers.set(index, w)
     if (apiPort !== undefined) this.serve(apiPort)
+    // A new or restarted worker forwards by the current table from its start (the call waits in the port).
+    const rt = this.#routing
+    if (rt !== undefined && rt.table.size > 0) void w.setRoutes(rt.forwarding()).catch(() => {})
   }
 
   /** Expose this service on another port (one per IO worker). */
@@ -164,6 +306,8 @@ export class RouterService implements RouterApi {
     }
     const r = this.#links.claim({ connKey: c.connKey, worker: c.worker, peerId: c.peerId, dialerId: c.dialerId })
     if (!r.ok) return { ok: false, code: 'duplicate', reason: r.reason }
+    // A dropped duplicate may have been the peer's up link (the survivor comes up shortly).
+    if (r.drop.some((d) => d.up)) this.#syncNeighbor(c.peerId)
     // The loser must stop consuming the peer's outbound ring before the winner starts (SPSC).
     await Promise.all(r.drop.map(async (d) => {
       const w = this.#workers.get(d.worker)
@@ -179,14 +323,20 @@ export class RouterService implements RouterApi {
     this.#known.add(e.peerId)
     this.#memberLinked(e.peerId, listen)
     this.#pump()
+    this.#syncNeighbor(e.peerId)
   }
   async release (connKey: string): Promise<void> {
     const e = this.#links.release(connKey)
-    if (e !== undefined) this.#unlinkIfLast(e.peerId)
+    if (e === undefined) return
+    this.#unlinkIfLast(e.peerId)
+    this.#syncNeighbor(e.peerId)
   }
 
   async releaseWorker (index: number): Promise<void> {
-    for (const e of this.#links.releaseWorker(index)) this.#unlinkIfLast(e.peerId)
+    for (const e of this.#links.releaseWorker(index)) {
+      this.#unlinkIfLast(e.peerId)
+      this.#syncNeighbor(e.peerId)
+    }
   }
 
   #unlinkIfLast (peerId: string): void {

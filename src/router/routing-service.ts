@@ -1,0 +1,360 @@
+/**
+ * The routing actor's link-state glue, sans-IO (STYLE.md §1): it owns the
+ * node's {@link LinkStateDb}, turns link up/down events into (rate-limited)
+ * originations, floods what the database says to flood, asks for route
+ * computations (debounced) and turns their results into the host's route
+ * list, `route:change` diffs and the IO workers' forwarding table.
+ *
+ * No ports, no timers, no clock: the owner (router-service.ts) passes `now`
+ * in, drains {@link RoutingService.poll}, and calls
+ * {@link RoutingService.handleTimeout} at {@link RoutingService.nextDeadline}.
+ *
+ * ```
+ *  inputs                          outputs (poll)
+ *  linkUp(peer)   ─┐               send      { to, payload }   an encoded LSA for one linked peer
+ *  linkDown(peer) ─┼─▶ LinkStateDb compute   { version, graph } run k-shortest paths (inline or pool),
+ *  receive(from,  ─┘                                            then routesComputed(version, table)
+ *    payload)                      routes    { routes, changes, forwarding }  the table changed
+ *  handleTimeout(now)
+ *  routesComputed(version, table)
+ *  leave(now)
+ * ```
+ *
+ * Why the computation is an output and not a call: large topologies go to a
+ * piscina pool (path-pool.ts), which is asynchronous; keeping the await in
+ * the owner keeps this class deterministic and lets tests compute inline.
+ * One computation is in flight at a time; changes meanwhile schedule the
+ * next one.
+ *
+ * Our own links are known here first and for sure, so the graph handed to
+ * the computation uses them as they are NOW, not as our last LSA or the
+ * peers' LSAs say: a new direct link is a route at once (before the peer's
+ * LSA arrives to pass the two-way check, see route-table.ts
+ * `topologyFromLsas`), and a link that went down stops drawing traffic at
+ * once (before our re-origination floods). Every other node's links need
+ * both ends to advertise them.
+ *
+ * Rate limits (OSPF's MinLSInterval, simplified): the first change arms a
+ * deadline; further changes before it do not push it back, so a burst of
+ * link events costs one LSA and one computation, and a steady stream of
+ * changes cannot starve them.
+ *
+ * @module
+ */
+import type { ForwardingEntry } from '../actor/protocol.js'
+import type { RouteInfo } from '../events.js'
+import { compareIds, deleteEdge, setEdge, type Graph } from '../routing/graph.js'
+import { LinkStateDb, type LsdbOutput } from '../routing/link-state-db.js'
+import { decodeLsa, encodeLsa, sameLinks, type LsaLink, type LsaSigner } from '../routing/lsa.js'
+import { diffRoutes, topologyFromLsas, type RouteOptions, type RouteTable } from '../routing/route-table.js'
+
+/** Options of a {@link RoutingService}. Durations in ms. */
+export interface RoutingServiceOptions {
+  /** Signs this node's LSAs; its id is this node's peer id. */
+  signer: LsaSigner
+  /** Sequence number of the first LSA (use `Date.now()`, so a restarted node advertises above its old LSAs). */
+  initialSeq: number
+  /** `routing.k` and `routing.maxHops`. */
+  routes: RouteOptions
+  /**
+   * Cost advertised for every direct link. There is no RTT feed to the
+   * router yet (the IO workers measure it), so every link costs the same and
+   * the shortest path is the one with the fewest hops. @default 10
+   */
+  linkCost?: number
+  /** Delay from a link coming up to the LSA that advertises it (bursts of link-ups share one LSA). @default 15 */
+  originateDelayMs?: number
+  /** Delay from a link going down to the LSA without it, and to the recomputation (a worker crash drops many links in one go). @default 1 */
+  linkDownDelayMs?: number
+  /** Delay from a database change to the route recomputation. @default 15 */
+  computeDelayMs?: number
+  /** LSAs not refreshed for this long age out. @default 120000 (link-state-db.ts) */
+  maxAgeMs?: number
+  /** This node re-originates this often. @default 40000 (link-state-db.ts) */
+  refreshMs?: number
+}
+
+/** Defaults of the optional {@link RoutingServiceOptions}. */
+export const ROUTING_SERVICE_DEFAULTS = {
+  linkCost: 10,
+  originateDelayMs: 15,
+  linkDownDelayMs: 1,
+  computeDelayMs: 15,
+} as const
+
+/** A destination whose next hop changed (`via` undefined: lost; `previousVia` undefined: new). */
+export interface RouteChange {
+  readonly to: string
+  readonly via: string | undefined
+  readonly previousVia: string | undefined
+}
+
+/** What the owner must do; see the module doc. */
+export type RoutingOutput =
+  | { readonly kind: 'send'; readonly to: string; readonly payload: Uint8Array }
+  | { readonly kind: 'compute'; readonly version: number; readonly graph: Graph }
+  | { readonly kind: 'routes'; readonly routes: RouteInfo[]; readonly changes: RouteChange[]; readonly forwarding: ForwardingEntry[] }
+
+/** Counters of a {@link RoutingService} (for logs, metrics and tests). */
+export interface RoutingStats {
+  /** LSAs received (well-formed or not). */
+  received: number
+  /** Received LSAs installed (new, newer, or flushes). */
+  installed: number
+  /** Received payloads that did not decode as an LSA. */
+  malformed: number
+  /** Received LSAs dropped, by reason (link-state-db.ts `DropReason`). */
+  dropped: Record<string, number>
+  /** LSAs this node originated (refreshes included). */
+  originated: number
+  /** Route computations asked for. */
+  computations: number
+  /** Route tables that differed from the previous one. */
+  tableChanges: number
+}
+
+/** Sans-IO link-state routing of one node; see the module doc. */
+export class RoutingService {
+  readonly selfId: string
+  /** `k` and `maxHops` for the computations this service asks for. */
+  readonly routeOptions: Readonly<RouteOptions>
+  readonly stats: RoutingStats = { received: 0, installed: 0, malformed: 0, dropped: {}, originated: 0, computations: 0, tableChanges: 0 }
+  readonly #db: LinkStateDb
+  readonly #linkCost: number
+  readonly #originateDelay: number
+  readonly #downDelay: number
+  readonly #computeDelay: number
+  /** Direct links up now: peer → cost. */
+  readonly #links = new Map<string, number>()
+  readonly #out: RoutingOutput[] = []
+  #originateAt = Infinity
+  #computeAt = Infinity
+  /** Version of the computation in flight, if any. */
+  #inFlight: number | undefined
+  #computeVersion = 0
+  #table: RouteTable = new Map()
+  #left = false
+
+  /** @throws RangeError on a bad option (named in the message). */
+  constructor (o: RoutingServiceOptions) {
+    this.selfId = o.signer.id
+    this.#db = new LinkStateDb({
+      signer: o.signer,
+      initialSeq: o.initialSeq,
+      ...(o.maxAgeMs === undefined ? {} : { maxAgeMs: o.maxAgeMs }),
+      ...(o.refreshMs === undefined ? {} : { refreshMs: o.refreshMs }),
+    })
+    for (const f of ['k', 'maxHops'] as const) {
+      if (!Number.isSafeInteger(o.routes[f]) || o.routes[f] < 1) throw new RangeError(`routes.${f} must be an integer >= 1 (got ${String(o.routes[f])})`)
+    }
+    this.routeOptions = Object.freeze({ k: o.routes.k, maxHops: o.routes.maxHops })
+    this.#linkCost = o.linkCost ?? ROUTING_SERVICE_DEFAULTS.linkCost
+    if (!(Number.isFinite(this.#linkCost) && this.#linkCost > 0)) throw new RangeError(`linkCost must be a finite number > 0 (got ${String(o.linkCost)})`)
+    this.#originateDelay = delay(o.originateDelayMs ?? ROUTING_SERVICE_DEFAULTS.originateDelayMs, 'originateDelayMs')
+    this.#downDelay = delay(o.linkDownDelayMs ?? ROUTING_SERVICE_DEFAULTS.linkDownDelayMs, 'linkDownDelayMs')
+    this.#computeDelay = delay(o.computeDelayMs ?? ROUTING_SERVICE_DEFAULTS.computeDelayMs, 'computeDelayMs')
+  }
+
+  /** The link-state database (read it; do not feed it directly). */
+  get db (): LinkStateDb { return this.#db }
+
+  /** The route table last installed (from the last computation's result). */
+  get table (): RouteTable { return this.#table }
+
+  /** True after {@link leave}: every input is ignored. */
+  get left (): boolean { return this.#left }
+
+  /** Peers linked directly now. */
+  links (): string[] { return [...this.#links.keys()] }
+
+  /** The forwarding table of the installed routes (what the IO workers hold). */
+  forwarding (): ForwardingEntry[] { return toForwarding(this.#table) }
+
+  /** The host's view of the installed routes. */
+  routeInfos (): RouteInfo[] { return toHostRoutes(this.#table) }
+
+  /** Next output, or undefined when there is none. */
+  poll (): RoutingOutput | undefined { return this.#out.shift() }
+
+  /**
+   * A direct link to `peer` is up (its first connection). The peer gets our
+   * whole database now; our LSA naming it follows after `originateDelayMs`;
+   * the routes are recomputed at once (the link is usable before the peer's
+   * LSA arrives). A second call for a linked peer does nothing.
+   */
+  linkUp (peer: string, now: number): void {
+    if (this.#left || peer === this.selfId || this.#links.has(peer)) return
+    this.#links.set(peer, this.#linkCost)
+    this.#apply(this.#db.addNeighbor(peer, now), now)
+    this.#originateAt = Math.min(this.#originateAt, now + this.#originateDelay)
+    this.#computeAt = Math.min(this.#computeAt, now + this.#downDelay)
+  }
+
+  /**
+   * The direct link to `peer` is down (its last connection closed). It stops
+   * being a flooding target and a next hop at once; our LSA without it
+   * follows after `linkDownDelayMs`.
+   */
+  linkDown (peer: string, now: number): void {
+    if (this.#left || !this.#links.delete(peer)) return
+    this.#db.removeNeighbor(peer)
+    this.#originateAt = Math.min(this.#originateAt, now + this.#downDelay)
+    this.#computeAt = Math.min(this.#computeAt, now + this.#downDelay)
+  }
+
+  /**
+   * An encoded LSA arrived from `from` (a linked peer). Malformed payloads
+   * and LSAs the database drops (stale, duplicate, forged, …) are counted,
+   * nothing else: a bad LSA is not a reason to drop the link.
+   */
+  receive (from: string, payload: Uint8Array, now: number): void {
+    if (this.#left) return
+    this.stats.received++
+    let lsa
+    try { lsa = decodeLsa(payload) } catch { this.stats.malformed++; return }
+    const before = this.#ownSeq()
+    const r = this.#db.receive(lsa, from, now)
+    if (r.action === 'installed') this.stats.installed++
+    else if (r.reason !== undefined) this.stats.dropped[r.reason] = (this.stats.dropped[r.reason] ?? 0) + 1
+    if (this.#ownSeq() !== before) this.stats.originated++ // an old incarnation's LSA came back: we re-originated above it
+    this.#apply(r, now)
+  }
+
+  /** When {@link handleTimeout} is next due (ms), or undefined. */
+  nextDeadline (): number | undefined {
+    if (this.#left) return undefined
+    let t = Math.min(this.#originateAt, this.#db.nextDeadline() ?? Infinity)
+    if (this.#inFlight === undefined) t = Math.min(t, this.#computeAt)
+    return t === Infinity ? undefined : t
+  }
+
+  /** Age LSAs out, refresh ours, originate and ask for a computation, as due at `now`. */
+  handleTimeout (now: number): void {
+    if (this.#left) return
+    const dbAt = this.#db.nextDeadline()
+    if (dbAt !== undefined && dbAt <= now) {
+      const before = this.#ownSeq()
+      this.#apply(this.#db.handleTimeout(now), now)
+      if (this.#ownSeq() !== before) this.stats.originated++ // the periodic refresh
+    }
+    if (this.#originateAt <= now) {
+      this.#originateAt = Infinity
+      const links = this.#ownLinks()
+      const held = this.#db.get(this.selfId)?.lsa.links
+      // A link that went down and came back before the deadline changes nothing.
+      if (held === undefined || !sameLinks(held, links)) {
+        this.stats.originated++
+        this.#apply(this.#db.originate(links, now), now)
+      }
+    }
+    if (this.#computeAt <= now && this.#inFlight === undefined) {
+      this.#computeAt = Infinity
+      const version = ++this.#computeVersion
+      this.#inFlight = version
+      this.stats.computations++
+      this.#out.push({ kind: 'compute', version, graph: this.graph() })
+    }
+  }
+
+  /**
+   * The result of the computation `version` asked for (a table from
+   * `computeRoutes`/`buildRouteTable` over its graph). When the table differs
+   * from the installed one, a `routes` output follows. Results of an older
+   * computation, or after {@link leave}, are ignored.
+   */
+  routesComputed (version: number, table: RouteTable, _now: number): void {
+    if (this.#left || version !== this.#inFlight) return
+    this.#inFlight = undefined
+    const diff = diffRoutes(this.#table, table)
+    this.#table = table
+    if (!diff.changed) return
+    this.stats.tableChanges++
+    this.#out.push({
+      kind: 'routes',
+      routes: toHostRoutes(table),
+      changes: diff.changes.map((c) => ({ to: c.to, via: c.via ?? undefined, previousVia: c.previousVia ?? undefined })),
+      forwarding: toForwarding(table),
+    })
+  }
+
+  /** The computation `version` failed: try again after `computeDelayMs`. */
+  computeFailed (version: number, now: number): void {
+    if (this.#left || version !== this.#inFlight) return
+    this.#inFlight = undefined
+    this.#computeAt = Math.min(this.#computeAt, now + this.#computeDelay)
+  }
+
+  /**
+   * Leave gracefully: flush our LSA (every node drops it now rather than
+   * after max age) and stop. The flush sends are the last outputs; later
+   * inputs are ignored. Idempotent.
+   */
+  leave (now: number): void {
+    if (this.#left) return
+    // Only a node that advertised something has something to flush.
+    if (this.#db.get(this.selfId) !== undefined) this.#apply(this.#db.leave(now), now)
+    this.#left = true
+    this.#originateAt = Infinity
+    this.#computeAt = Infinity
+    this.#inFlight = undefined
+  }
+
+  /**
+   * The graph the next computation runs on: the LSAs with the two-way check,
+   * and our own links as they are now (see the module doc).
+   */
+  graph (): Graph {
+    const g = topologyFromLsas(this.#db.entries())
+    const self = this.selfId
+    if (!g.has(self)) g.set(self, new Map())
+    for (const peer of [...g.get(self)!.keys()]) if (!this.#links.has(peer)) deleteEdge(g, self, peer)
+    for (const [node, adj] of g) if (adj.has(self) && !this.#links.has(node)) adj.delete(self)
+    for (const [peer, cost] of this.#links) {
+      setEdge(g, self, peer, cost)
+      // The peer's LSA may not name us yet; it will, at its own cost.
+      if (g.get(peer)?.has(self) !== true) setEdge(g, peer, self, cost)
+    }
+    return g
+  }
+
+  #ownSeq (): number | undefined { return this.#db.get(this.selfId)?.lsa.seq }
+
+  #ownLinks (): LsaLink[] {
+    // Sorted as an LSA holds them (by id), so sameLinks compares like with like.
+    return [...this.#links].map(([peer, cost]) => ({ peer, cost })).sort((x, y) => compareIds(x.peer, y.peer))
+  }
+
+  #apply (out: LsdbOutput, now: number): void {
+    for (const s of out.sends) this.#out.push({ kind: 'send', to: s.to, payload: encodeLsa(s.lsa) })
+    if (out.changed) this.#computeAt = Math.min(this.#computeAt, now + this.#computeDelay)
+  }
+}
+
+/**
+ * The host's route list: RouteInfo with each path from the next hop to the
+ * destination (this node left out, as `mesh.routes()` documents).
+ */
+export function toHostRoutes (table: RouteTable): RouteInfo[] {
+  return [...table.values()]
+    .map((e) => ({ to: e.to, via: e.via, hops: e.hops, cost: e.cost, paths: e.paths.map((p) => p.slice(1)) }))
+    .sort((a, b) => (a.to < b.to ? -1 : a.to > b.to ? 1 : 0))
+}
+
+/**
+ * The IO workers' forwarding table. `alt` is the route's alternate first
+ * hop only when it is loop-free (RFC 5286 §3.6): a non-loop-free alternate
+ * may hand the frame to a node whose own best path comes back through us,
+ * and the frame would bounce until its hop limit.
+ */
+export function toForwarding (table: RouteTable): ForwardingEntry[] {
+  const out: ForwardingEntry[] = []
+  for (const e of table.values()) {
+    out.push({ to: e.to, via: e.via, alt: e.alternate?.loopFree === true ? e.alternate.via : undefined, hops: e.hops })
+  }
+  return out.sort((a, b) => (a.to < b.to ? -1 : a.to > b.to ? 1 : 0))
+}
+
+function delay (v: number, name: string): number {
+  if (!(Number.isFinite(v) && v >= 0)) throw new RangeError(`${name} must be a finite number >= 0 (got ${String(v)})`)
+  return v
+}

@@ -1,0 +1,180 @@
+// Link-state routing across real nodes (worker threads, ws sockets on
+// 127.0.0.1): the router workers flood signed LSAs over the control lane and
+// every node's route table (mesh.routes(), route:change) follows the
+// topology. Tables only: relaying DATA over these routes is the data path's.
+import { describe, it, expect, afterEach } from 'vitest'
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
+import { makeMesh, closeAll, until } from '../helpers/mesh.js'
+import { rawHandshake } from '../helpers/raw-peer.js'
+import type { Mesh, RouteInfo } from '../../dist/src/index.js'
+import { encodeFrame } from '../../dist/src/codec/encode.js'
+import { FrameType, Lane } from '../../dist/src/codec/frame.js'
+import { createLsa, decodeLsa, encodeLsa } from '../../dist/src/routing/lsa.js'
+import { generateIdentity } from '../../dist/src/identity/identity.js'
+
+const proxies: Array<{ close: () => void }> = []
+afterEach(async () => {
+  for (const p of proxies.splice(0)) p.close()
+  await closeAll()
+})
+
+interface RouteChange { to: string; via: string | null; previousVia: string | null }
+
+function record (m: Mesh): RouteChange[] {
+  const seen: RouteChange[] = []
+  m.on('route:change', (c: RouteChange) => { seen.push(c) })
+  return seen
+}
+
+function routeTo (m: Mesh, to: string): RouteInfo | undefined { return m.routes().find((r) => r.to === to) }
+
+/** A TCP proxy to 127.0.0.1:port; cut() closes it and every connection through it (a link cut both ends see). */
+async function tcpProxy (port: number): Promise<{ url: string; cut: () => void }> {
+  const sockets = new Set<Socket>()
+  const server: Server = createServer((client) => {
+    const upstream = tcpConnect(port, '127.0.0.1')
+    for (const s of [client, upstream]) {
+      sockets.add(s)
+      s.on('error', () => { client.destroy(); upstream.destroy() })
+      s.on('close', () => { sockets.delete(s); client.destroy(); upstream.destroy() })
+    }
+    client.pipe(upstream)
+    upstream.pipe(client)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const addr = server.address()
+  if (addr === null || typeof addr === 'string') throw new Error('no proxy address')
+  const cut = (): void => {
+    server.close()
+    for (const s of sockets) s.destroy()
+  }
+  proxies.push({ close: cut })
+  return { url: `ws://127.0.0.1:${addr.port}`, cut }
+}
+
+/**
+ * Follow next hops from `from` to `to` through every node's own table.
+ * Arrived within maxHops without revisiting a node, or why not.
+ */
+function walk (byId: Map<string, RouteInfo[]>, from: string, to: string, maxHops: number): { arrived: boolean; path: string[] } {
+  const path = [from]
+  let at = from
+  while (at !== to) {
+    const via = byId.get(at)?.find((r) => r.to === to)?.via
+    if (via === undefined || path.includes(via) || path.length > maxHops) return { arrived: false, path: [...path, via ?? '∅'] }
+    path.push(via)
+    at = via
+  }
+  return { arrived: true, path }
+}
+
+describe('link-state routing (issue 5)', () => {
+  it('chain a — b — c with dial-only ends: a routes to c through b, route:change fires, and the route goes when b closes', async () => {
+    const b = await makeMesh()
+    const a = await makeMesh({ listen: false })
+    const c = await makeMesh({ listen: false })
+    const onA = record(a)
+    const onC = record(c)
+    await a.connect(b.addresses[0]!)
+    await c.connect(b.addresses[0]!)
+    const t0 = performance.now()
+    await until(() => routeTo(a, c.id)?.hops === 2 && routeTo(c, a.id)?.hops === 2, { timeoutMs: 10_000, label: 'a and c route to each other' })
+    const convergedMs = performance.now() - t0
+    expect(routeTo(a, c.id)).toEqual({ to: c.id, via: b.id, hops: 2, cost: 20, paths: [[b.id, c.id]] })
+    expect(routeTo(c, a.id)).toEqual({ to: a.id, via: b.id, hops: 2, cost: 20, paths: [[b.id, a.id]] })
+    // Direct links are routes too.
+    expect(routeTo(a, b.id)).toEqual({ to: b.id, via: b.id, hops: 1, cost: 10, paths: [[b.id]] })
+    expect(routeTo(b, a.id)).toMatchObject({ via: a.id, hops: 1 })
+    expect(routeTo(b, c.id)).toMatchObject({ via: c.id, hops: 1 })
+    expect(onA).toContainEqual({ to: c.id, via: b.id, previousVia: null })
+    expect(onA).toContainEqual({ to: b.id, via: b.id, previousVia: null })
+    expect(onC).toContainEqual({ to: a.id, via: b.id, previousVia: null })
+    // a and c never linked directly.
+    expect(a.peers().map((p) => p.id)).toEqual([b.id])
+
+    const t1 = performance.now()
+    await b.close()
+    await until(() => onA.some((e) => e.to === c.id && e.via === null), { timeoutMs: 10_000, label: 'a loses its route to c' })
+    const lostMs = performance.now() - t1
+    expect(onA.filter((e) => e.to === c.id).at(-1)).toEqual({ to: c.id, via: null, previousVia: b.id })
+    await until(() => a.routes().length === 0, { timeoutMs: 5_000, label: 'a has no routes' })
+    console.log(`chain: a ↔ c routes ${convergedMs.toFixed(0)} ms after both dials resolved; gone ${lostMs.toFixed(0)} ms after b.close() began`)
+  })
+
+  it('ring of 6 with one link cut: every node reroutes the long way, tables agree and have no next-hop loops', async () => {
+    const n = 6
+    const maxHops = 8
+    // maxPeers 1: once linked, a node dials no gossip-learned member, so the ring stays a ring
+    // (explicit connect() is not capped by maxPeers).
+    const nodes: Mesh[] = []
+    for (let i = 0; i < n; i++) nodes.push(await makeMesh({ maxPeers: 1, routing: { maxHops } }))
+    const ids = nodes.map((m) => m.id)
+    // The 2 → 3 link goes through a TCP proxy, so it can be cut alone.
+    const proxy = await tcpProxy(Number(new URL(nodes[3]!.addresses[0]!).port))
+    await Promise.all(nodes.map(async (m, i) => {
+      const j = (i + 1) % n
+      await m.connect(i === 2 ? proxy.url : nodes[j]!.addresses[0]!)
+    }))
+
+    const distance = (i: number, j: number, cut: boolean): number => {
+      if (!cut) return Math.min(Math.abs(i - j), n - Math.abs(i - j))
+      // With 2 — 3 cut the ring is the line 3 4 5 0 1 2.
+      const pos = (x: number): number => (x - 3 + n) % n
+      return Math.abs(pos(i) - pos(j))
+    }
+    const agrees = (cut: boolean): boolean => nodes.every((m, i) => {
+      const routes = m.routes()
+      // Every destination has both ways round as paths in the ring (k = 3), the one way in the line.
+      return routes.length === n - 1 && routes.every((r) => r.hops === distance(i, ids.indexOf(r.to), cut) && r.paths.length === (cut ? 1 : 2))
+    })
+    const t0 = performance.now()
+    await until(() => agrees(false), { timeoutMs: 15_000, label: 'the ring converges' })
+    const formedMs = performance.now() - t0
+    // Still a ring: two links each, no gossip-dialed chords.
+    for (const m of nodes) expect(m.peers().filter((p) => p.state === 'healthy' || p.state === 'unhealthy').length).toBe(2)
+    const noLoops = (): void => {
+      const byId = new Map(nodes.map((m) => [m.id, m.routes()]))
+      for (const s of ids) {
+        for (const d of ids) {
+          if (s === d) continue
+          const w = walk(byId, s, d, maxHops)
+          expect(w.arrived, `${ids.indexOf(s)} → ${ids.indexOf(d)}: ${w.path.map((x) => ids.indexOf(x)).join(' ')}`).toBe(true)
+        }
+      }
+    }
+    noLoops()
+    expect(routeTo(nodes[0]!, ids[1]!)!.paths).toEqual([[ids[1]], [ids[5], ids[4], ids[3], ids[2], ids[1]]])
+
+    const changes2 = record(nodes[2]!)
+    const t1 = performance.now()
+    proxy.cut()
+    await until(() => agrees(true), { timeoutMs: 10_000, label: 'every table agrees with the cut ring' })
+    const reconvergedMs = performance.now() - t1
+    noLoops()
+    expect(routeTo(nodes[2]!, ids[3]!)).toMatchObject({ via: ids[1], hops: 5, paths: [[ids[1], ids[0], ids[5], ids[4], ids[3]]] })
+    expect(routeTo(nodes[3]!, ids[2]!)).toMatchObject({ via: ids[4], hops: 5 })
+    expect(changes2).toContainEqual({ to: ids[3], via: ids[1], previousVia: ids[3] })
+    console.log(`ring of 6: formed in ${formedMs.toFixed(0)} ms; after the 2 — 3 cut every table agreed in ${reconvergedMs.toFixed(0)} ms`)
+  })
+
+  it('a forged LSA is dropped and not flooded; an authentic one is flooded to the other neighbours', async () => {
+    const a = await makeMesh()
+    const r1 = await rawHandshake(a.addresses[0]!)
+    const r2 = await rawHandshake(a.addresses[0]!)
+    await until(() => a.routes().length === 2, { label: 'a routes to both raw peers' })
+    const x = generateIdentity()
+    const y = generateIdentity()
+    const routing = (payload: Uint8Array): Uint8Array => encodeFrame({ version: 1, type: FrameType.ROUTING, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: 0, seq: 0, payload })
+    const originsAtR2 = (): string[] => r2.frames.filter((f) => f.type === FrameType.ROUTING && f.payload !== null).map((f) => decodeLsa(f.payload!).origin)
+    // An LSA in y's name, signed by x's key, then a real one from x.
+    r1.ws.send(routing(encodeLsa(createLsa({ id: y.id, privateKey: x.privateKey }, 7, [{ peer: r1.id, cost: 1 }]))))
+    r1.ws.send(routing(encodeLsa(createLsa(x, 7, [{ peer: r1.id, cost: 1 }]))))
+    await until(() => originsAtR2().includes(x.id), { label: 'the authentic LSA reaches r2' })
+    // Frames from one connection are handled in order: the forged one, sent first, was dropped, not flooded.
+    expect(originsAtR2()).not.toContain(y.id)
+    // a floods its own LSA (naming both raw peers) too.
+    await until(() => originsAtR2().includes(a.id), { label: "a's own LSA reaches r2" })
+    r1.ws.close()
+    r2.ws.close()
+  })
+})
