@@ -306,8 +306,8 @@ export class RouterService implements RouterApi {
     }
     const r = this.#links.claim({ connKey: c.connKey, worker: c.worker, peerId: c.peerId, dialerId: c.dialerId })
     if (!r.ok) return { ok: false, code: 'duplicate', reason: r.reason }
-    // A dropped duplicate may have been the peer's up link (the survivor comes up shortly).
-    if (r.drop.some((d) => d.up)) this.#syncNeighbor(c.peerId)
+    // A dropped duplicate may have been the peer's up link. Routing (like SWIM) keeps the peer linked
+    // across the swap: the survivor's linkUp, or its release if its handshake fails, settles it.
     // The loser must stop consuming the peer's outbound ring before the winner starts (SPSC).
     await Promise.all(r.drop.map(async (d) => {
       const w = this.#workers.get(d.worker)

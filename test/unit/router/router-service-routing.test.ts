@@ -137,6 +137,27 @@ describe('RouterService: link-state routing driver', () => {
     expect(a.svc.routingStats?.originated).toBeGreaterThanOrEqual(1)
   })
 
+  it('a crashed IO worker takes its links out of the routes; its restart gets the current table', async () => {
+    const a = makeNode(keys[0]!, () => {})
+    await a.attach(0)
+    await a.attach(1)
+    await a.svc.startMembership([], { status: () => {}, member: () => {}, routes: (routes, changes) => { a.host.calls.push([routes, changes]) } })
+    const [p1, p2] = [keys[1]!.id, keys[2]!.id]
+    await a.svc.claim({ connKey: 'k1', worker: 0, peerId: p1, dialerId: a.id })
+    await a.svc.linkUp('k1', [])
+    await a.svc.claim({ connKey: 'k2', worker: 1, peerId: p2, dialerId: a.id })
+    await a.svc.linkUp('k2', [])
+    await until(() => lastRoutes(a).length === 2, 'two direct routes')
+    await a.svc.releaseWorker(0)
+    await until(() => lastRoutes(a).length === 1, 'worker 0 links gone')
+    expect(lastRoutes(a).map((r) => r.to)).toEqual([p2])
+    expect(a.host.calls.at(-1)![1]).toEqual([{ to: p1, via: undefined, previousVia: p1 }])
+    await a.attach(0) // the restarted worker
+    await until(() => a.tables.get(0)?.at(-1)?.length === 1, 'restarted worker table')
+    expect(a.tables.get(0)!.at(-1)).toEqual([{ to: p2, via: p2, alt: undefined, hops: 1 }])
+    await a.svc.leave()
+  })
+
   it('routes computed before startMembership reach the host when it starts', async () => {
     const a = makeNode(keys[0]!, () => {})
     await a.attach(0)
