@@ -459,20 +459,39 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   async #reloadOutbox (): Promise<void> {
     const store = this.#store
     if (store === undefined) return
-    let n = 0
+    const byPeer = new Map<string, Array<{ seq: number; frame: Uint8Array; enqueuedAt: number; messageId: number }>>()
     for (const m of store.pending()) {
-      const e = this.#entryFor(m.peer)
-      if (m.seq > e.seq) e.seq = m.seq
-      const prefix = new Uint8Array(SEND_PREFIX_BYTES)
-      writeSendPrefix(prefix, 0, { seq: m.seq, enqueuedAt: m.enqueuedAt, stream: this.#epoch, chunk: m.seq - m.messageId, flags: SendRecordFlag.NOTIFY_ACK })
-      while (!e.ring.tryWrite2(prefix, m.frame)) {
-        // More stored than one queue holds: the worker drains it once the peer is back.
-        await e.ring.waitForSpace(m.frame.length + SEND_PREFIX_BYTES)
-      }
-      e.board.commit(m.seq)
-      wake(e)
-      n++
+      let list = byPeer.get(m.peer)
+      if (list === undefined) { list = []; byPeer.set(m.peer, list) }
+      list.push(m)
     }
+    let n = 0
+    await Promise.all([...byPeer].map(async ([peer, list]) => {
+      const e = this.#entryFor(peer)
+      for (const m of list) if (m.seq > e.seq) e.seq = m.seq
+      // The reload counts as a waiting send: a new send must queue behind it,
+      // or its higher sequence number would overtake the reloaded ones.
+      e.waiters++
+      const mine = (async () => {
+        for (const m of list) {
+          const prefix = new Uint8Array(SEND_PREFIX_BYTES)
+          writeSendPrefix(prefix, 0, { seq: m.seq, enqueuedAt: m.enqueuedAt, stream: this.#epoch, chunk: m.seq - m.messageId, flags: SendRecordFlag.NOTIFY_ACK })
+          while (!e.ring.tryWrite2(prefix, m.frame)) {
+            if (this.#closing !== undefined) return
+            // More stored than one queue holds: the worker drains it once the peer is back.
+            await e.ring.waitForSpace(m.frame.length + SEND_PREFIX_BYTES, 1000)
+          }
+          e.board.commit(m.seq)
+          wake(e)
+          n++
+        }
+      })()
+      e.waiting = mine
+      try { await mine } finally {
+        e.waiters--
+        if (e.waiters === 0) e.waiting = undefined
+      }
+    }))
     if (n > 0) this.#log.info({ component: 'mesh', event: 'outbox:reloaded', messages: n }, `resending ${n} unacknowledged message(s) from the durable outbox`)
   }
 

@@ -180,7 +180,7 @@ export class IoWorker implements ConnectionOwner {
       clearTimeout(existing.timer)
       existing.timer = undefined
       if (existing.conn !== undefined && existing.conn.state !== 'closed' && existing.conn.peerId !== undefined &&
-          this.#actors.get(existing.conn.peerId)?.connection === existing.conn) {
+          this.#actors.get(existing.conn.peerId)?.direct === existing.conn) {
         return { peerId: existing.conn.peerId, already: true }
       }
     }
@@ -267,7 +267,7 @@ export class IoWorker implements ConnectionOwner {
   established (conn: Connection, result: HandshakeResult): void {
     const actor = this.#actors.get(result.peerId)
     if (actor === undefined || conn.state !== 'open') { conn.close(CloseCode.HANDSHAKE_FAILED, 'internal: no actor'); return }
-    const prev = actor.connection
+    const prev = actor.direct // not a relay's connection the actor was routed over
     if (prev !== undefined && prev !== conn) prev.close(CloseCode.DUPLICATE, 'duplicate')
     actor.attach(conn)
     void this.#router.linkUp(conn.key, result.peerListen).catch(() => {})
@@ -290,7 +290,7 @@ export class IoWorker implements ConnectionOwner {
 
   data (conn: Connection, frames: Uint8Array): void {
     const actor = conn.peerId === undefined ? undefined : this.#actors.get(conn.peerId)
-    if (actor === undefined || actor.connection !== conn) return
+    if (actor === undefined || actor.direct !== conn) return
     this.#inbound.data(actor.handle, frames)
   }
 
@@ -303,7 +303,7 @@ export class IoWorker implements ConnectionOwner {
 
   ack (conn: Connection, stream: number, seq: number, payload: Uint8Array | null): void {
     const actor = conn.peerId === undefined ? undefined : this.#actors.get(conn.peerId)
-    if (actor === undefined || actor.connection !== conn) return
+    if (actor === undefined || actor.direct !== conn) return
     let w: number | undefined
     if (payload !== null) {
       try {
@@ -501,7 +501,7 @@ export class IoWorker implements ConnectionOwner {
 
   health (conn: Connection, ev: Extract<HealthOutput, { kind: 'transition' }> | { kind: 'rtt'; rttMs: number }): void {
     const actor = conn.peerId === undefined ? undefined : this.#actors.get(conn.peerId)
-    if (actor === undefined || actor.connection !== conn) return
+    if (actor === undefined || actor.direct !== conn) return
     if (ev.kind === 'rtt') {
       // The latest RTT goes to shared memory (read by peers() on demand);
       // samples for the histogram are batched, so an idle mesh does not wake
@@ -580,7 +580,7 @@ export class IoWorker implements ConnectionOwner {
   stats (): IoWorkerStats {
     return {
       connections: this.#conns.size,
-      peers: [...this.#actors.values()].filter((a) => a.connection !== undefined).length,
+      peers: [...this.#actors.values()].filter((a) => a.direct !== undefined).length,
       ...this.counters,
       rejectedFrames: { ...this.#rejected },
       refusedHandshakes: { ...this.#refused },

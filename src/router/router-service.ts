@@ -85,7 +85,8 @@ export class RouterService implements RouterApi {
       incarnation: Date.now(),
       addresses,
       protocolPeriodMs: period,
-      probeTimeoutMs: Math.max(10, Math.round(period * 0.3)),
+      // Below the period at any interval (intervalMs may be as low as 10 ms).
+      probeTimeoutMs: Math.max(Math.min(10, period - 1), Math.round(period * 0.3)),
       maxPeers: this.#swimConfig.maxPeers,
       // Retry a failed discovery dial after a few periods, not the default 30 s.
       dialRetryMs: period * 5,
