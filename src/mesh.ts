@@ -558,8 +558,12 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
 
   #onRoutes (routes: RouteInfo[], changes: Array<{ to: string; via: string | undefined; previousVia: string | undefined }>): void {
     this.#routes = routes
-    // Reachable through relays: such a peer can be sent to (its queue is made now).
-    for (const r of routes) if (r.to !== this.id) this.#entryFor(r.to)
+    // Reachable through relays: such a peer can be sent to (its queue is made
+    // now), and learns our subscriptions like a direct peer does.
+    for (const r of routes) {
+      if (r.to === this.id || this.#peers.has(r.to)) continue
+      this.#announce('set', [...this.#topics.keys()], this.#entryFor(r.to))
+    }
     for (const c of changes) this.#emitSafe('route:change', { to: c.to, via: c.via ?? null, previousVia: c.previousVia ?? null })
   }
 

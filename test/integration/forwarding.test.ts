@@ -79,3 +79,21 @@ describe('multi-hop forwarding', () => {
     console.log(`diamond: longest delivery gap across the relay's close ${gap.toFixed(1)} ms`)
   })
 })
+
+describe('pub/sub through relays', () => {
+  it('a subscriber reached only through a relay gets publications once, in order', async () => {
+    const b = await makeMesh(fast)
+    const a = await makeMesh({ ...fast, listen: false })
+    const c = await makeMesh({ ...fast, listen: false })
+    await a.connect(b.addresses[0] as string)
+    await c.connect(b.addresses[0] as string)
+    const got: number[] = []
+    c.subscribe('news', (m) => { if (m.from === a.id) got.push(m.payload as number) })
+    await routed(a, c)
+    // Until c's subscription reached a (through b), a publication reaches fewer nodes.
+    await until(async () => (await a.publish('news', -1)) === 1, { label: 'a knows c subscribes' })
+    for (let i = 0; i < 50; i++) await a.publish('news', i)
+    await until(() => got.filter((x) => x >= 0).length >= 50, { label: 'all 50 publications' })
+    expect(got.filter((x) => x >= 0)).toEqual(Array.from({ length: 50 }, (_, i) => i))
+  })
+})
