@@ -126,6 +126,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   readonly #byHandle = new Map<IoSlot, Map<number, PeerEntry>>()
   readonly #upWaiters = new Map<string, Array<() => void>>()
   readonly #header = new Uint8Array(SEND_PREFIX_BYTES + FRAME_OVERHEAD)
+  readonly #headerView = new DataView(this.#header.buffer, this.#header.byteOffset, this.#header.byteLength)
   /** This process's stream epoch: receivers key their dedup state by it. */
   readonly #epoch: number
   readonly #chunkBytes: number
@@ -367,7 +368,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   /** Encode the send-queue record prefix and frame header of one chunk into the scratch buffer. */
   #recordHeader (type: number, laneNo: number, flags: number, seq: number, chunk: number, now: number, recFlags: number, payloadBytes: number): number {
     const h = this.#header
-    writeSendPrefix(h, 0, { seq, enqueuedAt: now, stream: this.#epoch, chunk, flags: recFlags })
+    writeSendPrefix(h, 0, { seq, enqueuedAt: now, stream: this.#epoch, chunk, flags: recFlags }, this.#headerView)
     const n = encodeHeaderOnlyInto({ version: PROTOCOL_VERSION, type, lane: laneNo, flags, src: null, dst: null, stream: this.#epoch, seq }, payloadBytes, h, SEND_PREFIX_BYTES)
     return n < 0 ? n : SEND_PREFIX_BYTES + n
   }

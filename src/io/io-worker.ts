@@ -20,6 +20,7 @@ import type { HandshakeConfig, HandshakeResult, RejectReason, DecideStage } from
 import { Backoff } from '../liveness/backoff.js'
 import { meshKeyProof, verifyMeshKeyProof } from '../identity/mesh-key.js'
 import type { HealthConfig, HealthOutput } from '../liveness/health-monitor.js'
+import { FlowPinner } from '../routing/flow-pinning.js'
 import type { DialResult, ForwardingEntry, HostCallbacks, IoWorkerApi, IoWorkerData, IoWorkerStats, IoPeerControl, RouterApi } from '../actor/protocol.js'
 
 /** Features this build speaks; negotiated down to the common set in the handshake. */
@@ -38,6 +39,22 @@ export const MAX_WS_MESSAGE_BYTES = 512 * 1024
 export const RTT_REPORT_MS = 5_000
 /** Credit a receiver grants each sender (bytes in flight beyond its last ACK), at most. */
 export const MAX_RECEIVE_WINDOW = 4 * 1024 * 1024
+/**
+ * ACK timeout of a routed peer's stream (ms): with frames in flight and no
+ * ACK progress for this long, resend from the oldest unacknowledged frame.
+ * A relay can drop frames on an open connection (no route while tables
+ * converge, hop limit), and the receiver drops everything after a gap, so
+ * without this a relayed stream could stall until the next re-attach.
+ * Doubles per timeout without progress, up to RELAY_RTO_MAX_MS (a slow
+ * receiving host that simply has not taken the frames yet costs little).
+ * Direct links need none: an open connection loses nothing, and a new one
+ * rewinds (PeerActor.attach).
+ */
+export const RELAY_RTO_MS = 300
+/** Largest ACK timeout of a routed peer's stream (ms); see RELAY_RTO_MS. */
+export const RELAY_RTO_MAX_MS = 5_000
+/** A routed peer whose frames keep arriving is re-sent our latest ACK at most this often (ms): the ACK it lost to a relay would otherwise only be superseded by the next delivery. */
+export const RELAY_REACK_MS = 100
 
 interface PendingDial { resolve: (r: DialResult) => void; reject: (e: MeshError) => void }
 
@@ -92,6 +109,17 @@ export class IoWorker implements ConnectionOwner {
   readonly #maxWsMessage: number
   readonly #receiveWindow: number
   #expiryTimer: NodeJS.Timeout | undefined
+  /** Routed peers' ACK timeouts (see RELAY_RTO_MS). */
+  #rtoTimer: NodeJS.Timeout | undefined
+  readonly #rto = new WeakMap<PeerActor, { since: number; rto: number }>()
+  readonly #reAckAt = new WeakMap<PeerActor, number>()
+  /**
+   * `routing.multipath`: our own flows to routed peers (one per destination
+   * for now: sender = this node, receiver, stream 0) pinned to one of the
+   * forwarding table's first hops by weight (flow-pinning.ts). Relayed
+   * frames of other nodes always take the primary next hop.
+   */
+  readonly #pinner: FlowPinner | undefined
 
   constructor (data: IoWorkerData) {
     this.#data = data
@@ -117,8 +145,10 @@ export class IoWorker implements ConnectionOwner {
     this.log = new WorkerLogger((recs) => { void this.#host.log(recs) }, data.logLevel, { component: `io${data.index}` })
     this.limits = { maxPayloadBytes: Math.min(data.config.maxMessageBytes, CHUNK_BYTES) + FRAME_OVERHEAD, maxIdBytes: 64 }
     this.#maxWsMessage = Math.max(MAX_WS_MESSAGE_BYTES, this.limits.maxPayloadBytes + FRAME_OVERHEAD)
-    // Each sender's credit: a share of the inbound ring, so a few fast senders cannot overrun a slow host.
-    this.#receiveWindow = Math.min(MAX_RECEIVE_WINDOW, Math.floor(data.inboundRing.byteLength / 4))
+    // Each sender's credit: half the inbound ring (a ring-full of in-flight data
+    // per ack round trip); several fast senders beyond that are held back by
+    // the inbound writer pausing their sockets.
+    this.#receiveWindow = Math.min(MAX_RECEIVE_WINDOW, Math.floor(data.inboundRing.byteLength / 2))
     this.heartbeat = data.config.heartbeat
     const key = data.config.meshKey
     this.#meshKey = key === undefined
@@ -138,6 +168,9 @@ export class IoWorker implements ConnectionOwner {
     const retainMs = data.config.delivery.retainMs
     this.#expiryTimer = setInterval(() => { this.#expireAll(Date.now(), retainMs, 'expired') }, Math.max(50, Math.min(1000, retainMs / 4)))
     this.#expiryTimer.unref()
+    this.#rtoTimer = setInterval(() => { this.#relayTimeouts(performance.now()) }, Math.max(20, RELAY_RTO_MS / 3))
+    this.#rtoTimer.unref()
+    this.#pinner = data.config.routing.multipath ? new FlowPinner() : undefined
   }
 
   /** The comlink-facing API for the supervisor. */
@@ -328,6 +361,7 @@ export class IoWorker implements ConnectionOwner {
     }
     const r = actor.onAck(stream, seq, w)
     actor.settleSkip(stream, seq)
+    if (r.released > 0 && actor.via !== undefined) this.#rto.set(actor, { since: performance.now(), rto: RELAY_RTO_MS })
     if (r.notify) this.#inbound.event(actor.handle, { type: 'acked', peerId: actor.peerId, stream, seq })
     if (r.released > 0 || w !== undefined) this.#doorbell.ring() // credit opened: pump
   }
@@ -371,7 +405,7 @@ export class IoWorker implements ConnectionOwner {
   }
 
   /** Frames relayed for other nodes, and those dropped by reason (hop limit, no route, bad inner frame). */
-  readonly relay = { forwarded: 0, delivered: 0, dropped: {} as Record<string, number> }
+  readonly relay = { forwarded: 0, delivered: 0, dropped: {} as Record<string, number>, retransmits: 0 }
 
   #dropRelayed (reason: string): void { this.relay.dropped[reason] = (this.relay.dropped[reason] ?? 0) + 1 }
 
@@ -408,6 +442,7 @@ export class IoWorker implements ConnectionOwner {
     this.relay.delivered++
     void this.#routedActor(origin, conn).then((actor) => {
       if (actor === undefined) return
+      this.#maybeReAck(actor)
       for (const x of decodeFrames(bytes, this.limits)) {
         if (x.type === FrameType.ACK) {
           this.#onAck(actor, x.stream, x.seq, x.payload)
@@ -427,15 +462,26 @@ export class IoWorker implements ConnectionOwner {
   #routes = new Map<string, ForwardingEntry>()
 
   #setRoutes (table: ForwardingEntry[]): void {
+    const prev = this.#routes
     this.#routes = new Map(table.map((r) => [r.to, r]))
     const self = this.#identity.id
+    const now = performance.now()
+    if (this.#pinner !== undefined) {
+      // Paths are keyed [self, first hop]: a first hop whose cost rose drains (flow-pinning.ts).
+      for (const r of table) {
+        if (r.via === r.to || r.to === self) { this.#pinner.setPaths(r.to, [], [], now); continue }
+        const paths = r.paths
+        this.#pinner.setPaths(r.to, paths.map((p) => [self, p.via]), paths.map((p) => p.cost), now)
+      }
+      for (const to of prev.keys()) if (!this.#routes.has(to)) this.#pinner.setPaths(to, [], [], now)
+    }
     for (const r of table) {
       if (r.via === r.to || r.to === self) continue
       const actor = this.#actors.get(r.to)
       if (actor?.direct !== undefined) continue // linked directly: that wins
-      const via = this.#actors.get(r.via)?.direct
-      if (via === undefined || via.state !== 'open') continue
-      if (actor !== undefined && actor.via === r.via && actor.connection === via) continue
+      const via = this.#flowHop(r.to, now)
+      if (via === undefined) continue
+      if (actor !== undefined && actor.connection === via) continue
       void this.#routedActor(r.to, via)
     }
     // Routed peers with no route any more wait (their messages stay queued) until one appears.
@@ -444,6 +490,58 @@ export class IoWorker implements ConnectionOwner {
       const r = this.#routes.get(a.peerId)
       if (r === undefined || r.via === r.to) { const c = a.connection; if (c !== undefined) a.detach(c) }
     }
+  }
+
+  /**
+   * The open connection our own frames for `dst` go out on: with multipath,
+   * the first hop its flow is pinned to (while that link is open), else as
+   * {@link #nextHop}.
+   */
+  #flowHop (dst: string, now: number): Connection | undefined {
+    if (this.#pinner !== undefined && this.#actors.get(dst)?.direct === undefined) {
+      const hop = this.#pinner.pathFor({ sender: this.#identity.id, receiver: dst, stream: 0 }, now)?.[1]
+      const c = hop === undefined ? undefined : this.#actors.get(hop)?.direct
+      if (c !== undefined && c.state === 'open') return c
+    }
+    return this.#nextHop(dst)
+  }
+
+  /** Multipath: move a routed peer's actor to the first hop its flow is pinned to now (a new path, or a drained one left after an idle gap). */
+  #repin (a: PeerActor, now: number): void {
+    const c = this.#flowHop(a.peerId, now)
+    if (c === undefined || c === a.connection || c.peerId === undefined) return
+    a.attach(c, { selfId: this.#identity.id, via: c.peerId, hops: Math.max(2, this.#data.config.routing.maxHops) })
+    this.#rto.set(a, { since: now, rto: RELAY_RTO_MS })
+    this.log.debug({ event: 'route:repin', peer: a.peerId, via: c.peerId }, 'flow pinned to another path')
+  }
+
+  /** Routed peers with frames in flight and no ACK progress for their timeout: resend (see RELAY_RTO_MS). */
+  #relayTimeouts (now: number): void {
+    for (const a of this.#actors.values()) {
+      if (a.via === undefined) continue
+      const c = a.connection
+      let t = this.#rto.get(a)
+      if (t === undefined || c === undefined || c.state !== 'open' || a.window.inFlightBytes === 0) {
+        // Nothing in flight (or nowhere to send): the timeout starts with the next frame out.
+        if (t === undefined) this.#rto.set(a, { since: now, rto: RELAY_RTO_MS })
+        else t.since = now
+        continue
+      }
+      if (now - t.since < t.rto) continue
+      a.window.rewind()
+      this.relay.retransmits++
+      t = { since: now, rto: Math.min(RELAY_RTO_MAX_MS, t.rto * 2) }
+      this.#rto.set(a, t)
+      this.#doorbell.ring()
+    }
+  }
+
+  /** Frames from a routed peer arrived: re-send our latest ACK now and then (a relay may have dropped the last one). */
+  #maybeReAck (a: PeerActor): void {
+    const now = performance.now()
+    if (now - (this.#reAckAt.get(a) ?? 0) < RELAY_REACK_MS) return
+    this.#reAckAt.set(a, now)
+    if (a.resendAck()) this.#doorbell.ring()
   }
 
   /** The open connection frames for `dst` go out on: direct, else the route's next hop, else its alternate. */
@@ -473,10 +571,11 @@ export class IoWorker implements ConnectionOwner {
     }
     if (actor.direct === undefined) {
       const r = this.#routes.get(peerId)
-      const via = this.#nextHop(peerId) ?? (fallback?.state === 'open' ? fallback : undefined)
+      const via = this.#flowHop(peerId, performance.now()) ?? (fallback?.state === 'open' ? fallback : undefined)
       const viaId = via?.peerId
       if (via !== undefined && viaId !== undefined && actor.connection !== via) {
         actor.attach(via, { selfId: this.#identity.id, via: viaId, hops: Math.max(2, this.#data.config.routing.maxHops) })
+        this.#rto.set(actor, { since: performance.now(), rto: RELAY_RTO_MS })
         this.log.debug({ event: 'route:attach', peer: peerId, via: viaId, hops: r?.hops }, 'routing via a relay')
         this.#doorbell.ring()
       }
@@ -490,9 +589,10 @@ export class IoWorker implements ConnectionOwner {
       if (a.direct !== undefined || (a.via !== lost && a.peerId !== lost)) continue
       const c = a.connection
       if (c !== undefined && c.state !== 'open') a.detach(c)
-      const next = this.#nextHop(a.peerId)
+      const next = this.#flowHop(a.peerId, performance.now())
       if (next !== undefined && next.peerId !== undefined) {
         a.attach(next, { selfId: this.#identity.id, via: next.peerId, hops: Math.max(2, this.#data.config.routing.maxHops) })
+        this.#rto.set(a, { since: performance.now(), rto: RELAY_RTO_MS })
         this.log.debug({ event: 'route:reroute', peer: a.peerId, via: next.peerId, lost }, 'fast reroute to the alternate next hop')
       }
     }
@@ -585,6 +685,7 @@ export class IoWorker implements ConnectionOwner {
       rejectedFrames: { ...this.#rejected },
       refusedHandshakes: { ...this.#refused },
       reconnectAttempts: this.#reconnectAttempts,
+      relay: { ...this.relay, dropped: { ...this.relay.dropped } },
     }
   }
 
@@ -596,6 +697,7 @@ export class IoWorker implements ConnectionOwner {
     for (const t of this.#targets.values()) clearTimeout(t.timer)
     this.#targets.clear()
     clearInterval(this.#expiryTimer)
+    clearInterval(this.#rtoTimer)
     clearTimeout(this.#rttTimer)
     for (const [conn, d] of this.#dials) { d.reject(new MeshError(ErrorCode.CLOSED, 'the mesh closed before the connection completed')); this.#dials.delete(conn) }
     // Flush what the host queued, within the deadline.
@@ -679,7 +781,13 @@ export class IoWorker implements ConnectionOwner {
     this.#pumping = true
     while (!this.#closing) {
       let progressed = false
-      for (const a of this.#actors.values()) if (a.pump()) progressed = true
+      const pinner = this.#pinner
+      const now = pinner === undefined ? 0 : performance.now()
+      for (const a of this.#actors.values()) {
+        // Multipath: a flow with something unacknowledged is active (refreshes its pin); one that went idle may move off a draining path.
+        if (pinner !== undefined && a.via !== undefined && a.window.pending) this.#repin(a, now)
+        if (a.pump()) progressed = true
+      }
       if (progressed) {
         await yieldToIo() // let the socket writes and reads run between batches
         continue

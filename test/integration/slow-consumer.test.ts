@@ -16,7 +16,7 @@ const FLOOD_MS = 10_000
 const SEND_QUEUE = 1 * MiB
 /** Receiver: its inbound ring (ringBytes; the IO worker grants each sender a quarter of it as credit). */
 const RING_BYTES = 4 * MiB
-const CREDIT = RING_BYTES / 4
+const CREDIT = RING_BYTES / 2 // the receive window an IO worker grants (src/io/io-worker.ts)
 
 const p99 = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(0.99 * s.length))] ?? 0 }
 const stats = async (n: DeliveryChild): Promise<any> => await reply(n.proc, { type: 'stats' }, 'stats', 10_000)
