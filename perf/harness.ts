@@ -45,6 +45,7 @@ import { stall } from './scenarios/stall.js'
 import { externalBenches } from './scenarios/external.js'
 import { paths } from './scenarios/paths.js'
 import { reliability } from './scenarios/reliability.js'
+import { relay } from './scenarios/relay.js'
 
 const USAGE = 'usage: npm run perf -- [scenario ...] [--duration-ms N] [--rounds N] [--sizes A,B] [--quick] [--cpu-prof] [--results-dir DIR] [--write-results-md] [--list]'
 
@@ -129,7 +130,7 @@ async function main (): Promise<void> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
-  const all: Scenario[] = [throughput, observability, latency, idle, detection, stall, paths, reliability, ...externalBenches()]
+  const all: Scenario[] = [throughput, observability, latency, idle, detection, stall, paths, reliability, relay, ...externalBenches()]
   if (values.help || values.list) {
     console.log(values.help ? USAGE + '\n\nscenarios:' : 'scenarios:')
     for (const s of all) console.log(`  ${s.name.padEnd(12)} ${s.description}${s.inQuick ? '' : ' [not in --quick unless named]'}`)

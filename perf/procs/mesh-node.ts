@@ -105,6 +105,28 @@ const api = {
     }
   },
 
+  /** Resolves once node 0 has a route to `to` (the relay scenario: through another node). */
+  async waitRoute (a: { to: string; timeoutMs: number }): Promise<{ via: string; hops: number }> {
+    const deadline = performance.now() + a.timeoutMs
+    for (;;) {
+      const r = first().routes().find((x) => x.to === a.to)
+      if (r !== undefined) return { via: r.via, hops: r.hops }
+      if (performance.now() > deadline) throw new Error(`node 0 has no route to ${a.to} after ${a.timeoutMs} ms`)
+      await sleep(20)
+    }
+  },
+
+  /** Relay counters of node 0's IO workers (FORWARD frames passed on, dropped). */
+  async relayStats (): Promise<{ forwarded: number; dropped: Record<string, number>; retransmits: number }> {
+    const out = { forwarded: 0, dropped: {} as Record<string, number>, retransmits: 0 }
+    for (const st of await first()._ioStats()) {
+      out.forwarded += st.relay.forwarded
+      out.retransmits += st.relay.retransmits
+      for (const [k, v] of Object.entries(st.relay.dropped)) out.dropped[k] = (out.dropped[k] ?? 0) + v
+    }
+    return out
+  },
+
   measure: async (a: { warmupMs: number; measureMs: number; firstTimeoutMs?: number }) => await meter.measure(a.warmupMs, a.measureMs, a.firstTimeoutMs),
 
   /** Wait until the previous flood's backlog has drained (no message for `quietMs`). */

@@ -153,7 +153,7 @@ interface Flooder<A> {
   notify (cmd: 'stop', arg: null): void
 }
 
-async function measure<A> (recv: Measurer, send: Flooder<A>, t: Timing, floodArg: A, probe?: EldProbe): Promise<Round> {
+export async function measure<A> (recv: Measurer, send: Flooder<A>, t: Timing, floodArg: A, probe?: EldProbe): Promise<Round> {
   // The sender floods past the receiver's window (its first message arrives a little after the
   // start) and stops when told. A sender whose event loop never turns (`for (;;) await send()`
   // while send() keeps resolving at once) cannot read "stop": it stops itself at `maxMs`, and

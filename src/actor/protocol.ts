@@ -84,6 +84,14 @@ export interface ForwardingEntry {
   alt: string | undefined
   /** Hops of the primary path. */
   hops: number
+  /**
+   * First hops usable for multipath spreading (`routing.multipath`), each
+   * with the cost of its cheapest path, the primary's first: the primary and
+   * the loop-free alternate (RFC 5286 §3.6) when there is one, so a flow
+   * pinned to either never bounces back through this node. One entry per
+   * first hop (relays forward by their own tables, not by source route).
+   */
+  paths: Array<{ via: string; cost: number }>
 }
 
 /** What the router exposes to IO workers and the supervisor. */
@@ -157,6 +165,13 @@ export interface IoWorkerStats {
   refusedHandshakes: Record<string, number>
   /** Re-dial attempts per kept address since this worker started. */
   reconnectAttempts: number
+  /**
+   * Multi-hop forwarding: FORWARD frames passed on for other nodes,
+   * unwrapped for this node, dropped by reason ('hop-limit', 'no-route',
+   * 'malformed', 'bad-inner-frame', 'unexpected-inner-frame'), and resends
+   * of routed peers' unacknowledged frames after an ACK timeout.
+   */
+  relay: { forwarded: number; delivered: number; dropped: Record<string, number>; retransmits: number }
 }
 
 /** Events carried in order through the inbound ring (kind EVENT). */

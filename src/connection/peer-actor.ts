@@ -144,6 +144,16 @@ export class PeerActor {
     return true
   }
 
+  /**
+   * Send the current ACK again at the next pump even if it was sent already
+   * (routed peers: a relay may have dropped it). True if there is one.
+   */
+  resendAck (): boolean {
+    if (this.board.version() === 0) return false
+    this.#ackedVersion = -1
+    return true
+  }
+
   /** The peer's ACK for our stream. */
   onAck (stream: number, seq: number, windowBytes: number | undefined): AckResult {
     return this.window.ack(stream, seq, windowBytes)

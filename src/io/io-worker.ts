@@ -4,7 +4,7 @@ import { wrap, expose, type Remote } from 'comlink'
 import { setImmediate as yieldToIo } from 'node:timers/promises'
 import { Doorbell } from '../ring/doorbell.js'
 import { Connection, type ConnectionOwner } from '../connection/connection.js'
-import { PeerActor } from '../connection/peer-actor.js'
+import { BATCH_BYTES, PeerActor } from '../connection/peer-actor.js'
 import { InboundWriter } from './inbound-writer.js'
 import { WsListener } from '../transport/ws-listener.js'
 import { PROTOCOL_VERSION, CloseCode, FrameType, Lane, STREAM_FRAME_TYPES } from '../codec/frame.js'
@@ -422,7 +422,12 @@ export class IoWorker implements ConnectionOwner {
       if (f.seq <= 1) { this.#dropRelayed('hop-limit'); return }
       const next = this.#nextHop(f.dst)
       if (next === undefined || next === conn) { this.#dropRelayed('no-route'); return }
-      next.send(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.FORWARD, lane: Lane.PRIORITY, flags: f.flags, src: f.src, dst: f.dst, stream: 0, seq: f.seq - 1, payload: f.payload }), 1)
+      const out = encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.FORWARD, lane: Lane.PRIORITY, flags: f.flags, src: f.src, dst: f.dst, stream: 0, seq: f.seq - 1, payload: f.payload })
+      // Batched per next hop until the current socket read is handled (see #flushRelayed).
+      const q = this.#relayOut.get(next)
+      if (q === undefined) this.#relayOut.set(next, [out])
+      else q.push(out)
+      if (!this.#relayFlushQueued) { this.#relayFlushQueued = true; queueMicrotask(() => { this.#flushRelayed() }) }
       this.relay.forwarded++
       return
     }
@@ -456,6 +461,34 @@ export class IoWorker implements ConnectionOwner {
         }
       }
     })
+  }
+
+  /** Relayed frames waiting for {@link #flushRelayed}, by next-hop connection (in arrival order). */
+  readonly #relayOut = new Map<Connection, Uint8Array[]>()
+  #relayFlushQueued = false
+
+  /**
+   * Send the relayed frames queued since the last flush, one WebSocket
+   * message per BATCH_BYTES per next hop. Queued from forward() and flushed
+   * in a microtask, i.e. once the socket read that carried them (every ws
+   * message in it is emitted synchronously) is handled: one write per read
+   * instead of one per frame — per-frame writes were most of a relay's time
+   * in `perf relay` (writev ~36 % of the relay's IO thread).
+   */
+  #flushRelayed (): void {
+    this.#relayFlushQueued = false
+    for (const [conn, frames] of this.#relayOut) {
+      if (conn.state !== 'open') { this.relay.dropped['no-route'] = (this.relay.dropped['no-route'] ?? 0) + frames.length; continue }
+      let i = 0
+      while (i < frames.length) {
+        let bytes = 0
+        let j = i
+        while (j < frames.length && (j === i || bytes + frames[j]!.length <= BATCH_BYTES)) bytes += frames[j++]!.length
+        conn.send(j - i === 1 ? frames[i]! : Buffer.concat(frames.slice(i, j), bytes), j - i)
+        i = j
+      }
+    }
+    this.#relayOut.clear()
   }
 
   /** The router's forwarding table, by destination. */

@@ -349,7 +349,11 @@ export function toHostRoutes (table: RouteTable): RouteInfo[] {
 export function toForwarding (table: RouteTable): ForwardingEntry[] {
   const out: ForwardingEntry[] = []
   for (const e of table.values()) {
-    out.push({ to: e.to, via: e.via, alt: e.alternate?.loopFree === true ? e.alternate.via : undefined, hops: e.hops })
+    const alt = e.alternate?.loopFree === true ? e.alternate : undefined
+    // Multipath candidates: the primary and the loop-free alternate only (see ForwardingEntry.paths).
+    const paths = [{ via: e.via, cost: e.cost }]
+    if (alt !== undefined) paths.push({ via: alt.via, cost: alt.cost })
+    out.push({ to: e.to, via: e.via, alt: alt?.via, hops: e.hops, paths })
   }
   return out.sort((a, b) => (a.to < b.to ? -1 : a.to > b.to ? 1 : 0))
 }

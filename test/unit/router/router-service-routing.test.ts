@@ -96,7 +96,7 @@ describe('RouterService: link-state routing driver', () => {
     // Every attached IO worker holds the same, latest table.
     await until(() => a.tables.get(1)?.at(-1)?.some((f) => f.to === c.id) === true, 'worker 1 table')
     expect(a.tables.get(0)!.at(-1)).toEqual(a.tables.get(1)!.at(-1))
-    expect(a.tables.get(0)!.at(-1)).toContainEqual({ to: c.id, via: b.id, alt: undefined, hops: 2 })
+    expect(a.tables.get(0)!.at(-1)).toContainEqual({ to: c.id, via: b.id, alt: undefined, hops: 2, paths: [{ via: b.id, cost: 20 }] })
     // LSAs are signed by their origin and went only to linked peers.
     expect(a.sent.every((s) => s.to === b.id)).toBe(true)
     expect(a.sent.map((s) => decodeLsa(s.payload).origin)).toContain(a.id)
@@ -154,7 +154,7 @@ describe('RouterService: link-state routing driver', () => {
     expect(a.host.calls.at(-1)![1]).toEqual([{ to: p1, via: undefined, previousVia: p1 }])
     await a.attach(0) // the restarted worker
     await until(() => a.tables.get(0)?.at(-1)?.length === 1, 'restarted worker table')
-    expect(a.tables.get(0)!.at(-1)).toEqual([{ to: p2, via: p2, alt: undefined, hops: 1 }])
+    expect(a.tables.get(0)!.at(-1)).toEqual([{ to: p2, via: p2, alt: undefined, hops: 1, paths: [{ via: p2, cost: 10 }] }])
     await a.svc.leave()
   })
 

@@ -116,7 +116,7 @@ describe('RoutingService (sans-IO link-state glue)', () => {
     const routes = [...drainOne(a.svc)].find((o) => o.kind === 'routes') as any
     expect(routes.routes).toEqual([{ to: b.id, via: b.id, hops: 1, cost: 10, paths: [[b.id]] }])
     expect(routes.changes).toEqual([{ to: b.id, via: b.id, previousVia: undefined }])
-    expect(routes.forwarding).toEqual([{ to: b.id, via: b.id, alt: undefined, hops: 1 }])
+    expect(routes.forwarding).toEqual([{ to: b.id, via: b.id, alt: undefined, hops: 1, paths: [{ via: b.id, cost: 10 }] }])
   })
 
   it('a new neighbour gets the whole database; our LSA naming it follows after the debounce', () => {
@@ -154,7 +154,7 @@ describe('RoutingService (sans-IO link-state glue)', () => {
     ]))
     expect(c.routes.find((r) => r.to === a.id)).toEqual({ to: a.id, via: b.id, hops: 2, cost: 20, paths: [[b.id, a.id]] })
     expect(a.changes).toContainEqual({ to: c.id, via: b.id, previousVia: undefined })
-    expect(a.forwarding).toEqual(sorted([{ to: b.id, via: b.id, alt: undefined, hops: 1 }, { to: c.id, via: b.id, alt: undefined, hops: 2 }]))
+    expect(a.forwarding).toEqual(sorted([{ to: b.id, via: b.id, alt: undefined, hops: 1, paths: [{ via: b.id, cost: 10 }] }, { to: c.id, via: b.id, alt: undefined, hops: 2, paths: [{ via: b.id, cost: 20 }] }]))
   })
 
   it('link down: the route through it goes at once, the LSA without it within linkDownDelayMs, and the far end learns', () => {
@@ -205,7 +205,7 @@ describe('RoutingService (sans-IO link-state glue)', () => {
     // Fast-reroute alternates are handed to the IO workers only when loop-free: 0 → 1's alternate through 5
     // is not (5's own shortest path to 1 goes back through 0); to the opposite node 3 the other way round is.
     expect(r0.get(n[1]!.id)!.alternate).toMatchObject({ via: n[5]!.id, loopFree: false })
-    expect(n[0]!.forwarding.find((f) => f.to === n[1]!.id)).toEqual({ to: n[1]!.id, via: n[1]!.id, alt: undefined, hops: 1 })
+    expect(n[0]!.forwarding.find((f) => f.to === n[1]!.id)).toEqual({ to: n[1]!.id, via: n[1]!.id, alt: undefined, hops: 1, paths: [{ via: n[1]!.id, cost: 10 }] })
     const opposite = n[0]!.forwarding.find((f) => f.to === n[3]!.id)!
     expect(opposite.hops).toBe(3)
     expect(new Set([opposite.via, opposite.alt])).toEqual(new Set([n[1]!.id, n[5]!.id]))
