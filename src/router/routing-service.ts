@@ -68,6 +68,14 @@ export interface RoutingServiceOptions {
   linkDownDelayMs?: number
   /** Delay from a database change to the route recomputation. @default 15 */
   computeDelayMs?: number
+  /**
+   * Least time between two of our LSAs for link-ups (OSPF's MinLSInterval):
+   * a node joining a full mesh brings up many links within a second, and
+   * an LSA per 15 ms window flooded over every link of every node was a
+   * storm (16 nodes in one process starved their own handshakes). Link
+   * downs are not held back: they drive convergence. @default 250
+   */
+  minOriginateIntervalMs?: number
   /** LSAs not refreshed for this long age out. @default 120000 (link-state-db.ts) */
   maxAgeMs?: number
   /** This node re-originates this often. @default 40000 (link-state-db.ts) */
@@ -80,6 +88,7 @@ export const ROUTING_SERVICE_DEFAULTS = {
   originateDelayMs: 15,
   linkDownDelayMs: 1,
   computeDelayMs: 15,
+  minOriginateIntervalMs: 250,
 } as const
 
 /** A destination whose next hop changed (`via` undefined: lost; `previousVia` undefined: new). */
@@ -122,6 +131,8 @@ export class RoutingService {
   readonly #db: LinkStateDb
   readonly #linkCost: number
   readonly #originateDelay: number
+  readonly #minOriginateInterval: number
+  #lastOriginated = -Infinity
   readonly #downDelay: number
   readonly #computeDelay: number
   /** Direct links up now: peer → cost. */
@@ -151,6 +162,7 @@ export class RoutingService {
     this.#linkCost = o.linkCost ?? ROUTING_SERVICE_DEFAULTS.linkCost
     if (!(Number.isFinite(this.#linkCost) && this.#linkCost > 0)) throw new RangeError(`linkCost must be a finite number > 0 (got ${String(o.linkCost)})`)
     this.#originateDelay = delay(o.originateDelayMs ?? ROUTING_SERVICE_DEFAULTS.originateDelayMs, 'originateDelayMs')
+    this.#minOriginateInterval = delay(o.minOriginateIntervalMs ?? ROUTING_SERVICE_DEFAULTS.minOriginateIntervalMs, 'minOriginateIntervalMs')
     this.#downDelay = delay(o.linkDownDelayMs ?? ROUTING_SERVICE_DEFAULTS.linkDownDelayMs, 'linkDownDelayMs')
     this.#computeDelay = delay(o.computeDelayMs ?? ROUTING_SERVICE_DEFAULTS.computeDelayMs, 'computeDelayMs')
   }
@@ -186,7 +198,7 @@ export class RoutingService {
     if (this.#left || peer === this.selfId || this.#links.has(peer)) return
     this.#links.set(peer, this.#linkCost)
     this.#apply(this.#db.addNeighbor(peer, now), now)
-    this.#originateAt = Math.min(this.#originateAt, now + this.#originateDelay)
+    this.#originateAt = Math.min(this.#originateAt, Math.max(now + this.#originateDelay, this.#lastOriginated + this.#minOriginateInterval))
     this.#computeAt = Math.min(this.#computeAt, now + this.#downDelay)
   }
 
@@ -244,6 +256,7 @@ export class RoutingService {
       // A link that went down and came back before the deadline changes nothing.
       if (held === undefined || !sameLinks(held, links)) {
         this.stats.originated++
+        this.#lastOriginated = now
         this.#apply(this.#db.originate(links, now), now)
       }
     }

@@ -119,10 +119,26 @@ describe('RoutingService (sans-IO link-state glue)', () => {
     expect(routes.forwarding).toEqual([{ to: b.id, via: b.id, alt: undefined, hops: 1, paths: [{ via: b.id, cost: 10 }] }])
   })
 
+  it('a burst of link-ups is advertised at most once per minOriginateIntervalMs', () => {
+    const net = new Net(4)
+    net.link(0, 1)
+    net.run(20)
+    const a = net.node(0)
+    const seq0 = a.svc.db.get(a.id)!.lsa.seq
+    a.svc.linkUp(net.node(2).id, net.now)
+    a.svc.linkUp(net.node(3).id, net.now + 30)
+    a.svc.handleTimeout(net.now + 100)
+    expect(a.svc.db.get(a.id)!.lsa.seq).toBe(seq0) // held back: the last LSA is < 250 ms old
+    a.svc.handleTimeout(net.now + 400)
+    const lsa = a.svc.db.get(a.id)!.lsa
+    expect(lsa.seq).toBeGreaterThan(seq0)
+    expect(lsa.links.map((l) => l.peer)).toEqual(expect.arrayContaining([net.node(2).id, net.node(3).id]))
+  })
+
   it('a new neighbour gets the whole database; our LSA naming it follows after the debounce', () => {
     const net = new Net(3)
     net.link(0, 1)
-    net.run(100)
+    net.run(300) // past minOriginateIntervalMs (250) since a's first LSA
     const a = net.node(0); const c = net.node(2)
     const before = c.sent.length
     c.svc.linkUp(a.id, net.now)
