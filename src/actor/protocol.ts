@@ -69,7 +69,7 @@ export interface IoPeerControl {
   /** Dial a member learned by gossip (discovery); not kept up if it fails. */
   discover (url: string, peerId: string): Promise<void>
   /** Send a link-state routing payload (an encoded LSA) to a linked peer (control lane). False if not linked here. */
-  sendRouting (peerId: string, payload: Uint8Array): Promise<boolean>
+  sendRouting (peerId: string, payload: Uint8Array | Uint8Array[]): Promise<boolean>
   /** The router's current forwarding table (replaces the previous one). */
   setRoutes (table: ForwardingEntry[]): Promise<void>
 }
@@ -105,7 +105,7 @@ export interface RouterApi {
   /** A membership payload arrived from a linked peer. */
   membership (from: string, payload: Uint8Array): Promise<void>
   /** A link-state routing payload (an encoded LSA) arrived from a linked peer. */
-  routing (from: string, payload: Uint8Array): Promise<void>
+  routing (from: string, payload: Uint8Array | Uint8Array[]): Promise<void>
   /** The connection closed or failed. */
   release (connKey: string): Promise<void>
   /** Everything a worker held is gone (it crashed). */

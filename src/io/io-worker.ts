@@ -132,7 +132,8 @@ export class IoWorker implements ConnectionOwner {
     const control: IoPeerControl = {
       dropConnection: async (k, r) => { await this.dropConnection(k, r) },
       sendMembership: async (peerId, payload) => this.membershipOut(peerId, payload),
-      sendRouting: async (peerId, payload) => this.#controlOut(peerId, FrameType.ROUTING, payload),
+      // A batch of LSAs for one neighbour goes out as one WebSocket message (a flood storm is many).
+      sendRouting: async (peerId, payload) => Array.isArray(payload) ? this.#controlOutMany(peerId, FrameType.ROUTING, payload) : this.#controlOut(peerId, FrameType.ROUTING, payload),
       setRoutes: async (table) => { this.#setRoutes(table) },
       discover: async (url, peerId) => {
         // Never dial a peer we already have a connection with (see the router's check).
@@ -399,9 +400,35 @@ export class IoWorker implements ConnectionOwner {
     return true
   }
 
+  /**
+   * LSAs from a neighbour, collected per neighbour and handed to the router
+   * in one call per socket read (a microtask later): one control-plane
+   * message per batch, not per LSA, during a flood.
+   */
   routing (conn: Connection, payload: Uint8Array): void {
-    if (conn.peerId === undefined) return
-    void this.#router.routing(conn.peerId, Uint8Array.prototype.slice.call(payload)).catch(() => {})
+    const from = conn.peerId
+    if (from === undefined) return
+    let list = this.#routingIn.get(from)
+    if (list === undefined) { list = []; this.#routingIn.set(from, list) }
+    list.push(Uint8Array.prototype.slice.call(payload))
+    if (this.#routingInQueued) return
+    this.#routingInQueued = true
+    queueMicrotask(() => {
+      this.#routingInQueued = false
+      for (const [peer, batch] of this.#routingIn) void this.#router.routing(peer, batch.length === 1 ? batch[0] as Uint8Array : batch).catch(() => {})
+      this.#routingIn.clear()
+    })
+  }
+
+  readonly #routingIn = new Map<string, Uint8Array[]>()
+  #routingInQueued = false
+
+  #controlOutMany (peerId: string, type: number, payloads: Uint8Array[]): boolean {
+    const c = this.#actors.get(peerId)?.direct
+    if (c === undefined || c.state !== 'open') return false
+    const frames = payloads.map((payload) => encodeFrame({ version: PROTOCOL_VERSION, type, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: 0, seq: 0, payload }))
+    c.send(Buffer.concat(frames), frames.length)
+    return true
   }
 
   /** Frames relayed for other nodes, and those dropped by reason (hop limit, no route, bad inner frame). */

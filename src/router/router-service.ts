@@ -104,10 +104,11 @@ export class RouterService implements RouterApi {
   }
 
   /** A link-state advertisement from a linked peer. */
-  async routing (from: string, payload: Uint8Array): Promise<void> {
+  async routing (from: string, payload: Uint8Array | Uint8Array[]): Promise<void> {
     const rt = this.#routing
     if (rt === undefined) return
-    rt.receive(from, payload, performance.now())
+    const now = performance.now()
+    for (const p of Array.isArray(payload) ? payload : [payload]) rt.receive(from, p, now)
     this.#routingPump()
   }
 
@@ -117,7 +118,18 @@ export class RouterService implements RouterApi {
   #routingPump (): void {
     const rt = this.#routing
     if (rt === undefined) return
-    for (let o = rt.poll(); o !== undefined; o = rt.poll()) this.#routingAct(o)
+    // LSAs for the same neighbour leave in one control-plane call (and one WebSocket message).
+    const out = new Map<string, Uint8Array[]>()
+    for (let o = rt.poll(); o !== undefined; o = rt.poll()) {
+      if (o.kind !== 'send') { this.#routingAct(o); continue }
+      let list = out.get(o.to)
+      if (list === undefined) { list = []; out.set(o.to, list) }
+      list.push(o.payload)
+    }
+    for (const [to, payloads] of out) {
+      const w = this.#workerOf(to)
+      if (w !== undefined) void w.sendRouting(to, payloads.length === 1 ? payloads[0] as Uint8Array : payloads).catch(() => false)
+    }
     const at = rt.nextDeadline() ?? Infinity
     if (at === this.#routingTimerAt) return
     clearTimeout(this.#routingTimer)

@@ -42,8 +42,11 @@ function makeNode (identity: Identity, deliver: (from: string, to: string, paylo
       sendMembership: async () => true,
       discover: async () => {},
       sendRouting: async (peerId, payload) => {
-        node.sent.push({ to: peerId, payload })
-        deliver(identity.id, peerId, payload)
+        // The router batches LSAs per neighbour; the wire would carry them one frame each.
+        for (const p of Array.isArray(payload) ? payload : [payload]) {
+          node.sent.push({ to: peerId, payload: p })
+          deliver(identity.id, peerId, p)
+        }
         return true
       },
       setRoutes: async (table) => {
