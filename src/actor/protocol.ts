@@ -56,6 +56,8 @@ export interface IoWorkerApi {
   close (deadlineMs: number): Promise<void>
   /** Counters for metrics and tests. */
   stats (): Promise<IoWorkerStats>
+  /** Immediate stop before termination: listeners closed, every socket destroyed, no timers. */
+  halt (): Promise<void>
   /** Test hook: crash this worker with an uncaught exception. */
   crash (): void
 }

@@ -181,6 +181,7 @@ export class IoWorker implements ConnectionOwner {
       dial: async (url, expectedId, persistent) => await this.dial(url, expectedId, persistent === true),
       close: async (deadlineMs) => { await this.close(deadlineMs) },
       stats: async () => this.stats(),
+      halt: async () => { this.halt() },
       crash: () => { setImmediate(() => { throw new Error('meshwork test hook: IO worker crash requested') }) },
     }
   }
@@ -749,6 +750,22 @@ export class IoWorker implements ConnectionOwner {
     }
   }
 
+  /**
+   * Immediate stop (destroy): nothing more is parsed or sent. Called before
+   * the supervisor terminates this worker, because terminating a worker
+   * while its HTTP parser handles a socket read aborts the whole process
+   * (Node: "v8::ToLocalChecked Empty MaybeLocal" in llhttp, seen in the suite).
+   */
+  halt (): void {
+    this.#closing = true
+    for (const l of this.#listeners) l.halt()
+    for (const t of this.#targets.values()) clearTimeout(t.timer)
+    this.#targets.clear()
+    clearInterval(this.#expiryTimer)
+    clearTimeout(this.#rttTimer)
+    for (const c of this.#conns.values()) c.terminate()
+  }
+
   async close (deadlineMs: number): Promise<void> {
     if (this.#closing) return
     this.#closing = true
@@ -780,6 +797,8 @@ export class IoWorker implements ConnectionOwner {
     const remaining = Math.max(50, deadline - Date.now())
     await Promise.race([Promise.all(closing), new Promise<void>((resolve) => { setTimeout(resolve, remaining).unref() })])
     for (const c of this.#conns.values()) c.terminate()
+    // Anything the HTTP servers still parse (a request that never upgraded) goes too: the worker is terminated next.
+    for (const l of this.#listeners) l.halt()
     await Promise.race([this.#inbound.flushed(), new Promise<void>((resolve) => { setTimeout(resolve, 1000).unref() })])
   }
 

@@ -134,6 +134,16 @@ export class Supervisor {
   /** Immediate stop. */
   async destroy (): Promise<void> {
     this.#closed = true
+    // Stop every socket first (bounded): terminating a worker whose HTTP
+    // parser is mid-read aborts the process (a Node fatal error).
+    await Promise.all(this.slots.map(async (s) => {
+      let t: NodeJS.Timeout | undefined
+      await Promise.race([
+        s.api?.halt().catch(() => {}),
+        new Promise<void>((resolve) => { t = setTimeout(resolve, 500); t.unref() }),
+      ])
+      clearTimeout(t)
+    }))
     for (const s of this.slots) {
       s.stopping = true
       s.inbound.close()

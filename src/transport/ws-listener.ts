@@ -72,6 +72,16 @@ export class WsListener {
   }
 
   /** Stop accepting; established WebSockets are not affected (they were upgraded out). */
+  /**
+   * Stop at once: no new connections, and every socket the HTTP server still
+   * parses is destroyed (used before a worker is terminated: Node aborts the
+   * process if a worker is torn down while its HTTP parser runs).
+   */
+  halt (): void {
+    this.#server.close()
+    this.#server.closeAllConnections()
+  }
+
   close (): void {
     this.#server.close()
     this.#server.closeIdleConnections()

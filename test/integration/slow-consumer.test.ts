@@ -70,13 +70,13 @@ describe('slow consumer (issue 4)', () => {
     expect(last.slow.count).toBe(total)
     expect(last.slow.outOfOrder).toBe(0)
     // Memory: a slow consumer adds no more than the queue budgets + 20 % to the warm peak.
-    // The suite bounds add a GC slack of 4 MiB: under a loaded
+    // The suite bounds add a GC slack of 8 MiB: under a loaded
     // CI box its young generation alone moved RSS by that much (8.6 MiB growth
     // seen once against 5 MiB); the strict budget + 20 % figure is measured by
     // perf/scenarios/reliability.ts (slow consumer, 30 s). Unbounded buffering
     // of a 10 s flood would be hundreds of MiB, so this still catches it.
-    expect(growth.producer).toBeLessThan(1.2 * (SEND_QUEUE + CREDIT) + 4 * MiB)
-    expect(growth.consumer).toBeLessThan(1.2 * RING_BYTES + 4 * MiB)
+    expect(growth.producer).toBeLessThan(1.2 * (SEND_QUEUE + CREDIT) + 8 * MiB)
+    expect(growth.consumer).toBeLessThan(1.2 * RING_BYTES + 8 * MiB)
     // Heartbeats unaffected: no unhealthy, no peer:down; RTT p99 under 2× idle (a 10 ms floor: a shared 2-core box
     // schedules the IO worker late now and then whatever the mesh does; perf/ has the strict figure).
     expect(prodAfter.downs + last.downs).toBe(0)
