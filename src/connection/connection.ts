@@ -9,9 +9,9 @@ import type { WorkerLogger } from '../observability/worker-logger.js'
 import { HealthMonitor, type HealthConfig, type HealthOutput } from '../liveness/health-monitor.js'
 
 /** Bytes handed to the socket but not yet written, above which we stop pumping this connection. */
-export const WRITE_HIGH_WATER = 4 * 1024 * 1024
+export const WRITE_HIGH_WATER = 512 * 1024
 /** ... and below which we start again. */
-export const WRITE_LOW_WATER = 1024 * 1024
+export const WRITE_LOW_WATER = 128 * 1024
 
 /** What a Connection needs from its IO worker. */
 export interface ConnectionOwner {
