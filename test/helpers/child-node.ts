@@ -18,16 +18,19 @@ export async function spawnNode (options: Record<string, unknown> = {}, readyTim
 
 /** The next IPC message of `type` from the child. */
 export async function nextMessage (proc: ChildProcess, type: string, timeoutMs = 5000): Promise<any> {
-  const signal = AbortSignal.timeout(timeoutMs)
-  try {
-    for (;;) {
-      const [m] = await once(proc, 'message', { signal }) as [any]
-      if (m?.type === type) return m
+  // One listener for the whole wait: IPC messages that arrive in one chunk are
+  // emitted back to back, and a once() loop re-armed in a microtask misses all
+  // but the first of them.
+  return await new Promise((resolve, reject) => {
+    const t = setTimeout(() => { proc.off('message', on); reject(new Error(`child sent no '${type}' within ${timeoutMs} ms`)) }, timeoutMs)
+    const on = (m: any): void => {
+      if (m?.type !== type) return
+      clearTimeout(t)
+      proc.off('message', on)
+      resolve(m)
     }
-  } catch (err) {
-    if ((err as Error).name === 'AbortError') throw new Error(`child sent no '${type}' within ${timeoutMs} ms`)
-    throw err
-  }
+    proc.on('message', on)
+  })
 }
 
 /** kill -9 every child still running (afterEach). */
