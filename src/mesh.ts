@@ -272,9 +272,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    *   send given up on), CLOSED.
    */
   send (to: string, payload: unknown, options?: SendOptions): Promise<string> {
-    const lane = options?.lane ?? 'priority'
-    const laneNo = LANE_NUMBER[lane]
-    if (laneNo === undefined) return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, `options.lane must be 'priority' or 'bulk' (got ${JSON.stringify(lane)})`))
+    const laneNo = laneNumber(options?.lane)
+    if (laneNo instanceof MeshError) return Promise.reject(laneNo)
     if (options?.reliable === false) {
       if (options.ack === true) return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, 'options.ack cannot be combined with options.reliable: false (nothing acknowledges an unreliable message)'))
       return this.#sendUnreliable(to, laneNo, payload)
@@ -282,50 +281,47 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     return this.#send(to, FrameType.DATA, laneNo, payload, options?.ack === true, options?.signal)
   }
 
-  #sendUnreliable (to: string, laneNo: number, payload: unknown): Promise<string> {
-    if (this.#closing !== undefined) return Promise.reject(new MeshError(ErrorCode.CLOSED, 'the mesh is closed'))
+  /** The checks every send starts with: open, a known peer, an encodable payload within `max(entry)` bytes. */
+  #target (to: string, payload: unknown, max: (e: PeerEntry) => number, limit: string): { entry: PeerEntry; enc: ReturnType<typeof encodePayload> } | MeshError {
+    if (this.#closing !== undefined) return new MeshError(ErrorCode.CLOSED, 'the mesh is closed')
     const entry = this.#peers.get(to)
-    if (entry === undefined) return Promise.reject(new MeshError(ErrorCode.UNKNOWN_PEER, `unknown peer ${String(to)}: not linked to this node`, { details: { peer: to } }))
+    if (entry === undefined) return new MeshError(ErrorCode.UNKNOWN_PEER, `unknown peer ${String(to)}: not linked to this node`, { details: { peer: to } })
     let enc
     try {
       enc = encodePayload(payload)
     } catch (err) {
-      return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, `payload cannot be encoded: ${(err as Error).message}`, { cause: err }))
+      return new MeshError(ErrorCode.INVALID_OPTIONS, `payload cannot be encoded: ${(err as Error).message}`, { cause: err })
     }
-    const max = Math.min(this.#opts.maxMessageBytes, this.#chunkBytes, entry.datagrams.maxRecordBytes - FRAME_OVERHEAD)
-    if (enc.bytes.length > max) {
-      return Promise.reject(new MeshError(ErrorCode.PAYLOAD_TOO_LARGE, `unreliable payload of ${enc.bytes.length} bytes exceeds ${max} (unreliable messages are not chunked)`, { details: { bytes: enc.bytes.length, max } }))
-    }
+    const m = max(entry)
+    if (enc.bytes.length > m) return new MeshError(ErrorCode.PAYLOAD_TOO_LARGE, `payload of ${enc.bytes.length} bytes exceeds ${m} (${limit})`, { details: { bytes: enc.bytes.length, max: m } })
+    return { entry, enc }
+  }
+
+  #sendUnreliable (to: string, laneNo: number, payload: unknown): Promise<string> {
+    const t = this.#target(to, payload, (e) => Math.min(this.#opts.maxMessageBytes, this.#chunkBytes, e.datagrams.maxRecordBytes - FRAME_OVERHEAD), 'unreliable messages are not chunked')
+    if (t instanceof MeshError) return Promise.reject(t)
+    const { entry, enc } = t
     // Stream 0, seq 0: outside every reliable stream (epochs are never 0).
     const h = this.#header
     const n = encodeHeaderOnlyInto({ version: PROTOCOL_VERSION, type: FrameType.DATA, lane: laneNo, flags: enc.flags, src: null, dst: null, stream: 0, seq: 0 }, enc.bytes.length, h, 0)
     const id = `u${++this.#unreliableSent}`
     if (entry.datagrams.tryWrite2(h.subarray(0, n), enc.bytes)) {
-      entry.home?.doorbell.ring()
       entry.messagesSent++
       entry.bytesSent += enc.bytes.length
     } else {
       // Full: the newest is refused here (drop-newest, or drop-oldest while the
       // worker has not shed yet); counted, never an error for best effort.
       entry.droppedNewest++
-      entry.home?.doorbell.ring()
     }
+    // Either way the worker serving the peer looks: it sends, or sheds the oldest.
+    entry.home?.doorbell.ring()
     return Promise.resolve(id)
   }
 
   #send (to: string, type: number, laneNo: number, payload: unknown, ack: boolean, signal: AbortSignal | undefined): Promise<string> {
-    if (this.#closing !== undefined) return Promise.reject(new MeshError(ErrorCode.CLOSED, 'the mesh is closed'))
-    const entry = this.#peers.get(to)
-    if (entry === undefined) return Promise.reject(new MeshError(ErrorCode.UNKNOWN_PEER, `unknown peer ${String(to)}: not linked to this node`, { details: { peer: to } }))
-    let enc
-    try {
-      enc = encodePayload(payload)
-    } catch (err) {
-      return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, `payload cannot be encoded: ${(err as Error).message}`, { cause: err }))
-    }
-    if (enc.bytes.length > this.#opts.maxMessageBytes) {
-      return Promise.reject(new MeshError(ErrorCode.PAYLOAD_TOO_LARGE, `payload of ${enc.bytes.length} bytes exceeds maxMessageBytes (${this.#opts.maxMessageBytes})`, { details: { bytes: enc.bytes.length, max: this.#opts.maxMessageBytes } }))
-    }
+    const t = this.#target(to, payload, () => this.#opts.maxMessageBytes, 'maxMessageBytes')
+    if (t instanceof MeshError) return Promise.reject(t)
+    const { entry, enc } = t
     const bytes = enc.bytes
     const chunks = Math.max(1, Math.ceil(bytes.length / this.#chunkBytes))
     const now = Date.now()
@@ -819,9 +815,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     if (typeof method !== 'string' || method === '') return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, 'request(to, method): method must be a non-empty string'))
     const timeoutMs = options?.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
     if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, `options.timeoutMs must be a positive number (got ${String(timeoutMs)})`))
-    const lane = options?.lane ?? 'priority'
-    const laneNo = LANE_NUMBER[lane]
-    if (laneNo === undefined) return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, `options.lane must be 'priority' or 'bulk' (got ${JSON.stringify(lane)})`))
+    const laneNo = laneNumber(options?.lane)
+    if (laneNo instanceof MeshError) return Promise.reject(laneNo)
     const signal = options?.signal
     if (signal?.aborted === true) return Promise.reject(new MeshError(ErrorCode.TIMEOUT, `request ${method} to ${to} aborted`, { cause: signal.reason }))
     const reqId = ++this.#nextRequest
@@ -882,8 +877,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     if (typeof topic !== 'string' || topic === '') throw new MeshError(ErrorCode.INVALID_OPTIONS, 'publish(topic, payload): topic must be a non-empty string')
     if (this.#closing !== undefined) throw new MeshError(ErrorCode.CLOSED, 'the mesh is closed')
     const lane = options?.lane ?? 'priority'
-    const laneNo = LANE_NUMBER[lane]
-    if (laneNo === undefined) throw new MeshError(ErrorCode.INVALID_OPTIONS, `options.lane must be 'priority' or 'bulk' (got ${JSON.stringify(lane)})`)
+    const laneNo = laneNumber(lane)
+    if (laneNo instanceof MeshError) throw laneNo
     const sends: Array<Promise<string>> = []
     for (const e of this.#peers.values()) {
       if (e.remoteTopics.has(topic)) sends.push(this.#send(e.info.id, FrameType.PUBLISH, laneNo, [topic, payload], false, undefined))
@@ -1117,4 +1112,10 @@ export async function createMesh (options?: MeshOptions): Promise<Mesh> {
 /** Ring the doorbell of the IO worker serving a peer (its current link, else the worker that routes to it or served it last). */
 function wake (e: { slot: IoSlot | undefined; home: IoSlot | undefined }): void {
   (e.slot ?? e.home)?.doorbell.ring()
+}
+
+/** A lane option's wire number, or the INVALID_OPTIONS error naming what was given. */
+function laneNumber (lane: unknown = 'priority'): number | MeshError {
+  const n = (LANE_NUMBER as Record<string, number | undefined>)[String(lane)]
+  return typeof lane === 'string' && n !== undefined ? n : new MeshError(ErrorCode.INVALID_OPTIONS, `options.lane must be 'priority' or 'bulk' (got ${JSON.stringify(lane)})`)
 }

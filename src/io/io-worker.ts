@@ -9,7 +9,7 @@ import { InboundWriter } from './inbound-writer.js'
 import { WsListener } from '../transport/ws-listener.js'
 import { PROTOCOL_VERSION, CloseCode, FrameType, Lane, STREAM_FRAME_TYPES } from '../codec/frame.js'
 import { encodeFrame } from '../codec/encode.js'
-import { decodeFrames } from '../codec/decode.js'
+import { forEachFrame } from '../codec/decode.js'
 import { decodeControl } from '../codec/control.js'
 import type { CodecLimits } from '../codec/limits.js'
 import { identityFromDer, signBytes, verifyFrom, type Identity } from '../identity/identity.js'
@@ -459,36 +459,51 @@ export class IoWorker implements ConnectionOwner {
       this.relay.forwarded++
       return
     }
-    let inner
+    // Validate the whole inner message first (one parse, no allocation per frame):
+    // a bad one is dropped whole, like a bad WebSocket message on a direct link.
     try {
-      inner = decodeFrames(f.payload, this.limits)
-    } catch {
+      forEachFrame(f.payload, this.limits, (x) => {
+        if (x.type !== FrameType.ACK && !STREAM_FRAME_TYPES.has(x.type)) throw new Error('unexpected')
+      })
+    } catch (err) {
       // The relay is not at fault for its origin's garbage: drop, count, keep the link.
-      this.#dropRelayed('bad-inner-frame')
+      this.#dropRelayed(err instanceof MeshError ? 'bad-inner-frame' : 'unexpected-inner-frame')
       return
     }
-    const origin = f.src
-    // Copy: the view dies with this message, and the actor may not exist yet.
-    const bytes = Uint8Array.prototype.slice.call(f.payload)
-    const kinds = inner.map((x) => x.type)
-    if (kinds.some((t) => t !== FrameType.ACK && !STREAM_FRAME_TYPES.has(t))) { this.#dropRelayed('unexpected-inner-frame'); return }
     this.relay.delivered++
+    const origin = f.src
+    const ready = this.#actors.get(origin)
+    if (ready !== undefined && ready.announced && ready.connection !== undefined) {
+      // The common case: the origin's actor exists and is attached; no promise per frame.
+      this.#deliverRouted(ready, f.payload)
+      return
+    }
+    // Copy: the view dies with this message, and the actor is made asynchronously.
+    const bytes = Uint8Array.prototype.slice.call(f.payload)
     void this.#routedActor(origin, conn).then((actor) => {
-      if (actor === undefined) return
-      this.#maybeReAck(actor)
-      for (const x of decodeFrames(bytes, this.limits)) {
-        if (x.type === FrameType.ACK) {
-          this.#onAck(actor, x.stream, x.seq, x.payload)
-        }
-      }
-      if (kinds.some((t) => t !== FrameType.ACK)) {
-        // Stream frames of one inner message are contiguous only if no ACK sits among them; send them one by one otherwise.
-        for (const x of decodeFrames(bytes, this.limits)) {
-          if (x.type === FrameType.ACK) continue
-          this.#inbound.data(actor.handle, encodeFrame(x))
-        }
-      }
+      if (actor !== undefined) this.#deliverRouted(actor, bytes)
     })
+  }
+
+  /**
+   * One validated inner message from a routed peer: ACKs go to its actor,
+   * stream frames to the host as they are (byte ranges of the message,
+   * never re-encoded), contiguous runs in one inbound record.
+   */
+  #deliverRouted (actor: PeerActor, bytes: Uint8Array): void {
+    this.#maybeReAck(actor)
+    let runStart = -1
+    let runEnd = -1
+    forEachFrame(bytes, this.limits, (x, start, end) => {
+      if (x.type === FrameType.ACK) {
+        if (runStart >= 0) { this.#inbound.data(actor.handle, bytes.subarray(runStart, runEnd)); runStart = -1 }
+        this.#onAck(actor, x.stream, x.seq, x.payload)
+        return
+      }
+      if (runStart < 0) runStart = start
+      runEnd = end
+    })
+    if (runStart >= 0) this.#inbound.data(actor.handle, bytes.subarray(runStart, runEnd))
   }
 
   /** Relayed frames waiting for {@link #flushRelayed}, by next-hop connection (in arrival order). */

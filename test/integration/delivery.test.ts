@@ -2,13 +2,30 @@ import { describe, it, expect, afterEach } from 'vitest'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { MeshError } from '../../dist/src/index.js'
+import { MeshError, type Mesh } from '../../dist/src/index.js'
 import { makeMesh, makePair, closeAll, collect, until, waitFor } from '../helpers/mesh.js'
 
 afterEach(closeAll)
 
 /** Port of a mesh's first listen address. */
 const portOf = (url: string): number => Number(new URL(url).port)
+
+/**
+ * Node a linked to node b (which has a dataDir), then b closes and a has seen
+ * it go: a's messages to b now wait. `comeBack()` restarts b at the same
+ * address with the same dataDir (same id); a re-links by itself.
+ */
+async function awayPeer (aOptions: Parameters<typeof makeMesh>[0] = {}): Promise<{ a: Mesh; bid: string; comeBack: () => Promise<Mesh> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'mw-away-'))
+  const b = await makeMesh({ dataDir: dir })
+  const a = await makeMesh({ reconnect: { initialDelayMs: 20, maxDelayMs: 100 }, ...aOptions })
+  await a.connect(b.addresses[0] as string)
+  const port = portOf(b.addresses[0] as string)
+  const down = waitFor(a, 'peer:down')
+  await b.close()
+  await down
+  return { a, bid: b.id, comeBack: async () => await makeMesh({ dataDir: dir, listen: `ws://127.0.0.1:${port}` }) }
+}
 
 describe('reliable delivery', () => {
   it('send({ ack: true }) resolves after the receiver\'s application took the message', async () => {
@@ -63,17 +80,9 @@ describe('reliable delivery', () => {
   })
 
   it('a peer that is down is waited for: messages queued meanwhile reach its restarted self (same address and dataDir)', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mw-deliv-'))
-    const b = await makeMesh({ dataDir: dir })
-    const a = await makeMesh({ reconnect: { initialDelayMs: 20, maxDelayMs: 100 } })
-    await a.connect(b.addresses[0] as string)
-    const port = portOf(b.addresses[0] as string)
-    const bid = b.id
-    const down = waitFor(a, 'peer:down')
-    await b.close()
-    await down
+    const { a, bid, comeBack } = await awayPeer()
     for (let i = 0; i < 50; i++) await a.send(bid, i)
-    const b2 = await makeMesh({ dataDir: dir, listen: `ws://127.0.0.1:${port}` })
+    const b2 = await comeBack()
     expect(b2.id).toBe(bid)
     const got = await collect(b2, 50)
     expect(got.map((m) => m.payload)).toEqual(Array.from({ length: 50 }, (_, i) => i))
@@ -96,15 +105,7 @@ describe('reliable delivery', () => {
   })
 
   it('a full queue holds the sender back: send waits blockTimeoutMs, then QUEUE_FULL; nothing accepted is lost', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mw-qf-'))
-    const b = await makeMesh({ dataDir: dir })
-    const a = await makeMesh({ sendQueue: { capacityBytes: 64 * 1024, blockTimeoutMs: 200 }, reconnect: { initialDelayMs: 20, maxDelayMs: 100 } })
-    await a.connect(b.addresses[0] as string)
-    const port = portOf(b.addresses[0] as string)
-    const bid = b.id
-    const down = waitFor(a, 'peer:down')
-    await b.close()
-    await down
+    const { a, bid, comeBack } = await awayPeer({ sendQueue: { capacityBytes: 64 * 1024, blockTimeoutMs: 200 } })
     const accepted: number[] = []
     let err: unknown
     const t0 = Date.now()
@@ -115,7 +116,7 @@ describe('reliable delivery', () => {
     expect((err as MeshError).code).toBe('QUEUE_FULL')
     expect(Date.now() - t0).toBeGreaterThanOrEqual(190)
     expect(accepted.length).toBeGreaterThan(10)
-    const b2 = await makeMesh({ dataDir: dir, listen: `ws://127.0.0.1:${port}` })
+    const b2 = await comeBack()
     const got = await collect(b2, accepted.length)
     expect(got.map((m) => (m.payload as Buffer)[0])).toEqual(accepted.map((i) => i & 0xff))
   })
@@ -132,15 +133,7 @@ describe('unreliable messages ({ reliable: false })', () => {
 
   for (const policy of ['drop-oldest', 'drop-newest'] as const) {
     it(`follow sendQueue.policy '${policy}' while the peer is away; every drop is counted`, async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'mw-unrel-'))
-      const b = await makeMesh({ dataDir: dir })
-      const a = await makeMesh({ sendQueue: { capacityBytes: 256 * 1024, policy }, reconnect: { initialDelayMs: 20, maxDelayMs: 100 } })
-      await a.connect(b.addresses[0] as string)
-      const port = portOf(b.addresses[0] as string)
-      const bid = b.id
-      const down = waitFor(a, 'peer:down')
-      await b.close()
-      await down
+      const { a, bid, comeBack } = await awayPeer({ sendQueue: { capacityBytes: 256 * 1024, policy } })
       const N = 400 // 400 × 1 KiB: far more than the 64 KiB unreliable queue
       for (let i = 0; i < N; i++) {
         await a.send(bid, Buffer.alloc(1024, i & 0xff), { reliable: false })
@@ -153,7 +146,7 @@ describe('unreliable messages ({ reliable: false })', () => {
         return Number(m?.[1] ?? 0)
       }
       await until(async () => (await dropped()) > 0, { label: 'drops counted' })
-      const b2 = await makeMesh({ dataDir: dir, listen: `ws://127.0.0.1:${port}` })
+      const b2 = await comeBack()
       const got: number[] = []
       b2.on('message', (m) => { if (m.payload instanceof Uint8Array) got.push(m.payload[0] as number) })
       await waitFor(b2, 'peer:up')

@@ -5,14 +5,13 @@
 // (acks come from the destination), so nothing may be lost, duplicated or
 // reordered. Relays run in child processes (test/fixtures/mesh-child.mjs).
 import { describe, it, expect, afterEach } from 'vitest'
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
 import type { Mesh, RouteInfo } from '../../dist/src/index.js'
 import { makeMesh, closeAll, until } from '../helpers/mesh.js'
+import { tcpProxy, cutAllProxies } from '../helpers/tcp-proxy.js'
 import { spawnNode, killChildren, type ChildNode } from '../helpers/child-node.js'
 
-const proxies: Array<() => void> = []
 afterEach(async () => {
-  for (const cut of proxies.splice(0)) cut()
+  cutAllProxies()
   await closeAll()
   await killChildren()
 })
@@ -110,30 +109,6 @@ async function relayFault (signal: 'SIGKILL' | 'SIGSTOP'): Promise<number> {
   const relayed = (await a._ioStats()).reduce((t, x) => t + x.relay.retransmits, 0)
   console.log(`diamond ${signal}: ${n} messages, 0 lost/dup/reordered; longest delivery gap ${s.gap().toFixed(1)} ms; a saw the relay down after ${downMs.toFixed(0)} ms; stream flowing again within ${switchedMs.toFixed(0)} ms; a's ACK-timeout resends ${relayed}`)
   return s.gap()
-}
-
-/** A TCP proxy to 127.0.0.1:port; the returned cut() closes it and every connection through it. */
-async function tcpProxy (port: number): Promise<{ url: string; cut: () => void }> {
-  const sockets = new Set<Socket>()
-  const server: Server = createServer((client) => {
-    const upstream = tcpConnect(port, '127.0.0.1')
-    for (const x of [client, upstream]) {
-      sockets.add(x)
-      x.on('error', () => { client.destroy(); upstream.destroy() })
-      x.on('close', () => { sockets.delete(x); client.destroy(); upstream.destroy() })
-    }
-    client.pipe(upstream)
-    upstream.pipe(client)
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const addr = server.address()
-  if (addr === null || typeof addr === 'string') throw new Error('no proxy address')
-  const cut = (): void => {
-    server.close()
-    for (const x of sockets) x.destroy()
-  }
-  proxies.push(cut)
-  return { url: `ws://127.0.0.1:${addr.port}`, cut }
 }
 
 describe('forwarding under faults (issue 5)', () => {

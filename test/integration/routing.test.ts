@@ -3,8 +3,8 @@
 // every node's route table (mesh.routes(), route:change) follows the
 // topology. Tables only: relaying DATA over these routes is the data path's.
 import { describe, it, expect, afterEach } from 'vitest'
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
 import { makeMesh, closeAll, until } from '../helpers/mesh.js'
+import { tcpProxy, cutAllProxies } from '../helpers/tcp-proxy.js'
 import { rawHandshake } from '../helpers/raw-peer.js'
 import type { Mesh, RouteInfo } from '../../dist/src/index.js'
 import { encodeFrame } from '../../dist/src/codec/encode.js'
@@ -12,9 +12,8 @@ import { FrameType, Lane } from '../../dist/src/codec/frame.js'
 import { createLsa, decodeLsa, encodeLsa } from '../../dist/src/routing/lsa.js'
 import { generateIdentity } from '../../dist/src/identity/identity.js'
 
-const proxies: Array<{ close: () => void }> = []
 afterEach(async () => {
-  for (const p of proxies.splice(0)) p.close()
+  cutAllProxies()
   await closeAll()
 })
 
@@ -27,30 +26,6 @@ function record (m: Mesh): RouteChange[] {
 }
 
 function routeTo (m: Mesh, to: string): RouteInfo | undefined { return m.routes().find((r) => r.to === to) }
-
-/** A TCP proxy to 127.0.0.1:port; cut() closes it and every connection through it (a link cut both ends see). */
-async function tcpProxy (port: number): Promise<{ url: string; cut: () => void }> {
-  const sockets = new Set<Socket>()
-  const server: Server = createServer((client) => {
-    const upstream = tcpConnect(port, '127.0.0.1')
-    for (const s of [client, upstream]) {
-      sockets.add(s)
-      s.on('error', () => { client.destroy(); upstream.destroy() })
-      s.on('close', () => { sockets.delete(s); client.destroy(); upstream.destroy() })
-    }
-    client.pipe(upstream)
-    upstream.pipe(client)
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const addr = server.address()
-  if (addr === null || typeof addr === 'string') throw new Error('no proxy address')
-  const cut = (): void => {
-    server.close()
-    for (const s of sockets) s.destroy()
-  }
-  proxies.push({ close: cut })
-  return { url: `ws://127.0.0.1:${addr.port}`, cut }
-}
 
 /**
  * Follow next hops from `from` to `to` through every node's own table.

@@ -1,0 +1,36 @@
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
+
+const open: Array<() => void> = []
+
+/**
+ * A TCP proxy to 127.0.0.1:port, for cutting one link while its two nodes
+ * run on: cut() closes the proxy and every connection through it, so both
+ * ends see the link drop. Dial `url` instead of the node's own address.
+ */
+export async function tcpProxy (port: number): Promise<{ url: string; cut: () => void }> {
+  const sockets = new Set<Socket>()
+  const server: Server = createServer((client) => {
+    const upstream = tcpConnect(port, '127.0.0.1')
+    for (const s of [client, upstream]) {
+      sockets.add(s)
+      s.on('error', () => { client.destroy(); upstream.destroy() })
+      s.on('close', () => { sockets.delete(s); client.destroy(); upstream.destroy() })
+    }
+    client.pipe(upstream)
+    upstream.pipe(client)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const addr = server.address()
+  if (addr === null || typeof addr === 'string') throw new Error('no proxy address')
+  const cut = (): void => {
+    server.close()
+    for (const s of sockets) s.destroy()
+  }
+  open.push(cut)
+  return { url: `ws://127.0.0.1:${addr.port}`, cut }
+}
+
+/** Close every proxy made by tcpProxy (use in afterEach). */
+export function cutAllProxies (): void {
+  for (const cut of open.splice(0)) cut()
+}
