@@ -555,7 +555,8 @@ export class IoWorker implements ConnectionOwner {
       if (r.via === r.to || r.to === self) continue
       const actor = this.#actors.get(r.to)
       if (actor?.direct !== undefined) continue // linked directly: that wins
-      const via = this.#flowHop(r.to, now)
+      // Multipath: a routed flow with nothing in flight re-chooses over the new path set (one pinned while a single path existed spreads once a second appears).
+      const via = this.#flowHop(r.to, now, actor !== undefined && !actor.window.pending)
       if (via === undefined) continue
       if (actor !== undefined && actor.connection === via) continue
       void this.#routedActor(r.to, via)
@@ -573,9 +574,9 @@ export class IoWorker implements ConnectionOwner {
    * the first hop its flow is pinned to (while that link is open), else as
    * {@link #nextHop}.
    */
-  #flowHop (dst: string, now: number): Connection | undefined {
+  #flowHop (dst: string, now: number, quiescent = false): Connection | undefined {
     if (this.#pinner !== undefined && this.#actors.get(dst)?.direct === undefined) {
-      const hop = this.#pinner.pathFor({ sender: this.#identity.id, receiver: dst, stream: 0 }, now)?.[1]
+      const hop = this.#pinner.pathFor({ sender: this.#identity.id, receiver: dst, stream: 0 }, now, quiescent)?.[1]
       const c = hop === undefined ? undefined : this.#actors.get(hop)?.direct
       if (c !== undefined && c.state === 'open') return c
     }
@@ -583,8 +584,8 @@ export class IoWorker implements ConnectionOwner {
   }
 
   /** Multipath: move a routed peer's actor to the first hop its flow is pinned to now (a new path, or a drained one left after an idle gap). */
-  #repin (a: PeerActor, now: number): void {
-    const c = this.#flowHop(a.peerId, now)
+  #repin (a: PeerActor, now: number, quiescent = false): void {
+    const c = this.#flowHop(a.peerId, now, quiescent)
     if (c === undefined || c === a.connection || c.peerId === undefined) return
     a.attach(c, { selfId: this.#identity.id, via: c.peerId, hops: Math.max(2, this.#data.config.routing.maxHops) })
     this.#rto.set(a, { since: now, rto: RELAY_RTO_MS })

@@ -16,8 +16,13 @@
  * How pinned flows move:
  * - tables unchanged: never (the pin is kept; even an evicted pin is
  *   re-chosen identically);
- * - a path's cost FALLS or another path appears: pinned flows stay (only new
- *   flows see the new weights);
+ * - a path's cost FALLS: pinned flows stay (only new flows see the new
+ *   weights);
+ * - another path APPEARS: an active flow stays; a flow re-chooses over the
+ *   new set at its first frame after an idle gap of at least `idleMs`, or at
+ *   once when the caller says it is quiescent (nothing of it in flight).
+ *   Without this, a flow pinned while its destination had one path would
+ *   never spread once the second path arrived;
  * - a path's cost RISES: the path is *draining* for `drainMs`. New flows
  *   avoid it (unless every path drains). A flow pinned to it stays while it
  *   is active, and moves at its first frame after an idle gap of at least
@@ -52,6 +57,12 @@ export interface FlowPinnerOptions {
 /** Defaults of {@link FlowPinnerOptions}. */
 export const FLOW_PINNER_DEFAULTS = { idleMs: 1_000, drainMs: 10_000, maxFlows: 65_536 } as const
 
+interface DestState {
+  readonly paths: Map<string, PathState>
+  /** Bumped when a path appears: pins of an older generation may re-choose. */
+  gen: number
+}
+
 interface PathState {
   readonly key: string
   readonly nodes: readonly string[]
@@ -63,6 +74,7 @@ interface Pin {
   readonly to: string
   path: string
   lastUsed: number
+  gen: number
 }
 
 /** Per-flow path choice over the k paths of each destination; see the module doc. */
@@ -70,7 +82,7 @@ export class FlowPinner {
   readonly idleMs: number
   readonly drainMs: number
   readonly maxFlows: number
-  readonly #dests = new Map<string, Map<string, PathState>>()
+  readonly #dests = new Map<string, DestState>()
   readonly #pins = new Map<string, Pin>()
   /** Flows moved off a path (draining or gone) since construction. */
   moved = 0
@@ -94,53 +106,59 @@ export class FlowPinner {
   setPaths (to: string, paths: readonly (readonly string[])[], costs: readonly number[], now: number): void {
     if (paths.length !== costs.length) throw new RangeError(`setPaths: ${paths.length} paths but ${costs.length} costs`)
     if (paths.length === 0) { this.#dests.delete(to); return }
-    const prev = this.#dests.get(to)
+    const prevDest = this.#dests.get(to)
+    const prev = prevDest?.paths
     const next = new Map<string, PathState>()
+    let appeared = false
     for (let i = 0; i < paths.length; i++) {
       const cost = costs[i]!
       if (!(Number.isFinite(cost) && cost > 0)) throw new RangeError(`setPaths: cost ${i} must be finite and > 0`)
       const key = paths[i]!.join('>')
       const old = prev?.get(key)
+      if (old === undefined) appeared = true
       const drainingUntil = old === undefined ? 0
         : cost > old.cost ? now + this.drainMs
           : cost < old.cost ? 0
             : old.drainingUntil
       next.set(key, { key, nodes: [...paths[i]!], cost, drainingUntil })
     }
-    this.#dests.set(to, next)
+    this.#dests.set(to, { paths: next, gen: (prevDest?.gen ?? 0) + (appeared && prevDest !== undefined ? 1 : 0) })
   }
 
   /** Whether the path `nodes` to `to` is draining at `now`. */
   isDraining (to: string, nodes: readonly string[], now: number): boolean {
-    const p = this.#dests.get(to)?.get(nodes.join('>'))
+    const p = this.#dests.get(to)?.paths.get(nodes.join('>'))
     return p !== undefined && p.drainingUntil > now
   }
 
   /**
    * The path for the next frame of `flow` (to `flow.receiver`), pinning the
    * flow if it is new; undefined when no path to the receiver is known.
+   * `quiescent`: the caller knows nothing of the flow is in flight, so it
+   * may move now as if after an idle gap (no frame of it can be overtaken).
    */
-  pathFor (flow: FlowKey, now: number): readonly string[] | undefined {
+  pathFor (flow: FlowKey, now: number, quiescent = false): readonly string[] | undefined {
     const to = flow.receiver
-    const paths = this.#dests.get(to)
-    if (paths === undefined || paths.size === 0) return undefined
+    const dest = this.#dests.get(to)
+    if (dest === undefined || dest.paths.size === 0) return undefined
+    const paths = dest.paths
     const id = flowId(flow)
     const pin = this.#pins.get(id)
     if (pin !== undefined) {
       const p = paths.get(pin.path)
-      const idle = now - pin.lastUsed >= this.idleMs
-      if (p !== undefined && (p.drainingUntil <= now || !idle)) {
+      const idle = quiescent || now - pin.lastUsed >= this.idleMs
+      if (p !== undefined && (!idle || (p.drainingUntil <= now && pin.gen === dest.gen))) {
         // Keep the pin (refresh its LRU position).
         pin.lastUsed = now
         this.#pins.delete(id)
         this.#pins.set(id, pin)
         return p.nodes
       }
-      this.moved++
     }
     const chosen = choose(id, paths, now)
+    if (pin !== undefined && chosen.key !== pin.path) this.moved++
     this.#pins.delete(id)
-    this.#pins.set(id, { to, path: chosen.key, lastUsed: now })
+    this.#pins.set(id, { to, path: chosen.key, lastUsed: now, gen: dest.gen })
     while (this.#pins.size > this.maxFlows) this.#pins.delete(this.#pins.keys().next().value!)
     return chosen.nodes
   }

@@ -78,6 +78,26 @@ describe('FlowPinner', () => {
     })
   })
 
+  it('a flow pinned while its destination had one path spreads once another appears: after an idle gap, or at once when quiescent', () => {
+    const p = new FlowPinner({ idleMs: 1_000 })
+    p.setPaths('t', [P1], [10], 0)
+    for (let i = 0; i < 200; i++) expect(p.pathFor(flow(i), 0)).toEqual(P1)
+    p.setPaths('t', [P1, P2], [10, 10], 100) // P2 appears
+    const fresh = new FlowPinner()
+    fresh.setPaths('t', [P1, P2], [10, 10], 0)
+    const want = Array.from({ length: 200 }, (_, i) => key(fresh.pathFor(flow(i), 0)))
+    expect(want.filter((k) => k === key(P2)).length).toBeGreaterThan(60)
+    // Active (used < idleMs ago, not quiescent): every flow stays on P1.
+    for (let i = 0; i < 100; i++) expect(p.pathFor(flow(i), 500)).toEqual(P1)
+    // Quiescent: moves at once to the choice a fresh pinner makes.
+    for (let i = 0; i < 100; i++) expect(key(p.pathFor(flow(i), 600, true))).toBe(want[i])
+    // Idle gap: flows 100..199 (last used at 0) move at their next frame.
+    for (let i = 100; i < 200; i++) expect(key(p.pathFor(flow(i), 1_200))).toBe(want[i])
+    expect(p.moved).toBe(want.filter((k) => k === key(P2)).length)
+    // Re-chosen once: later frames keep the new pin even after another idle gap.
+    for (let i = 0; i < 200; i++) expect(key(p.pathFor(flow(i), 10_000))).toBe(want[i])
+  })
+
   it('when every path drains, flows still get one', () => {
     const p = new FlowPinner()
     p.setPaths('t', [P1], [10], 0)
