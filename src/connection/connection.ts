@@ -7,6 +7,7 @@ import type { CodecLimits } from '../codec/limits.js'
 import { MeshError, ErrorCode } from '../errors.js'
 import type { WorkerLogger } from '../observability/worker-logger.js'
 import { HealthMonitor, type HealthConfig, type HealthOutput } from '../liveness/health-monitor.js'
+import type { HeartbeatClient, HeartbeatScheduler } from '../liveness/heartbeat-scheduler.js'
 
 /** Bytes handed to the socket but not yet written, above which we stop pumping this connection. */
 export const WRITE_HIGH_WATER = 512 * 1024
@@ -30,6 +31,8 @@ export interface ConnectionOwner {
   refused (conn: Connection, reason: string, remote: boolean): void
   /** Heartbeat settings for established connections. */
   readonly heartbeat: HealthConfig
+  /** The worker's single heartbeat timer (and the ping grid its connections share). */
+  readonly heartbeats: HeartbeatScheduler
   /** A membership (SWIM) payload from the peer of an established connection. */
   membership (conn: Connection, payload: Uint8Array): void
   /** A link-state routing payload (an LSA) from the peer. */
@@ -41,6 +44,20 @@ export interface ConnectionOwner {
   /** A heartbeat health transition or RTT sample of an established connection. */
   health (conn: Connection, event: Extract<HealthOutput, { kind: 'transition' }> | { kind: 'rtt'; rttMs: number }): void
   counters: { framesIn: number; bytesIn: number; wsMessagesIn: number; framesOut: number; bytesOut: number; wsMessagesOut: number }
+}
+
+/** Handshake feature: only the dialer pings; the listener answers (and learns the RTT from the pings). */
+export const ONE_WAY_HEARTBEAT = 'heartbeat-one-way'
+
+/** A PING's RTT field: the sender's latest RTT in µs, uint32 big-endian (capped at ~71 min). */
+function rttPayload (ms: number): Uint8Array {
+  const b = Buffer.allocUnsafe(4)
+  b.writeUInt32BE(Math.min(0xffffffff, Math.max(0, Math.round(ms * 1000))), 0)
+  return b
+}
+
+function readRttUs (p: Uint8Array): number {
+  return ((p[0]! << 24) >>> 0) + (p[1]! << 16) + (p[2]! << 8) + p[3]!
 }
 
 export type ConnectionState = 'handshaking' | 'open' | 'closing' | 'closed'
@@ -66,7 +83,8 @@ export class Connection {
   #paused = false
   #failure: MeshError | undefined
   #health: HealthMonitor | undefined
-  #hbTimer: NodeJS.Timeout | undefined
+  /** Whether this side sends heartbeat pings (see #startHealth). */
+  #pings = true
   peerId: string | undefined
   result: HandshakeResult | undefined
 
@@ -217,7 +235,13 @@ export class Connection {
       }
       if (runStart >= 0) { this.#owner.data(this, data.subarray(runStart, runEnd), runCount); runStart = -1; runCount = 0 }
       if (f.type === FrameType.PING) {
-        this.send(encodeFrame({ ...f, type: FrameType.PONG }), 1)
+        this.send(encodeFrame({ ...f, type: FrameType.PONG, payload: null }), 1)
+        // One-way heartbeats: the pinging side tells us the RTT it measured.
+        if (f.payload !== null && f.payload.length === 4 && this.#health !== undefined && !this.#pings) {
+          this.#health.onRemoteRtt(readRttUs(f.payload) / 1000)
+          const rtt = this.#health.rttMs
+          if (rtt !== undefined) this.#owner.health(this, { kind: 'rtt', rttMs: rtt })
+        }
       } else if (f.type === FrameType.MEMBERSHIP) {
         if (f.payload !== null) this.#owner.membership(this, f.payload)
       } else if (f.type === FrameType.ACK) {
@@ -275,38 +299,37 @@ export class Connection {
   // ---- heartbeats (the HealthMonitor is sans-IO; this is its clock and socket) ----
 
   #startHealth (): void {
+    const sched = this.#owner.heartbeats
     this.#health = new HealthMonitor(this.#owner.heartbeat)
-    this.#health.start(performance.now())
+    // One-way heartbeats when both sides speak them: the dialer pings, the
+    // listener answers and judges the dialer by its pings (half the frames
+    // of both sides pinging; an idle link costs two small frames a beat).
+    this.#pings = this.direction === 'outbound' || this.result?.features.includes(ONE_WAY_HEARTBEAT) !== true
+    // Ping grid shared by the worker's connections: one wake-up sends them all.
+    this.#health.start(sched.now(), { gridOrigin: sched.origin, ping: this.#pings })
     this.#drainHealth()
-    this.#armHealth()
+    if (this.#state === 'open') sched.add(this.#hbClient)
   }
 
   #stopHealth (): void {
-    clearTimeout(this.#hbTimer)
-    this.#hbTimer = undefined
+    this.#owner.heartbeats.remove(this.#hbClient)
     this.#health?.stop()
   }
 
-  #armHealth (): void {
-    const hm = this.#health
-    if (hm === undefined) return
-    clearTimeout(this.#hbTimer)
-    const at = hm.nextDeadline()
-    if (!Number.isFinite(at)) return
-    this.#hbTimer = setTimeout(() => { this.#onHealthTimer() }, Math.max(0, at - performance.now()))
-    this.#hbTimer.unref()
+  /** This connection as the worker's HeartbeatScheduler sees it. */
+  readonly #hbClient: HeartbeatClient = {
+    heartbeatDeadline: () => this.#health?.nextDeadline() ?? Infinity,
+    onHeartbeatTimer: (now) => { this.#onHealthTimer(now) },
   }
 
-  #onHealthTimer (): void {
+  #onHealthTimer (now: number): void {
     const hm = this.#health
     if (hm === undefined || this.#state !== 'open') return
-    const now = performance.now()
     // While we hold the socket paused (our host is not keeping up), the peer's
     // frames wait in the kernel: their silence is our doing, not a failure.
     if (this.#paused) hm.onActivity(now)
     hm.tick(now)
     this.#drainHealth()
-    this.#armHealth()
   }
 
   #drainHealth (): void {
@@ -314,7 +337,9 @@ export class Connection {
     if (hm === undefined) return
     for (let o = hm.poll(); o !== undefined; o = hm.poll()) {
       if (o.kind === 'send-ping') {
-        this.send(encodeFrame({ version: 1, type: FrameType.PING, lane: 0, flags: 0, src: null, dst: null, stream: 0, seq: o.seq, payload: null }), 1)
+        // Our latest RTT rides along for a listener that does not ping (one-way heartbeats).
+        const rtt = hm.rttMs
+        this.send(encodeFrame({ version: 1, type: FrameType.PING, lane: 0, flags: 0, src: null, dst: null, stream: 0, seq: o.seq, payload: rtt === undefined ? null : rttPayload(rtt) }), 1)
         continue
       }
       if (o.state === 'dead') {

@@ -3,7 +3,7 @@ import { WebSocket } from 'ws'
 import { wrap, expose, type Remote } from 'comlink'
 import { setImmediate as yieldToIo } from 'node:timers/promises'
 import { Doorbell } from '../ring/doorbell.js'
-import { Connection, type ConnectionOwner } from '../connection/connection.js'
+import { Connection, ONE_WAY_HEARTBEAT, type ConnectionOwner } from '../connection/connection.js'
 import { BATCH_BYTES, PeerActor } from '../connection/peer-actor.js'
 import { InboundWriter } from './inbound-writer.js'
 import { WsListener } from '../transport/ws-listener.js'
@@ -21,10 +21,11 @@ import { Backoff } from '../liveness/backoff.js'
 import { meshKeyProof, verifyMeshKeyProof } from '../identity/mesh-key.js'
 import type { HealthConfig, HealthOutput } from '../liveness/health-monitor.js'
 import { FlowPinner } from '../routing/flow-pinning.js'
+import { HeartbeatScheduler } from '../liveness/heartbeat-scheduler.js'
 import type { DialResult, ForwardingEntry, HostCallbacks, IoWorkerApi, IoWorkerData, IoWorkerStats, IoPeerControl, RouterApi } from '../actor/protocol.js'
 
 /** Features this build speaks; negotiated down to the common set in the handshake. */
-export const FEATURES = ['batch', 'raw-payload'] as const
+export const FEATURES = ['batch', 'raw-payload', ONE_WAY_HEARTBEAT] as const
 /** Protocol versions this build speaks. */
 export const VERSIONS: readonly number[] = [PROTOCOL_VERSION]
 /** Upgraded connections still in their handshake, above which new ones are refused. */
@@ -88,6 +89,7 @@ export class IoWorker implements ConnectionOwner {
   readonly log: WorkerLogger
   readonly counters = { framesIn: 0, bytesIn: 0, wsMessagesIn: 0, framesOut: 0, bytesOut: 0, wsMessagesOut: 0 }
   readonly heartbeat: HealthConfig
+  readonly heartbeats = new HeartbeatScheduler()
   readonly #data: IoWorkerData
   readonly #identity: Identity
   readonly #host: Remote<HostCallbacks>
@@ -171,8 +173,6 @@ export class IoWorker implements ConnectionOwner {
     const retainMs = data.config.delivery.retainMs
     this.#expiryTimer = setInterval(() => { this.#expireAll(Date.now(), retainMs, 'expired') }, Math.max(50, Math.min(1000, retainMs / 4)))
     this.#expiryTimer.unref()
-    this.#rtoTimer = setInterval(() => { this.#relayTimeouts(performance.now()) }, Math.max(20, RELAY_RTO_MS / 3))
-    this.#rtoTimer.unref()
     this.#pinner = data.config.routing.multipath ? new FlowPinner() : undefined
   }
 
@@ -601,10 +601,24 @@ export class IoWorker implements ConnectionOwner {
     this.log.debug({ event: 'route:repin', peer: a.peerId, via: c.peerId }, 'flow pinned to another path')
   }
 
+  /**
+   * Start the relay timeout check (a routed peer has frames in flight). It
+   * runs only while some routed peer has: an idle worker takes no wake-ups
+   * for it. The timeouts start now (nothing was in flight before).
+   */
+  #ensureRto (now: number): void {
+    if (this.#rtoTimer !== undefined || this.#closing) return
+    for (const a of this.#actors.values()) { const t = this.#rto.get(a); if (t !== undefined) t.since = now }
+    this.#rtoTimer = setInterval(() => { this.#relayTimeouts(performance.now()) }, Math.max(20, RELAY_RTO_MS / 3))
+    this.#rtoTimer.unref()
+  }
+
   /** Routed peers with frames in flight and no ACK progress for their timeout: resend (see RELAY_RTO_MS). */
   #relayTimeouts (now: number): void {
+    let inFlight = false
     for (const a of this.#actors.values()) {
       if (a.via === undefined) continue
+      if (a.window.inFlightBytes > 0) inFlight = true
       const c = a.connection
       let t = this.#rto.get(a)
       if (t === undefined || c === undefined || c.state !== 'open' || a.window.inFlightBytes === 0) {
@@ -619,6 +633,11 @@ export class IoWorker implements ConnectionOwner {
       t = { since: now, rto: Math.min(RELAY_RTO_MAX_MS, t.rto * 2) }
       this.#rto.set(a, t)
       this.#doorbell.ring()
+    }
+    if (!inFlight) {
+      // Nothing unacknowledged on any routed peer: sleep until the next frame goes out (#ensureRto).
+      clearInterval(this.#rtoTimer)
+      this.#rtoTimer = undefined
     }
   }
 
@@ -787,7 +806,9 @@ export class IoWorker implements ConnectionOwner {
     for (const t of this.#targets.values()) clearTimeout(t.timer)
     this.#targets.clear()
     clearInterval(this.#expiryTimer)
+    clearInterval(this.#rtoTimer)
     clearTimeout(this.#rttTimer)
+    this.heartbeats.stop()
     for (const c of this.#conns.values()) c.terminate()
   }
 
@@ -890,7 +911,10 @@ export class IoWorker implements ConnectionOwner {
       for (const a of this.#actors.values()) {
         // Multipath: a flow with something unacknowledged is active (refreshes its pin); one that went idle may move off a draining path.
         if (pinner !== undefined && a.via !== undefined && a.window.pending) this.#repin(a, now)
-        if (a.pump()) progressed = true
+        if (a.pump()) {
+          progressed = true
+          if (a.via !== undefined && this.#rtoTimer === undefined && a.window.inFlightBytes > 0) this.#ensureRto(performance.now())
+        }
       }
       if (progressed) {
         await yieldToIo() // let the socket writes and reads run between batches

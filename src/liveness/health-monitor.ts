@@ -194,23 +194,51 @@ export class HealthMonitor {
   /** Last RTT sample in ms, or `undefined` before the first answered ping. */
   get rttMs (): number | undefined { return this.#rttMs }
 
-  /** Whole intervals elapsed since the last proof of life, as of the last input (0 before `start()`). */
+  /** Whole intervals elapsed since the last proof of life, as of the last `tick()` (0 before `start()` and after proof of life). */
   get misses (): number { return this.#misses }
 
   /**
    * Begin monitoring at `now` (ms). `now` counts as proof of life: the
    * connection has just completed its handshake. Queues the first `send-ping`
-   * immediately; later pings follow every `intervalMs`. Calling it again, or
-   * after `stop()`, does nothing.
+   * immediately; later pings follow every `intervalMs`, on a grid anchored at
+   * `now`, or at `o.gridOrigin` when given: then the second ping goes at the
+   * first `gridOrigin + k × intervalMs` after `now`, so the connections of one
+   * worker sharing an origin all ping in the same instant (one wake-up; see
+   * HeartbeatScheduler).
+   *
+   * `o.ping: false` (one-way heartbeats, the peer pings): never ping; the
+   * peer's pings are the proof of life (fed with {@link onActivity}) and its
+   * measured RTT arrives with them ({@link onRemoteRtt}). Health is judged on
+   * the same thresholds. Calling `start` again, or after `stop()`, does nothing.
    */
-  start (now: number): void {
+  start (now: number, o: { gridOrigin?: number; ping?: boolean } = {}): void {
     if (this.#phase !== Phase.IDLE) return
     this.#phase = Phase.RUNNING
     this.#now = now
     this.#lastAlive = now
     this.#misses = 0
+    if (o.ping === false) return
     this.#sendPing(now)
     this.#nextPingAt = now + this.#intervalMs
+    const origin = o.gridOrigin
+    if (origin !== undefined && Number.isFinite(origin) && origin <= now) {
+      const iv = this.#intervalMs
+      let at = origin + Math.ceil((now - origin) / iv) * iv
+      if (at <= now) at += iv // now on the grid, or float rounding
+      this.#nextPingAt = at
+    }
+  }
+
+  /**
+   * The peer measured `rttMs` on this link (one-way heartbeats: it pings, we
+   * answer, and it reports what it measured). Recorded as an RTT sample like
+   * our own; not proof of life by itself (the frame carrying it is, through
+   * {@link onActivity}). Ignored unless running and `rttMs` is finite and ≥ 0.
+   */
+  onRemoteRtt (rttMs: number): void {
+    if (this.#phase !== Phase.RUNNING || this.#state === HealthState.DEAD) return
+    if (!Number.isFinite(rttMs) || rttMs < 0) return
+    this.#recordRtt(rttMs)
   }
 
   /**
@@ -292,14 +320,17 @@ export class HealthMonitor {
 
   /**
    * Absolute time (ms, the owner's clock) at which `tick()` must be called
-   * next: the earlier of the next ping and the next miss boundary (the instant
-   * one more whole interval has passed since the last proof of life).
-   * `Infinity` before `start()`, after `stop()`, and once `dead`.
+   * next: the earlier of the next ping and the next boundary where the state
+   * would change (`missesUnhealthy` whole intervals since the last proof of
+   * life while healthy, `missesDead` after). Boundaries in between change
+   * nothing but {@link misses}, so an owner that follows this alone is not
+   * woken by a link that stays alive (each proof of life pushes the boundary
+   * out). `Infinity` before `start()`, after `stop()`, and once `dead`.
    */
   nextDeadline (): number {
     if (this.#phase !== Phase.RUNNING || this.#state === HealthState.DEAD) return Infinity
-    const boundary = this.#lastAlive + (this.#missesAt(this.#now) + 1) * this.#intervalMs
-    return Math.min(this.#nextPingAt, boundary)
+    const k = this.#state === HealthState.HEALTHY ? this.#missesUnhealthy : this.#missesDead
+    return Math.min(this.#nextPingAt, this.#lastAlive + k * this.#intervalMs)
   }
 
   /**

@@ -60,6 +60,58 @@ describe('liveness: heartbeats in the IO workers', () => {
     expect((await got).payload).toBe('still here')
   })
 
+  // One-way heartbeats (connection.ts ONE_WAY_HEARTBEAT): only the dialer
+  // pings; the listener judges it by its pings and learns the RTT from them.
+  // The tests above have `a` dial; these have the child dial `a`.
+  describe('the listening side (one-way heartbeats: the dialer pings)', () => {
+    it('reports the RTT the dialer measured', async () => {
+      const a = await makeMesh(FAST)
+      const up = waitFor(a, 'peer:up')
+      const child = await spawnNode({ ...FAST, bootstrap: [a.addresses[0]] })
+      expect((await up).id).toBe(child.id)
+      const deadline = Date.now() + 3000
+      while (a.peers()[0]?.rttMs === undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+      expect(a.peers()[0]?.direction).toBe('inbound')
+      expect(a.peers()[0]?.rttMs).toBeGreaterThan(0)
+      expect(a.peers()[0]?.rttMs).toBeLessThan(1000)
+    })
+
+    it('SIGSTOP of the dialer: unhealthy, then peer:down within intervalMs × missesDead + 300 ms (with margin)', async () => {
+      const a = await makeMesh(FAST)
+      const up = waitFor(a, 'peer:up')
+      const child = await spawnNode({ ...FAST, bootstrap: [a.addresses[0]] })
+      await up
+      const health: string[] = []
+      a.on('peer:health', (h) => { health.push(h.state) })
+      const down = waitFor(a, 'peer:down', { timeoutMs: 5000 })
+      const t0 = performance.now()
+      child.proc.kill('SIGSTOP')
+      const info = await down
+      const elapsed = performance.now() - t0
+      expect(info.id).toBe(child.id)
+      expect(health).toEqual(['unhealthy', 'disconnected'])
+      expect(elapsed).toBeGreaterThan(300)
+      expect(elapsed).toBeLessThan(100 * 6 + 300 + 600)
+    })
+
+    it('SIGSTOP then SIGCONT of the dialer within the window: no peer:down, back to healthy', async () => {
+      const a = await makeMesh(FAST)
+      const up = waitFor(a, 'peer:up')
+      const child = await spawnNode({ ...FAST, bootstrap: [a.addresses[0]] })
+      await up
+      let downs = 0
+      a.on('peer:down', () => { downs++ })
+      const unhealthy = waitFor(a, 'peer:health', { filter: (h: any) => h.state === 'unhealthy', timeoutMs: 3000 })
+      child.proc.kill('SIGSTOP')
+      await unhealthy
+      const healthy = waitFor(a, 'peer:health', { filter: (h: any) => h.state === 'healthy', timeoutMs: 3000 })
+      child.proc.kill('SIGCONT')
+      await healthy
+      expect(downs).toBe(0)
+      expect(a.peers()[0]?.state).toBe('healthy')
+    })
+  })
+
   it('kill -9 of a peer: peer:down promptly (the socket closes)', async () => {
     const child = await spawnNode(FAST)
     const a = await makeMesh(FAST)

@@ -319,18 +319,82 @@ describe('HealthMonitor health state machine', () => {
     expect(hm.nextDeadline()).toBe(Infinity)
   })
 
-  it('nextDeadline() is the earlier of the next ping and the next miss boundary', () => {
-    const { hm } = started(FAST, 0)
-    expect(hm.nextDeadline()).toBe(100) // ping and boundary coincide
+  it('nextDeadline() is the earlier of the next ping and the next state-changing boundary', () => {
+    const { hm } = started(FAST, 0) // 100 ms × 3 / 6
+    expect(hm.nextDeadline()).toBe(100) // ping at 100 < unhealthy boundary at 300
     hm.onActivity(30)
-    expect(hm.nextDeadline()).toBe(100) // ping at 100 < boundary at 130
+    expect(hm.nextDeadline()).toBe(100)
     hm.tick(100)
-    expect(hm.nextDeadline()).toBe(130) // boundary at 130 < ping at 200
-    hm.tick(130)
-    expect(hm.misses).toBe(1)
     expect(hm.nextDeadline()).toBe(200)
     hm.tick(200)
-    expect(hm.nextDeadline()).toBe(230)
+    hm.tick(300)
+    expect(hm.misses).toBe(2) // 30 → 300: two whole intervals; intermediate boundaries wake nobody
+    expect(hm.nextDeadline()).toBe(330) // unhealthy boundary 30 + 300 < ping at 400
+    hm.tick(330)
+    expect(hm.state).toBe('unhealthy')
+    expect(hm.misses).toBe(3)
+    hm.tick(400)
+    expect(hm.nextDeadline()).toBe(500) // ping; the dead boundary is 630
+    hm.onActivity(450) // back to healthy: the next boundary is unhealthy again
+    expect(hm.state).toBe('healthy')
+    expect(hm.nextDeadline()).toBe(500)
+    hm.tick(500)
+    hm.tick(600)
+    hm.tick(700)
+    expect(hm.nextDeadline()).toBe(750)
+  })
+
+  it('a live link never wakes its owner between pings (proof of life pushes the boundary out)', () => {
+    const { hm, first } = started({ intervalMs: 1000, missesUnhealthy: 3, missesDead: 6 }, 0)
+    hm.onPong(first.seq, 1)
+    const wakes: number[] = []
+    for (let t = 0; t < 10_000;) {
+      t = hm.nextDeadline()
+      wakes.push(t)
+      hm.tick(t)
+      for (const o of drain(hm)) if (o.kind === 'send-ping') hm.onPong(o.seq, t + 0.5) // pong 0.5 ms later
+    }
+    expect(wakes).toEqual([1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10_000])
+  })
+
+  it('start() with a grid origin aligns the second ping to origin + k × intervalMs', () => {
+    const a = new HealthMonitor(FAST)
+    a.start(1_234, { gridOrigin: 1_000 })
+    expect(drain(a)).toEqual([{ kind: 'send-ping', seq: 0, sentAt: 1_234 }])
+    expect(a.nextDeadline()).toBe(1_300)
+    const b = new HealthMonitor(FAST)
+    b.start(1_277, { gridOrigin: 1_000 })
+    drain(b)
+    expect(b.nextDeadline()).toBe(1_300) // same instant: one wake-up for both
+    const c = new HealthMonitor(FAST)
+    c.start(1_300, { gridOrigin: 1_000 }) // on the grid: the next slot, not now again
+    drain(c)
+    expect(c.nextDeadline()).toBe(1_400)
+    a.tick(1_300)
+    b.tick(1_300)
+    expect(pings(drain(a))[0]!.sentAt).toBe(1_300)
+    expect(a.nextDeadline()).toBe(1_400)
+    expect(pings(drain(b))[0]!.sentAt).toBe(1_300)
+  })
+
+  it('one-way (ping: false): never pings, judged on the peer\'s pings, RTT from the peer', () => {
+    const hm = new HealthMonitor(FAST)
+    hm.start(0, { ping: false })
+    expect(drain(hm)).toEqual([])
+    expect(hm.nextDeadline()).toBe(300) // only the unhealthy boundary
+    for (let t = 100; t <= 1_000; t += 100) {
+      hm.onActivity(t) // the peer's ping
+      expect(hm.nextDeadline()).toBe(t + 300)
+    }
+    hm.onRemoteRtt(0.75)
+    hm.onRemoteRtt(Number.NaN) // ignored
+    hm.onRemoteRtt(-1) // ignored
+    expect(hm.rttMs).toBe(0.75)
+    expect(hm.rttStats().count).toBe(1)
+    // The peer falls silent after 1000: unhealthy at 1300, dead at 1600, and no ping ever.
+    const log = runUntil(hm, 5_000)
+    expect(log.map((e) => [e.at, e.out.kind === 'transition' ? e.out.state : e.out.kind])).toEqual([[1_300, 'unhealthy'], [1_600, 'dead']])
+    expect((log[1]!.out as Transition).rttMs).toBe(0.75)
   })
 
   it('nextDeadline() agrees with the miss count for a fractional interval', () => {
@@ -427,7 +491,7 @@ describe('HealthMonitor health state machine', () => {
     expect(transitions(outs)).toEqual([])
     // one catch-up ping, not a burst of 9, and the grid is kept
     expect(pings(outs)).toEqual([{ kind: 'send-ping', seq: 1, sentAt: 900 }])
-    expect(hm.nextDeadline()).toBe(950) // boundary 850 + 100 beats the ping at 1000
+    expect(hm.nextDeadline()).toBe(1_000) // the ping; the unhealthy boundary is 850 + 300
     hm.tick(950)
     hm.tick(1_000)
     expect(pings(drain(hm)).map((p) => p.sentAt)).toEqual([1_000])
