@@ -1,6 +1,6 @@
 import type { MessagePort, Worker } from 'node:worker_threads'
-import { transferHandlers, type Endpoint, type TransferHandler } from 'comlink'
-import { MeshError, toWire, fromWire } from '../errors.js'
+import { transferHandlers, type Endpoint, type Remote, type TransferHandler } from 'comlink'
+import { MeshError, ErrorCode, toWire, fromWire } from '../errors.js'
 
 type NodePort = Pick<MessagePort, 'postMessage' | 'on' | 'off'> & { start?: () => void }
 
@@ -30,6 +30,40 @@ export function nodeEndpoint (port: NodePort | Worker): Endpoint {
     },
     start: p.start?.bind(p),
   } as Endpoint
+}
+
+/**
+ * A comlink remote whose calls reject with MeshError `CLOSED` (details.reason
+ * 'worker-exit') once `worker` has exited, instead of waiting forever: a
+ * worker that dies takes its pending answers with it, and comlink has no
+ * notion of the other side going away (seen: a `connect()` that never
+ * settled after an IO worker crash under load). Symbol properties (e.g.
+ * `releaseProxy`) and `then` pass through untouched.
+ */
+export function untilExit<T> (remote: Remote<T>, worker: Pick<Worker, 'once'>, name: string): Remote<T> {
+  let exited: MeshError | undefined
+  const pending = new Set<(err: MeshError) => void>()
+  worker.once('exit', (code: number) => {
+    exited = new MeshError(ErrorCode.CLOSED, `${name} stopped (exit code ${code}) before answering`, { details: { reason: 'worker-exit' } })
+    for (const fail of pending) fail(exited)
+    pending.clear()
+  })
+  return new Proxy(remote as object, {
+    get (target, prop, receiver) {
+      const v: unknown = Reflect.get(target, prop, receiver)
+      if (typeof prop === 'symbol' || prop === 'then') return v
+      return async (...args: unknown[]): Promise<unknown> => {
+        if (exited !== undefined) throw exited
+        return await new Promise((resolve, reject) => {
+          pending.add(reject)
+          ;(v as (...a: unknown[]) => Promise<unknown>)(...args).then(
+            (x) => { pending.delete(reject); resolve(x) },
+            (err: unknown) => { pending.delete(reject); reject(err) },
+          )
+        })
+      }
+    },
+  }) as Remote<T>
 }
 
 /**

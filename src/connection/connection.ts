@@ -1,4 +1,4 @@
-import type { WebSocket, RawData } from 'ws'
+import { WebSocket, type RawData } from 'ws'
 import { Handshake, type HandshakeAction, type HandshakeConfig, type HandshakeResult, type RejectReason, type DecideStage } from '../handshake/handshake.js'
 import { FrameType, CloseCode, ProtocolReason, STREAM_FRAME_TYPES } from '../codec/frame.js'
 import { encodeFrame } from '../codec/encode.js'
@@ -120,6 +120,10 @@ export class Connection {
   /** Send one WebSocket message holding one or more encoded frames. */
   send (buf: Uint8Array, frames: number): void {
     if (this.#state !== 'open' && this.#state !== 'handshaking') return
+    // A dialed socket still connecting (TCP or the HTTP upgrade is slow: the
+    // handshake deadline can pass first and queue a REJECT): ws.send would
+    // throw and take the whole IO worker down. Nothing to say to it yet.
+    if (this.#ws.readyState !== WebSocket.OPEN) return
     const n = buf.length
     this.#inflight += n
     const c = this.#owner.counters

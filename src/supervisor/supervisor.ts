@@ -4,7 +4,7 @@ import { wrap, expose, transfer, proxy, releaseProxy, type Remote } from 'comlin
 import type { Logger } from 'pino'
 import { RingBuffer } from '../ring/ring-buffer.js'
 import { Doorbell } from '../ring/doorbell.js'
-import { nodeEndpoint } from '../actor/endpoint.js'
+import { nodeEndpoint, untilExit } from '../actor/endpoint.js'
 import { forwardLogs } from '../observability/logger.js'
 import type { HostCallbacks, IoWorkerApi, IoWorkerData, RouterApi, RouterHostCallbacks, RouterWorkerData } from '../actor/protocol.js'
 import type { WorkerConfig } from '../options.js'
@@ -155,7 +155,7 @@ export class Supervisor {
   /** Test hook: make IO worker `index` crash. */
   crashIo (index: number): void {
     const s = this.slots[index]
-    if (s !== undefined) void s.api.crash()
+    if (s !== undefined) s.api.crash().catch(() => { /* it exits: that is the point */ })
   }
 
   #spawnRouter (): void {
@@ -163,7 +163,7 @@ export class Supervisor {
     this.#router = new Worker(ROUTER_WORKER_URL, { workerData: data, stdout: true, stderr: false, name: 'meshwork-router' })
     // A stray console.log in the router must not pile up in host memory (nor reach its stdout).
     this.#router.stdout.resume()
-    this.#routerApi = wrap<RouterApi>(nodeEndpoint(this.#router))
+    this.#routerApi = untilExit(wrap<RouterApi>(nodeEndpoint(this.#router)), this.#router, 'router worker')
     this.#router.on('error', (err) => { this.#o.logger.error({ component: 'supervisor', event: 'worker:error', worker: 'router', err }, 'router worker failed') })
   }
 
@@ -201,13 +201,16 @@ export class Supervisor {
     })
     worker.stdout.resume()
     slot.worker = worker
-    slot.api = wrap<IoWorkerApi>(nodeEndpoint(worker))
+    slot.api = untilExit(wrap<IoWorkerApi>(nodeEndpoint(worker)), worker, `IO worker ${slot.index}`)
     let failure: Error | undefined
     worker.on('error', (err) => { failure = err })
     worker.on('exit', (code) => {
       hostChannel.port1.close()
       if (slot.stopping || this.#closed) return
-      void this.#onCrash(slot, failure ?? new Error(`IO worker ${slot.index} exited with code ${code}`))
+      this.#onCrash(slot, failure ?? new Error(`IO worker ${slot.index} exited with code ${code}`)).catch((err: unknown) => {
+        // The mesh closing meanwhile ends the restart (its calls to the router fail): nothing to report then.
+        if (!this.#closed) this.#o.logger.error({ component: 'supervisor', event: 'worker:restart-failed', worker: `io${slot.index}`, err: (err as Error).message }, 'could not restart the IO worker')
+      })
     })
   }
 

@@ -2,11 +2,53 @@ import { describe, it, expect, afterEach } from 'vitest'
 import { mkdtemp, stat, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createServer, type Server, type Socket } from 'node:net'
+import { MeshError } from '../../dist/src/index.js'
 import { makeMesh, closeAll, waitFor, collect } from '../helpers/mesh.js'
 
 afterEach(closeAll)
 
+/** A TCP listener that accepts and never answers (a peer whose HTTP upgrade hangs). */
+async function silentServer (): Promise<{ url: string; close: () => void }> {
+  const socks: Socket[] = []
+  const server: Server = createServer((s) => { socks.push(s); s.on('error', () => {}) })
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  const port = (server.address() as { port: number }).port
+  return { url: `ws://127.0.0.1:${port}`, close: () => { for (const s of socks) s.destroy(); server.close() } }
+}
+
+async function restarts (m: { metrics: () => Promise<string> }): Promise<number> {
+  const line = (await m.metrics()).split('\n').find((l) => l.startsWith('meshwork_worker_restarts_total'))
+  return Number(line?.split(' ').at(-1) ?? NaN)
+}
+
 describe('supervisor', () => {
+  it('a dial whose socket is still connecting at the handshake deadline fails with TIMEOUT; the IO worker lives on', async () => {
+    const silent = await silentServer()
+    try {
+      const a = await makeMesh({ handshakeTimeoutMs: 200 })
+      const b = await makeMesh()
+      // Before the fix the deadline queued a REJECT on the CONNECTING socket: ws.send threw and killed the worker.
+      await expect(a.connect(silent.url)).rejects.toMatchObject({ code: 'TIMEOUT' })
+      await a.connect(b.addresses[0] as string)
+      expect(await restarts(a)).toBe(0)
+    } finally { silent.close() }
+  })
+
+  it('a call in flight to an IO worker that dies settles (CLOSED) instead of hanging', async () => {
+    const silent = await silentServer()
+    try {
+      const a = await makeMesh({ handshakeTimeoutMs: 30_000 })
+      const pending = a.connect(silent.url)
+      const settled = pending.then(() => 'resolved', (err: unknown) => err)
+      await new Promise((resolve) => setTimeout(resolve, 100)) // the dial is in the worker
+      a._crashIoWorker(0)
+      const r = await Promise.race([settled, new Promise((resolve) => setTimeout(() => { resolve('still pending') }, 5000))])
+      expect(r).toBeInstanceOf(MeshError)
+      expect(r).toMatchObject({ code: 'CLOSED', details: { reason: 'worker-exit' } })
+    } finally { silent.close() }
+  })
+
   it('restarts a crashed IO worker; its outbound peers are re-linked and traffic resumes', async () => {
     const b = await makeMesh()
     const a = await makeMesh()
