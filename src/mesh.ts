@@ -196,7 +196,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     }
     let mesh: Mesh
     try {
-      mesh = new Mesh(opts, identity, log, store)
+      mesh = new Mesh(opts, identity, log.child({ node: identity.id }), store)
     } catch (err) {
       await store?.close()
       // prom-client refuses a second registration of the same metric name.

@@ -68,8 +68,8 @@ export interface IoPeerControl {
   dropConnection (connKey: string, reason: string): Promise<void>
   /** Send a membership payload to a linked peer (control lane). False if not linked here. */
   sendMembership (peerId: string, payload: Uint8Array): Promise<boolean>
-  /** Dial a member learned by gossip (discovery); not kept up if it fails. */
-  discover (url: string, peerId: string): Promise<void>
+  /** Dial a member learned by gossip (discovery); not kept up if it fails. Resolves whether the peer is linked (directly) afterwards. */
+  discover (url: string, peerId: string): Promise<boolean>
   /** Send a link-state routing payload (an encoded LSA) to a linked peer (control lane). False if not linked here. */
   sendRouting (peerId: string, payload: Uint8Array | Uint8Array[]): Promise<boolean>
   /** The router's current forwarding table (replaces the previous one). */

@@ -141,9 +141,10 @@ export class IoWorker implements ConnectionOwner {
       setRoutes: async (table) => { this.#setRoutes(table) },
       discover: async (url, peerId) => {
         // Never dial a peer we already have a connection with (see the router's check).
-        for (const c of this.#conns.values()) if (c.peerId === peerId && c.state !== 'closed') return
-        // Discovery is best effort: the router asks again later if it fails.
+        for (const c of this.#conns.values()) if (c.peerId === peerId && c.state !== 'closed') return this.#actors.get(peerId)?.direct !== undefined
+        // Discovery is best effort: the router asks again (after a backoff) if it fails.
         await this.dial(url, peerId).catch(() => {})
+        return this.#actors.get(peerId)?.direct !== undefined
       },
     }
     expose(control, nodeEndpoint(data.controlPort))
@@ -777,8 +778,22 @@ export class IoWorker implements ConnectionOwner {
       if (c.key !== connKey) continue
       const actor = c.peerId === undefined ? undefined : this.#actors.get(c.peerId)
       // Stop consuming the ring now (SPSC: the winner may be on another worker).
-      actor?.detach(c)
+      const wasUp = actor?.detach(c) === true
       c.close(CloseCode.DUPLICATE, reason, new MeshError(ErrorCode.PROTOCOL, `duplicate connection to ${c.peerId ?? '?'}`, { details: { reason: 'duplicate' } }))
+      // The host heard peer:up for this link and hears no peer:down for it
+      // (detached above): the winner's peer:up is meant to follow. If the
+      // winner fails its handshake instead (seen under heavy load: its
+      // deadline passed while the router decided), the host would show the
+      // peer healthy with no link at all, and the peer, which saw the close,
+      // would not. So: no direct link again by the winner's deadline → peer:down.
+      if (wasUp && actor !== undefined) {
+        const t = setTimeout(() => {
+          if (this.#closing || actor.direct !== undefined || this.#actors.get(actor.peerId) !== actor) return
+          this.#inbound.event(actor.handle, { type: 'peer:down', peerId: actor.peerId, reason: `${CloseCode.DUPLICATE} duplicate (the connection kept instead did not complete)` })
+          this.log.debug({ event: 'peer:down', peer: actor.peerId, conn: c.key, reason: 'duplicate-replacement-failed' }, 'the connection kept instead of a duplicate did not complete')
+        }, this.#data.config.handshakeTimeoutMs + 500)
+        t.unref()
+      }
     }
   }
 

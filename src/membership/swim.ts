@@ -302,6 +302,8 @@ export class Swim {
   readonly #suspicions = new Map<string, Suspicion>()
   readonly #reapAt = new Map<string, number>()
   readonly #pendingDials = new Map<string, number>()
+  /** Members whose discovery dial failed: not dialed again before `at`; `fails` drives the backoff. */
+  readonly #dialBackoff = new Map<string, { at: number; fails: number; armed: boolean }>()
   readonly #probes = new Map<number, Probe>()
   readonly #relays = new Map<number, Relay>()
   /** Members we hold a direct link to (by id; also ids not, or no longer, in the table). */
@@ -379,6 +381,23 @@ export class Swim {
   }
 
   /**
+   * The `dial` emitted for `id` did not end in a link (refused, timed out,
+   * lost a duplicate race to a connection that then failed). It may be
+   * emitted again after a backoff — 1 s, doubling per failure up to
+   * `dialRetryMs`, with jitter — instead of waiting `dialRetryMs` for the
+   * pending dial to expire (that is up to 5 protocol periods: minutes with a
+   * slow heartbeat). A link to `id` resets the backoff.
+   */
+  dialFailed (id: string, now: number): void {
+    if (!this.#pendingDials.has(id) || this.#links.has(id)) return
+    this.#pendingDials.delete(id)
+    const fails = (this.#dialBackoff.get(id)?.fails ?? 0) + 1
+    const base = Math.min(this.#cfg.dialRetryMs, 1000 * 2 ** Math.min(fails - 1, 20))
+    this.#dialBackoff.set(id, { at: now + base * (0.5 + this.#cfg.random() / 2), fails, armed: true })
+    this.#afterInput(now)
+  }
+
+  /**
    * Tell the core whether we hold a direct, authenticated connection to `id`.
    * Only linked members are probed. Link up: the member gets our table (sync)
    * and joins the probe rotation. Link down: if it was alive, we ask our
@@ -398,6 +417,7 @@ export class Swim {
       const rec = this.#table.get(id)
       if (rec !== undefined) rec.linked = true
       this.#pendingDials.delete(id)
+      this.#dialBackoff.delete(id)
       // SWIM §4.3: a new member goes to a random position of the remaining round.
       const pos = this.#probeIndex + Math.floor(this.#cfg.random() * (this.#probeList.length - this.#probeIndex + 1))
       this.#probeList.splice(pos, 0, id)
@@ -482,6 +502,9 @@ export class Swim {
     // blocked, process paused), the silence we observed is ours, not our
     // peers'. Do not turn it into verdicts before reading what waited in our
     // inbound buffers (the owner's timer may fire before its socket reads).
+    for (const b of this.#dialBackoff.values()) {
+      if (b.armed && b.at <= now) { b.armed = false; this.#dialDirty = true } // due for another try (fails kept for the next backoff)
+    }
     const starved = now - this.#expectedTick > this.#cfg.protocolPeriodMs
     if (starved) {
       this.#stats.starved++
@@ -549,6 +572,7 @@ export class Swim {
     for (const r of this.#relays.values()) d = Math.min(d, r.nacked ? r.expireAt : r.nackAt)
     for (const s of this.#suspicions.values()) d = Math.min(d, s.deadline)
     for (const at of this.#reapAt.values()) d = Math.min(d, at)
+    if (this.#selfState === 'alive') for (const b of this.#dialBackoff.values()) if (b.armed) d = Math.min(d, b.at)
     return d
   }
 
@@ -937,7 +961,7 @@ export class Swim {
     if (budget <= 0) return
     const candidates: MemberRecord[] = []
     for (const r of this.#table.values()) {
-      if (r.state === 'alive' && !r.linked && r.addresses.length > 0 && !this.#pendingDials.has(r.id)) candidates.push(r)
+      if (r.state === 'alive' && !r.linked && r.addresses.length > 0 && !this.#pendingDials.has(r.id) && this.#dialBackoff.get(r.id)?.armed !== true) candidates.push(r)
     }
     // Random choice, so members learning the same news do not all dial the same few nodes.
     const n = Math.min(budget, candidates.length)

@@ -88,8 +88,10 @@ export class RouterService implements RouterApi {
       // Below the period at any interval (intervalMs may be as low as 10 ms).
       probeTimeoutMs: Math.max(Math.min(10, period - 1), Math.round(period * 0.3)),
       maxPeers: this.#swimConfig.maxPeers,
-      // Retry a failed discovery dial after a few periods, not the default 30 s.
-      dialRetryMs: period * 5,
+      // A dial that neither links nor reports failure is given up after a few
+      // periods (failures back off from 1 s: Swim.dialFailed); at most 10 s,
+      // however slow the heartbeat (SWIM's period follows it).
+      dialRetryMs: Math.min(period * 5, 10_000),
       random: Math.random,
     }, performance.now())
     // Links that came up before membership started.
@@ -284,7 +286,14 @@ export class RouterService implements RouterApi {
         if (this.#addresses.length > 0 && this.#selfId > o.id) break
         const url = o.addresses[0]
         const w = this.#workers.get(0)
-        if (url !== undefined && w !== undefined) void w.discover(url, o.id).catch(() => {})
+        if (url !== undefined && w !== undefined) {
+          void w.discover(url, o.id).then((linked) => {
+            // Not linked: let SWIM try again after a short backoff (not a whole dialRetryMs).
+            if (linked || this.#swim === undefined) return
+            this.#swim.dialFailed(o.id, performance.now())
+            this.#pump()
+          }, () => {})
+        }
         break
       }
       case 'forget':

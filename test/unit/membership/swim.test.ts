@@ -363,6 +363,35 @@ describe('dial outputs', () => {
     expect(drain(s).filter((o) => o.kind === 'dial')).toHaveLength(1)
   })
 
+  it('a failed dial is retried after a backoff (1 s, doubling, jittered, capped at dialRetryMs), not after dialRetryMs; a link resets it', () => {
+    const s = linked(['b'], { maxPeers: 5, dialRetryMs: 60_000, protocolPeriodMs: 60_000, probeTimeoutMs: 10_000, random: () => 0.999 })
+    s.handleGossip('b', [alive('c', 1, ['ws://c:1'])], 0)
+    const dialsOf = (): string[] => drain(s).flatMap((o) => o.kind === 'dial' ? [o.id] : [])
+    expect(dialsOf()).toEqual(['c'])
+    const retries: number[] = []
+    let t = 0
+    for (let i = 0; i < 4; i++) {
+      s.dialFailed('c', t)
+      expect(dialsOf()).toEqual([]) // not at once
+      t = s.nextDeadline() // the backoff is a deadline of its own (the next probe is a minute away)
+      s.tick(t)
+      expect(dialsOf()).toEqual(['c'])
+      retries.push(Math.round(t))
+    }
+    // random 0.999: delays ≈ base × 1.0 → 1 s, 2 s, 4 s, 8 s after each failure.
+    const deltas = retries.map((x, i) => x - (i === 0 ? 0 : retries[i - 1]!))
+    ;[1000, 2000, 4000, 8000].forEach((want, i) => { expect(Math.abs(deltas[i]! - want)).toBeLessThanOrEqual(10) })
+    // A link resets it: after it drops, c is dialed again at once (a slot freed up), and a failure backs off 1 s again.
+    s.setLinked('c', true, t)
+    s.setLinked('c', false, t + 1)
+    expect(dialsOf()).toEqual(['c'])
+    s.dialFailed('c', t + 100)
+    expect(s.nextDeadline()).toBeLessThanOrEqual(t + 100 + 1000)
+    // dialFailed for a member with no pending dial (or linked) is ignored.
+    s.dialFailed('zz', t)
+    expect(dialsOf()).toEqual([])
+  })
+
   it('no dials when linked to maxPeers already, nor for dial-only members, nor after leave', () => {
     const s = linked(['b', 'c'], { maxPeers: 2 })
     s.handleGossip('b', [alive('x', 1, ['ws://x:1'])], 0)

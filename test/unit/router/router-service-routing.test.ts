@@ -40,7 +40,7 @@ function makeNode (identity: Identity, deliver: (from: string, to: string, paylo
     const io: IoPeerControl = {
       dropConnection: async () => {},
       sendMembership: async () => true,
-      discover: async () => {},
+      discover: async () => true,
       sendRouting: async (peerId, payload) => {
         // The router batches LSAs per neighbour; the wire would carry them one frame each.
         for (const p of Array.isArray(payload) ? payload : [payload]) {
