@@ -344,7 +344,14 @@ export const detection: Scenario = {
         const ids = st.flatMap((x) => x.nodes.map((n) => n.id))
         const urls = st.flatMap((x) => x.nodes.map((n) => n.addresses[0]!))
         const f = await Promise.all(ps.map(async (p) => await p.call('connectAll', { urls }, 60_000)))
-        await Promise.all(ps.map(async (p) => await p.call('waitLinked', { ids, timeoutMs: 30_000 }, 35_000)))
+        try {
+          await Promise.all(ps.map(async (p) => await p.call('waitLinked', { ids, timeoutMs: 20_000 }, 25_000)))
+        } catch {
+          // On a loaded box some handshakes time out in the all-at-once dial storm
+          // (what this part measures is the idle cost, not linking): dial the missing ones again.
+          await Promise.all(ps.map(async (p) => await p.call('connectAll', { urls }, 60_000)))
+          await Promise.all(ps.map(async (p) => await p.call('waitLinked', { ids, timeoutMs: 30_000 }, 35_000)))
+        }
         return { procs: ps, failed: f.reduce((n, x) => n + x.failed.length, 0) }
       }
       const rawGroup = async (): Promise<number> => {
@@ -355,7 +362,10 @@ export const detection: Scenario = {
         }, 30_000)))).reduce((n, r) => n + r.links, 0)
       }
       // Control: the same mesh with a heartbeat too slow to fire in the window (membership and the rest still run).
-      const [main, quiet, rawLinks] = await Promise.all([meshGroup(overheadProcs), meshGroup(controlProcs, QUIET), rawGroup()])
+      // One group at a time: three dial storms at once time handshakes out on a loaded 2-core box.
+      const main = await meshGroup(overheadProcs)
+      const quiet = await meshGroup(controlProcs, QUIET)
+      const rawLinks = await rawGroup()
       const procs = main.procs
       await sleep(o.quick ? 1_000 : 1_500)
       const all = [...procs, ...quiet.procs]

@@ -110,6 +110,8 @@ export interface RouterApi {
   routing (from: string, payload: Uint8Array | Uint8Array[]): Promise<void>
   /** The connection closed or failed. */
   release (connKey: string): Promise<void>
+  /** The heartbeat verdict on an up link changed (healthy ⇄ unhealthy); see RouterService #act (local acks). */
+  linkHealth (connKey: string, healthy: boolean): Promise<void>
   /** Everything a worker held is gone (it crashed). */
   releaseWorker (index: number): Promise<void>
   /** Current direct links, for status and routes. */

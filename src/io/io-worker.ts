@@ -724,6 +724,8 @@ export class IoWorker implements ConnectionOwner {
       return
     }
     if (ev.state === 'dead' || ev.previous === 'dead') return // death is reported as peer:down by closed()
+    // SWIM answers its direct pings from healthy links (router-service.ts #act): tell it when that stops or resumes.
+    void this.#router.linkHealth(conn.key, ev.state === 'healthy').catch(() => {})
     this.log.debug({ event: 'peer:health', peer: actor.peerId, state: ev.state, previous: ev.previous, rttMs: ev.rttMs }, `peer ${ev.state}`)
     this.#inbound.event(actor.handle, { type: 'peer:health', peerId: actor.peerId, state: ev.state, previous: ev.previous, rttMs: ev.rttMs })
   }

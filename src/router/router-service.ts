@@ -266,6 +266,48 @@ export class RouterService implements RouterApi {
   #act (o: SwimOutput): void {
     switch (o.kind) {
       case 'send': {
+        // A ping with nothing to piggyback, to a member whose link the IO
+        // worker's heartbeats call healthy (a beat answered within
+        // missesUnhealthy intervals): that link already proves what the ping
+        // would, so it is acked here. An idle mesh then sends no SWIM traffic
+        // at all over its direct links (one round trip and four control-plane
+        // messages per probe saved); pings that carry gossip, and pings to a
+        // member whose beats are missing, still go over the network, so
+        // suspicion starts once heartbeats falter (after missesUnhealthy beats).
+        if (o.msg.t === 'ping' && o.msg.gossip.length === 0 && this.#heartbeatHealthy(o.to)) {
+          const swim = this.#swim
+          const seq = o.msg.seq
+          const from = o.to
+          this.localAcks++
+          // Not re-entrantly: #pump is draining SWIM's outputs right now.
+          queueMicrotask(() => {
+            if (swim === undefined || this.#swim !== swim) return
+            swim.handleMessage(from, { t: 'ack', seq, gossip: [] }, performance.now())
+            this.#pump()
+          })
+          break
+        }
+        // A ping with nothing to piggyback, to a member whose link the IO
+        // worker's heartbeats call healthy (a beat answered within
+        // missesUnhealthy intervals): that link already proves what the ping
+        // would, so it is acked here. An idle mesh then sends no SWIM traffic
+        // at all over its direct links (one round trip and four control-plane
+        // messages per probe saved); pings that carry gossip, and pings to a
+        // member whose beats are missing, still go over the network, so
+        // suspicion starts once heartbeats falter (after missesUnhealthy beats).
+        if (o.msg.t === 'ping' && o.msg.gossip.length === 0 && this.#heartbeatHealthy(o.to)) {
+          const swim = this.#swim
+          const seq = o.msg.seq
+          const from = o.to
+          this.localAcks++
+          // Not re-entrantly: #pump is draining SWIM's outputs right now.
+          queueMicrotask(() => {
+            if (swim === undefined || this.#swim !== swim) return
+            swim.handleMessage(from, { t: 'ack', seq, gossip: [] }, performance.now())
+            this.#pump()
+          })
+          break
+        }
         const w = this.#workerOf(o.to)
         if (w !== undefined) void w.sendMembership(o.to, encodeControl(o.msg)).catch(() => {})
         break
@@ -347,7 +389,24 @@ export class RouterService implements RouterApi {
     this.#pump()
     this.#syncNeighbor(e.peerId)
   }
+  async linkHealth (connKey: string, healthy: boolean): Promise<void> {
+    if (healthy) this.#unhealthyLinks.delete(connKey)
+    else if (this.#links.get(connKey) !== undefined) this.#unhealthyLinks.add(connKey)
+  }
+
+  /** Connections whose heartbeats say unhealthy (missed beats); every other up link answers for its peer. */
+  readonly #unhealthyLinks = new Set<string>()
+  /** SWIM direct pings answered from the link's heartbeat instead of the network (see #act). */
+  localAcks = 0
+
+  /** Whether an up link to `peerId` is healthy by its heartbeats (recent proof of life). */
+  #heartbeatHealthy (peerId: string): boolean {
+    for (const e of this.#links.entries()) if (e.peerId === peerId && e.up && !this.#unhealthyLinks.has(e.connKey)) return true
+    return false
+  }
+
   async release (connKey: string): Promise<void> {
+    this.#unhealthyLinks.delete(connKey)
     const e = this.#links.release(connKey)
     if (e === undefined) return
     this.#unlinkIfLast(e.peerId)

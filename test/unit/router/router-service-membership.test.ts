@@ -1,0 +1,63 @@
+// RouterService's SWIM glue: direct pings to a member whose link the IO
+// worker's heartbeats call healthy are acked in the router (no network round
+// trip, no control-plane messages); once the heartbeats falter
+// (linkHealth false) the pings go over the network again.
+import { describe, it, expect, afterEach } from 'vitest'
+import { MessageChannel, type MessagePort } from 'node:worker_threads'
+import { expose } from 'comlink'
+import { nodeEndpoint } from '../../../src/actor/endpoint.js'
+import type { IoPeerControl } from '../../../src/actor/protocol.js'
+import { decodeControl } from '../../../src/codec/control.js'
+import { generateIdentity } from '../../../src/identity/identity.js'
+import { RouterService } from '../../../src/router/router-service.js'
+
+const ports: MessagePort[] = []
+afterEach(() => { for (const p of ports.splice(0)) p.close() })
+
+async function until (cond: () => boolean, label: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${label}`)
+    await new Promise((resolve) => setTimeout(resolve, 2))
+  }
+}
+
+describe('RouterService: SWIM over heartbeat-healthy links', () => {
+  it('acks direct pings locally while the link is healthy; sends them once its heartbeats falter', async () => {
+    const self = generateIdentity().id
+    const peer = generateIdentity().id
+    const svc = new RouterService({ selfId: self, join: 'open', protocolPeriodMs: 20 })
+    const sent: Array<{ to: string; t: string; gossip: number }> = []
+    const ch = new MessageChannel()
+    ports.push(ch.port1, ch.port2)
+    const io: IoPeerControl = {
+      dropConnection: async () => {},
+      sendMembership: async (to, payload) => {
+        const m = decodeControl(payload) as { t: string; gossip?: unknown[] }
+        sent.push({ to, t: m.t, gossip: m.gossip?.length ?? 0 })
+        return true
+      },
+      discover: async () => true,
+      sendRouting: async () => true,
+      setRoutes: async () => {},
+    }
+    expose(io, nodeEndpoint(ch.port1))
+    await svc.attachWorker(0, ch.port2)
+    await svc.startMembership(['ws://127.0.0.1:1'], { status: () => {}, member: () => {}, routes: () => {} })
+    expect((await svc.claim({ connKey: '0:1', worker: 0, peerId: peer, dialerId: self })).ok).toBe(true)
+    await svc.linkUp('0:1', ['ws://127.0.0.1:2'])
+
+    // Healthy link: after the join news has been piggybacked, pings stop going out and are acked locally.
+    await until(() => svc.localAcks >= 10, '10 local acks')
+    const emptyPingsOut = sent.filter((s) => s.t === 'ping' && s.gossip === 0)
+    expect(emptyPingsOut).toEqual([])
+
+    // The heartbeats say unhealthy: SWIM's pings go to the network (and, unanswered here, lead to suspicion).
+    const before = sent.length
+    const acks = svc.localAcks
+    await svc.linkHealth('0:1', false)
+    await until(() => sent.slice(before).some((s) => s.t === 'ping' && s.to === peer), 'a ping sent over the link')
+    expect(svc.localAcks).toBe(acks)
+    await svc.leave().catch(() => {})
+  })
+})
