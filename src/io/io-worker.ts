@@ -926,8 +926,9 @@ export class IoWorker implements ConnectionOwner {
       const pinner = this.#pinner
       const now = pinner === undefined ? 0 : performance.now()
       for (const a of this.#actors.values()) {
-        // Multipath: a flow with something unacknowledged is active (refreshes its pin); one that went idle may move off a draining path.
-        if (pinner !== undefined && a.via !== undefined && a.window.pending) this.#repin(a, now)
+        // Multipath: a flow with something unacknowledged is active (refreshes its pin); one with
+        // nothing in flight is quiescent and may move at once (to a path that appeared, or off a draining one).
+        if (pinner !== undefined && a.via !== undefined) this.#repin(a, now, !a.window.pending)
         if (a.pump()) {
           progressed = true
           if (a.via !== undefined && this.#rtoTimer === undefined && a.window.inFlightBytes > 0) this.#ensureRto(performance.now())
