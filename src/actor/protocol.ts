@@ -176,6 +176,8 @@ export interface IoWorkerStats {
    * of routed peers' unacknowledged frames after an ACK timeout.
    */
   relay: { forwarded: number; delivered: number; dropped: Record<string, number>; retransmits: number }
+  /** Distinct first hops of the paths this worker's forwarding table holds per routed destination (what multipath spreads over). */
+  routePaths: Record<string, number>
 }
 
 /** Events carried in order through the inbound ring (kind EVENT). */

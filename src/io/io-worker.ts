@@ -556,8 +556,12 @@ export class IoWorker implements ConnectionOwner {
       // Paths are keyed [self, first hop]: a first hop whose cost rose drains (flow-pinning.ts).
       for (const r of table) {
         if (r.via === r.to || r.to === self) { this.#pinner.setPaths(r.to, [], [], now); continue }
-        const paths = r.paths
-        this.#pinner.setPaths(r.to, paths.map((p) => [self, p.via]), paths.map((p) => p.cost), now)
+        // One path per first hop, at the cost of the best path through it: the k
+        // paths may share a first hop (a→b→d and a→b→c→d once b and c link), and
+        // a later, dearer one must not stand for that hop's weight.
+        const best = new Map<string, number>()
+        for (const p of r.paths) best.set(p.via, Math.min(best.get(p.via) ?? Infinity, p.cost))
+        this.#pinner.setPaths(r.to, [...best.keys()].map((via) => [self, via]), [...best.values()], now)
       }
       for (const to of prev.keys()) if (!this.#routes.has(to)) this.#pinner.setPaths(to, [], [], now)
     }
@@ -808,6 +812,7 @@ export class IoWorker implements ConnectionOwner {
       refusedHandshakes: { ...this.#refused },
       reconnectAttempts: this.#reconnectAttempts,
       relay: { ...this.relay, dropped: { ...this.relay.dropped } },
+      routePaths: Object.fromEntries([...this.#routes.values()].filter((r) => r.via !== r.to).map((r) => [r.to, new Set(r.paths.map((p) => p.via)).size])),
     }
   }
 

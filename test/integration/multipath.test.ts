@@ -45,6 +45,8 @@ describe('multipath (issue 5)', () => {
     // Both relays known as paths for every destination before the flows start
     // (a flow pinned while only one path existed stays there while active).
     await until(() => dests.every((d) => { const r = a.routes().find((x) => x.to === d.id); return r?.hops === 2 && r.paths.length >= 2 }), { timeoutMs: 10_000, label: 'a routes to every destination through either relay' })
+    // …and in a's IO worker (the table reaches it separately from the host's view).
+    await until(async () => { const st = (await a._ioStats())[0]!; return dests.every((d) => (st.routePaths[d.id] ?? 0) >= 2) }, { timeoutMs: 10_000, label: "a's IO worker has both paths to every destination" })
     const base = await Promise.all([b, c].map(async (m) => (await m._ioStats()).reduce((t, s) => t + s.relay.forwarded, 0)))
 
     const N = 400
