@@ -67,8 +67,13 @@ export class HostLoopDelay {
     }
     // Let the loop pass its timers phase first: a stall that ended just
     // before this read is recorded only when the monitor's (overdue) timer
-    // runs, and libuv runs it before this later-due one.
-    await new Promise<void>((resolve) => { setTimeout(resolve, 1).unref() })
+    // runs. libuv runs timers in order of due time, computed from the loop
+    // time of the iteration that armed them — after a stall in the same
+    // iteration that is stale, so a 1 ms timer armed now can be due before
+    // the monitor's (seen on a loaded box: the stall was missed). One
+    // resolution + 1 ms is due after the monitor's next tick whatever the
+    // loop time says.
+    await new Promise<void>((resolve) => { setTimeout(resolve, ELD_RESOLUTION_MS + 1).unref() })
     const h = this.#h
     const res = ELD_RESOLUTION_MS
     // The bridge interval: measured when it fired, else still running (the
