@@ -178,6 +178,8 @@ export interface IoWorkerStats {
   relay: { forwarded: number; delivered: number; dropped: Record<string, number>; retransmits: number }
   /** Distinct first hops of the paths this worker's forwarding table holds per routed destination (what multipath spreads over). */
   routePaths: Record<string, number>
+  /** Routed peers (reached through a relay): the relay their frames go out through now. */
+  routedVia: Record<string, string>
 }
 
 /** Events carried in order through the inbound ring (kind EVENT). */

@@ -570,7 +570,7 @@ export class IoWorker implements ConnectionOwner {
       const actor = this.#actors.get(r.to)
       if (actor?.direct !== undefined) continue // linked directly: that wins
       // Multipath: a routed flow with nothing in flight re-chooses over the new path set (one pinned while a single path existed spreads once a second appears).
-      const via = this.#flowHop(r.to, now, actor !== undefined && !actor.window.pending)
+      const via = this.#flowHop(r.to, now, actor !== undefined && actor.window.inFlightBytes === 0)
       if (via === undefined) continue
       if (actor !== undefined && actor.connection === via) continue
       void this.#routedActor(r.to, via)
@@ -812,6 +812,7 @@ export class IoWorker implements ConnectionOwner {
       refusedHandshakes: { ...this.#refused },
       reconnectAttempts: this.#reconnectAttempts,
       relay: { ...this.relay, dropped: { ...this.relay.dropped } },
+      routedVia: Object.fromEntries([...this.#actors.values()].flatMap((a) => a.via === undefined ? [] : [[a.peerId, a.via]])),
       routePaths: Object.fromEntries([...this.#routes.values()].filter((r) => r.via !== r.to).map((r) => [r.to, new Set(r.paths.map((p) => p.via)).size])),
     }
   }
@@ -931,9 +932,10 @@ export class IoWorker implements ConnectionOwner {
       const pinner = this.#pinner
       const now = pinner === undefined ? 0 : performance.now()
       for (const a of this.#actors.values()) {
-        // Multipath: a flow with something unacknowledged is active (refreshes its pin); one with
-        // nothing in flight is quiescent and may move at once (to a path that appeared, or off a draining one).
-        if (pinner !== undefined && a.via !== undefined) this.#repin(a, now, !a.window.pending)
+        // Multipath: a flow with frames sent and not yet acknowledged is active (refreshes its
+        // pin); one with nothing in flight (queued frames not sent yet are not) is quiescent and
+        // may move at once, to a path that appeared or off a draining one: nothing can be overtaken.
+        if (pinner !== undefined && a.via !== undefined) this.#repin(a, now, a.window.inFlightBytes === 0)
         if (a.pump()) {
           progressed = true
           if (a.via !== undefined && this.#rtoTimer === undefined && a.window.inFlightBytes > 0) this.#ensureRto(performance.now())

@@ -16,13 +16,12 @@
  * How pinned flows move:
  * - tables unchanged: never (the pin is kept; even an evicted pin is
  *   re-chosen identically);
- * - a path's cost FALLS: pinned flows stay (only new flows see the new
- *   weights);
- * - another path APPEARS: an active flow stays; a flow re-chooses over the
- *   new set at its first frame after an idle gap of at least `idleMs`, or at
- *   once when the caller says it is quiescent (nothing of it in flight).
- *   Without this, a flow pinned while its destination had one path would
- *   never spread once the second path arrived;
+ * - a path's cost FALLS or another path APPEARS: an active flow stays; a
+ *   flow re-chooses over the new weights at its first frame after an idle
+ *   gap of at least `idleMs`, or at once when the caller says it is
+ *   quiescent (nothing of it in flight). Without this, a flow pinned while
+ *   its destination had one path (or a dear second one) would never spread
+ *   once the second path arrived (or got cheap);
  * - a path's cost RISES: the path is *draining* for `drainMs`. New flows
  *   avoid it (unless every path drains). A flow pinned to it stays while it
  *   is active, and moves at its first frame after an idle gap of at least
@@ -59,7 +58,7 @@ export const FLOW_PINNER_DEFAULTS = { idleMs: 1_000, drainMs: 10_000, maxFlows: 
 
 interface DestState {
   readonly paths: Map<string, PathState>
-  /** Bumped when a path appears: pins of an older generation may re-choose. */
+  /** Bumped when the paths or their costs change: idle or quiescent pins of an older generation re-choose. */
   gen: number
 }
 
@@ -109,20 +108,20 @@ export class FlowPinner {
     const prevDest = this.#dests.get(to)
     const prev = prevDest?.paths
     const next = new Map<string, PathState>()
-    let appeared = false
+    let changed = prev === undefined || prev.size !== paths.length
     for (let i = 0; i < paths.length; i++) {
       const cost = costs[i]!
       if (!(Number.isFinite(cost) && cost > 0)) throw new RangeError(`setPaths: cost ${i} must be finite and > 0`)
       const key = paths[i]!.join('>')
       const old = prev?.get(key)
-      if (old === undefined) appeared = true
+      if (old === undefined || old.cost !== cost) changed = true
       const drainingUntil = old === undefined ? 0
         : cost > old.cost ? now + this.drainMs
           : cost < old.cost ? 0
             : old.drainingUntil
       next.set(key, { key, nodes: [...paths[i]!], cost, drainingUntil })
     }
-    this.#dests.set(to, { paths: next, gen: (prevDest?.gen ?? 0) + (appeared && prevDest !== undefined ? 1 : 0) })
+    this.#dests.set(to, { paths: next, gen: (prevDest?.gen ?? 0) + (changed && prevDest !== undefined ? 1 : 0) })
   }
 
   /** Whether the path `nodes` to `to` is draining at `now`. */

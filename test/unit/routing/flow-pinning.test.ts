@@ -98,6 +98,21 @@ describe('FlowPinner', () => {
     for (let i = 0; i < 200; i++) expect(key(p.pathFor(flow(i), 10_000))).toBe(want[i])
   })
 
+  it('a path that got cheaper takes its share of quiescent flows (not of active ones)', () => {
+    const p = new FlowPinner({ idleMs: 1_000 })
+    p.setPaths('t', [P1, P2], [10, 1_000], 0) // P2 barely takes anything
+    for (let i = 0; i < 200; i++) p.pathFor(flow(i), 0)
+    p.setPaths('t', [P1, P2], [10, 10], 50) // P2's cost fell: equal now
+    const fresh = new FlowPinner()
+    fresh.setPaths('t', [P1, P2], [10, 10], 0)
+    const want = Array.from({ length: 200 }, (_, i) => key(fresh.pathFor(flow(i), 0)))
+    const before = Array.from({ length: 200 }, (_, i) => key(p.pathFor(flow(i), 100))) // active: unchanged
+    expect(before.filter((k) => k === key(P2)).length).toBeLessThan(10)
+    expect(Array.from({ length: 200 }, (_, i) => key(p.pathFor(flow(i), 200, true)))).toEqual(want)
+    p.setPaths('t', [P1, P2], [10, 10], 300) // the same table again: no churn
+    expect(Array.from({ length: 200 }, (_, i) => key(p.pathFor(flow(i), 5_000, true)))).toEqual(want)
+  })
+
   it('when every path drains, flows still get one', () => {
     const p = new FlowPinner()
     p.setPaths('t', [P1], [10], 0)
