@@ -24,6 +24,11 @@ export interface RouterRoutingOptions {
   pathPool?: PathPool
 }
 
+/** Local acks (see RouterService #act) only after membership was quiet for this many protocol periods. */
+export const LOCAL_ACK_QUIET_PERIODS = 10
+/** Every this-many-th direct ping to a member goes over the network even when it could be acked locally. */
+export const LOCAL_ACK_EVERY = 4
+
 /**
  * The routing actor's worker-side service: the direct-link table and the
  * duplicate-connection rule, SWIM membership, and link-state routing (the
@@ -76,6 +81,7 @@ export class RouterService implements RouterApi {
 
   async startMembership (addresses: string[], host: RouterHostCallbacks): Promise<void> {
     this.#host = host
+    this.#settledSince = performance.now()
     this.#addresses = addresses
     const period = this.#swimConfig.protocolPeriodMs
     this.#swim = new Swim({
@@ -269,33 +275,15 @@ export class RouterService implements RouterApi {
         // A ping with nothing to piggyback, to a member whose link the IO
         // worker's heartbeats call healthy (a beat answered within
         // missesUnhealthy intervals): that link already proves what the ping
-        // would, so it is acked here. An idle mesh then sends no SWIM traffic
-        // at all over its direct links (one round trip and four control-plane
-        // messages per probe saved); pings that carry gossip, and pings to a
-        // member whose beats are missing, still go over the network, so
-        // suspicion starts once heartbeats falter (after missesUnhealthy beats).
-        if (o.msg.t === 'ping' && o.msg.gossip.length === 0 && this.#heartbeatHealthy(o.to)) {
-          const swim = this.#swim
-          const seq = o.msg.seq
-          const from = o.to
-          this.localAcks++
-          // Not re-entrantly: #pump is draining SWIM's outputs right now.
-          queueMicrotask(() => {
-            if (swim === undefined || this.#swim !== swim) return
-            swim.handleMessage(from, { t: 'ack', seq, gossip: [] }, performance.now())
-            this.#pump()
-          })
-          break
-        }
-        // A ping with nothing to piggyback, to a member whose link the IO
-        // worker's heartbeats call healthy (a beat answered within
-        // missesUnhealthy intervals): that link already proves what the ping
-        // would, so it is acked here. An idle mesh then sends no SWIM traffic
-        // at all over its direct links (one round trip and four control-plane
-        // messages per probe saved); pings that carry gossip, and pings to a
-        // member whose beats are missing, still go over the network, so
-        // suspicion starts once heartbeats falter (after missesUnhealthy beats).
-        if (o.msg.t === 'ping' && o.msg.gossip.length === 0 && this.#heartbeatHealthy(o.to)) {
+        // would, so most such pings are acked here (a round trip and four
+        // control-plane messages saved per probe). Not all: the ack is how
+        // the *member's* news reaches us, and it cannot know we skipped it.
+        // So pings go over the network while membership is settling (the
+        // first LOCAL_ACK_QUIET_PERIODS periods after start, or after any
+        // member changed state here), and every LOCAL_ACK_EVERY-th ping to a
+        // member goes anyway. Pings that carry gossip, and pings to a member
+        // whose beats are missing, always go.
+        if (o.msg.t === 'ping' && o.msg.gossip.length === 0 && this.#localAckAllowed(o.to)) {
           const swim = this.#swim
           const seq = o.msg.seq
           const from = o.to
@@ -313,6 +301,7 @@ export class RouterService implements RouterApi {
         break
       }
       case 'member':
+        this.#settledSince = performance.now() // news: let acks carry it for a while
         void Promise.resolve(this.#host?.member({ id: o.member.id, state: o.member.state, previous: o.previous, addresses: o.member.addresses })).catch(() => {})
         break
       case 'status':
@@ -399,6 +388,20 @@ export class RouterService implements RouterApi {
   /** SWIM direct pings answered from the link's heartbeat instead of the network (see #act). */
   localAcks = 0
 
+  /** Membership last changed here (or started): local acks wait LOCAL_ACK_QUIET_PERIODS after it. */
+  #settledSince = Infinity
+  readonly #pingsTo = new Map<string, number>()
+
+  /** See #act 'send': a quiet membership, a heartbeat-healthy link, and not this member's every-Nth ping. */
+  #localAckAllowed (peerId: string): boolean {
+    const period = this.#swimConfig.protocolPeriodMs
+    if (!(performance.now() - this.#settledSince >= LOCAL_ACK_QUIET_PERIODS * period)) return false
+    if (!this.#heartbeatHealthy(peerId)) return false
+    const n = (this.#pingsTo.get(peerId) ?? 0) + 1
+    this.#pingsTo.set(peerId, n % LOCAL_ACK_EVERY)
+    return n % LOCAL_ACK_EVERY !== 0
+  }
+
   /** Whether an up link to `peerId` is healthy by its heartbeats (recent proof of life). */
   #heartbeatHealthy (peerId: string): boolean {
     for (const e of this.#links.entries()) if (e.peerId === peerId && e.up && !this.#unhealthyLinks.has(e.connKey)) return true
@@ -408,6 +411,7 @@ export class RouterService implements RouterApi {
   async release (connKey: string): Promise<void> {
     this.#unhealthyLinks.delete(connKey)
     const e = this.#links.release(connKey)
+    if (e !== undefined && !this.#links.entries().some((x) => x.peerId === e.peerId)) this.#pingsTo.delete(e.peerId)
     if (e === undefined) return
     this.#unlinkIfLast(e.peerId)
     this.#syncNeighbor(e.peerId)

@@ -1,13 +1,13 @@
-// RouterService's SWIM glue: direct pings to a member whose link the IO
-// worker's heartbeats call healthy are acked in the router (no network round
-// trip, no control-plane messages); once the heartbeats falter
-// (linkHealth false) the pings go over the network again.
+// RouterService's SWIM glue: once membership is quiet, most direct pings to a
+// member whose link the IO worker's heartbeats call healthy are acked in the
+// router (no network round trip, no control-plane messages); once the
+// heartbeats falter (linkHealth false) the pings go over the network again.
 import { describe, it, expect, afterEach } from 'vitest'
 import { MessageChannel, type MessagePort } from 'node:worker_threads'
 import { expose } from 'comlink'
 import { nodeEndpoint } from '../../../src/actor/endpoint.js'
 import type { IoPeerControl } from '../../../src/actor/protocol.js'
-import { decodeControl } from '../../../src/codec/control.js'
+import { decodeControl, encodeControl } from '../../../src/codec/control.js'
 import { generateIdentity } from '../../../src/identity/identity.js'
 import { RouterService } from '../../../src/router/router-service.js'
 
@@ -23,18 +23,21 @@ async function until (cond: () => boolean, label: string, timeoutMs = 5_000): Pr
 }
 
 describe('RouterService: SWIM over heartbeat-healthy links', () => {
-  it('acks direct pings locally while the link is healthy; sends them once its heartbeats falter', async () => {
+  it('acks 3 of 4 direct pings locally while membership is quiet and the link healthy; sends them all once its heartbeats falter', async () => {
     const self = generateIdentity().id
     const peer = generateIdentity().id
     const svc = new RouterService({ selfId: self, join: 'open', protocolPeriodMs: 20 })
     const sent: Array<{ to: string; t: string; gossip: number }> = []
+    // The peer answers pings over the network while it is alive (until the test silences it).
+    let peerAnswers = true
     const ch = new MessageChannel()
     ports.push(ch.port1, ch.port2)
     const io: IoPeerControl = {
       dropConnection: async () => {},
       sendMembership: async (to, payload) => {
-        const m = decodeControl(payload) as { t: string; gossip?: unknown[] }
+        const m = decodeControl(payload) as { t: string; seq?: number; gossip?: unknown[] }
         sent.push({ to, t: m.t, gossip: m.gossip?.length ?? 0 })
+        if (m.t === 'ping' && peerAnswers) setImmediate(() => { void svc.membership(to, encodeControl({ t: 'ack', seq: m.seq, gossip: [] })) })
         return true
       },
       discover: async () => true,
@@ -47,14 +50,22 @@ describe('RouterService: SWIM over heartbeat-healthy links', () => {
     expect((await svc.claim({ connKey: '0:1', worker: 0, peerId: peer, dialerId: self })).ok).toBe(true)
     await svc.linkUp('0:1', ['ws://127.0.0.1:2'])
 
-    // Healthy link: after the join news has been piggybacked, pings stop going out and are acked locally.
-    await until(() => svc.localAcks >= 10, '10 local acks')
-    const emptyPingsOut = sent.filter((s) => s.t === 'ping' && s.gossip === 0)
-    expect(emptyPingsOut).toEqual([])
+    // Healthy link, membership quiet (LOCAL_ACK_QUIET_PERIODS after the join): three of
+    // every four empty pings are acked locally; the fourth goes out, so the member's
+    // own news still reaches us on its ack.
+    await until(() => svc.localAcks >= 1, 'the first local ack')
+    const emptyOut = (): number => sent.filter((s) => s.t === 'ping' && s.gossip === 0).length
+    const a0 = svc.localAcks
+    const e0 = emptyOut()
+    await until(() => svc.localAcks >= a0 + 30, '30 more local acks')
+    const out = emptyOut() - e0
+    expect(out).toBeGreaterThanOrEqual(8)
+    expect(out).toBeLessThanOrEqual(12)
 
     // The heartbeats say unhealthy: SWIM's pings go to the network (and, unanswered here, lead to suspicion).
     const before = sent.length
     const acks = svc.localAcks
+    peerAnswers = false
     await svc.linkHealth('0:1', false)
     await until(() => sent.slice(before).some((s) => s.t === 'ping' && s.to === peer), 'a ping sent over the link')
     expect(svc.localAcks).toBe(acks)
