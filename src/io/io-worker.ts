@@ -141,9 +141,10 @@ export class IoWorker implements ConnectionOwner {
       setRoutes: async (table) => { this.#setRoutes(table) },
       discover: async (url, peerId) => {
         // Never dial a peer we already have a connection with (see the router's check).
-        for (const c of this.#conns.values()) if (c.peerId === peerId && c.state !== 'closed') return this.#actors.get(peerId)?.direct !== undefined
-        // Discovery is best effort: the router asks again (after a backoff) if it fails.
-        await this.dial(url, peerId).catch(() => {})
+        let connected = false
+        for (const c of this.#conns.values()) if (c.peerId === peerId && c.state !== 'closed') connected = true
+        // Discovery is best effort: the router asks again (after a backoff) if this ends unlinked.
+        if (!connected) await this.dial(url, peerId).catch(() => {})
         return this.#actors.get(peerId)?.direct !== undefined
       },
     }
@@ -826,13 +827,19 @@ export class IoWorker implements ConnectionOwner {
   halt (): void {
     this.#closing = true
     for (const l of this.#listeners) l.halt()
+    this.#stopTimers()
+    this.heartbeats.stop()
+    for (const c of this.#conns.values()) c.terminate()
+  }
+
+  /** No more re-dials, expiry, relay timeouts or RTT reports (halt and close). */
+  #stopTimers (): void {
     for (const t of this.#targets.values()) clearTimeout(t.timer)
     this.#targets.clear()
     clearInterval(this.#expiryTimer)
     clearInterval(this.#rtoTimer)
+    this.#rtoTimer = undefined
     clearTimeout(this.#rttTimer)
-    this.heartbeats.stop()
-    for (const c of this.#conns.values()) c.terminate()
   }
 
   async close (deadlineMs: number): Promise<void> {
@@ -840,11 +847,7 @@ export class IoWorker implements ConnectionOwner {
     this.#closing = true
     const deadline = Date.now() + deadlineMs
     for (const l of this.#listeners) l.close()
-    for (const t of this.#targets.values()) clearTimeout(t.timer)
-    this.#targets.clear()
-    clearInterval(this.#expiryTimer)
-    clearInterval(this.#rtoTimer)
-    clearTimeout(this.#rttTimer)
+    this.#stopTimers()
     for (const [conn, d] of this.#dials) { d.reject(new MeshError(ErrorCode.CLOSED, 'the mesh closed before the connection completed')); this.#dials.delete(conn) }
     // Flush what the host queued, within the deadline.
     while (Date.now() < deadline) {

@@ -957,6 +957,11 @@ export class Swim {
       const rec = this.#table.get(id)
       if (now - at >= this.#cfg.dialRetryMs || rec === undefined || rec.linked || rec.state !== 'alive') this.#pendingDials.delete(id)
     }
+    // Backoffs of members that are gone or linked (setLinked clears its own) are dropped with them.
+    for (const [id, b] of this.#dialBackoff) {
+      const rec = this.#table.get(id)
+      if (!b.armed && (rec === undefined || rec.linked || rec.state !== 'alive')) this.#dialBackoff.delete(id)
+    }
     const budget = this.#cfg.maxPeers - this.#links.size - this.#pendingDials.size
     if (budget <= 0) return
     const candidates: MemberRecord[] = []

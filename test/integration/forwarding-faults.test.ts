@@ -7,7 +7,8 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import type { Mesh, RouteInfo } from '../../dist/src/index.js'
 import { makeMesh, closeAll, until } from '../helpers/mesh.js'
-import { tcpProxy, cutAllProxies } from '../helpers/tcp-proxy.js'
+import { cutAllProxies } from '../helpers/tcp-proxy.js'
+import { proxiedRing } from '../helpers/ring.js'
 import { spawnNode, killChildren, type ChildNode } from '../helpers/child-node.js'
 
 afterEach(async () => {
@@ -126,18 +127,7 @@ describe('forwarding under faults (issue 5)', () => {
   it('ring of 6, one link cut while its two ends talk: no loops, no hop-limit drops, everything delivered in order', async () => {
     const n = 6
     const maxHops = 8
-    // maxPeers 1: once linked, a node dials no gossip-learned member, so the ring stays a ring.
-    const nodes: Mesh[] = []
-    for (let i = 0; i < n; i++) nodes.push(await makeMesh({ maxPeers: 1, routing: { maxHops } }))
-    const ids = nodes.map((m) => m.id)
-    // The 2 → 3 link goes through a TCP proxy, so it can be cut alone (both ends see the close).
-    const proxy = await tcpProxy(Number(new URL(nodes[3]!.addresses[0]!).port))
-    await Promise.all(nodes.map(async (m, i) => { await m.connect(i === 2 ? proxy.url : nodes[(i + 1) % n]!.addresses[0]!) }))
-    const distance = (i: number, j: number, cut: boolean): number => {
-      if (!cut) return Math.min(Math.abs(i - j), n - Math.abs(i - j))
-      const pos = (x: number): number => (x - 3 + n) % n // with 2 — 3 cut the ring is the line 3 4 5 0 1 2
-      return Math.abs(pos(i) - pos(j))
-    }
+    const { nodes, ids, proxy, distance } = await proxiedRing(n, maxHops)
     const agrees = (cut: boolean): boolean => nodes.every((m, i) => {
       const routes = m.routes()
       // Both ways round in the ring (k = 3), the one way in the line: a stale via of equal hops (3 — 0) cannot pass.

@@ -2,8 +2,9 @@ import { describe, it, expect, afterEach } from 'vitest'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Mesh } from '../../dist/src/index.js'
 import { makeMesh, closeAll, waitFor, collect } from '../helpers/mesh.js'
-import { spawnNode, killChildren, nextMessage } from '../helpers/child-node.js'
+import { spawnNode, killChildren, nextMessage, type ChildNode } from '../helpers/child-node.js'
 
 const FAST = { heartbeat: { intervalMs: 100, missesUnhealthy: 2, missesDead: 6 } }
 
@@ -13,74 +14,40 @@ afterEach(async () => {
 })
 
 describe('liveness: heartbeats in the IO workers', () => {
-  it('peers() reports heartbeat RTT once pings flow', async () => {
-    const child = await spawnNode(FAST)
-    const a = await makeMesh(FAST)
-    await a.connect(child.addresses[0] as string)
-    const deadline = Date.now() + 3000
-    while (a.peers()[0]?.rttMs === undefined && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve))
-    expect(a.peers()[0]?.rttMs).toBeGreaterThan(0)
-    expect(a.peers()[0]?.rttMs).toBeLessThan(1000)
-  })
-
-  it('SIGSTOP of a peer: unhealthy, then peer:down within intervalMs × missesDead + 300 ms (with margin for a loaded box)', async () => {
-    const child = await spawnNode(FAST)
-    const a = await makeMesh(FAST)
-    await a.connect(child.addresses[0] as string)
-    const health: string[] = []
-    a.on('peer:health', (h) => { health.push(h.state) })
-    const down = waitFor(a, 'peer:down', { timeoutMs: 5000 })
-    const t0 = performance.now()
-    child.proc.kill('SIGSTOP')
-    const info = await down
-    const elapsed = performance.now() - t0
-    expect(info.id).toBe(child.id)
-    expect(health).toEqual(['unhealthy', 'disconnected'])
-    expect(elapsed).toBeGreaterThan(300) // not before two missed beats
-    expect(elapsed).toBeLessThan(100 * 6 + 300 + 600)
-  })
-
-  it('SIGSTOP then SIGCONT within the window: no peer:down, back to healthy', async () => {
-    const child = await spawnNode(FAST)
-    const a = await makeMesh(FAST)
-    await a.connect(child.addresses[0] as string)
-    let downs = 0
-    a.on('peer:down', () => { downs++ })
-    const unhealthy = waitFor(a, 'peer:health', { filter: (h: any) => h.state === 'unhealthy', timeoutMs: 3000 })
-    child.proc.kill('SIGSTOP')
-    await unhealthy
-    const healthy = waitFor(a, 'peer:health', { filter: (h: any) => h.state === 'healthy', timeoutMs: 3000 })
-    child.proc.kill('SIGCONT')
-    await healthy
-    expect(downs).toBe(0)
-    expect(a.peers()[0]?.state).toBe('healthy')
-    // And the link still carries traffic.
-    const got = nextMessage(child.proc, 'message')
-    await a.send(child.id, 'still here')
-    expect((await got).payload).toBe('still here')
-  })
-
   // One-way heartbeats (connection.ts ONE_WAY_HEARTBEAT): only the dialer
   // pings; the listener judges it by its pings and learns the RTT from them.
-  // The tests above have `a` dial; these have the child dial `a`.
-  describe('the listening side (one-way heartbeats: the dialer pings)', () => {
-    it('reports the RTT the dialer measured', async () => {
+  // So each case runs from both ends: `a` dialing the child, and the child
+  // dialing `a` (a bootstrap address), with `a` observing.
+  const sides = [
+    { side: 'a dials (a pings)', direction: 'outbound' },
+    { side: 'the child dials (a only answers)', direction: 'inbound' },
+  ] as const
+  describe.each(sides)('$side', ({ direction }) => {
+    /** `a` and a child node linked, `a` at `direction`. */
+    async function linked (): Promise<{ a: Mesh; child: ChildNode }> {
       const a = await makeMesh(FAST)
+      if (direction === 'outbound') {
+        const child = await spawnNode(FAST)
+        await a.connect(child.addresses[0] as string)
+        return { a, child }
+      }
       const up = waitFor(a, 'peer:up')
       const child = await spawnNode({ ...FAST, bootstrap: [a.addresses[0]] })
       expect((await up).id).toBe(child.id)
+      return { a, child }
+    }
+
+    it('peers() reports heartbeat RTT once pings flow', async () => {
+      const { a } = await linked()
       const deadline = Date.now() + 3000
       while (a.peers()[0]?.rttMs === undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
-      expect(a.peers()[0]?.direction).toBe('inbound')
+      expect(a.peers()[0]?.direction).toBe(direction)
       expect(a.peers()[0]?.rttMs).toBeGreaterThan(0)
       expect(a.peers()[0]?.rttMs).toBeLessThan(1000)
     })
 
-    it('SIGSTOP of the dialer: unhealthy, then peer:down within intervalMs × missesDead + 300 ms (with margin)', async () => {
-      const a = await makeMesh(FAST)
-      const up = waitFor(a, 'peer:up')
-      const child = await spawnNode({ ...FAST, bootstrap: [a.addresses[0]] })
-      await up
+    it('SIGSTOP of the peer: unhealthy, then peer:down within intervalMs × missesDead + 300 ms (with margin for a loaded box)', async () => {
+      const { a, child } = await linked()
       const health: string[] = []
       a.on('peer:health', (h) => { health.push(h.state) })
       const down = waitFor(a, 'peer:down', { timeoutMs: 5000 })
@@ -90,15 +57,12 @@ describe('liveness: heartbeats in the IO workers', () => {
       const elapsed = performance.now() - t0
       expect(info.id).toBe(child.id)
       expect(health).toEqual(['unhealthy', 'disconnected'])
-      expect(elapsed).toBeGreaterThan(300)
+      expect(elapsed).toBeGreaterThan(300) // not before two missed beats
       expect(elapsed).toBeLessThan(100 * 6 + 300 + 600)
     })
 
-    it('SIGSTOP then SIGCONT of the dialer within the window: no peer:down, back to healthy', async () => {
-      const a = await makeMesh(FAST)
-      const up = waitFor(a, 'peer:up')
-      const child = await spawnNode({ ...FAST, bootstrap: [a.addresses[0]] })
-      await up
+    it('SIGSTOP then SIGCONT within the window: no peer:down, back to healthy', async () => {
+      const { a, child } = await linked()
       let downs = 0
       a.on('peer:down', () => { downs++ })
       const unhealthy = waitFor(a, 'peer:health', { filter: (h: any) => h.state === 'unhealthy', timeoutMs: 3000 })
@@ -109,6 +73,10 @@ describe('liveness: heartbeats in the IO workers', () => {
       await healthy
       expect(downs).toBe(0)
       expect(a.peers()[0]?.state).toBe('healthy')
+      // And the link still carries traffic.
+      const got = nextMessage(child.proc, 'message')
+      await a.send(child.id, 'still here')
+      expect((await got).payload).toBe('still here')
     })
   })
 

@@ -4,7 +4,8 @@
 // topology. Tables only: relaying DATA over these routes is the data path's.
 import { describe, it, expect, afterEach } from 'vitest'
 import { makeMesh, closeAll, until } from '../helpers/mesh.js'
-import { tcpProxy, cutAllProxies } from '../helpers/tcp-proxy.js'
+import { cutAllProxies } from '../helpers/tcp-proxy.js'
+import { proxiedRing } from '../helpers/ring.js'
 import { rawHandshake } from '../helpers/raw-peer.js'
 import type { Mesh, RouteInfo } from '../../dist/src/index.js'
 import { encodeFrame } from '../../dist/src/codec/encode.js'
@@ -79,24 +80,7 @@ describe('link-state routing (issue 5)', () => {
   it('ring of 6 with one link cut: every node reroutes the long way, tables agree and have no next-hop loops', async () => {
     const n = 6
     const maxHops = 8
-    // maxPeers 1: once linked, a node dials no gossip-learned member, so the ring stays a ring
-    // (explicit connect() is not capped by maxPeers).
-    const nodes: Mesh[] = []
-    for (let i = 0; i < n; i++) nodes.push(await makeMesh({ maxPeers: 1, routing: { maxHops } }))
-    const ids = nodes.map((m) => m.id)
-    // The 2 → 3 link goes through a TCP proxy, so it can be cut alone.
-    const proxy = await tcpProxy(Number(new URL(nodes[3]!.addresses[0]!).port))
-    await Promise.all(nodes.map(async (m, i) => {
-      const j = (i + 1) % n
-      await m.connect(i === 2 ? proxy.url : nodes[j]!.addresses[0]!)
-    }))
-
-    const distance = (i: number, j: number, cut: boolean): number => {
-      if (!cut) return Math.min(Math.abs(i - j), n - Math.abs(i - j))
-      // With 2 — 3 cut the ring is the line 3 4 5 0 1 2.
-      const pos = (x: number): number => (x - 3 + n) % n
-      return Math.abs(pos(i) - pos(j))
-    }
+    const { nodes, ids, proxy, distance } = await proxiedRing(n, maxHops)
     const agrees = (cut: boolean): boolean => nodes.every((m, i) => {
       const routes = m.routes()
       // Every destination has both ways round as paths in the ring (k = 3), the one way in the line.

@@ -9,12 +9,14 @@ import { makeMesh, closeAll, waitFor, collect } from '../helpers/mesh.js'
 afterEach(closeAll)
 
 /** A TCP listener that accepts and never answers (a peer whose HTTP upgrade hangs). */
-async function silentServer (): Promise<{ url: string; close: () => void }> {
+async function silentServer (): Promise<{ url: string; accepted: Promise<void>; close: () => void }> {
   const socks: Socket[] = []
-  const server: Server = createServer((s) => { socks.push(s); s.on('error', () => {}) })
+  let onAccept = (): void => {}
+  const accepted = new Promise<void>((resolve) => { onAccept = resolve })
+  const server: Server = createServer((s) => { socks.push(s); s.on('error', () => {}); onAccept() })
   await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
   const port = (server.address() as { port: number }).port
-  return { url: `ws://127.0.0.1:${port}`, close: () => { for (const s of socks) s.destroy(); server.close() } }
+  return { url: `ws://127.0.0.1:${port}`, accepted, close: () => { for (const s of socks) s.destroy(); server.close() } }
 }
 
 async function restarts (m: { metrics: () => Promise<string> }): Promise<number> {
@@ -41,7 +43,7 @@ describe('supervisor', () => {
       const a = await makeMesh({ handshakeTimeoutMs: 30_000 })
       const pending = a.connect(silent.url)
       const settled = pending.then(() => 'resolved', (err: unknown) => err)
-      await new Promise((resolve) => setTimeout(resolve, 100)) // the dial is in the worker
+      await silent.accepted // the worker's socket reached the server: the dial is in flight there
       a._crashIoWorker(0)
       const r = await Promise.race([settled, new Promise((resolve) => setTimeout(() => { resolve('still pending') }, 5000))])
       expect(r).toBeInstanceOf(MeshError)
