@@ -107,6 +107,8 @@ interface PeerEntry {
   bytesSent: number
   messagesReceived: number
   bytesReceived: number
+  /** Frame bytes taken since the peer's ACK was last asked for at once (see ACK_EAGER_BYTES). */
+  ackBytes: number
 }
 
 /** Event name → listener arguments, in the form node:events' typed EventEmitter takes. */
@@ -323,6 +325,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     if (t instanceof MeshError) return Promise.reject(t)
     const { entry, enc } = t
     const bytes = enc.bytes
+    // The receiver acknowledges at once what a caller waits on (it may otherwise hold its ACK back briefly).
+    const flags = ack ? enc.flags | FrameFlag.ACK_REQUESTED : enc.flags
     const chunks = Math.max(1, Math.ceil(bytes.length / this.#chunkBytes))
     const now = Date.now()
     // The durable outbox deletes what the peer acknowledged: it needs every ack.
@@ -332,7 +336,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     // a send that gives up leaves no gap.
     if (chunks === 1 && entry.waiters === 0) {
       const seq = entry.seq + 1
-      const n = this.#recordHeader(type, laneNo, enc.flags, seq, 0, now, notify, bytes.length)
+      const n = this.#recordHeader(type, laneNo, flags, seq, 0, now, notify, bytes.length)
       if (n < 0) return Promise.reject(new MeshError(ErrorCode.PROTOCOL, 'internal: frame header does not fit its scratch buffer'))
       if (entry.ring.tryWrite2(this.#header.subarray(0, n), bytes)) {
         entry.seq = seq
@@ -358,7 +362,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     }
     // Copy: the caller may reuse its buffer, and msgpackr reuses its own, while we wait.
     const copy = enc.bytes === payload ? Uint8Array.prototype.slice.call(bytes) : Buffer.from(bytes)
-    return this.#sendBlocking(entry, type, laneNo, enc.flags, copy, chunks, now, notify, signal, ack)
+    return this.#sendBlocking(entry, type, laneNo, flags, copy, chunks, now, notify, signal, ack)
   }
 
   /** Encode the send-queue record prefix and frame header of one chunk into the scratch buffer. */
@@ -658,6 +662,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         bytesSent: 0,
         messagesReceived: 0,
         bytesReceived: 0,
+        ackBytes: 0,
       }
       this.#peers.set(peerId, e)
     }
@@ -674,11 +679,13 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       const rx = entry.rx
       const before = rx.delivered
       const stream = rx.stream
+      let urgent = false
       // Frames were validated by the IO worker; parsing them again here is cheap and keeps one decoder.
       forEachFrame(body, undefined, (f) => {
         if (f.type === FrameType.SKIP) { rx.skip(f.stream, f.seq); return }
         // Stream 0: an unreliable message, outside sequencing (and never chunked).
         if (f.stream !== 0 ? rx.accept(f.stream, f.seq) !== 'deliver' : f.type !== FrameType.DATA || (f.flags & (FrameFlag.MORE | FrameFlag.CONTINUATION)) !== 0) return
+        if ((f.flags & FrameFlag.ACK_REQUESTED) !== 0) urgent = true
         try {
           this.#deliver(entry, f)
         } catch (err) {
@@ -687,9 +694,18 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         }
       })
       if (rx.delivered !== before || rx.stream !== stream) {
-        // Everything up to rx.delivered is now the application's: the IO worker acks it.
+        // Everything up to rx.delivered is now the application's: the IO worker acks it,
+        // at once if the sender waits for that or much is unacknowledged.
+        // Otherwise the worker finds the progress when it next sends to the
+        // peer (the ACK rides along) or by its ACK timer: no wake-up here.
+        entry.ackBytes += body.length
+        const prompt = urgent || entry.ackBytes >= ACK_EAGER_BYTES || rx.stream !== stream
+        if (prompt) {
+          entry.ackBytes = 0
+          entry.board.markUrgent()
+        }
         entry.board.publish(rx.stream ?? 0, rx.delivered)
-        slot.doorbell.ring()
+        if (prompt) slot.doorbell.ring()
       }
       return
     }
@@ -1110,6 +1126,15 @@ export async function createMesh (options?: MeshOptions): Promise<Mesh> {
 }
 
 /** Ring the doorbell of the IO worker serving a peer (its current link, else the worker that routes to it or served it last). */
+/**
+ * Frame bytes from one peer taken by the application after which its ACK is
+ * asked for at once; below it the ACK may wait (PeerActor ACK_DELAY_MS) to
+ * ride on our own traffic. Small against the smallest send queue (64 KiB):
+ * the sender frees queue space only on ACKs, and a stream must not run in
+ * steps of the delay. Request/response and sparse traffic stay below it.
+ */
+const ACK_EAGER_BYTES = 16 * 1024
+
 function wake (e: { slot: IoSlot | undefined; home: IoSlot | undefined }): void {
   (e.slot ?? e.home)?.doorbell.ring()
 }

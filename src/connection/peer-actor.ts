@@ -5,11 +5,23 @@ import { encodeFrame } from '../codec/encode.js'
 import { encodeControl } from '../codec/control.js'
 import { FrameType, Lane, PROTOCOL_VERSION } from '../codec/frame.js'
 import type { Connection } from './connection.js'
+import { SendSlab } from './send-slab.js'
 
 /** Largest WebSocket message the pump builds from queued frames (dense traffic batches up to this). */
 export const BATCH_BYTES = 256 * 1024
 /** Frames at least this large go out as their own WebSocket message, straight from ring memory (see pump). */
 export const DIRECT_BYTES = 16 * 1024
+/**
+ * How long an ACK may wait for outgoing traffic to ride on (ms). A lone ACK
+ * costs a socket write here and a wake-up of the peer's IO worker; under
+ * request/response traffic the response (or the next request) carries it.
+ * The host asks for a prompt ACK (AckBoard.markUrgent) when the sender waits
+ * on it (`send({ ack: true })`) or much is unacknowledged, and a routed
+ * peer's ACK always goes at once (a relay may drop it).
+ */
+export const ACK_DELAY_MS = 10
+/** Smallest slab room a batch starts in: a batch does not begin in the last few bytes of a slab. */
+const MIN_ROOM_BYTES = 8 * 1024
 
 /**
  * The connection actor of one peer inside an IO worker: the peer's send
@@ -41,10 +53,20 @@ export class PeerActor {
   announced = false
   /** Board version last turned into an ACK frame on the current connection. */
   #ackedVersion = -1
+  /** Board urgency token last acted on (see AckBoard.markUrgent). */
+  #urgentSeen = 0
+  /** Since when an ACK is expected or held back (performance.now()), undefined if none is. */
+  #ackHeldSince: number | undefined
+  /** The first ACK on a new connection goes at once (the peer resumes from it). */
+  #ackPrompt = true
   /** Expired messages the peer must be told to skip (sent first on the next connection). */
   #skip: { stream: number; seq: number } | undefined
 
-  constructor (peerId: string, handle: number, ringSab: SharedArrayBuffer, boardSab: SharedArrayBuffer, datagramSab: SharedArrayBuffer, worker: number, receiveWindow: number, dropOldest: boolean) {
+  readonly #slab: SendSlab
+
+  /** `slab`: where outgoing batches are built (one per IO worker; a private one if omitted). */
+  constructor (peerId: string, handle: number, ringSab: SharedArrayBuffer, boardSab: SharedArrayBuffer, datagramSab: SharedArrayBuffer, worker: number, receiveWindow: number, dropOldest: boolean, slab: SendSlab = new SendSlab(BATCH_BYTES)) {
+    this.#slab = slab
     this.peerId = peerId
     this.handle = handle
     this.ring = RingBuffer.attach(ringSab)
@@ -69,6 +91,7 @@ export class PeerActor {
     this.board.claim(this.#worker)
     this.window.rewind()
     this.#ackedVersion = -1
+    this.#ackPrompt = true
     if (this.#skip !== undefined) this.#sendSkip(conn, this.#skip)
   }
 
@@ -96,11 +119,44 @@ export class PeerActor {
   /** Does this worker's actor consume the peer's ring (another worker's may have taken over)? */
   get owns (): boolean { return this.board.ownedBy(this.#worker) }
 
-  /** Frames to send (with credit) or an ACK due, and a socket able to take them. */
+  /** Frames to send (with credit) or an ACK that cannot wait, and a socket able to take them. */
   get ready (): boolean {
     const c = this.#conn
     if (c === undefined || c.state !== 'open' || c.writeBlocked) return this.#datagramPressure
-    return this.ackDue || !this.datagrams.isEmpty() || this.window.canSend(this.board.committed())
+    return !this.datagrams.isEmpty() || this.window.canSend(this.board.committed()) || (this.ackDue && this.#ackNow(performance.now()))
+  }
+
+  /**
+   * Frames from the peer just went to the host: an ACK will be due once the
+   * application has taken them. The host asks for it at once only when it is
+   * urgent (AckBoard.markUrgent rings us); otherwise this starts the clock
+   * by which it goes even with no traffic to ride on (see ackDeadline).
+   */
+  expectAck (now: number): void {
+    this.#ackHeldSince ??= now
+  }
+
+  /**
+   * When a held-back ACK must go even with nothing to ride on
+   * (performance.now() scale), Infinity if none is held. While the host has
+   * not taken the frames yet, the deadline moves on by ACK_DELAY_MS each
+   * time it passes: the worker looks again then (a slow host costs a wake-up
+   * per ACK_DELAY_MS, nothing per message).
+   */
+  ackDeadline (now: number): number {
+    const c = this.#conn
+    let since = this.#ackHeldSince
+    if (since === undefined || c === undefined || c.state !== 'open' || c.writeBlocked) return Infinity
+    if (!this.ackDue && now - since >= ACK_DELAY_MS) this.#ackHeldSince = since = now
+    return since + ACK_DELAY_MS
+  }
+
+  /** A due ACK goes now (else it waits up to ACK_DELAY_MS for traffic to ride on). */
+  #ackNow (now: number): boolean {
+    if (this.#ackPrompt || this.#relay !== undefined || this.board.urgentToken() !== this.#urgentSeen) return true
+    const since = this.#ackHeldSince
+    if (since === undefined) { this.#ackHeldSince = now; return false }
+    return now - since >= ACK_DELAY_MS
   }
 
   /** drop-oldest: the unreliable queue is over 3/4 full and cannot be sent now. */
@@ -137,11 +193,23 @@ export class PeerActor {
   flushAck (): boolean {
     const c = this.#conn
     if (c === undefined || c.state !== 'open') return false
-    const b = this.board.read()
-    if (b === undefined || b.version === this.#ackedVersion) return false
-    this.#ackedVersion = b.version
-    c.send(this.#out(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.ACK, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: b.stream, seq: b.seq, payload: encodeControl({ w: this.#receiveWindow }) })), 1)
+    const ack = this.#takeAck()
+    if (ack === undefined) return false
+    c.send(ack, 1)
     return true
+  }
+
+  /** The ACK frame for what the board shows (undefined if that was acked already); it counts as sent. */
+  #takeAck (): Uint8Array | undefined {
+    // The token before the board: an urgent mark made after this read is seen next time.
+    const token = this.board.urgentToken()
+    const b = this.board.read()
+    this.#urgentSeen = token
+    if (b === undefined || b.version === this.#ackedVersion) return undefined
+    this.#ackedVersion = b.version
+    this.#ackHeldSince = undefined
+    this.#ackPrompt = false
+    return this.#out(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.ACK, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: b.stream, seq: b.seq, payload: encodeControl({ w: this.#receiveWindow }) }))
   }
 
   /**
@@ -169,7 +237,8 @@ export class PeerActor {
 
   /**
    * Move queued frames to the socket while the peer's credit lasts, in
-   * WebSocket messages of up to BATCH_BYTES, then the ACK if one is due.
+   * WebSocket messages of up to BATCH_BYTES, a due ACK at the head of the
+   * first one (alone only once it cannot wait: see ACK_DELAY_MS).
    * Each ring record holds one complete encoded frame after its prefix, so
    * bytes are copied as they are — no per-frame decode. Returns true if
    * anything was sent.
@@ -177,17 +246,31 @@ export class PeerActor {
   pump (): boolean {
     const conn = this.#conn
     if (conn === undefined || conn.state !== 'open' || conn.writeBlocked) return this.shedDatagrams() > 0
-    let sent = this.ackDue && this.flushAck()
-    if (!this.datagrams.isEmpty()) {
+    const slab = this.#slab
+    const limit = this.board.committed()
+    const datagrams = !this.datagrams.isEmpty()
+    const data = datagrams || this.window.canSend(limit)
+    // A due ACK rides at the head of the first batch when there is one; alone only if it cannot wait.
+    let ack = this.ackDue && (data || this.#ackNow(performance.now())) ? this.#takeAck() : undefined
+    if (ack !== undefined && !data) { conn.send(ack, 1); return true }
+    let sent = false
+    if (datagrams) {
       // Unreliable messages first (they are small and time-sensitive); released as read.
       let dbatch: Buffer | undefined
       let doff = 0
       let dn = 0
+      if (ack !== undefined) {
+        dbatch = slab.room(Math.max(ack.length, MIN_ROOM_BYTES))
+        dbatch.set(ack, 0)
+        doff = ack.length
+        dn = 1
+        ack = undefined
+      }
       this.datagrams.drain((raw) => {
         const frame = this.#out(raw)
         if (dbatch === undefined || doff + frame.length > dbatch.length) {
-          if (dbatch !== undefined && doff > 0) conn.send(dbatch.subarray(0, doff), dn)
-          dbatch = Buffer.allocUnsafe(Math.max(BATCH_BYTES, frame.length))
+          if (dbatch !== undefined && doff > 0) conn.send(slab.take(doff), dn)
+          dbatch = slab.room(Math.max(frame.length, MIN_ROOM_BYTES))
           doff = 0
           dn = 0
         }
@@ -196,14 +279,23 @@ export class PeerActor {
         dn++
         return !conn.writeBlocked
       })
-      if (dbatch !== undefined && doff > 0) conn.send(dbatch.subarray(0, doff), dn)
+      if (dbatch !== undefined && doff > 0) conn.send(slab.take(doff), dn)
       sent = true
     }
-    const limit = this.board.committed()
-    if (!this.window.canSend(limit)) return sent
     let batch: Buffer | undefined
     let off = 0
     let frames = 0
+    if (ack !== undefined) {
+      batch = slab.room(Math.max(ack.length, MIN_ROOM_BYTES))
+      batch.set(ack, 0)
+      off = ack.length
+      frames = 1
+    }
+    if (!this.window.canSend(limit)) {
+      if (off > 0) { conn.send(slab.take(off), frames); sent = true }
+      return sent
+    }
+    let total = 0
     let full = false
     this.window.next((raw) => {
       if (full || conn.writeBlocked) return false
@@ -215,25 +307,26 @@ export class PeerActor {
       // acknowledges it, which it cannot do before receiving these bytes,
       // and a dead socket's unwritten buffers are discarded with it.
       if (frame.length >= DIRECT_BYTES) {
-        if (off > 0 && batch !== undefined) { conn.send(batch.subarray(0, off), frames); off = 0; frames = 0 }
+        if (off > 0) { conn.send(slab.take(off), frames); off = 0; frames = 0; batch = undefined }
         conn.send(Buffer.from(frame.buffer, frame.byteOffset, frame.length), 1)
         sent = true
         return true
       }
       if (batch === undefined || off + frame.length > batch.length) {
-        if (off > 0 && batch !== undefined) { conn.send(batch.subarray(0, off), frames); sent = true }
-        batch = Buffer.allocUnsafe(BATCH_BYTES)
+        if (off > 0) { conn.send(slab.take(off), frames); sent = true }
+        batch = slab.room(Math.min(BATCH_BYTES, Math.max(frame.length, MIN_ROOM_BYTES)))
         off = 0
         frames = 0
       }
       batch.set(frame, off)
       off += frame.length
+      total += frame.length
       frames++
-      // Stop at a full batch so one busy peer cannot starve the others; the loop comes back.
-      if (off >= BATCH_BYTES - 1024) full = true
+      // Stop after a batch's worth so one busy peer cannot starve the others; the loop comes back.
+      if (total >= BATCH_BYTES - 1024) full = true
       return true
     }, limit)
-    if (off > 0 && batch !== undefined) { conn.send(off === batch.length ? batch : batch.subarray(0, off), frames); sent = true }
+    if (off > 0) { conn.send(slab.take(off), frames); sent = true }
     return sent
   }
 

@@ -10,6 +10,9 @@
  *  i32[0] version   odd while the host writes
  *  i32[1] stream    the peer's stream epoch being acked
  *  i32[2] owner     IO worker index + 1 currently consuming this peer's send ring
+ *  i32[3] urgent    bumped by the host when the ACK should go out now (the
+ *                   sender waits on it, or much is unacknowledged); the
+ *                   actor otherwise delays ACKs to ride on its own traffic
  *  i32[4] seq lo    (byte 16) highest sequence handed to the application,
  *  i32[5] seq hi    as two 32-bit halves written and read with Atomics: a
  *                   plain float64 read could be reordered past the closing
@@ -33,6 +36,7 @@
 const VERSION = 0
 const STREAM = 1
 const OWNER = 2
+const URGENT = 3
 const SEQ_LO = 4
 const SEQ_HI = 5
 const COMMITTED_F64 = 3
@@ -112,6 +116,16 @@ export class AckBoard {
   addDropped (n: number): void { this.#f64[DROPPED_F64] = (this.#f64[DROPPED_F64] as number) + n }
   /** Unreliable messages the worker discarded (oldest first). */
   dropped (): number { return this.#f64[DROPPED_F64] as number }
+
+  /**
+   * Host: ask for the ACK of what is published (or about to be) without the
+   * actor's usual delay. Publish and then mark, or mark and then publish:
+   * the actor reads the token before the board, so either order ends in a prompt ACK.
+   */
+  markUrgent (): void { Atomics.add(this.#i32, URGENT, 1) }
+
+  /** Worker: the urgency token; a value other than the last one acted on means "ACK now". */
+  urgentToken (): number { return Atomics.load(this.#i32, URGENT) }
 
   /** Worker: claim consumption of the peer's send ring (the newest attach wins). */
   claim (workerIndex: number): void { Atomics.store(this.#i32, OWNER, workerIndex + 1) }

@@ -4,7 +4,8 @@ import { wrap, expose, type Remote } from 'comlink'
 import { setImmediate as yieldToIo } from 'node:timers/promises'
 import { Doorbell } from '../ring/doorbell.js'
 import { Connection, ONE_WAY_HEARTBEAT, type ConnectionOwner } from '../connection/connection.js'
-import { BATCH_BYTES, PeerActor } from '../connection/peer-actor.js'
+import { ACK_DELAY_MS, BATCH_BYTES, PeerActor } from '../connection/peer-actor.js'
+import { SendSlab } from '../connection/send-slab.js'
 import { InboundWriter } from './inbound-writer.js'
 import { WsListener } from '../transport/ws-listener.js'
 import { PROTOCOL_VERSION, CloseCode, FrameType, Lane, STREAM_FRAME_TYPES } from '../codec/frame.js'
@@ -96,6 +97,8 @@ export class IoWorker implements ConnectionOwner {
   readonly #router: Remote<RouterApi>
   readonly #doorbell: Doorbell
   readonly #inbound: InboundWriter
+  /** Outgoing batches of every actor are carved from here (see SendSlab). */
+  readonly #slab = new SendSlab(BATCH_BYTES)
   readonly #listeners: WsListener[] = []
   readonly #conns = new Map<number, Connection>()
   readonly #actors = new Map<string, PeerActor>()
@@ -338,6 +341,34 @@ export class IoWorker implements ConnectionOwner {
     const actor = conn.peerId === undefined ? undefined : this.#actors.get(conn.peerId)
     if (actor === undefined || actor.direct !== conn) return
     this.#inbound.data(actor.handle, frames)
+    this.#expectAck(actor)
+  }
+
+  #ackTimer: NodeJS.Timeout | undefined
+
+  /** Frames from `actor`'s peer went to the host: make sure its ACK goes within ACK_DELAY_MS of being due. */
+  #expectAck (actor: PeerActor): void {
+    actor.expectAck(performance.now())
+    this.#ackTimer ??= setTimeout(this.#onAckTimer, ACK_DELAY_MS)
+  }
+
+  /**
+   * Send the ACKs that waited ACK_DELAY_MS for traffic to ride on (most
+   * ride on the next batch to the peer and never get here), and come back
+   * for any the host has not made due yet. Runs only while frames from some
+   * peer are unacknowledged: an idle worker has no timer here.
+   */
+  readonly #onAckTimer = (): void => {
+    this.#ackTimer = undefined
+    if (this.#closing) return
+    const now = performance.now()
+    let next = Infinity
+    for (const a of this.#actors.values()) {
+      const d = a.ackDeadline(now)
+      if (d <= now) a.flushAck()
+      else if (d < next) next = d
+    }
+    if (next !== Infinity) this.#ackTimer = setTimeout(this.#onAckTimer, Math.max(1, next - now))
   }
 
   writable (_conn: Connection): void { this.#doorbell.ring() }
@@ -376,7 +407,8 @@ export class IoWorker implements ConnectionOwner {
     actor.settleSkip(stream, seq)
     if (r.released > 0 && actor.via !== undefined) this.#rto.set(actor, { since: performance.now(), rto: RELAY_RTO_MS })
     if (r.notify) this.#inbound.event(actor.handle, { type: 'acked', peerId: actor.peerId, stream, seq })
-    if (r.released > 0 || w !== undefined) this.#doorbell.ring() // credit opened: pump
+    // Credit opened: pump, if that lets anything go (a wake-up of our own loop costs a syscall).
+    if ((r.released > 0 || w !== undefined) && actor.ready) this.#doorbell.ring()
   }
 
   readonly #rttSamples = new Map<PeerActor, number[]>()
@@ -515,6 +547,7 @@ export class IoWorker implements ConnectionOwner {
       runEnd = end
     })
     if (runStart >= 0) this.#inbound.data(actor.handle, bytes.subarray(runStart, runEnd))
+    this.#expectAck(actor)
   }
 
   /** Relayed frames waiting for {@link #flushRelayed}, by next-hop connection (in arrival order). */
@@ -840,6 +873,8 @@ export class IoWorker implements ConnectionOwner {
     clearInterval(this.#rtoTimer)
     this.#rtoTimer = undefined
     clearTimeout(this.#rttTimer)
+    clearTimeout(this.#ackTimer)
+    this.#ackTimer = undefined
   }
 
   async close (deadlineMs: number): Promise<void> {
@@ -854,6 +889,7 @@ export class IoWorker implements ConnectionOwner {
       let pending = false
       for (const a of this.#actors.values()) {
         a.pump()
+        a.flushAck() // nothing is held back now: the peers learn what our host took before we go
         const c = a.connection
         // Graceful close waits for the peer to acknowledge what was queued (within the deadline).
         if (c !== undefined && c.state === 'open' && (a.window.pending || c.bufferedBytes > 0)) pending = true
@@ -906,7 +942,7 @@ export class IoWorker implements ConnectionOwner {
     const sabs = await this.#host.ringFor(peerId)
     a = this.#actors.get(peerId) // another connection may have raced us here
     if (a !== undefined) return a
-    a = new PeerActor(peerId, this.#nextHandle++, sabs.ring, sabs.board, sabs.datagrams, this.index, this.#receiveWindow, this.#data.config.sendQueue.policy === 'drop-oldest')
+    a = new PeerActor(peerId, this.#nextHandle++, sabs.ring, sabs.board, sabs.datagrams, this.index, this.#receiveWindow, this.#data.config.sendQueue.policy === 'drop-oldest', this.#slab)
     this.#actors.set(peerId, a)
     return a
   }

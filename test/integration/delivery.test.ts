@@ -189,6 +189,41 @@ describe('request / response', () => {
   })
 })
 
+describe('acknowledgements', () => {
+  const quiet = { heartbeat: { intervalMs: 60_000, missesUnhealthy: 3, missesDead: 6 } }
+  const sumStats = async (m: Mesh): Promise<{ out: number; in: number }> => {
+    const s = await m._ioStats()
+    return { out: s.reduce((n, x) => n + x.wsMessagesOut, 0), in: s.reduce((n, x) => n + x.wsMessagesIn, 0) }
+  }
+
+  it('ride on the traffic: one request at a time costs each side about one WebSocket message', async () => {
+    const [a, b] = await makePair(quiet, quiet)
+    b.handle('echo', (p: number) => p)
+    for (let i = 0; i < 20; i++) await a.request(b.id, 'echo', i) // past the first (prompt) ACKs
+    const a0 = await sumStats(a)
+    const b0 = await sumStats(b)
+    const N = 200
+    for (let i = 0; i < N; i++) expect(await a.request(b.id, 'echo', i)).toBe(i)
+    const a1 = await sumStats(a)
+    const b1 = await sumStats(b)
+    // A lone ACK per request and per response would make this 2 per request on each side.
+    expect((a1.out - a0.out) / N).toBeLessThan(1.5)
+    expect((b1.out - b0.out) / N).toBeLessThan(1.5)
+  })
+
+  it('a held-back ACK still goes when there is no traffic to ride on', async () => {
+    const [a, b] = await makePair(quiet, quiet)
+    let got = 0
+    b.on('message', () => { got++ })
+    await a.send(b.id, 'warm-up', { ack: true })
+    const before = await sumStats(a)
+    await a.send(b.id, 'one')
+    await until(() => got === 2, { label: 'b took the message' })
+    // The ACK is the only frame b sends a now (heartbeats are a minute apart).
+    await until(async () => (await sumStats(a)).in > before.in, { timeoutMs: 2_000, label: 'b\'s ACK reached a' })
+  })
+})
+
 describe('pub/sub', () => {
   it('a publication reaches every current subscriber once, in order; non-subscribers get nothing; unsubscribe stops it', async () => {
     const hub = await makeMesh()

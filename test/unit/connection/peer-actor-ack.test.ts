@@ -1,0 +1,145 @@
+// PeerActor's ACK policy: a due ACK rides on the next batch to the peer, goes
+// alone only when urgent (the host marked it, a new connection, a routed
+// peer) or after ACK_DELAY_MS; the IO worker's timer finds held ACKs through
+// ackDeadline(). Driven with a fake connection and a faked performance clock.
+import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest'
+import { PeerActor, ACK_DELAY_MS } from '../../../src/connection/peer-actor.js'
+import type { Connection } from '../../../src/connection/connection.js'
+import { RingBuffer } from '../../../src/ring/ring-buffer.js'
+import { AckBoard } from '../../../src/delivery/ack-board.js'
+import { SEND_PREFIX_BYTES, writeSendPrefix } from '../../../src/delivery/send-record.js'
+import { encodeHeaderOnlyInto } from '../../../src/codec/encode.js'
+import { forEachFrame } from '../../../src/codec/decode.js'
+import { FrameType, Lane, PROTOCOL_VERSION } from '../../../src/codec/frame.js'
+
+const STREAM = 42
+
+interface Sent { frames: number; types: number[]; acked: number[] }
+
+function fakeConnection (): { conn: Connection; sent: Sent[] } {
+  const sent: Sent[] = []
+  const conn = {
+    state: 'open',
+    writeBlocked: false,
+    send (buf: Uint8Array, frames: number) {
+      const types: number[] = []
+      const acked: number[] = []
+      forEachFrame(Buffer.from(buf), undefined, (f) => {
+        types.push(f.type)
+        if (f.type === FrameType.ACK) acked.push(f.seq)
+      })
+      sent.push({ frames, types, acked })
+    },
+  }
+  return { conn: conn as unknown as Connection, sent }
+}
+
+/** Queue one DATA record the way the host does (src/mesh.ts #recordHeader + tryWrite2). */
+function queue (ring: RingBuffer, seq: number): void {
+  const h = new Uint8Array(SEND_PREFIX_BYTES + 128)
+  writeSendPrefix(h, 0, { seq, enqueuedAt: 0, stream: STREAM, chunk: 0, flags: 0 })
+  const payload = new Uint8Array([1, 2, 3])
+  const n = encodeHeaderOnlyInto({ version: PROTOCOL_VERSION, type: FrameType.DATA, lane: Lane.PRIORITY, flags: 0, src: null, dst: null, stream: STREAM, seq }, payload.length, h, SEND_PREFIX_BYTES)
+  expect(ring.tryWrite2(h.subarray(0, SEND_PREFIX_BYTES + n), payload)).toBe(true)
+}
+
+describe('PeerActor ACKs', () => {
+  let ring: RingBuffer
+  let board: AckBoard
+  let actor: PeerActor
+  let conn: Connection
+  let sent: Sent[]
+
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['performance'] })
+    ring = RingBuffer.create(64 * 1024, { keepAlive: false })
+    board = AckBoard.create()
+    const datagrams = RingBuffer.create(64 * 1024, { keepAlive: false })
+    actor = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 0, 1 << 20, false)
+    ;({ conn, sent } = fakeConnection())
+    actor.attach(conn)
+    // The first ACK on a connection goes at once (the peer resumes from it).
+    board.publish(7, 1)
+    expect(actor.ready).toBe(true)
+    expect(actor.pump()).toBe(true)
+    expect(sent).toEqual([{ frames: 1, types: [FrameType.ACK], acked: [1] }])
+    sent.length = 0
+  })
+  afterEach(() => { vi.useRealTimers() })
+
+  it('holds a due ACK back for ACK_DELAY_MS, then sends it alone', () => {
+    actor.expectAck(performance.now())
+    board.publish(7, 2)
+    expect(actor.ackDue).toBe(true)
+    expect(actor.ready).toBe(false)
+    expect(actor.pump()).toBe(false)
+    expect(sent).toEqual([])
+    expect(actor.ackDeadline(performance.now())).toBe(performance.now() + ACK_DELAY_MS)
+    vi.advanceTimersByTime(ACK_DELAY_MS - 1)
+    expect(actor.ready).toBe(false)
+    vi.advanceTimersByTime(1)
+    expect(actor.ready).toBe(true)
+    expect(actor.pump()).toBe(true)
+    expect(sent).toEqual([{ frames: 1, types: [FrameType.ACK], acked: [2] }])
+    expect(actor.ackDue).toBe(false)
+    expect(actor.ackDeadline(performance.now())).toBe(Infinity)
+  })
+
+  it('a held ACK rides at the head of the next data batch (one WebSocket message)', () => {
+    board.publish(7, 2)
+    expect(actor.pump()).toBe(false)
+    queue(ring, 1)
+    queue(ring, 2)
+    expect(actor.pump()).toBe(true)
+    expect(sent).toEqual([{ frames: 3, types: [FrameType.ACK, FrameType.DATA, FrameType.DATA], acked: [2] }])
+    expect(actor.ackDue).toBe(false)
+  })
+
+  it('an urgent mark from the host sends the ACK at once, whichever order it comes in', () => {
+    board.publish(7, 2)
+    board.markUrgent()
+    expect(actor.ready).toBe(true)
+    expect(actor.pump()).toBe(true)
+    expect(sent.at(-1)?.acked).toEqual([2])
+    // Marked before the publish it is about: the ACK still goes at once once published.
+    board.markUrgent()
+    expect(actor.ready).toBe(false) // nothing new to acknowledge yet
+    board.publish(7, 3)
+    expect(actor.ready).toBe(true)
+    expect(actor.pump()).toBe(true)
+    expect(sent.at(-1)?.acked).toEqual([3])
+    // A mark already acted on does not make the next ACK urgent.
+    board.publish(7, 4)
+    expect(actor.ready).toBe(false)
+  })
+
+  it('while the host has not taken the frames, the deadline moves on instead of firing empty', () => {
+    const t0 = performance.now()
+    actor.expectAck(t0)
+    expect(actor.ackDeadline(t0)).toBe(t0 + ACK_DELAY_MS)
+    vi.advanceTimersByTime(ACK_DELAY_MS)
+    const t1 = performance.now()
+    expect(actor.ackDue).toBe(false)
+    expect(actor.ackDeadline(t1)).toBe(t1 + ACK_DELAY_MS) // looked again: not taken yet
+    board.publish(7, 2)
+    vi.advanceTimersByTime(ACK_DELAY_MS)
+    expect(actor.ackDeadline(performance.now())).toBe(t1 + ACK_DELAY_MS)
+    expect(actor.flushAck()).toBe(true)
+    expect(sent).toEqual([{ frames: 1, types: [FrameType.ACK], acked: [2] }])
+    expect(actor.flushAck()).toBe(false) // nothing new
+  })
+
+  it('a new connection gets its first ACK at once, and a blocked socket holds no deadline', () => {
+    board.publish(7, 2)
+    actor.expectAck(performance.now())
+    const other = fakeConnection()
+    actor.attach(other.conn)
+    expect(actor.pump()).toBe(true)
+    expect(other.sent).toEqual([{ frames: 1, types: [FrameType.ACK], acked: [2] }])
+    board.publish(7, 3)
+    actor.expectAck(performance.now())
+    ;(other.conn as unknown as { writeBlocked: boolean }).writeBlocked = true
+    expect(actor.ackDeadline(performance.now())).toBe(Infinity)
+    expect(actor.ready).toBe(false)
+  })
+})
