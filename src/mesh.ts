@@ -210,6 +210,10 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       await store?.close()
       throw err
     }
+    // Peers may already be linked and sending: their messages and events are
+    // dispatched from the next macrotask on, after the caller's `await
+    // createMesh()` has resumed and attached its listeners.
+    setImmediate(() => { mesh.#sup.openInbound() })
     return mesh
   }
 
@@ -1119,13 +1123,18 @@ function reviveError (err: unknown): MeshError {
 /**
  * Start a mesh node: validate options, load the identity, spawn the workers,
  * bind the listeners and dial `bootstrap` in the background.
+ *
+ * Peers may link (and send) as soon as the listeners are bound. Nothing
+ * reaches the application before `createMesh()` has resolved: messages and
+ * events are held until the next macrotask after it, so listeners attached
+ * right after `await createMesh(...)` see everything. (Attach them before
+ * awaiting anything else.)
  * @throws MeshError INVALID_OPTIONS naming the option and the problem.
  */
 export async function createMesh (options?: MeshOptions): Promise<Mesh> {
   return await Mesh.create(options)
 }
 
-/** Ring the doorbell of the IO worker serving a peer (its current link, else the worker that routes to it or served it last). */
 /**
  * Frame bytes from one peer taken by the application after which its ACK is
  * asked for at once; below it the ACK may wait (PeerActor ACK_DELAY_MS) to
@@ -1135,6 +1144,7 @@ export async function createMesh (options?: MeshOptions): Promise<Mesh> {
  */
 const ACK_EAGER_BYTES = 16 * 1024
 
+/** Ring the doorbell of the IO worker serving a peer (its current link, else the worker that routes to it or served it last). */
 function wake (e: { slot: IoSlot | undefined; home: IoSlot | undefined }): void {
   (e.slot ?? e.home)?.doorbell.ring()
 }

@@ -134,11 +134,15 @@ const api = {
 
   /**
    * Send `size`-byte payloads to `to` as fast as `send` resolves, until `stop`
-   * or `maxMs`. Event-loop delay and CPU are taken after `warmupMs`.
+   * or `maxMs`. Event-loop delay and CPU are taken after `warmupMs`. With
+   * `reliable: false` the sends are unreliable (`{ reliable: false }`: what
+   * the queue cannot take is dropped and counted, never waited for), so the
+   * receiver's count is what got through.
    */
-  async flood (a: { to: string; size: number; maxMs: number; warmupMs: number }): Promise<FloodResult> {
+  async flood (a: { to: string; size: number; maxMs: number; warmupMs: number; reliable?: boolean }): Promise<FloodResult> {
     const m = first()
     const payload = new Uint8Array(randomBytes(a.size))
+    const opts = a.reliable === false ? { reliable: false } : undefined
     stopFlag = false
     const eld = new EldRecorder()
     const win = new CpuWindow()
@@ -152,8 +156,10 @@ const api = {
     let sentWarm = 0
     let stoppedBy: FloodResult['stoppedBy'] = 'deadline'
     for (;;) {
-      await m.send(a.to, payload)
+      await m.send(a.to, payload, opts)
       sent++
+      // Unreliable sends never wait: give the event loop a turn now and then (stop, IPC).
+      if (opts !== undefined && (sent & 1023) === 0) await new Promise<void>((resolve) => { setImmediate(resolve) })
       // Look at the clock only every 128 sends: it is not free at 64 B rates.
       if ((sent & 127) === 0) {
         if (stopFlag) { stoppedBy = 'stop'; break }

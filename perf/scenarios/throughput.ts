@@ -89,8 +89,12 @@ export type ScrapeStats = ReturnType<MeshNodeApi['scrapes']>
 /** Issue 6's figure: the host's event-loop delay p99 while the mesh is saturated, ms. */
 export const HOST_ELD_P99_MAX_MS = 5
 
-/** Mesh receiver and sender processes; `observe` turns on logs and periodic scrapes in both (see procs/mesh-node.ts). */
-export async function meshPair (o: RunOptions, observe?: { scrapeMs: number }, probe?: EldProbe): Promise<Pair> {
+/**
+ * Mesh receiver and sender processes; `observe` turns on logs and periodic
+ * scrapes in both (see procs/mesh-node.ts); `reliable: false` floods with
+ * unreliable sends.
+ */
+export async function meshPair (o: RunOptions, observe?: { scrapeMs: number }, probe?: EldProbe, reliable = true): Promise<Pair> {
   const [recv, send] = await Promise.all([
     o.children.spawn<MeshNodeApi>('mesh receiver', procUrl('mesh-node')),
     o.children.spawn<MeshNodeApi>('mesh sender', procUrl('mesh-node')),
@@ -107,7 +111,7 @@ export async function meshPair (o: RunOptions, observe?: { scrapeMs: number }, p
     const to = peerIds[0]!
     return {
       round: async (size, t) => {
-        const res = await measure(recv, send, t, { to, size, warmupMs: t.warmupMs }, probe)
+        const res = await measure(recv, send, t, { to, size, warmupMs: t.warmupMs, ...(reliable ? {} : { reliable: false }) }, probe)
         // Let the backlog (rings, socket buffers) drain here, not during the other side's round.
         await recv.call('quiesce', { quietMs: QUIET_MS, maxMs: 10_000 }, 15_000)
         return res

@@ -20,6 +20,17 @@ export const DIRECT_BYTES = 16 * 1024
  * peer's ACK always goes at once (a relay may drop it).
  */
 export const ACK_DELAY_MS = 10
+/**
+ * Credit on a fast link: enough bytes in flight for the link's speed, and no
+ * more, since every byte in flight is queued in front of our heartbeats and
+ * ACKs on the same TCP connection (on loopback 2 MiB of bulk data put 10-20 ms
+ * in front of a PING; 1 MiB halved that and kept the bulk rate). A link with
+ * a longer round trip gets CREDIT_BYTES_PER_MS for each ms of its lowest RTT,
+ * up to the receive window the IO worker allows.
+ */
+export const MIN_CREDIT_BYTES = 1024 * 1024
+/** See MIN_CREDIT_BYTES: about 400 MB/s of in-flight data per ms of round trip. */
+export const CREDIT_BYTES_PER_MS = 400 * 1000
 /** Smallest slab room a batch starts in: a batch does not begin in the last few bytes of a slab. */
 const MIN_ROOM_BYTES = 8 * 1024
 
@@ -59,6 +70,8 @@ export class PeerActor {
   #ackHeldSince: number | undefined
   /** The first ACK on a new connection goes at once (the peer resumes from it). */
   #ackPrompt = true
+  /** Lowest heartbeat RTT seen on the current connection (ms): the link's own delay, without queueing. */
+  #baseRttMs = Infinity
   /** Expired messages the peer must be told to skip (sent first on the next connection). */
   #skip: { stream: number; seq: number } | undefined
 
@@ -92,6 +105,7 @@ export class PeerActor {
     this.window.rewind()
     this.#ackedVersion = -1
     this.#ackPrompt = true
+    this.#baseRttMs = Infinity
     if (this.#skip !== undefined) this.#sendSkip(conn, this.#skip)
   }
 
@@ -124,6 +138,22 @@ export class PeerActor {
     const c = this.#conn
     if (c === undefined || c.state !== 'open' || c.writeBlocked) return this.#datagramPressure
     return !this.datagrams.isEmpty() || this.window.canSend(this.board.committed()) || (this.ackDue && this.#ackNow(performance.now()))
+  }
+
+  /** A heartbeat RTT sample of the direct link (ms). */
+  noteRtt (ms: number): void {
+    if (ms > 0 && ms < this.#baseRttMs) this.#baseRttMs = ms
+  }
+
+  /**
+   * The credit our ACKs grant the peer: the worker's receive window, less on
+   * a link whose round trip is short (see MIN_CREDIT_BYTES). Until an RTT is
+   * known, and for a routed peer, the whole window.
+   */
+  get credit (): number {
+    const rtt = this.#baseRttMs
+    if (this.#relay !== undefined || rtt === Infinity) return this.#receiveWindow
+    return Math.min(this.#receiveWindow, Math.max(MIN_CREDIT_BYTES, Math.ceil(rtt * CREDIT_BYTES_PER_MS)))
   }
 
   /**
@@ -209,7 +239,7 @@ export class PeerActor {
     this.#ackedVersion = b.version
     this.#ackHeldSince = undefined
     this.#ackPrompt = false
-    return this.#out(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.ACK, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: b.stream, seq: b.seq, payload: encodeControl({ w: this.#receiveWindow }) }))
+    return this.#out(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.ACK, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: b.stream, seq: b.seq, payload: encodeControl({ w: this.credit }) }))
   }
 
   /**

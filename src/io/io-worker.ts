@@ -751,6 +751,7 @@ export class IoWorker implements ConnectionOwner {
       // samples for the histogram are batched, so an idle mesh does not wake
       // the host on every pong.
       actor.board.setRtt(ev.rttMs)
+      actor.noteRtt(ev.rttMs)
       let list = this.#rttSamples.get(actor)
       if (list === undefined) { list = []; this.#rttSamples.set(actor, list) }
       if (list.length < 1000) list.push(ev.rttMs)

@@ -67,8 +67,22 @@ export class Supervisor {
   #routerApi!: Remote<RouterApi>
   #closed = false
   #restartCount = 0
+  /**
+   * Inbound records wait for this: peers may link and send as soon as the
+   * workers listen, before createMesh() has resolved and the application
+   * has attached its listeners. A message emitted then would reach nobody,
+   * and its ACK would tell the sender it was taken.
+   */
+  readonly #inboundOpen: Promise<void>
+  #openInbound!: () => void
 
-  constructor (o: SupervisorOptions) { this.#o = o }
+  constructor (o: SupervisorOptions) {
+    this.#o = o
+    this.#inboundOpen = new Promise((resolve) => { this.#openInbound = resolve })
+  }
+
+  /** Start dispatching inbound records (messages and events) to the host. Idempotent. */
+  openInbound (): void { this.#openInbound() }
 
   /** IO workers restarted after a crash, since start. */
   get restarts (): number { return this.#restartCount }
@@ -246,6 +260,7 @@ export class Supervisor {
    */
   async #readLoop (slot: IoSlot): Promise<void> {
     const ring = slot.inbound
+    await this.#inboundOpen
     while (!ring.closed) {
       const r = await ring.waitForData()
       if (r === 'closed') break

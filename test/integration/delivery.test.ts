@@ -88,6 +88,22 @@ describe('reliable delivery', () => {
     expect(got.map((m) => m.payload)).toEqual(Array.from({ length: 50 }, (_, i) => i))
   })
 
+  it('messages from a peer that links while this node starts are held until createMesh() resolves: listeners attached then see all', async () => {
+    // b restarts while a, reconnecting every few ms, has messages queued for it: a links
+    // and sends as soon as b listens, while b's createMesh() is still starting its router.
+    const { a, bid, comeBack } = await awayPeer({ reconnect: { initialDelayMs: 5, maxDelayMs: 10 } })
+    const N = 50
+    for (let i = 0; i < N; i++) await a.send(bid, i)
+    const b2 = await comeBack()
+    const got: number[] = []
+    let ups = 0
+    b2.on('message', (m) => { got.push(m.payload as number) })
+    b2.on('peer:up', () => { ups++ })
+    await until(() => got.length >= N, { label: `all ${N} seen (have ${got.length})` })
+    expect(got).toEqual(Array.from({ length: N }, (_, i) => i))
+    expect(ups).toBe(1)
+  })
+
   it('a message held longer than delivery.retainMs is reported undelivered (and an acked send rejects), never dropped silently', async () => {
     const [a, b] = await makePair({ delivery: { retainMs: 300 }, reconnect: { initialDelayMs: 50, maxDelayMs: 100 } })
     const bid = b.id

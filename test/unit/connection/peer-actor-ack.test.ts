@@ -3,7 +3,8 @@
 // peer) or after ACK_DELAY_MS; the IO worker's timer finds held ACKs through
 // ackDeadline(). Driven with a fake connection and a faked performance clock.
 import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest'
-import { PeerActor, ACK_DELAY_MS } from '../../../src/connection/peer-actor.js'
+import { PeerActor, ACK_DELAY_MS, MIN_CREDIT_BYTES, CREDIT_BYTES_PER_MS } from '../../../src/connection/peer-actor.js'
+import { decodeControl } from '../../../src/codec/control.js'
 import type { Connection } from '../../../src/connection/connection.js'
 import { RingBuffer } from '../../../src/ring/ring-buffer.js'
 import { AckBoard } from '../../../src/delivery/ack-board.js'
@@ -14,7 +15,10 @@ import { FrameType, Lane, PROTOCOL_VERSION } from '../../../src/codec/frame.js'
 
 const STREAM = 42
 
-interface Sent { frames: number; types: number[]; acked: number[] }
+interface Sent { frames: number; types: number[]; acked: number[]; credit?: number }
+
+/** The credit (`w`) of each ACK sent on any fake connection, in order. */
+const credits: Array<number | undefined> = []
 
 function fakeConnection (): { conn: Connection; sent: Sent[] } {
   const sent: Sent[] = []
@@ -24,11 +28,16 @@ function fakeConnection (): { conn: Connection; sent: Sent[] } {
     send (buf: Uint8Array, frames: number) {
       const types: number[] = []
       const acked: number[] = []
+      let credit: number | undefined
       forEachFrame(Buffer.from(buf), undefined, (f) => {
         types.push(f.type)
-        if (f.type === FrameType.ACK) acked.push(f.seq)
+        if (f.type === FrameType.ACK) {
+          acked.push(f.seq)
+          credit = (decodeControl(Buffer.from(f.payload as Uint8Array)) as { w: number }).w
+        }
       })
       sent.push({ frames, types, acked })
+      credits.push(credit)
     },
   }
   return { conn: conn as unknown as Connection, sent }
@@ -49,13 +58,14 @@ describe('PeerActor ACKs', () => {
   let actor: PeerActor
   let conn: Connection
   let sent: Sent[]
+  const WINDOW = 4 << 20
 
   beforeEach(() => {
     vi.useFakeTimers({ toFake: ['performance'] })
     ring = RingBuffer.create(64 * 1024, { keepAlive: false })
     board = AckBoard.create()
     const datagrams = RingBuffer.create(64 * 1024, { keepAlive: false })
-    actor = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 0, 1 << 20, false)
+    actor = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 0, WINDOW, false)
     ;({ conn, sent } = fakeConnection())
     actor.attach(conn)
     // The first ACK on a connection goes at once (the peer resumes from it).
@@ -141,5 +151,28 @@ describe('PeerActor ACKs', () => {
     ;(other.conn as unknown as { writeBlocked: boolean }).writeBlocked = true
     expect(actor.ackDeadline(performance.now())).toBe(Infinity)
     expect(actor.ready).toBe(false)
+  })
+
+  it('grants less credit on a fast link: enough for its speed, so little queues in front of heartbeats', () => {
+    expect(credits.at(-1)).toBe(WINDOW) // no RTT known yet: the whole window
+    expect(actor.credit).toBe(WINDOW)
+    actor.noteRtt(0.3)
+    expect(actor.credit).toBe(MIN_CREDIT_BYTES)
+    actor.noteRtt(9) // queueing inflates samples: the lowest one counts
+    expect(actor.credit).toBe(MIN_CREDIT_BYTES)
+    board.publish(7, 2)
+    board.markUrgent()
+    actor.pump()
+    expect(credits.at(-1)).toBe(MIN_CREDIT_BYTES)
+    // A new connection starts over; a slow one earns more, up to the window.
+    actor.attach(fakeConnection().conn)
+    expect(actor.credit).toBe(WINDOW)
+    actor.noteRtt(5)
+    expect(actor.credit).toBe(Math.min(WINDOW, 5 * CREDIT_BYTES_PER_MS))
+    actor.noteRtt(50)
+    expect(actor.credit).toBe(Math.min(WINDOW, 5 * CREDIT_BYTES_PER_MS))
+    actor.attach(fakeConnection().conn)
+    actor.noteRtt(50)
+    expect(actor.credit).toBe(WINDOW)
   })
 })
