@@ -31,6 +31,14 @@ export const ACK_DELAY_MS = 10
 export const MIN_CREDIT_BYTES = 1024 * 1024
 /** See MIN_CREDIT_BYTES: about 400 MB/s of in-flight data per ms of round trip. */
 export const CREDIT_BYTES_PER_MS = 400 * 1000
+/**
+ * Inner frames to a routed peer share FORWARD envelopes of up to this many
+ * payload bytes. Every node accepts a frame payload of at least 1 KiB plus
+ * header room (maxMessageBytes >= 1 KiB), whatever its options: a batch this
+ * size passes every relay and the destination; larger frames go one per
+ * envelope, as always.
+ */
+export const INNER_BATCH_BYTES = 1024
 /** Smallest slab room a batch starts in: a batch does not begin in the last few bytes of a slab. */
 const MIN_ROOM_BYTES = 8 * 1024
 
@@ -76,6 +84,9 @@ export class PeerActor {
   #skip: { stream: number; seq: number } | undefined
 
   readonly #slab: SendSlab
+  /** Scratch for inner frames sharing one FORWARD envelope (copied out by the envelope's encoding). */
+  #innerScratch: Buffer | undefined
+  get #inner (): Buffer { return (this.#innerScratch ??= Buffer.allocUnsafe(INNER_BATCH_BYTES)) }
 
   /** `slab`: where outgoing batches are built (one per IO worker; a private one if omitted). */
   constructor (peerId: string, handle: number, ringSab: SharedArrayBuffer, boardSab: SharedArrayBuffer, datagramSab: SharedArrayBuffer, worker: number, receiveWindow: number, dropOldest: boolean, slab: SendSlab = new SendSlab(BATCH_BYTES)) {
@@ -327,9 +338,8 @@ export class PeerActor {
     }
     let total = 0
     let full = false
-    this.window.next((raw) => {
-      if (full || conn.writeBlocked) return false
-      const frame = this.#relay === undefined ? raw : this.#out(raw)
+    // Put one (outer) frame into the outgoing batches.
+    const put = (frame: Uint8Array): void => {
       // A large frame goes out as its own message, as a view of ring memory.
       // That is safe on both kinds of socket: a masking (dialing) socket
       // copies it synchronously inside send(); an unmasked one may keep the
@@ -340,7 +350,7 @@ export class PeerActor {
         if (off > 0) { conn.send(slab.take(off), frames); off = 0; frames = 0; batch = undefined }
         conn.send(Buffer.from(frame.buffer, frame.byteOffset, frame.length), 1)
         sent = true
-        return true
+        return
       }
       if (batch === undefined || off + frame.length > batch.length) {
         if (off > 0) { conn.send(slab.take(off), frames); sent = true }
@@ -350,12 +360,31 @@ export class PeerActor {
       }
       batch.set(frame, off)
       off += frame.length
-      total += frame.length
       frames++
+    }
+    // A routed peer: small frames share one FORWARD envelope (one header with
+    // both ids, one parse at each hop, one inbound record at the end).
+    const relay = this.#relay !== undefined
+    let innerOff = 0
+    const flushInner = (): void => {
+      if (innerOff === 0) return
+      put(this.#out(this.#inner.subarray(0, innerOff)))
+      innerOff = 0
+    }
+    this.window.next((raw) => {
+      if (full || conn.writeBlocked) return false
+      if (!relay) put(raw)
+      else if (raw.length > INNER_BATCH_BYTES) { flushInner(); put(this.#out(raw)) } else {
+        if (innerOff + raw.length > INNER_BATCH_BYTES) flushInner()
+        this.#inner.set(raw, innerOff)
+        innerOff += raw.length
+      }
+      total += raw.length
       // Stop after a batch's worth so one busy peer cannot starve the others; the loop comes back.
       if (total >= BATCH_BYTES - 1024) full = true
       return true
     }, limit)
+    flushInner()
     if (off > 0) { conn.send(slab.take(off), frames); sent = true }
     return sent
   }

@@ -168,6 +168,11 @@ describe('unreliable messages ({ reliable: false })', () => {
       await waitFor(b2, 'peer:up')
       await a.send(bid, 'marker', { ack: true }) // reliable: after the survivors were flushed on the new link
       const kept = got.length
+      if (kept === 0) {
+        // Seen twice under full-suite load, never alone: say what each side saw.
+        const [sa, sb] = await Promise.all([a._ioStats(), b2._ioStats()])
+        console.log(`${policy}: nothing kept; dropped ${await dropped()}; a out ${JSON.stringify(sa.map((x) => [x.framesOut, x.wsMessagesOut, x.connections]))}; b2 in ${JSON.stringify(sb.map((x) => [x.framesIn, x.wsMessagesIn, x.connections]))}; b2 peers ${JSON.stringify(b2.peers().map((p) => [p.direction, p.state]))}`)
+      }
       expect(kept).toBeGreaterThan(0)
       expect(kept + (await dropped())).toBe(N)
       if (policy === 'drop-oldest') expect(got[got.length - 1]).toBe((N - 1) & 0xff) // the newest survived

@@ -62,13 +62,16 @@ describe('multipath (issue 5)', () => {
     const st = (await a._ioStats())[0]!
     const placement = dests.map((d) => `${d.id.slice(0, 6)}: pinned ${pinnedVia(a.id, b.id, c.id, d.id) === b.id ? 'b' : 'c'}, via ${st.routedVia[d.id] === b.id ? 'b' : st.routedVia[d.id] === c.id ? 'c' : String(st.routedVia[d.id])}, paths ${st.routePaths[d.id]}`)
     const relayed = await Promise.all([b, c].map(async (m, i) => (await m._ioStats()).reduce((t, s) => t + s.relay.forwarded, 0) - base[i]!))
-    // Each relay carried its two destinations' data (one FORWARD per message;
-    // ACKs on top): the pinning spreads them two and two, also for a flow
-    // pinned while its alternate was still on its way to the IO worker (it
-    // re-chooses while nothing of it is in flight).
-    if (relayed[0]! < 2 * N || relayed[1]! < 2 * N) console.log(`multipath placement: ${placement.join('; ')}; relayed b ${relayed[0]}, c ${relayed[1]}`)
-    expect(relayed[0]).toBeGreaterThanOrEqual(2 * N)
-    expect(relayed[1]).toBeGreaterThanOrEqual(2 * N)
+    // Each relay carried its two destinations' data: the pinning spreads them
+    // two and two, also for a flow pinned while its alternate was still on its
+    // way to the IO worker (it re-chooses while nothing of it is in flight).
+    // Small messages share FORWARD envelopes, so the relays' counts are
+    // compared with each other, not with N: one relay carrying everything
+    // would leave the other a few ACKs.
+    const total = relayed[0]! + relayed[1]!
+    const spread = relayed[0]! >= total / 4 && relayed[1]! >= total / 4
+    if (!spread) console.log(`multipath placement: ${placement.join('; ')}; relayed b ${relayed[0]}, c ${relayed[1]}`)
+    expect(spread).toBe(true)
     const drops = (await Promise.all([a, b, c, ...dests].map(async (m) => await m._ioStats()))).flat().map((s) => s.relay.dropped)
     expect(drops.every((x) => Object.keys(x).length === 0)).toBe(true)
     console.log(`multipath: 4 destinations × ${N} messages, in order; FORWARD frames relayed by b ${relayed[0]}, by c ${relayed[1]}`)

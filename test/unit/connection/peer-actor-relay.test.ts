@@ -1,0 +1,69 @@
+// PeerActor toward a routed peer: small frames share FORWARD envelopes of at
+// most INNER_BATCH_BYTES (what every node accepts as a frame payload), larger
+// ones travel one per envelope; the order of frames is kept.
+import { describe, it, expect } from 'vitest'
+import { PeerActor, INNER_BATCH_BYTES } from '../../../src/connection/peer-actor.js'
+import type { Connection } from '../../../src/connection/connection.js'
+import { RingBuffer } from '../../../src/ring/ring-buffer.js'
+import { AckBoard } from '../../../src/delivery/ack-board.js'
+import { SEND_PREFIX_BYTES, writeSendPrefix } from '../../../src/delivery/send-record.js'
+import { encodeHeaderOnlyInto } from '../../../src/codec/encode.js'
+import { forEachFrame } from '../../../src/codec/decode.js'
+import { FrameType, Lane, PROTOCOL_VERSION } from '../../../src/codec/frame.js'
+
+const STREAM = 9
+
+function queue (ring: RingBuffer, seq: number, size: number): void {
+  const h = new Uint8Array(SEND_PREFIX_BYTES + 128)
+  writeSendPrefix(h, 0, { seq, enqueuedAt: 0, stream: STREAM, chunk: 0, flags: 0 })
+  const n = encodeHeaderOnlyInto({ version: PROTOCOL_VERSION, type: FrameType.DATA, lane: Lane.PRIORITY, flags: 0, src: null, dst: null, stream: STREAM, seq }, size, h, SEND_PREFIX_BYTES)
+  expect(ring.tryWrite2(h.subarray(0, SEND_PREFIX_BYTES + n), new Uint8Array(size).fill(seq & 0xff))).toBe(true)
+}
+
+/** Route `count` frames of `size` payload bytes to a routed peer; returns the FORWARD envelopes sent (inner seqs each). */
+function route (sizes: number[]): Array<{ dst: string | null; src: string | null; hops: number; payloadBytes: number; inner: number[] }> {
+  const ring = RingBuffer.create(1 << 20, { keepAlive: false })
+  const board = AckBoard.create()
+  const datagrams = RingBuffer.create(64 * 1024, { keepAlive: false })
+  const actor = new PeerActor('far-peer', 1, ring.sab, board.sab, datagrams.sab, 0, 1 << 20, false)
+  const out: Array<{ dst: string | null; src: string | null; hops: number; payloadBytes: number; inner: number[] }> = []
+  const conn = {
+    state: 'open',
+    writeBlocked: false,
+    send (buf: Uint8Array) {
+      forEachFrame(Buffer.from(buf), undefined, (f) => {
+        expect(f.type).toBe(FrameType.FORWARD)
+        const inner: number[] = []
+        forEachFrame(f.payload as Uint8Array, undefined, (x) => {
+          expect(x.type).toBe(FrameType.DATA)
+          expect(x.payload?.every((v) => v === (x.seq & 0xff))).toBe(true)
+          inner.push(x.seq)
+        })
+        out.push({ dst: f.dst, src: f.src, hops: f.seq, payloadBytes: (f.payload as Uint8Array).length, inner })
+      })
+    },
+  } as unknown as Connection
+  actor.attach(conn, { selfId: 'me', via: 'relay', hops: 4 })
+  sizes.forEach((size, i) => { queue(ring, i + 1, size) })
+  while (actor.pump()) { /* until everything queued went out */ }
+  return out
+}
+
+describe('PeerActor toward a routed peer', () => {
+  it('small frames share envelopes of at most INNER_BATCH_BYTES, in order', () => {
+    const out = route(Array.from({ length: 100 }, () => 40))
+    expect(out.length).toBeLessThan(20)
+    expect(out.flatMap((e) => e.inner)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1))
+    for (const e of out) {
+      expect(e.payloadBytes).toBeLessThanOrEqual(INNER_BATCH_BYTES)
+      expect(e).toMatchObject({ src: 'me', dst: 'far-peer', hops: 4 })
+    }
+  })
+
+  it('a frame larger than a batch travels alone, between the batches around it', () => {
+    const sizes = [40, 40, 5000, 40, 70_000 - 200, 40]
+    const out = route(sizes)
+    expect(out.flatMap((e) => e.inner)).toEqual([1, 2, 3, 4, 5, 6])
+    expect(out.map((e) => e.inner)).toEqual([[1, 2], [3], [4], [5], [6]])
+  })
+})
