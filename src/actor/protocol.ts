@@ -169,6 +169,8 @@ export interface IoWorkerStats {
   refusedHandshakes: Record<string, number>
   /** Re-dial attempts per kept address since this worker started. */
   reconnectAttempts: number
+  /** Runs of the timer that sends ACKs no traffic carried (none while every link is idle). */
+  ackTimerRuns: number
   /**
    * Multi-hop forwarding: FORWARD frames passed on for other nodes,
    * unwrapped for this node, dropped by reason ('hop-limit', 'no-route',

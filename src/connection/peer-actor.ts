@@ -21,6 +21,13 @@ export const DIRECT_BYTES = 16 * 1024
  */
 export const ACK_DELAY_MS = 10
 /**
+ * An expected ACK whose frames the host has not made due after this many
+ * ACK_DELAY_MS periods stops the worker's ACK timer (frames that advanced
+ * nothing: duplicates, or a host stalled that long). The ACK still goes with
+ * the next traffic to the peer, or at the IO worker's next idle pass.
+ */
+export const ACK_EXPECT_PERIODS = 20
+/**
  * Credit on a fast link: enough bytes in flight for the link's speed, and no
  * more, since every byte in flight is queued in front of our heartbeats and
  * ACKs on the same TCP connection (on loopback 2 MiB of bulk data put 10-20 ms
@@ -76,6 +83,8 @@ export class PeerActor {
   #urgentSeen = 0
   /** Since when an ACK is expected or held back (performance.now()), undefined if none is. */
   #ackHeldSince: number | undefined
+  /** ACK_DELAY_MS periods an expected ACK has waited for the host (see ACK_EXPECT_PERIODS). */
+  #ackWaits = 0
   /** The first ACK on a new connection goes at once (the peer resumes from it). */
   #ackPrompt = true
   /** Lowest heartbeat RTT seen on the current connection (ms): the link's own delay, without queueing. */
@@ -175,6 +184,7 @@ export class PeerActor {
    */
   expectAck (now: number): void {
     this.#ackHeldSince ??= now
+    this.#ackWaits = 0
   }
 
   /**
@@ -188,7 +198,10 @@ export class PeerActor {
     const c = this.#conn
     let since = this.#ackHeldSince
     if (since === undefined || c === undefined || c.state !== 'open' || c.writeBlocked) return Infinity
-    if (!this.ackDue && now - since >= ACK_DELAY_MS) this.#ackHeldSince = since = now
+    if (!this.ackDue && now - since >= ACK_DELAY_MS) {
+      if (++this.#ackWaits >= ACK_EXPECT_PERIODS) { this.#ackHeldSince = undefined; this.#ackWaits = 0; return Infinity }
+      this.#ackHeldSince = since = now
+    }
     return since + ACK_DELAY_MS
   }
 
@@ -249,6 +262,7 @@ export class PeerActor {
     if (b === undefined || b.version === this.#ackedVersion) return undefined
     this.#ackedVersion = b.version
     this.#ackHeldSince = undefined
+    this.#ackWaits = 0
     this.#ackPrompt = false
     return this.#out(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.ACK, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: b.stream, seq: b.seq, payload: encodeControl({ w: this.credit }) }))
   }

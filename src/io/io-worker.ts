@@ -345,6 +345,7 @@ export class IoWorker implements ConnectionOwner {
   }
 
   #ackTimer: NodeJS.Timeout | undefined
+  #ackTimerRuns = 0
 
   /** Frames from `actor`'s peer went to the host: make sure its ACK goes within ACK_DELAY_MS of being due. */
   #expectAck (actor: PeerActor): void {
@@ -360,6 +361,7 @@ export class IoWorker implements ConnectionOwner {
    */
   readonly #onAckTimer = (): void => {
     this.#ackTimer = undefined
+    this.#ackTimerRuns++
     if (this.#closing) return
     const now = performance.now()
     let next = Infinity
@@ -537,17 +539,20 @@ export class IoWorker implements ConnectionOwner {
     this.#maybeReAck(actor)
     let runStart = -1
     let runEnd = -1
+    let delivered = false
     forEachFrame(bytes, this.limits, (x, start, end) => {
       if (x.type === FrameType.ACK) {
         if (runStart >= 0) { this.#inbound.data(actor.handle, bytes.subarray(runStart, runEnd)); runStart = -1 }
         this.#onAck(actor, x.stream, x.seq, x.payload)
         return
       }
+      delivered = true
       if (runStart < 0) runStart = start
       runEnd = end
     })
     if (runStart >= 0) this.#inbound.data(actor.handle, bytes.subarray(runStart, runEnd))
-    this.#expectAck(actor)
+    // Only stream frames make an ACK due (an envelope of ACKs alone must not start the ACK clock).
+    if (delivered) this.#expectAck(actor)
   }
 
   /** Relayed frames waiting for {@link #flushRelayed}, by next-hop connection (in arrival order). */
@@ -846,6 +851,7 @@ export class IoWorker implements ConnectionOwner {
       rejectedFrames: { ...this.#rejected },
       refusedHandshakes: { ...this.#refused },
       reconnectAttempts: this.#reconnectAttempts,
+      ackTimerRuns: this.#ackTimerRuns,
       relay: { ...this.relay, dropped: { ...this.relay.dropped } },
       routedVia: Object.fromEntries([...this.#actors.values()].flatMap((a) => a.via === undefined ? [] : [[a.peerId, a.via]])),
       routePaths: Object.fromEntries([...this.#routes.values()].filter((r) => r.via !== r.to).map((r) => [r.to, new Set(r.paths.map((p) => p.via)).size])),
@@ -984,6 +990,11 @@ export class IoWorker implements ConnectionOwner {
       if (progressed) {
         await yieldToIo() // let the socket writes and reads run between batches
         continue
+      }
+      // An ACK held back just now (PeerActor ready/pump) needs the ACK timer to come back for it.
+      if (this.#ackTimer === undefined) {
+        const now2 = performance.now()
+        for (const a of this.#actors.values()) if (a.ackDeadline(now2) !== Infinity) { this.#ackTimer = setTimeout(this.#onAckTimer, ACK_DELAY_MS); break }
       }
       await this.#doorbell.sleep(() => this.#closing || this.#hasReady(), 1000)
     }

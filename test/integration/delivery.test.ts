@@ -232,6 +232,22 @@ describe('acknowledgements', () => {
     expect((b1.out - b0.out) / N).toBeLessThan(1.5)
   })
 
+  it('an idle mesh runs no ACK timer, also between peers routed through a hub (only ACKs cross)', async () => {
+    const hub = await makeMesh(quiet)
+    const [x, y] = [await makeMesh({ ...quiet, listen: false }), await makeMesh({ ...quiet, listen: false })]
+    await Promise.all([x.connect(hub.addresses[0] as string), y.connect(hub.addresses[0] as string)])
+    await until(() => x.routes().some((r) => r.to === y.id), { label: 'x routes to y' })
+    // Traffic both ways through the hub (its ACKs come back in envelopes of their own), then quiet.
+    await x.send(y.id, 'hi', { ack: true })
+    await y.send(x.id, 'hello', { ack: true })
+    const runs = async (): Promise<number> => (await Promise.all([hub, x, y].map(async (m) => await m._ioStats()))).flat().reduce((n, s) => n + s.ackTimerRuns, 0)
+    const before = await runs()
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    // Both messages were acked at once (ack: true). A timer started by an envelope that held
+    // only an ACK would run every 10 ms until it gives up (ACK_EXPECT_PERIODS): 20 runs each.
+    expect(await runs() - before).toBeLessThan(10)
+  })
+
   it('a held-back ACK still goes when there is no traffic to ride on', async () => {
     const [a, b] = await makePair(quiet, quiet)
     let got = 0

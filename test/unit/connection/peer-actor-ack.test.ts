@@ -3,7 +3,7 @@
 // peer) or after ACK_DELAY_MS; the IO worker's timer finds held ACKs through
 // ackDeadline(). Driven with a fake connection and a faked performance clock.
 import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest'
-import { PeerActor, ACK_DELAY_MS, MIN_CREDIT_BYTES, CREDIT_BYTES_PER_MS } from '../../../src/connection/peer-actor.js'
+import { PeerActor, ACK_DELAY_MS, ACK_EXPECT_PERIODS, MIN_CREDIT_BYTES, CREDIT_BYTES_PER_MS } from '../../../src/connection/peer-actor.js'
 import { decodeControl } from '../../../src/codec/control.js'
 import type { Connection } from '../../../src/connection/connection.js'
 import { RingBuffer } from '../../../src/ring/ring-buffer.js'
@@ -137,6 +137,19 @@ describe('PeerActor ACKs', () => {
     expect(actor.flushAck()).toBe(true)
     expect(sent).toEqual([{ frames: 1, types: [FrameType.ACK], acked: [2] }])
     expect(actor.flushAck()).toBe(false) // nothing new
+  })
+
+  it('frames that never make an ACK due stop the ACK clock after ACK_EXPECT_PERIODS (an idle link has no timer)', () => {
+    actor.expectAck(performance.now())
+    for (let i = 1; i < ACK_EXPECT_PERIODS; i++) {
+      vi.advanceTimersByTime(ACK_DELAY_MS)
+      expect(actor.ackDeadline(performance.now())).toBe(performance.now() + ACK_DELAY_MS)
+    }
+    vi.advanceTimersByTime(ACK_DELAY_MS)
+    expect(actor.ackDeadline(performance.now())).toBe(Infinity)
+    // New frames start it again.
+    actor.expectAck(performance.now())
+    expect(actor.ackDeadline(performance.now())).toBe(performance.now() + ACK_DELAY_MS)
   })
 
   it('a new connection gets its first ACK at once, and a blocked socket holds no deadline', () => {
