@@ -301,94 +301,45 @@ export class PeerActor {
   pump (): boolean {
     const conn = this.#conn
     if (conn === undefined || conn.state !== 'open' || conn.writeBlocked) return this.shedDatagrams() > 0
-    const slab = this.#slab
     const limit = this.board.committed()
     const datagrams = !this.datagrams.isEmpty()
     const data = datagrams || this.window.canSend(limit)
     // A due ACK rides at the head of the first batch when there is one; alone only if it cannot wait.
-    let ack = this.ackDue && (data || this.#ackNow(performance.now())) ? this.#takeAck() : undefined
-    if (ack !== undefined && !data) { conn.send(ack, 1); return true }
-    let sent = false
-    if (datagrams) {
-      // Unreliable messages first (they are small and time-sensitive); released as read.
-      let dbatch: Buffer | undefined
-      let doff = 0
-      let dn = 0
-      if (ack !== undefined) {
-        dbatch = slab.room(Math.max(ack.length, MIN_ROOM_BYTES))
-        dbatch.set(ack, 0)
-        doff = ack.length
-        dn = 1
-        ack = undefined
-      }
-      this.datagrams.drain((raw) => {
-        const frame = this.#out(raw)
-        if (dbatch === undefined || doff + frame.length > dbatch.length) {
-          if (dbatch !== undefined && doff > 0) conn.send(slab.take(doff), dn)
-          dbatch = slab.room(Math.max(frame.length, MIN_ROOM_BYTES))
-          doff = 0
-          dn = 0
-        }
-        dbatch.set(frame, doff)
-        doff += frame.length
-        dn++
-        return !conn.writeBlocked
-      })
-      if (dbatch !== undefined && doff > 0) conn.send(slab.take(doff), dn)
-      sent = true
+    const ack = this.ackDue && (data || this.#ackNow(performance.now())) ? this.#takeAck() : undefined
+    if (!data) {
+      if (ack === undefined) return false
+      conn.send(ack, 1)
+      return true
     }
-    let batch: Buffer | undefined
-    let off = 0
-    let frames = 0
-    if (ack !== undefined) {
-      batch = slab.room(Math.max(ack.length, MIN_ROOM_BYTES))
-      batch.set(ack, 0)
-      off = ack.length
-      frames = 1
-    }
-    if (!this.window.canSend(limit)) {
-      if (off > 0) { conn.send(slab.take(off), frames); sent = true }
-      return sent
-    }
+    const out = new Batches(conn, this.#slab)
+    if (ack !== undefined) out.add(ack)
+    // Unreliable messages first (they are small and time-sensitive), copied: released as read.
+    if (datagrams) this.datagrams.drain((raw) => { out.add(this.#out(raw)); return !conn.writeBlocked })
     let total = 0
     let full = false
-    // Put one (outer) frame into the outgoing batches.
-    const put = (frame: Uint8Array): void => {
-      // A large frame goes out as its own message, as a view of ring memory.
-      // That is safe on both kinds of socket: a masking (dialing) socket
-      // copies it synchronously inside send(); an unmasked one may keep the
-      // view until written, but the record stays in the ring until the peer
-      // acknowledges it, which it cannot do before receiving these bytes,
-      // and a dead socket's unwritten buffers are discarded with it.
-      if (frame.length >= DIRECT_BYTES) {
-        if (off > 0) { conn.send(slab.take(off), frames); off = 0; frames = 0; batch = undefined }
-        conn.send(Buffer.from(frame.buffer, frame.byteOffset, frame.length), 1)
-        sent = true
-        return
-      }
-      if (batch === undefined || off + frame.length > batch.length) {
-        if (off > 0) { conn.send(slab.take(off), frames); sent = true }
-        batch = slab.room(Math.min(BATCH_BYTES, Math.max(frame.length, MIN_ROOM_BYTES)))
-        off = 0
-        frames = 0
-      }
-      batch.set(frame, off)
-      off += frame.length
-      frames++
-    }
     // A routed peer: small frames share one FORWARD envelope (one header with
     // both ids, one parse at each hop, one inbound record at the end).
     const relay = this.#relay !== undefined
     let innerOff = 0
+    // A large frame goes out as its own message, as a view of ring memory.
+    // That is safe on both kinds of socket: a masking (dialing) socket
+    // copies it synchronously inside send(); an unmasked one may keep the
+    // view until written, but the record stays in the ring until the peer
+    // acknowledges it, which it cannot do before receiving these bytes,
+    // and a dead socket's unwritten buffers are discarded with it.
+    const put = (frame: Uint8Array): void => { if (frame.length >= DIRECT_BYTES) out.alone(frame); else out.add(frame) }
     const flushInner = (): void => {
       if (innerOff === 0) return
       put(this.#out(this.#inner.subarray(0, innerOff)))
       innerOff = 0
     }
-    this.window.next((raw) => {
+    if (this.window.canSend(limit)) this.window.next((raw) => {
       if (full || conn.writeBlocked) return false
       if (!relay) put(raw)
-      else if (raw.length > INNER_BATCH_BYTES) { flushInner(); put(this.#out(raw)) } else {
+      else if (raw.length > INNER_BATCH_BYTES) {
+        flushInner()
+        put(this.#out(raw))
+      } else {
         if (innerOff + raw.length > INNER_BATCH_BYTES) flushInner()
         this.#inner.set(raw, innerOff)
         innerOff += raw.length
@@ -399,8 +350,8 @@ export class PeerActor {
       return true
     }, limit)
     flushInner()
-    if (off > 0) { conn.send(slab.take(off), frames); sent = true }
-    return sent
+    out.flush()
+    return out.sent || datagrams
   }
 
   #sendSkip (conn: Connection, s: { stream: number; seq: number }): void {
@@ -410,5 +361,54 @@ export class PeerActor {
   /** The peer acknowledged past the skip point: it no longer needs telling. */
   settleSkip (stream: number, seq: number): void {
     if (this.#skip !== undefined && this.#skip.stream === stream && seq >= this.#skip.seq) this.#skip = undefined
+  }
+}
+
+/**
+ * The WebSocket messages one pump builds for a connection: frames copied
+ * back to back into regions of the worker's slab, sent a message at a time.
+ */
+class Batches {
+  readonly #conn: Connection
+  readonly #slab: SendSlab
+  #room: Buffer | undefined
+  #off = 0
+  #frames = 0
+  /** Whether anything went to the socket. */
+  sent = false
+
+  constructor (conn: Connection, slab: SendSlab) {
+    this.#conn = conn
+    this.#slab = slab
+  }
+
+  /** Append a copy of `frame` to the current message (a new one if it does not fit). */
+  add (frame: Uint8Array): void {
+    let room = this.#room
+    if (room === undefined || this.#off + frame.length > room.length) {
+      this.flush()
+      room = this.#room = this.#slab.room(Math.max(frame.length, MIN_ROOM_BYTES))
+    }
+    room.set(frame, this.#off)
+    this.#off += frame.length
+    this.#frames++
+  }
+
+  /** Send `frame` as a message of its own, as it is (no copy), after what is batched. */
+  alone (frame: Uint8Array): void {
+    this.flush()
+    this.#conn.send(Buffer.from(frame.buffer, frame.byteOffset, frame.length), 1)
+    this.sent = true
+  }
+
+  /** Send the current message, if it holds anything. */
+  flush (): void {
+    if (this.#off > 0) {
+      this.#conn.send(this.#slab.take(this.#off), this.#frames)
+      this.sent = true
+    }
+    this.#room = undefined
+    this.#off = 0
+    this.#frames = 0
   }
 }

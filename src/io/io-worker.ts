@@ -350,8 +350,10 @@ export class IoWorker implements ConnectionOwner {
   /** Frames from `actor`'s peer went to the host: make sure its ACK goes within ACK_DELAY_MS of being due. */
   #expectAck (actor: PeerActor): void {
     actor.expectAck(performance.now())
-    this.#ackTimer ??= setTimeout(this.#onAckTimer, ACK_DELAY_MS)
+    this.#armAckTimer()
   }
+
+  #armAckTimer (): void { this.#ackTimer ??= setTimeout(this.#onAckTimer, ACK_DELAY_MS) }
 
   /**
    * Send the ACKs that waited ACK_DELAY_MS for traffic to ride on (most
@@ -994,7 +996,7 @@ export class IoWorker implements ConnectionOwner {
       // An ACK held back just now (PeerActor ready/pump) needs the ACK timer to come back for it.
       if (this.#ackTimer === undefined) {
         const now2 = performance.now()
-        for (const a of this.#actors.values()) if (a.ackDeadline(now2) !== Infinity) { this.#ackTimer = setTimeout(this.#onAckTimer, ACK_DELAY_MS); break }
+        if ([...this.#actors.values()].some((a) => a.ackDeadline(now2) !== Infinity)) this.#armAckTimer()
       }
       await this.#doorbell.sleep(() => this.#closing || this.#hasReady(), 1000)
     }

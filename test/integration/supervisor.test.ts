@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer, type Server, type Socket } from 'node:net'
 import { MeshError } from '../../dist/src/index.js'
-import { makeMesh, closeAll, waitFor, collect } from '../helpers/mesh.js'
+import { makeMesh, closeAll, waitFor, collect, until } from '../helpers/mesh.js'
 
 afterEach(closeAll)
 
@@ -102,6 +102,49 @@ describe('supervisor', () => {
       expect(m3.id).not.toBe(id)
     } finally {
       await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('inbound gate (messages wait until createMesh() resolved)', () => {
+  it('records in the inbound ring are dispatched only after openInbound()', async () => {
+    const { Supervisor } = await import('../../dist/src/supervisor/supervisor.js')
+    const { resolveOptions, toWorkerConfig } = await import('../../dist/src/options.js')
+    const { generateIdentity } = await import('../../dist/src/identity/identity.js')
+    const { createLogger } = await import('../../dist/src/observability/logger.js')
+    const id = generateIdentity()
+    const dispatched: number[] = []
+    const sup = new Supervisor({
+      selfId: id.id,
+      identityDer: id.privateDer,
+      config: toWorkerConfig(resolveOptions({ listen: false, logger: false })),
+      listen: [],
+      ioThreads: 1,
+      ringBytes: 4 * 1024 * 1024,
+      logger: createLogger(false),
+      logLevel: 'info',
+      host: {
+        ringFor: () => { throw new Error('no peers in this test') },
+        dispatch: (_slot, rec) => { dispatched.push(rec[0] ?? -1) },
+        workerLost: () => {},
+        workerRestarted: () => {},
+        membership: { routes: () => {}, status: () => {}, member: () => {} },
+      },
+    })
+    try {
+      await sup.start()
+      // What an IO worker writes while the host's createMesh() is still starting (written from
+      // here: this worker has no peers, so it writes nothing itself meanwhile).
+      expect(sup.slots[0]!.inbound.tryWrite(new Uint8Array([7, 0, 0, 0, 0, 0, 0, 0]))).toBe(true)
+      // Absence needs turns of the loop, not a sleep: an open read loop drains the ring within a
+      // few (the write's notify resolves its wait as a task), so without the gate this fails.
+      for (let i = 0; i < 10; i++) await new Promise((resolve) => { setImmediate(resolve) })
+      expect(dispatched).toEqual([])
+      sup.openInbound()
+      await until(() => dispatched.length === 1, { label: 'the record dispatched once the gate opened' })
+      expect(dispatched).toEqual([7])
+    } finally {
+      await sup.destroy()
     }
   })
 })
