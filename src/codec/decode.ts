@@ -21,7 +21,7 @@
  * @module
  */
 import {
-  MAX_FLAGS, MAX_SEQ, MAX_STREAM, MAX_LANE, PROTOCOL_VERSION, ProtocolReason, protocolError,
+  FrameType, MAX_FLAGS, MAX_SEQ, MAX_STREAM, MAX_LANE, PROTOCOL_VERSION, ProtocolReason, protocolError,
   type Frame,
 } from './frame.js'
 import { DEFAULT_LIMITS, type CodecLimits } from './limits.js'
@@ -358,7 +358,7 @@ function parseFrame (b: Uint8Array, offset: number, limits: CodecLimits): Frame 
   const dst = readId(b, end, limits.maxIdBytes, 'dst')
   const stream = readUint(b, end, MAX_STREAM, 'stream')
   const seq = readUint(b, end, MAX_SEQ, 'seq')
-  const payload = readPayload(b, end, limits.maxPayloadBytes)
+  const payload = readPayload(b, end, type === FrameType.FORWARD ? (limits.maxEnvelopeBytes ?? limits.maxPayloadBytes) : limits.maxPayloadBytes)
   // One literal with a fixed key order: every Frame shares one hidden class,
   // so consumers' property accesses stay monomorphic.
   return { version, type, lane, flags, src, dst, stream, seq, payload }

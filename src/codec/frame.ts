@@ -195,7 +195,7 @@ export const MAX_FLAGS = 0xff
  * | `unknown-frame-type` | `type` is not in `CodecLimits.knownTypes` |
  * | `bad-lane` | `lane` is not a {@link Lane} |
  * | `id-too-long` | `src`/`dst` longer than `CodecLimits.maxIdBytes` bytes |
- * | `payload-too-large` | payload longer than `CodecLimits.maxPayloadBytes` (close code 1009) |
+ * | `payload-too-large` | payload longer than `CodecLimits.maxPayloadBytes` (`maxEnvelopeBytes` for FORWARD) (close code 1009) |
  * | `trailing-bytes` | bytes left over after a control payload's value |
  * | `bad-control` | a control payload is not valid msgpack (or exceeds 64 KiB) |
  * | `bad-offset` | the caller passed an offset outside the buffer (a local bug) |

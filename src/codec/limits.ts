@@ -20,6 +20,14 @@ export interface CodecLimits {
    */
   maxIdBytes: number
   /**
+   * Largest payload of a FORWARD frame, in bytes: an envelope of inner frames
+   * relayed for another node, each of which the destination decodes again
+   * against `maxPayloadBytes`. Lets envelopes share one limit across the
+   * mesh whatever each node's own message limit.
+   * @default `maxPayloadBytes`
+   */
+  maxEnvelopeBytes?: number
+  /**
    * Frame types accepted ('unknown-frame-type' otherwise). When absent any
    * uint type 0..255 is accepted (for tools that only relay frames).
    * @default every value of FrameType
@@ -55,8 +63,10 @@ export function resolveCodecLimits (o: Partial<CodecLimits> = {}): Readonly<Code
     maxPayloadBytes: o.maxPayloadBytes ?? DEFAULT_LIMITS.maxPayloadBytes,
     maxIdBytes: o.maxIdBytes ?? DEFAULT_LIMITS.maxIdBytes,
   }
-  for (const key of ['maxPayloadBytes', 'maxIdBytes'] as const) {
+  if (o.maxEnvelopeBytes !== undefined) r.maxEnvelopeBytes = o.maxEnvelopeBytes
+  for (const key of ['maxPayloadBytes', 'maxIdBytes', 'maxEnvelopeBytes'] as const) {
     const v = r[key]
+    if (v === undefined) continue
     if (!Number.isInteger(v) || v < 0 || v > MAX_MSGPACK_LENGTH) {
       throw new MeshError(ErrorCode.INVALID_OPTIONS,
         `limits.${key} must be an integer in 0..${MAX_MSGPACK_LENGTH}, got ${String(v)}`,

@@ -35,6 +35,13 @@ export const MAX_PENDING_HANDSHAKES = 64
 export const FRAME_OVERHEAD = 256
 /** Largest payload of one frame: bigger messages travel as chunks of this size (lanes stay responsive). */
 export const CHUNK_BYTES = 64 * 1024
+/**
+ * Largest FORWARD envelope payload every node accepts, whatever its
+ * maxMessageBytes: one chunk frame wrapped once, with room to spare. Relays
+ * and senders rely on it (PeerActor's INNER_BATCH_BYTES, a relayed chunk);
+ * the destination checks each inner frame against its own limit.
+ */
+export const ENVELOPE_PAYLOAD_BYTES = CHUNK_BYTES + 2 * FRAME_OVERHEAD
 /** ws `generateMask`: leave the 4-byte key zero (see #dialOnce). */
 function zeroMask (mask: Buffer): void { mask.fill(0) }
 /** Largest WebSocket message: a batch of frames, or one chunk (see PeerActor.pump). */
@@ -153,8 +160,9 @@ export class IoWorker implements ConnectionOwner {
     }
     expose(control, nodeEndpoint(data.controlPort))
     this.log = new WorkerLogger((recs) => { void this.#host.log(recs) }, data.logLevel, { component: `io${data.index}` })
-    this.limits = { maxPayloadBytes: Math.min(data.config.maxMessageBytes, CHUNK_BYTES) + FRAME_OVERHEAD, maxIdBytes: 64 }
-    this.#maxWsMessage = Math.max(MAX_WS_MESSAGE_BYTES, this.limits.maxPayloadBytes + FRAME_OVERHEAD)
+    const maxPayloadBytes = Math.min(data.config.maxMessageBytes, CHUNK_BYTES) + FRAME_OVERHEAD
+    this.limits = { maxPayloadBytes, maxEnvelopeBytes: Math.max(maxPayloadBytes, ENVELOPE_PAYLOAD_BYTES), maxIdBytes: 64 }
+    this.#maxWsMessage = Math.max(MAX_WS_MESSAGE_BYTES, ENVELOPE_PAYLOAD_BYTES + FRAME_OVERHEAD)
     // Each sender's credit: half the inbound ring (a ring-full of in-flight data
     // per ack round trip); several fast senders beyond that are held back by
     // the inbound writer pausing their sockets.

@@ -39,6 +39,31 @@ describe('multi-hop forwarding', () => {
     expect(await a.send(c.id, 'acked', { ack: true })).toBeTypeOf('string')
   })
 
+  it('relay and destination with a 1 KiB maxMessageBytes take batched envelopes larger than their message limit, in order, links kept', async () => {
+    const small = { ...fast, maxMessageBytes: 1024 }
+    const b = await makeMesh(small)
+    const a = await makeMesh({ ...fast, listen: false })
+    const c = await makeMesh({ ...small, listen: false })
+    await a.connect(b.addresses[0] as string)
+    await c.connect(b.addresses[0] as string)
+    await routed(a, c)
+    const base = (await b._ioStats()).reduce((t, s) => t + s.relay.forwarded, 0)
+    const got: number[] = []
+    c.on('message', (m) => { if (m.from === a.id) got.push((m.payload as Uint8Array)[0]! + 256 * (m.payload as Uint8Array)[1]!) })
+    const N = 400
+    // Queued without waiting for each other: they share envelopes of several KiB.
+    await Promise.all(Array.from({ length: N }, async (_, i) => await a.send(c.id, Buffer.alloc(900, 0).fill(i & 0xff, 0, 1).fill(i >> 8, 1, 2))))
+    await until(() => got.length >= N, { label: `all ${N} relayed (have ${got.length})` })
+    expect(got).toEqual(Array.from({ length: N }, (_, i) => i))
+    const envelopes = (await b._ioStats()).reduce((t, s) => t + s.relay.forwarded, 0) - base
+    expect(envelopes).toBeLessThan(N / 2) // batched: more than one 900 B message per envelope, above c's 1 KiB frame limit
+    const back = waitFor(c, 'message', { filter: (m: any) => m.from === a.id })
+    await a.send(c.id, 'still linked')
+    expect((await back).payload).toBe('still linked')
+    const drops = (await Promise.all([a, b, c].map(async (m) => await m._ioStats()))).flat().map((s) => s.relay.dropped['no-route'] ?? 0)
+    expect(drops.every((n) => n === 0)).toBe(true)
+  })
+
   it('diamond a → {b, c} → d: when the relay in use closes, traffic moves to the other one with 0 lost, 0 duplicated, 0 reordered', async () => {
     const b = await makeMesh(fast)
     const c = await makeMesh(fast)

@@ -523,6 +523,18 @@ describe('rejections: every reason, with code and close code', () => {
     expectProtocol(() => decodeFrame(claim, 0, { ...DEFAULT_LIMITS, maxPayloadBytes: 2 ** 32 - 1 }), 'truncated')
   })
 
+  it('a FORWARD envelope is judged against maxEnvelopeBytes, every other type against maxPayloadBytes', () => {
+    const limits: CodecLimits = { ...DEFAULT_LIMITS, maxPayloadBytes: 255, maxEnvelopeBytes: 300 }
+    const fwd = mp.fix(FrameType.FORWARD)
+    expect(decodeFrame(fields({ type: fwd, payload: mp.bin16(bytes(300)) }), 0, limits).frame.payload).toHaveLength(300)
+    expectProtocol(() => decodeFrame(fields({ type: fwd, payload: mp.bin16(bytes(301)) }), 0, limits), 'payload-too-large', CloseCode.TOO_BIG)
+    expectProtocol(() => decodeFrame(fields({ payload: mp.bin16(bytes(256)) }), 0, limits), 'payload-too-large', CloseCode.TOO_BIG)
+    // Without maxEnvelopeBytes an envelope has the ordinary limit.
+    expectProtocol(() => decodeFrame(fields({ type: fwd, payload: mp.bin16(bytes(256)) }), 0, { ...DEFAULT_LIMITS, maxPayloadBytes: 255 }), 'payload-too-large', CloseCode.TOO_BIG)
+    expect(() => resolveCodecLimits({ maxEnvelopeBytes: -1 })).toThrow(/limits\.maxEnvelopeBytes/)
+    expect(resolveCodecLimits({ maxEnvelopeBytes: 9 }).maxEnvelopeBytes).toBe(9)
+  })
+
   it('trailing-bytes and bad-control (control payloads)', () => {
     expectProtocol(() => decodeControl(concat(pack({ a: 1 }), pack(2))), 'trailing-bytes')
     expectProtocol(() => decodeControl(new Uint8Array(0)), 'bad-control')

@@ -1,8 +1,9 @@
 // PeerActor toward a routed peer: small frames share FORWARD envelopes of at
-// most INNER_BATCH_BYTES (what every node accepts as a frame payload), larger
-// ones travel one per envelope; the order of frames is kept.
+// most INNER_BATCH_BYTES (within what every node accepts as an envelope
+// payload), larger ones travel one per envelope; the order of frames is kept.
 import { describe, it, expect } from 'vitest'
 import { PeerActor, INNER_BATCH_BYTES } from '../../../src/connection/peer-actor.js'
+import { ENVELOPE_PAYLOAD_BYTES } from '../../../src/io/io-worker.js'
 import type { Connection } from '../../../src/connection/connection.js'
 import { RingBuffer } from '../../../src/ring/ring-buffer.js'
 import { AckBoard } from '../../../src/delivery/ack-board.js'
@@ -60,8 +61,19 @@ describe('PeerActor toward a routed peer', () => {
     }
   })
 
+  it('1 KiB frames share envelopes too (a dozen or more each)', () => {
+    const out = route(Array.from({ length: 100 }, () => 1024))
+    expect(out.flatMap((e) => e.inner)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1))
+    expect(out.length).toBeLessThanOrEqual(Math.ceil(100 / 12))
+    for (const e of out) expect(e.payloadBytes).toBeLessThanOrEqual(INNER_BATCH_BYTES)
+  })
+
+  it('a batch fits the envelope payload every node accepts', () => {
+    expect(INNER_BATCH_BYTES).toBeLessThanOrEqual(ENVELOPE_PAYLOAD_BYTES)
+  })
+
   it('a frame larger than a batch travels alone, between the batches around it', () => {
-    const sizes = [40, 40, 5000, 40, 70_000 - 200, 40]
+    const sizes = [40, 40, INNER_BATCH_BYTES + 100, 40, 60_000, 40]
     const out = route(sizes)
     expect(out.flatMap((e) => e.inner)).toEqual([1, 2, 3, 4, 5, 6])
     expect(out.map((e) => e.inner)).toEqual([[1, 2], [3], [4], [5], [6]])
