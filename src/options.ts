@@ -12,6 +12,7 @@ import type { Logger, LoggerOptions } from 'pino'
 import type { Registry } from 'prom-client'
 import { ErrorCode, MeshError } from './errors.js'
 import { isPeerId } from './identity/peer-id.js'
+import { DEFAULT_COST_WEIGHTS, type CostWeights } from './routing/link-cost.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -119,6 +120,34 @@ export interface RoutingOptions {
   maxHops?: number
   /** Spread flows over the k paths (each flow pinned to one path, so no reordering). @default false */
   multipath?: boolean
+  /**
+   * How a link's measured RTT, loss and send-queue depth become the cost
+   * this node advertises for it (paths minimise the sum of costs):
+   * `cost = ceil((rttMs·rtt + queuedKiB·queuePerKiB + hopMs) / (1 − loss)^lossExponent)`, at least 1.
+   * The IO workers measure every few seconds; a new cost is advertised only
+   * when it moved by at least `minDelta` and by `hysteresis` of the old one.
+   */
+  cost?: LinkCostOptions
+}
+
+/** See {@link RoutingOptions.cost}. Every field a finite number. */
+export interface LinkCostOptions {
+  /** Cost per ms of heartbeat RTT. >= 0. @default 1 */
+  rtt?: number
+  /** Cost per KiB queued to the peer. >= 0. @default 0.1 (1 MiB queued ≈ 100 ms) */
+  queuePerKiB?: number
+  /** Fixed cost of every hop: a relay is worth this many ms of RTT (on a LAN, paths stay shortest by hops). >= 0. @default 10 */
+  hopMs?: number
+  /** Exponent of the loss multiplier 1 / (1 − loss). >= 0. @default 2 */
+  lossExponent?: number
+  /** Loss rates above this count as this (a link at 100 % loss is down, not dear). 0..0.99. @default 0.9 */
+  maxLoss?: number
+  /** RTT assumed for a link before its first measurement, ms. >= 0. @default 10 */
+  defaultRttMs?: number
+  /** Relative change of a cost below which it is not re-advertised. >= 0. @default 0.2 */
+  hysteresis?: number
+  /** Absolute change of a cost below which it is not re-advertised. >= 0. @default 2 */
+  minDelta?: number
 }
 
 /** Worker threads. */
@@ -283,6 +312,7 @@ export interface ResolvedRoutingOptions {
   readonly k: number
   readonly maxHops: number
   readonly multipath: boolean
+  readonly cost: CostWeights
 }
 
 /** See {@link ThreadsOptions}. */
@@ -384,7 +414,7 @@ export const DEFAULTS = deepFreeze({
   maxMessageBytes: 1 * MiB,
   maxPeers: 16,
   delivery: { retainMs: 300_000 },
-  routing: { k: 3, maxHops: 8, multipath: false },
+  routing: { k: 3, maxHops: 8, multipath: false, cost: { ...DEFAULT_COST_WEIGHTS } },
   threads: { io: 1 },
   tls: { rejectUnauthorized: true },
   handshakeTimeoutMs: 5_000,
@@ -406,7 +436,8 @@ const KEYS = {
   reconnect: keysOf<ReconnectOptions>({ initialDelayMs: 1, maxDelayMs: 1, multiplier: 1, jitter: 1, maxRetries: 1 }),
   sendQueue: keysOf<SendQueueOptions>({ capacityBytes: 1, policy: 1, blockTimeoutMs: 1 }),
   delivery: keysOf<DeliveryOptions>({ retainMs: 1 }),
-  routing: keysOf<RoutingOptions>({ k: 1, maxHops: 1, multipath: 1 }),
+  routing: keysOf<RoutingOptions>({ k: 1, maxHops: 1, multipath: 1, cost: 1 }),
+  routingCost: keysOf<LinkCostOptions>({ rtt: 1, queuePerKiB: 1, hopMs: 1, lossExponent: 1, maxLoss: 1, defaultRttMs: 1, hysteresis: 1, minDelta: 1 }),
   threads: keysOf<ThreadsOptions>({ io: 1 }),
   tls: keysOf<TlsOptions>({ cert: 1, key: 1, ca: 1, rejectUnauthorized: 1 }),
   metrics: keysOf<MetricsOptions>({ registry: 1 }),
@@ -485,6 +516,7 @@ export function resolveOptions (o?: unknown): ResolvedMeshOptions {
     k: rt.int('k', DEFAULTS.routing.k, { min: 1, max: 16 }),
     maxHops: rt.int('maxHops', DEFAULTS.routing.maxHops, { min: 1, max: 64 }),
     multipath: rt.bool('multipath', DEFAULTS.routing.multipath),
+    cost: readCost(rt.section('cost', KEYS.routingCost)),
   }
 
   const th = opts.section('threads', KEYS.threads)
@@ -546,6 +578,20 @@ export function parseDialAddress (s: string, path: string): BootstrapAddress {
   return r
 }
 
+function readCost (s: Section): CostWeights {
+  const d = DEFAULTS.routing.cost
+  return {
+    rtt: s.number('rtt', d.rtt, { min: 0 }),
+    queuePerKiB: s.number('queuePerKiB', d.queuePerKiB, { min: 0 }),
+    hopMs: s.number('hopMs', d.hopMs, { min: 0 }),
+    lossExponent: s.number('lossExponent', d.lossExponent, { min: 0 }),
+    maxLoss: s.number('maxLoss', d.maxLoss, { min: 0, max: 0.99 }),
+    defaultRttMs: s.number('defaultRttMs', d.defaultRttMs, { min: 0 }),
+    hysteresis: s.number('hysteresis', d.hysteresis, { min: 0 }),
+    minDelta: s.number('minDelta', d.minDelta, { min: 0 }),
+  }
+}
+
 /**
  * The plain-data subset of resolved options for worker threads
  * (`workerData`): fresh, unfrozen copies that survive structured cloning.
@@ -565,7 +611,7 @@ export function toWorkerConfig (r: ResolvedMeshOptions): WorkerConfig {
     maxMessageBytes: r.maxMessageBytes,
     maxPeers: r.maxPeers,
     delivery: { ...r.delivery },
-    routing: { ...r.routing },
+    routing: { ...r.routing, cost: { ...r.routing.cost } },
     threads: { ...r.threads },
     ...(r.tls === undefined ? {} : { tls: workerTls(r.tls) }),
     handshakeTimeoutMs: r.handshakeTimeoutMs,

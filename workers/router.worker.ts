@@ -16,5 +16,5 @@ expose(new RouterService({
   protocolPeriodMs: data.config.heartbeat.intervalMs,
   maxPeers: data.config.maxPeers,
   // The router signs this node's link-state advertisements with the node key.
-  routing: { signer: identityFromDer(data.identityDer), k: data.config.routing.k, maxHops: data.config.routing.maxHops },
+  routing: { signer: identityFromDer(data.identityDer), k: data.config.routing.k, maxHops: data.config.routing.maxHops, tuning: { costWeights: data.config.routing.cost } },
 }), nodeEndpoint(parentPort))

@@ -112,6 +112,8 @@ export interface RouterApi {
   release (connKey: string): Promise<void>
   /** The heartbeat verdict on an up link changed (healthy ⇄ unhealthy); see RouterService #act (local acks). */
   linkHealth (connKey: string, healthy: boolean): Promise<void>
+  /** Recent measurements of up links: they set the costs this node advertises for them. */
+  linkStats (reports: LinkStatsReport[]): Promise<void>
   /** Everything a worker held is gone (it crashed). */
   releaseWorker (index: number): Promise<void>
   /** Current direct links, for status and routes. */
@@ -120,6 +122,17 @@ export interface RouterApi {
   startMembership (addresses: string[], host: RouterHostCallbacks): Promise<void>
   /** Graceful leave: announce it to the members. */
   leave (): Promise<void>
+}
+
+/** What an IO worker measured on one connection lately (see routing/link-cost.ts). */
+export interface LinkStatsReport {
+  connKey: string
+  /** Median heartbeat RTT over the report period, ms (absent: no sample). */
+  rttMs?: number
+  /** Share of heartbeats unanswered over the period, 0..1 (absent: this side does not ping). */
+  loss?: number
+  /** Bytes queued to the peer now (send queue, unacknowledged included). */
+  queueBytes?: number
 }
 
 export interface LinkClaim {

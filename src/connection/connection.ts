@@ -315,6 +315,12 @@ export class Connection {
     if (this.#state === 'open') sched.add(this.#hbClient)
   }
 
+  /** Heartbeat pings sent and answered so far, or undefined when this side does not ping (one-way heartbeats, listener). */
+  pingCounts (): { sent: number; answered: number } | undefined {
+    const hm = this.#health
+    return hm === undefined || !this.#pings ? undefined : { sent: hm.pingsSent, answered: hm.pingsAnswered }
+  }
+
   #stopHealth (): void {
     this.#owner.heartbeats.remove(this.#hbClient)
     this.#health?.stop()

@@ -23,7 +23,7 @@ import { meshKeyProof, verifyMeshKeyProof } from '../identity/mesh-key.js'
 import type { HealthConfig, HealthOutput } from '../liveness/health-monitor.js'
 import { FlowPinner } from '../routing/flow-pinning.js'
 import { HeartbeatScheduler } from '../liveness/heartbeat-scheduler.js'
-import type { DialResult, ForwardingEntry, HostCallbacks, IoWorkerApi, IoWorkerData, IoWorkerStats, IoPeerControl, RouterApi } from '../actor/protocol.js'
+import type { DialResult, ForwardingEntry, HostCallbacks, IoWorkerApi, IoWorkerData, IoWorkerStats, IoPeerControl, LinkStatsReport, RouterApi } from '../actor/protocol.js'
 
 /** Features this build speaks; negotiated down to the common set in the handshake. */
 export const FEATURES = ['batch', 'raw-payload', ONE_WAY_HEARTBEAT] as const
@@ -46,8 +46,10 @@ export const ENVELOPE_PAYLOAD_BYTES = CHUNK_BYTES + 2 * FRAME_OVERHEAD
 function zeroMask (mask: Buffer): void { mask.fill(0) }
 /** Largest WebSocket message: a batch of frames, or one chunk (see PeerActor.pump). */
 export const MAX_WS_MESSAGE_BYTES = 512 * 1024
-/** How often RTT samples reach the host (for the metrics histogram). */
+/** How often RTT samples reach the host (for the metrics histogram), and link measurements the router (link costs). */
 export const RTT_REPORT_MS = 5_000
+/** Least pings in a report period for a loss figure (link costs). */
+export const LOSS_MIN_PINGS = 3
 /** Credit a receiver grants each sender (bytes in flight beyond its last ACK), at most. */
 export const MAX_RECEIVE_WINDOW = 4 * 1024 * 1024
 /**
@@ -429,10 +431,42 @@ export class IoWorker implements ConnectionOwner {
 
   #flushRtt (): void {
     this.#rttTimer = undefined
+    const reports: LinkStatsReport[] = []
     for (const [a, samples] of this.#rttSamples) {
-      if (samples.length > 0) this.#inbound.event(a.handle, { type: 'peer:rtt', peerId: a.peerId, rttMs: samples[samples.length - 1] as number, samples })
+      if (samples.length === 0) continue
+      this.#inbound.event(a.handle, { type: 'peer:rtt', peerId: a.peerId, rttMs: samples[samples.length - 1] as number, samples })
+      const r = this.#linkReport(a, samples)
+      if (r !== undefined) reports.push(r)
     }
     this.#rttSamples.clear()
+    if (reports.length > 0) void this.#router.linkStats(reports).catch(() => {})
+  }
+
+  /** Ping counts at the last link report, per connection (loss is measured between reports). */
+  readonly #pingsAtReport = new WeakMap<Connection, { sent: number; answered: number }>()
+
+  /**
+   * What the router needs to cost the link to `a` (link-cost.ts): the median
+   * RTT of the period's samples (one slow beat does not re-route), the share
+   * of our pings unanswered since the last report, and the bytes queued to
+   * the peer now.
+   */
+  #linkReport (a: PeerActor, samples: number[]): LinkStatsReport | undefined {
+    const conn = a.direct
+    if (conn === undefined || conn.state !== 'open') return undefined
+    const sorted = samples.slice().sort((x, y) => x - y)
+    const r: LinkStatsReport = { connKey: conn.key, rttMs: sorted[sorted.length >> 1] as number, queueBytes: a.ring.usedBytes() }
+    const now = conn.pingCounts()
+    if (now !== undefined) {
+      const then = this.#pingsAtReport.get(conn) ?? { sent: 0, answered: 0 }
+      const sent = now.sent - then.sent
+      // A ping just sent has not had its chance: judge periods of a few pings only.
+      if (sent >= LOSS_MIN_PINGS) {
+        r.loss = Math.min(1, Math.max(0, 1 - (now.answered - then.answered) / sent))
+        this.#pingsAtReport.set(conn, now)
+      }
+    }
+    return r
   }
 
   #expireAll (now: number, retainMs: number, reason: string, only?: string): void {
@@ -773,7 +807,14 @@ export class IoWorker implements ConnectionOwner {
       // The first few samples of a link go out at once (a new link shows its RTT promptly).
       const n = (this.#rttReports.get(actor) ?? 0) + 1
       this.#rttReports.set(actor, n)
-      if (n <= 3) { this.#inbound.event(actor.handle, { type: 'peer:rtt', peerId: actor.peerId, rttMs: ev.rttMs, samples: list.splice(0) }); return }
+      if (n <= 3) {
+        const samples = list.splice(0)
+        this.#inbound.event(actor.handle, { type: 'peer:rtt', peerId: actor.peerId, rttMs: ev.rttMs, samples })
+        // The router too: a new link is advertised at its measured cost within a beat, not after RTT_REPORT_MS.
+        const r = this.#linkReport(actor, samples)
+        if (r !== undefined) void this.#router.linkStats([r]).catch(() => {})
+        return
+      }
       this.#rttTimer ??= setTimeout(() => { this.#flushRtt() }, RTT_REPORT_MS).unref()
       return
     }

@@ -148,6 +148,8 @@ export class HealthMonitor {
   #lastAlive = 0
   /** Missed beats as of the last input. */
   #misses = 0
+  #pingsSent = 0
+  #pingsAnswered = 0
   /** When the next PING is due, ms. Pings run on a fixed grid anchored at `start`. */
   #nextPingAt = Infinity
   #nextSeq = 0
@@ -193,6 +195,11 @@ export class HealthMonitor {
 
   /** Last RTT sample in ms, or `undefined` before the first answered ping. */
   get rttMs (): number | undefined { return this.#rttMs }
+
+  /** Pings queued since start (cumulative; with {@link pingsAnswered}, the link's loss over a period). */
+  get pingsSent (): number { return this.#pingsSent }
+  /** Pings answered in time to count (an RTT sample), since start. */
+  get pingsAnswered (): number { return this.#pingsAnswered }
 
   /** Whole intervals elapsed since the last proof of life, as of the last `tick()` (0 before `start()` and after proof of life). */
   get misses (): number { return this.#misses }
@@ -264,6 +271,7 @@ export class HealthMonitor {
         this.#outstanding.delete(s)
       }
       this.#recordRtt(t - sentAt)
+      this.#pingsAnswered++
       sampled = true
     }
     this.#alive(t)
@@ -390,6 +398,7 @@ export class HealthMonitor {
   }
 
   #sendPing (t: number): void {
+    this.#pingsSent++
     const seq = this.#nextSeq++
     this.#outstanding.set(seq, t)
     if (this.#outstanding.size > MAX_OUTSTANDING_PINGS) {

@@ -1,6 +1,6 @@
 import { wrap, expose, type Remote } from 'comlink'
 import type { MessagePort } from 'node:worker_threads'
-import type { ClaimResult, ForwardingEntry, IoPeerControl, LinkClaim, LinkSnapshot, RouterApi, RouterHostCallbacks } from '../actor/protocol.js'
+import type { ClaimResult, ForwardingEntry, IoPeerControl, LinkClaim, LinkSnapshot, LinkStatsReport, RouterApi, RouterHostCallbacks } from '../actor/protocol.js'
 import { Swim, SWIM_DEFAULTS, parseSwimMessage, type SwimOutput } from '../membership/swim.js'
 import { encodeControl, decodeControl } from '../codec/control.js'
 import { nodeEndpoint } from '../actor/endpoint.js'
@@ -378,6 +378,23 @@ export class RouterService implements RouterApi {
     this.#pump()
     this.#syncNeighbor(e.peerId)
   }
+  /**
+   * Measurements of live links (IO worker, every few seconds while heartbeats
+   * run): they set the links' advertised costs (RoutingService.linkStats).
+   * A connection not (or no longer) up is skipped.
+   */
+  async linkStats (reports: LinkStatsReport[]): Promise<void> {
+    const rt = this.#routing
+    if (rt === undefined) return
+    const now = performance.now()
+    for (const r of reports) {
+      const e = this.#links.get(r.connKey)
+      if (e === undefined || !e.up) continue
+      rt.linkStats(e.peerId, r, now)
+    }
+    this.#routingPump()
+  }
+
   async linkHealth (connKey: string, healthy: boolean): Promise<void> {
     if (healthy) this.#unhealthyLinks.delete(connKey)
     else if (this.#links.get(connKey) !== undefined) this.#unhealthyLinks.add(connKey)

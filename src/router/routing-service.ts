@@ -12,9 +12,11 @@
  * ```
  *  inputs                          outputs (poll)
  *  linkUp(peer)   ─┐               send      { to, payload }   an encoded LSA for one linked peer
- *  linkDown(peer) ─┼─▶ LinkStateDb compute   { version, graph } run k-shortest paths (inline or pool),
- *  receive(from,  ─┘                                            then routesComputed(version, table)
- *    payload)                      routes    { routes, changes, forwarding }  the table changed
+ *  linkDown(peer) ─┤               compute   { version, graph } run k-shortest paths (inline or pool),
+ *  linkStats(peer,─┼─▶ LinkStateDb                              then routesComputed(version, table)
+ *    stats)        │               routes    { routes, changes, forwarding }  the table changed
+ *  receive(from,  ─┘
+ *    payload)
  *  handleTimeout(now)
  *  routesComputed(version, table)
  *  leave(now)
@@ -44,6 +46,7 @@
 import type { ForwardingEntry } from '../actor/protocol.js'
 import type { RouteInfo } from '../events.js'
 import { compareIds, deleteEdge, setEdge, type Graph } from '../routing/graph.js'
+import { DEFAULT_COST_WEIGHTS, linkCost, significantCostChange, type CostWeights, type LinkStats } from '../routing/link-cost.js'
 import { LinkStateDb, type LsdbOutput } from '../routing/link-state-db.js'
 import { decodeLsa, encodeLsa, sameLinks, type LsaLink, type LsaSigner } from '../routing/lsa.js'
 import { diffRoutes, topologyFromLsas, type RouteOptions, type RouteTable } from '../routing/route-table.js'
@@ -57,9 +60,15 @@ export interface RoutingServiceOptions {
   /** `routing.k` and `routing.maxHops`. */
   routes: RouteOptions
   /**
-   * Cost advertised for every direct link. There is no RTT feed to the
-   * router yet (the IO workers measure it), so every link costs the same and
-   * the shortest path is the one with the fewest hops. @default 10
+   * Weights turning a link's measured RTT, loss and queue depth into the
+   * cost it is advertised at (link-cost.ts; `routing.cost` in the mesh
+   * options). A link costs `linkCost({}, weights)` (the assumed RTT) until
+   * its first {@link RoutingService.linkStats}. @default DEFAULT_COST_WEIGHTS
+   */
+  costWeights?: CostWeights
+  /**
+   * A fixed cost for every direct link, ignoring {@link RoutingService.linkStats}
+   * (tests that want hop-count routing). @default undefined (measured costs)
    */
   linkCost?: number
   /** Delay from a link coming up to the LSA that advertises it (bursts of link-ups share one LSA). @default 15 */
@@ -84,7 +93,6 @@ export interface RoutingServiceOptions {
 
 /** Defaults of the optional {@link RoutingServiceOptions}. */
 export const ROUTING_SERVICE_DEFAULTS = {
-  linkCost: 10,
   originateDelayMs: 15,
   linkDownDelayMs: 1,
   computeDelayMs: 15,
@@ -120,6 +128,8 @@ export interface RoutingStats {
   computations: number
   /** Route tables that differed from the previous one. */
   tableChanges: number
+  /** Measured link costs that changed enough to re-advertise (see link-cost.ts `significantCostChange`). */
+  costChanges: number
 }
 
 /** Sans-IO link-state routing of one node; see the module doc. */
@@ -127,9 +137,10 @@ export class RoutingService {
   readonly selfId: string
   /** `k` and `maxHops` for the computations this service asks for. */
   readonly routeOptions: Readonly<RouteOptions>
-  readonly stats: RoutingStats = { received: 0, installed: 0, malformed: 0, dropped: {}, originated: 0, computations: 0, tableChanges: 0 }
+  readonly stats: RoutingStats = { received: 0, installed: 0, malformed: 0, dropped: {}, originated: 0, computations: 0, tableChanges: 0, costChanges: 0 }
   readonly #db: LinkStateDb
-  readonly #linkCost: number
+  readonly #fixedCost: number | undefined
+  readonly #weights: CostWeights
   readonly #originateDelay: number
   readonly #minOriginateInterval: number
   #lastOriginated = -Infinity
@@ -159,8 +170,9 @@ export class RoutingService {
       if (!Number.isSafeInteger(o.routes[f]) || o.routes[f] < 1) throw new RangeError(`routes.${f} must be an integer >= 1 (got ${String(o.routes[f])})`)
     }
     this.routeOptions = Object.freeze({ k: o.routes.k, maxHops: o.routes.maxHops })
-    this.#linkCost = o.linkCost ?? ROUTING_SERVICE_DEFAULTS.linkCost
-    if (!(Number.isFinite(this.#linkCost) && this.#linkCost > 0)) throw new RangeError(`linkCost must be a finite number > 0 (got ${String(o.linkCost)})`)
+    this.#fixedCost = o.linkCost
+    if (o.linkCost !== undefined && !(Number.isFinite(o.linkCost) && o.linkCost > 0)) throw new RangeError(`linkCost must be a finite number > 0 (got ${String(o.linkCost)})`)
+    this.#weights = o.costWeights ?? DEFAULT_COST_WEIGHTS
     this.#originateDelay = delay(o.originateDelayMs ?? ROUTING_SERVICE_DEFAULTS.originateDelayMs, 'originateDelayMs')
     this.#minOriginateInterval = delay(o.minOriginateIntervalMs ?? ROUTING_SERVICE_DEFAULTS.minOriginateIntervalMs, 'minOriginateIntervalMs')
     this.#downDelay = delay(o.linkDownDelayMs ?? ROUTING_SERVICE_DEFAULTS.linkDownDelayMs, 'linkDownDelayMs')
@@ -196,11 +208,33 @@ export class RoutingService {
    */
   linkUp (peer: string, now: number): void {
     if (this.#left || peer === this.selfId || this.#links.has(peer)) return
-    this.#links.set(peer, this.#linkCost)
+    this.#links.set(peer, this.#fixedCost ?? linkCost({}, this.#weights))
     this.#apply(this.#db.addNeighbor(peer, now), now)
     this.#originateAt = Math.min(this.#originateAt, Math.max(now + this.#originateDelay, this.#lastOriginated + this.#minOriginateInterval))
     this.#computeAt = Math.min(this.#computeAt, now + this.#downDelay)
   }
+
+  /**
+   * What the IO worker measured on the link to `peer` lately (RTT, loss,
+   * bytes queued). The link's cost follows, but only a significant change
+   * (link-cost.ts `significantCostChange`: hysteresis against RTT wobble) is
+   * re-advertised and recomputed, rate-limited like a link-up. Ignored for a
+   * peer not linked now, and with a fixed `linkCost`.
+   */
+  linkStats (peer: string, stats: LinkStats, now: number): void {
+    if (this.#left || this.#fixedCost !== undefined) return
+    const previous = this.#links.get(peer)
+    if (previous === undefined) return
+    const cost = linkCost(stats, this.#weights)
+    if (!significantCostChange(previous, cost, this.#weights)) return
+    this.#links.set(peer, cost)
+    this.stats.costChanges++
+    this.#originateAt = Math.min(this.#originateAt, Math.max(now + this.#originateDelay, this.#lastOriginated + this.#minOriginateInterval))
+    this.#computeAt = Math.min(this.#computeAt, now + this.#computeDelay)
+  }
+
+  /** The cost our next LSA gives the link to `peer` (undefined: not linked). */
+  linkCostOf (peer: string): number | undefined { return this.#links.get(peer) }
 
   /**
    * The direct link to `peer` is down (its last connection closed). It stops

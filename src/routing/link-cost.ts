@@ -8,8 +8,8 @@
  * ```
  *
  * - The unit is roughly "milliseconds of expected delay", so costs add up
- *   meaningfully along a path and a hop is never free (`hopMs`): among
- *   equally fast paths the shorter one wins.
+ *   meaningfully along a path and a hop is never free (`hopMs`, 10 by
+ *   default): among paths of similar delay the shorter one wins.
  * - Loss multiplies like ETX (De Couto et al., "A High-Throughput Path
  *   Metric for Multi-Hop Wireless Routing", MobiCom 2003): at loss p a frame
  *   needs 1/(1 − p) transmissions on average. On our reliable streams a loss
@@ -49,10 +49,14 @@ export interface CostWeights {
 export const DEFAULT_COST_WEIGHTS: CostWeights = Object.freeze({
   rtt: 1,
   queuePerKiB: 0.1,
-  hopMs: 1,
+  // A relay hop is worth 10 ms of RTT: on a LAN or loopback (RTTs of a ms or
+  // less, wobbling under load) paths stay shortest by hops, and RTT decides
+  // where it differs by tens of ms (WAN links, a congested or lossy link).
+  hopMs: 10,
   lossExponent: 2,
   maxLoss: 0.9,
-  defaultRttMs: 100,
+  // Until measured (the first heartbeat), a link counts as an ordinary LAN link.
+  defaultRttMs: 10,
   hysteresis: 0.2,
   minDelta: 2,
 })

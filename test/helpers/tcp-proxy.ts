@@ -6,8 +6,10 @@ const open: Array<() => void> = []
  * A TCP proxy to 127.0.0.1:port, for cutting one link while its two nodes
  * run on: cut() closes the proxy and every connection through it, so both
  * ends see the link drop. Dial `url` instead of the node's own address.
+ * `delayMs` holds every chunk that long in each direction (order kept: equal
+ * timeouts fire in order), a slow link of RTT ≈ 2 × delayMs.
  */
-export async function tcpProxy (port: number): Promise<{ url: string; cut: () => void }> {
+export async function tcpProxy (port: number, o: { delayMs?: number } = {}): Promise<{ url: string; cut: () => void }> {
   const sockets = new Set<Socket>()
   const server: Server = createServer((client) => {
     const upstream = tcpConnect(port, '127.0.0.1')
@@ -16,8 +18,14 @@ export async function tcpProxy (port: number): Promise<{ url: string; cut: () =>
       s.on('error', () => { client.destroy(); upstream.destroy() })
       s.on('close', () => { sockets.delete(s); client.destroy(); upstream.destroy() })
     }
-    client.pipe(upstream)
-    upstream.pipe(client)
+    const d = o.delayMs ?? 0
+    if (d <= 0) {
+      client.pipe(upstream)
+      upstream.pipe(client)
+    } else {
+      client.on('data', (b: Buffer) => { setTimeout(() => { upstream.write(b) }, d) })
+      upstream.on('data', (b: Buffer) => { setTimeout(() => { client.write(b) }, d) })
+    }
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const addr = server.address()

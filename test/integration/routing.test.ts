@@ -4,7 +4,7 @@
 // topology. Tables only: relaying DATA over these routes is the data path's.
 import { describe, it, expect, afterEach } from 'vitest'
 import { makeMesh, closeAll, until } from '../helpers/mesh.js'
-import { cutAllProxies } from '../helpers/tcp-proxy.js'
+import { cutAllProxies, tcpProxy } from '../helpers/tcp-proxy.js'
 import { proxiedRing } from '../helpers/ring.js'
 import { rawHandshake } from '../helpers/raw-peer.js'
 import type { Mesh, RouteInfo } from '../../dist/src/index.js'
@@ -56,10 +56,13 @@ describe('link-state routing (issue 5)', () => {
     const t0 = performance.now()
     await until(() => routeTo(a, c.id)?.hops === 2 && routeTo(c, a.id)?.hops === 2, { timeoutMs: 10_000, label: 'a and c route to each other' })
     const convergedMs = performance.now() - t0
-    expect(routeTo(a, c.id)).toEqual({ to: c.id, via: b.id, hops: 2, cost: 20, paths: [[b.id, c.id]] })
-    expect(routeTo(c, a.id)).toEqual({ to: a.id, via: b.id, hops: 2, cost: 20, paths: [[b.id, a.id]] })
+    // Costs are measured (link-cost.ts): about 10 per loopback link (a hop) plus its RTT in ms.
+    expect(routeTo(a, c.id)).toMatchObject({ to: c.id, via: b.id, hops: 2, paths: [[b.id, c.id]] })
+    expect(routeTo(c, a.id)).toMatchObject({ to: a.id, via: b.id, hops: 2, paths: [[b.id, a.id]] })
+    expect(routeTo(a, c.id)!.cost).toBeGreaterThanOrEqual(20)
     // Direct links are routes too.
-    expect(routeTo(a, b.id)).toEqual({ to: b.id, via: b.id, hops: 1, cost: 10, paths: [[b.id]] })
+    expect(routeTo(a, b.id)).toMatchObject({ to: b.id, via: b.id, hops: 1, paths: [[b.id]] })
+    expect(routeTo(a, b.id)!.cost).toBeGreaterThanOrEqual(10)
     expect(routeTo(b, a.id)).toMatchObject({ via: a.id, hops: 1 })
     expect(routeTo(b, c.id)).toMatchObject({ via: c.id, hops: 1 })
     expect(onA).toContainEqual({ to: c.id, via: b.id, previousVia: null })
@@ -114,6 +117,34 @@ describe('link-state routing (issue 5)', () => {
     expect(routeTo(nodes[3]!, ids[2]!)).toMatchObject({ via: ids[4], hops: 5 })
     expect(changes2).toContainEqual({ to: ids[3], via: ids[1], previousVia: ids[3] })
     console.log(`ring of 6: formed in ${formedMs.toFixed(0)} ms; after the 2 — 3 cut every table agreed in ${reconvergedMs.toFixed(0)} ms`)
+  })
+
+  it('measured link costs: a diamond routes around its slow link, and relayed traffic follows', async () => {
+    const fast = { heartbeat: { intervalMs: 100, missesUnhealthy: 5, missesDead: 10 } }
+    const [r1, r2] = [await makeMesh(fast), await makeMesh(fast)]
+    // With equal costs a route's tie goes to the smaller relay id (dijkstra.ts): make that one slow,
+    // so only measured costs can move the route to the other.
+    const [slowRelay, fastRelay] = r1.id < r2.id ? [r1, r2] : [r2, r1]
+    const a = await makeMesh({ ...fast, listen: false })
+    const d = await makeMesh({ ...fast, listen: false })
+    const slow = await tcpProxy(Number(new URL(slowRelay.addresses[0]!).port), { delayMs: 40 }) // RTT ≈ 80 ms
+    await a.connect(`${slowRelay.id}@${slow.url}`)
+    await a.connect(fastRelay.addresses[0]!)
+    await d.connect(slowRelay.addresses[0]!)
+    await d.connect(fastRelay.addresses[0]!)
+    // a — slow relay costs ~10 + 80 (a hop plus its RTT): both ends route around it.
+    await until(() => routeTo(a, d.id)?.via === fastRelay.id && routeTo(d, a.id)?.via === fastRelay.id, { timeoutMs: 10_000, label: 'a and d route through the fast relay' })
+    expect(routeTo(a, d.id)).toMatchObject({ hops: 2 })
+    const forwarded = async (m: Mesh): Promise<number> => (await m._ioStats()).reduce((t, x) => t + x.relay.forwarded, 0)
+    const before = await Promise.all([slowRelay, fastRelay].map(forwarded))
+    const got: number[] = []
+    d.on('message', (m) => { if (m.from === a.id) got.push(m.payload as number) })
+    for (let i = 0; i < 200; i++) await a.send(d.id, i)
+    await until(() => got.length >= 200, { label: `all 200 delivered (have ${got.length})` })
+    expect(got).toEqual(Array.from({ length: 200 }, (_, i) => i))
+    const after = await Promise.all([slowRelay, fastRelay].map(forwarded))
+    expect(after[0]! - before[0]!).toBe(0)
+    expect(after[1]! - before[1]!).toBeGreaterThan(0)
   })
 
   it('a forged LSA is dropped and not flooded; an authentic one is flooded to the other neighbours', async () => {

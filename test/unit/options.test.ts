@@ -47,13 +47,22 @@ describe('resolveOptions: defaults', () => {
       maxMessageBytes: 1 * MiB,
       maxPeers: 16,
       delivery: { retainMs: 300_000 },
-      routing: { k: 3, maxHops: 8, multipath: false },
+      routing: { k: 3, maxHops: 8, multipath: false, cost: { rtt: 1, queuePerKiB: 0.1, hopMs: 10, lossExponent: 2, maxLoss: 0.9, defaultRttMs: 10, hysteresis: 0.2, minDelta: 2 } },
       threads: { io: 1 },
       metrics: {},
       handshakeTimeoutMs: 5000,
       closeTimeoutMs: 2000,
       ringBytes: 4 * MiB,
     } satisfies ResolvedMeshOptions)
+  })
+
+  it('routing.cost: a partial override keeps the other weights, and reaches the workers as plain data', () => {
+    const r = resolveOptions({ routing: { cost: { hopMs: 3, maxLoss: 0.5 } } })
+    expect(r.routing.cost).toEqual({ ...DEFAULTS.routing.cost, hopMs: 3, maxLoss: 0.5 })
+    const w = toWorkerConfig(r)
+    expect(w.routing.cost).toEqual(r.routing.cost)
+    expect(Object.isFrozen(w.routing.cost)).toBe(false)
+    expect(structuredClone(w.routing)).toEqual(w.routing)
   })
 
   it('treats undefined, {} and keys set to undefined alike', () => {
@@ -247,6 +256,10 @@ const fieldRules: Row[] = [
   ['routing.k above 16', { routing: { k: 17 } }, 'options.routing.k', 'must be between 1 and 16 (got 17)'],
   ['routing.maxHops above 64', { routing: { maxHops: 65 } }, 'options.routing.maxHops', 'must be between 1 and 64 (got 65)'],
   ['routing.multipath not a boolean', { routing: { multipath: 'yes' } }, 'options.routing.multipath', 'options.routing.multipath must be true or false (got "yes")'],
+  ['routing.cost.rtt negative', { routing: { cost: { rtt: -1 } } }, 'options.routing.cost.rtt', 'must be a finite number >= 0 (got -1)'],
+  ['routing.cost.maxLoss 1', { routing: { cost: { maxLoss: 1 } } }, 'options.routing.cost.maxLoss', 'must be a finite number between 0 and 0.99 (got 1)'],
+  ['routing.cost unknown key', { routing: { cost: { latency: 1 } } }, 'options.routing.cost.latency', 'unknown'],
+  ['routing.cost not an object', { routing: { cost: 5 } }, 'options.routing.cost', 'must be an object'],
   ['threads.io zero', { threads: { io: 0 } }, 'options.threads.io', 'must be a positive integer (got 0)'],
   ['threads.io above 64', { threads: { io: 65 } }, 'options.threads.io', 'must be between 1 and 64 (got 65)'],
   ['handshakeTimeoutMs below 100', { handshakeTimeoutMs: 99 }, 'options.handshakeTimeoutMs', 'must be between 100 ms and 60000 ms (got 99)'],

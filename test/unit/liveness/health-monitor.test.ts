@@ -115,6 +115,20 @@ describe('HealthMonitor lifecycle', () => {
     expect(ps.map((p) => p.sentAt)).toEqual([1_000, 1_100, 1_200, 1_300, 1_400, 1_500])
   })
 
+  it('counts pings sent and answered (the link-cost loss figure): stale and duplicate pongs do not count', () => {
+    const { hm, first } = started(FAST, 0)
+    expect([hm.pingsSent, hm.pingsAnswered]).toEqual([1, 0])
+    hm.onPong(first.seq, 5)
+    hm.onPong(first.seq, 6) // duplicate
+    expect([hm.pingsSent, hm.pingsAnswered]).toEqual([1, 1])
+    const ps: Ping[] = []
+    for (let i = 0; i < 3; i++) { hm.onActivity(hm.nextDeadline() - 1); hm.tick(hm.nextDeadline()); ps.push(...pings(drain(hm))) }
+    expect(hm.pingsSent).toBe(4)
+    hm.onPong(ps[2]!.seq, 400) // answers the newest: the two before it are lost
+    hm.onPong(ps[0]!.seq, 401) // stale
+    expect(hm.pingsAnswered).toBe(2)
+  })
+
   it('an early or repeated tick() is harmless', () => {
     const { hm } = started(FAST, 0)
     hm.tick(10)

@@ -32,7 +32,7 @@ interface FakeNode {
 
 /** A RouterService with routing, and a way to make fake IO workers for it. */
 function makeNode (identity: Identity, deliver: (from: string, to: string, payload: Uint8Array) => void): FakeNode & { attach: (index: number) => Promise<void> } {
-  const svc = new RouterService({ selfId: identity.id, join: 'open', protocolPeriodMs: 60_000, routing: { signer: identity, k: 3, maxHops: 8 } })
+  const svc = new RouterService({ selfId: identity.id, join: 'open', protocolPeriodMs: 60_000, routing: { signer: identity, k: 3, maxHops: 8, tuning: { linkCost: 10 } } })
   const node: FakeNode = { id: identity.id, svc, host: { calls: [] }, tables: new Map(), sent: [] }
   const attach = async (index: number): Promise<void> => {
     const ch = new MessageChannel()

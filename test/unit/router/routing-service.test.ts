@@ -2,6 +2,7 @@ import { describe, it, expect, beforeAll } from 'vitest'
 import { generateIdentity, type Identity } from '../../../src/identity/identity.js'
 import { computeRoutes, type RouteTable } from '../../../src/routing/route-table.js'
 import { createLsa, encodeLsa, decodeLsa } from '../../../src/routing/lsa.js'
+import { linkCost } from '../../../src/routing/link-cost.js'
 import { RoutingService, type RouteChange, type RoutingServiceOptions } from '../../../src/router/routing-service.js'
 import type { ForwardingEntry } from '../../../src/actor/protocol.js'
 import type { RouteInfo } from '../../../src/events.js'
@@ -36,7 +37,8 @@ class Net {
 
   constructor (n: number, opts: Partial<RoutingServiceOptions> = {}) {
     for (const identity of ids.slice(0, n)) {
-      const svc = new RoutingService({ signer: identity, initialSeq: 1, routes: { k: 3, maxHops: 8 }, ...opts })
+      // A fixed cost unless a test asks for measured ones (linkCost: undefined): most tests route by hop count.
+      const svc = new RoutingService({ signer: identity, initialSeq: 1, routes: { k: 3, maxHops: 8 }, linkCost: 10, ...opts })
       this.nodes.set(identity.id, { id: identity.id, svc, routes: [], changes: [], forwarding: [], sent: [] })
     }
   }
@@ -323,6 +325,42 @@ describe('RoutingService (sans-IO link-state glue)', () => {
     net.run(5_000)
     expect(a.svc.db.get(c.id)).toBeUndefined()
     expect(a.svc.table.has(c.id)).toBe(false)
+  })
+
+  it('measured costs: a link costs what linkStats says, only significant changes are advertised, and the cheaper path wins', () => {
+    const net = new Net(3, { linkCost: undefined })
+    const [a, b, c] = [net.node(0), net.node(1), net.node(2)]
+    net.link(0, 1); net.link(1, 2); net.link(0, 2)
+    net.run(1000)
+    // Before any measurement every link costs the assumed RTT: the direct link wins on hops.
+    expect(a.svc.linkCostOf(c.id)).toBe(linkCost({}))
+    expect(a.routes.find((r) => r.to === c.id)).toMatchObject({ via: c.id, hops: 1 })
+    const measure = (x: Node, y: Node, rttMs: number): void => { x.svc.linkStats(y.id, { rttMs }, net.now); y.svc.linkStats(x.id, { rttMs }, net.now) }
+    measure(a, b, 0.5); measure(b, c, 0.5); measure(a, c, 40) // a — c is slow: two fast hops beat it
+    net.run(1000)
+    expect(a.svc.linkCostOf(c.id)).toBe(50) // ceil(40 + 10)
+    expect(a.routes.find((r) => r.to === c.id)).toMatchObject({ via: b.id, hops: 2, cost: 22 })
+    expect(c.routes.find((r) => r.to === a.id)).toMatchObject({ via: b.id, hops: 2, cost: 22 })
+    const changes = a.svc.stats.costChanges
+    const seq = a.svc.db.get(a.id)!.lsa.seq
+    // Wobble within the hysteresis: no new cost, no new LSA.
+    measure(a, b, 0.9); measure(a, c, 44)
+    net.run(1000)
+    expect(a.svc.stats.costChanges).toBe(changes)
+    expect(a.svc.db.get(a.id)!.lsa.seq).toBe(seq)
+    // A queue building on a — b (1 MiB) makes it dear; the direct link is back.
+    a.svc.linkStats(b.id, { rttMs: 0.5, queueBytes: 1024 * 1024 }, net.now)
+    net.run(1000)
+    expect(a.svc.stats.costChanges).toBe(changes + 1)
+    expect(a.svc.db.get(a.id)!.lsa.seq).toBeGreaterThan(seq)
+    expect(a.routes.find((r) => r.to === c.id)).toMatchObject({ via: c.id, hops: 1, cost: 50 })
+    // Stats of a peer not linked, or with a fixed cost, change nothing.
+    a.svc.linkStats('nobody', { rttMs: 1 }, net.now)
+    expect(a.svc.linkCostOf('nobody')).toBeUndefined()
+    const fixed = new Net(2)
+    fixed.link(0, 1)
+    fixed.node(0).svc.linkStats(fixed.node(1).id, { rttMs: 500 }, fixed.now)
+    expect(fixed.node(0).svc.linkCostOf(fixed.node(1).id)).toBe(10)
   })
 
   it('rejects bad options', () => {

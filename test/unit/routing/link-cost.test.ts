@@ -4,16 +4,17 @@ import { DEFAULT_COST_WEIGHTS, linkCost, significantCostChange } from '../../../
 
 describe('linkCost', () => {
   it('is about the expected delay in ms, plus a hop, as an integer >= 1', () => {
-    expect(linkCost({ rttMs: 10 })).toBe(11)
-    expect(linkCost({ rttMs: 0 })).toBe(1)
-    expect(linkCost({ rttMs: 0.2 })).toBe(2) // ceil(1.2)
-    expect(linkCost({})).toBe(DEFAULT_COST_WEIGHTS.defaultRttMs + 1) // no measurement yet
+    expect(linkCost({ rttMs: 10 })).toBe(20)
+    expect(linkCost({ rttMs: 0 })).toBe(10)
+    expect(linkCost({ rttMs: 0.2 })).toBe(11) // ceil(10.2)
+    expect(linkCost({})).toBe(DEFAULT_COST_WEIGHTS.defaultRttMs + DEFAULT_COST_WEIGHTS.hopMs) // no measurement yet
+    expect(linkCost({ rttMs: 0 }, { ...DEFAULT_COST_WEIGHTS, hopMs: 0 })).toBe(1)
   })
 
   it('adds queueing delay and multiplies by loss (ETX-like, squared)', () => {
-    expect(linkCost({ rttMs: 10, queueBytes: 1024 * 1024 })).toBe(Math.ceil(10 + 102.4 + 1))
-    expect(linkCost({ rttMs: 9, loss: 0.5 })).toBe(40) // 10 / 0.25
-    expect(linkCost({ rttMs: 9, loss: 1 })).toBe(Math.ceil(10 / (1 - 0.9) ** 2)) // clamped at maxLoss
+    expect(linkCost({ rttMs: 10, queueBytes: 1024 * 1024 })).toBe(Math.ceil(10 + 102.4 + 10))
+    expect(linkCost({ rttMs: 10, loss: 0.5 })).toBe(80) // 20 / 0.25
+    expect(linkCost({ rttMs: 10, loss: 1 })).toBe(Math.ceil(20 / (1 - 0.9) ** 2)) // clamped at maxLoss
   })
 
   it('treats invalid inputs as absent', () => {
