@@ -142,7 +142,7 @@ export interface LinkCostOptions {
   lossExponent?: number
   /** Loss rates above this count as this (a link at 100 % loss is down, not dear). 0..0.99. @default 0.9 */
   maxLoss?: number
-  /** RTT assumed for a link before its first measurement, ms. >= 0. @default 10 */
+  /** RTT assumed for a link before its first measurement, ms (a LAN link). >= 0. @default 1 */
   defaultRttMs?: number
   /** Relative change of a cost below which it is not re-advertised. >= 0. @default 0.2 */
   hysteresis?: number

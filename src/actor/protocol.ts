@@ -127,7 +127,7 @@ export interface RouterApi {
 /** What an IO worker measured on one connection lately (see routing/link-cost.ts). */
 export interface LinkStatsReport {
   connKey: string
-  /** Median heartbeat RTT over the report period, ms (absent: no sample). */
+  /** Smallest heartbeat RTT over the report period, ms (absent: no sample). */
   rttMs?: number
   /** Share of heartbeats unanswered over the period, 0..1 (absent: this side does not ping). */
   loss?: number

@@ -315,10 +315,10 @@ export class Connection {
     if (this.#state === 'open') sched.add(this.#hbClient)
   }
 
-  /** Heartbeat pings sent and answered so far, or undefined when this side does not ping (one-way heartbeats, listener). */
-  pingCounts (): { sent: number; answered: number } | undefined {
+  /** Heartbeat pings sent and known lost so far, or undefined when this side does not ping (one-way heartbeats, listener). */
+  pingCounts (): { sent: number; lost: number } | undefined {
     const hm = this.#health
-    return hm === undefined || !this.#pings ? undefined : { sent: hm.pingsSent, answered: hm.pingsAnswered }
+    return hm === undefined || !this.#pings ? undefined : { sent: hm.pingsSent, lost: hm.pingsLost }
   }
 
   #stopHealth (): void {

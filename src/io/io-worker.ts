@@ -427,6 +427,8 @@ export class IoWorker implements ConnectionOwner {
 
   readonly #rttSamples = new Map<PeerActor, number[]>()
   readonly #rttReports = new WeakMap<PeerActor, number>()
+  /** Smallest RTT of the previous report period, per link (see #linkReport). */
+  readonly #minRttBefore = new WeakMap<PeerActor, number>()
   #rttTimer: NodeJS.Timeout | undefined
 
   #flushRtt (): void {
@@ -443,26 +445,34 @@ export class IoWorker implements ConnectionOwner {
   }
 
   /** Ping counts at the last link report, per connection (loss is measured between reports). */
-  readonly #pingsAtReport = new WeakMap<Connection, { sent: number; answered: number }>()
+  readonly #pingsAtReport = new WeakMap<Connection, { sent: number; lost: number }>()
 
   /**
-   * What the router needs to cost the link to `a` (link-cost.ts): the median
-   * RTT of the period's samples (one slow beat does not re-route), the share
-   * of our pings unanswered since the last report, and the bytes queued to
-   * the peer now.
+   * What the router needs to cost the link to `a` (link-cost.ts): the
+   * smallest RTT of this period's samples and the last one's (the link's
+   * own delay: larger samples add this machine's scheduling noise, which a
+   * busy host has plenty of and which would churn costs and flood LSAs; over
+   * two periods, one busy period does not raise it; congestion shows as
+   * queued bytes, a stall as lost pings), the share of our pings known lost
+   * since the last report, and the bytes queued to the peer now. Reported
+   * every RTT_REPORT_MS, not at a link's first beats: until then it costs a
+   * LAN link (`routing.cost.defaultRttMs`), which on a LAN is what it is.
    */
   #linkReport (a: PeerActor, samples: number[]): LinkStatsReport | undefined {
     const conn = a.direct
     if (conn === undefined || conn.state !== 'open') return undefined
-    const sorted = samples.slice().sort((x, y) => x - y)
-    const r: LinkStatsReport = { connKey: conn.key, rttMs: sorted[sorted.length >> 1] as number, queueBytes: a.ring.usedBytes() }
+    let min = Infinity
+    for (const x of samples) if (x < min) min = x
+    const before = this.#minRttBefore.get(a) ?? Infinity
+    this.#minRttBefore.set(a, min)
+    const r: LinkStatsReport = { connKey: conn.key, rttMs: Math.min(min, before), queueBytes: a.ring.usedBytes() }
     const now = conn.pingCounts()
     if (now !== undefined) {
-      const then = this.#pingsAtReport.get(conn) ?? { sent: 0, answered: 0 }
+      const then = this.#pingsAtReport.get(conn) ?? { sent: 0, lost: 0 }
       const sent = now.sent - then.sent
-      // A ping just sent has not had its chance: judge periods of a few pings only.
+      // Judge periods of a few pings only (one lost of two is not 50 % loss).
       if (sent >= LOSS_MIN_PINGS) {
-        r.loss = Math.min(1, Math.max(0, 1 - (now.answered - then.answered) / sent))
+        r.loss = Math.min(1, (now.lost - then.lost) / sent)
         this.#pingsAtReport.set(conn, now)
       }
     }
@@ -810,9 +820,6 @@ export class IoWorker implements ConnectionOwner {
       if (n <= 3) {
         const samples = list.splice(0)
         this.#inbound.event(actor.handle, { type: 'peer:rtt', peerId: actor.peerId, rttMs: ev.rttMs, samples })
-        // The router too: a new link is advertised at its measured cost within a beat, not after RTT_REPORT_MS.
-        const r = this.#linkReport(actor, samples)
-        if (r !== undefined) void this.#router.linkStats([r]).catch(() => {})
         return
       }
       this.#rttTimer ??= setTimeout(() => { this.#flushRtt() }, RTT_REPORT_MS).unref()

@@ -150,6 +150,7 @@ export class HealthMonitor {
   #misses = 0
   #pingsSent = 0
   #pingsAnswered = 0
+  #pingsLost = 0
   /** When the next PING is due, ms. Pings run on a fixed grid anchored at `start`. */
   #nextPingAt = Infinity
   #nextSeq = 0
@@ -200,6 +201,12 @@ export class HealthMonitor {
   get pingsSent (): number { return this.#pingsSent }
   /** Pings answered in time to count (an RTT sample), since start. */
   get pingsAnswered (): number { return this.#pingsAnswered }
+  /**
+   * Pings known unanswered, since start: overtaken by the answer to a later
+   * one, or dropped from tracking. One still awaiting its answer is not lost
+   * (so a loss figure does not flap with the timing of the last ping).
+   */
+  get pingsLost (): number { return this.#pingsLost }
 
   /** Whole intervals elapsed since the last proof of life, as of the last `tick()` (0 before `start()` and after proof of life). */
   get misses (): number { return this.#misses }
@@ -268,6 +275,7 @@ export class HealthMonitor {
       // connection arrive in order), so a later pong for one of them is stale.
       for (const s of this.#outstanding.keys()) {
         if (s > seq) break
+        if (s < seq) this.#pingsLost++ // a newer one was answered: this one never will be
         this.#outstanding.delete(s)
       }
       this.#recordRtt(t - sentAt)
@@ -403,7 +411,7 @@ export class HealthMonitor {
     this.#outstanding.set(seq, t)
     if (this.#outstanding.size > MAX_OUTSTANDING_PINGS) {
       const oldest = this.#outstanding.keys().next()
-      if (oldest.done !== true) this.#outstanding.delete(oldest.value)
+      if (oldest.done !== true) { this.#outstanding.delete(oldest.value); this.#pingsLost++ }
     }
     this.#queue.push({ kind: 'send-ping', seq, sentAt: t })
   }

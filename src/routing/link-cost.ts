@@ -55,8 +55,9 @@ export const DEFAULT_COST_WEIGHTS: CostWeights = Object.freeze({
   hopMs: 10,
   lossExponent: 2,
   maxLoss: 0.9,
-  // Until measured (the first heartbeat), a link counts as an ordinary LAN link.
-  defaultRttMs: 10,
+  // Until measured (a few heartbeats), a link counts as a LAN link: on a LAN
+  // the measurement then changes nothing (within hysteresis), no LSA churn.
+  defaultRttMs: 1,
   hysteresis: 0.2,
   minDelta: 2,
 })

@@ -132,8 +132,9 @@ describe('link-state routing (issue 5)', () => {
     await a.connect(fastRelay.addresses[0]!)
     await d.connect(slowRelay.addresses[0]!)
     await d.connect(fastRelay.addresses[0]!)
-    // a — slow relay costs ~10 + 80 (a hop plus its RTT): both ends route around it.
-    await until(() => routeTo(a, d.id)?.via === fastRelay.id && routeTo(d, a.id)?.via === fastRelay.id, { timeoutMs: 10_000, label: 'a and d route through the fast relay' })
+    // a — slow relay costs ~10 + 80 (a hop plus its RTT) once measured (the first link report,
+    // RTT_REPORT_MS after the first beats): both ends route around it.
+    await until(() => routeTo(a, d.id)?.via === fastRelay.id && routeTo(d, a.id)?.via === fastRelay.id, { timeoutMs: 20_000, label: 'a and d route through the fast relay' })
     expect(routeTo(a, d.id)).toMatchObject({ hops: 2 })
     const forwarded = async (m: Mesh): Promise<number> => (await m._ioStats()).reduce((t, x) => t + x.relay.forwarded, 0)
     const before = await Promise.all([slowRelay, fastRelay].map(forwarded))

@@ -115,7 +115,7 @@ describe('HealthMonitor lifecycle', () => {
     expect(ps.map((p) => p.sentAt)).toEqual([1_000, 1_100, 1_200, 1_300, 1_400, 1_500])
   })
 
-  it('counts pings sent and answered (the link-cost loss figure): stale and duplicate pongs do not count', () => {
+  it('counts pings sent, answered and lost (the link-cost loss figure): stale and duplicate pongs do not count', () => {
     const { hm, first } = started(FAST, 0)
     expect([hm.pingsSent, hm.pingsAnswered]).toEqual([1, 0])
     hm.onPong(first.seq, 5)
@@ -124,9 +124,10 @@ describe('HealthMonitor lifecycle', () => {
     const ps: Ping[] = []
     for (let i = 0; i < 3; i++) { hm.onActivity(hm.nextDeadline() - 1); hm.tick(hm.nextDeadline()); ps.push(...pings(drain(hm))) }
     expect(hm.pingsSent).toBe(4)
+    expect(hm.pingsLost).toBe(0) // outstanding is not lost
     hm.onPong(ps[2]!.seq, 400) // answers the newest: the two before it are lost
     hm.onPong(ps[0]!.seq, 401) // stale
-    expect(hm.pingsAnswered).toBe(2)
+    expect([hm.pingsAnswered, hm.pingsLost]).toEqual([2, 2])
   })
 
   it('an early or repeated tick() is harmless', () => {
