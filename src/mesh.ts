@@ -952,7 +952,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         let m = this.#byHandle.get(slot)
         if (m === undefined) { m = new Map(); this.#byHandle.set(slot, m) }
         m.set(handle, e)
-        e.home ??= slot
+        // The worker whose actor now serves the routed peer (with several IO
+        // workers it may move there from the one its direct link was on).
+        if (e.slot === undefined) e.home = slot
         break
       }
       case 'peer:down': {

@@ -6,6 +6,7 @@
 import type { WorkerConfig } from '../options.js'
 import type { WireError } from '../errors.js'
 import type { MessagePort } from 'node:worker_threads'
+import type { CrossWorkerData } from '../io/cross-worker.js'
 
 /** Plain-data start-up parameters of an IO worker (workerData). */
 export interface IoWorkerData {
@@ -26,6 +27,8 @@ export interface IoWorkerData {
   controlPort: MessagePort
   /** comlink port on which the host exposes HostCallbacks. */
   hostPort: MessagePort
+  /** Rings to and from the node's other IO workers (relaying between them); absent with one IO worker. */
+  cross?: CrossWorkerData | undefined
   /** First peer handle of this worker generation (handles never repeat across restarts). */
   handleBase: number
   /** Log level threshold for forwarding worker logs. */
@@ -74,6 +77,13 @@ export interface IoPeerControl {
   sendRouting (peerId: string, payload: Uint8Array | Uint8Array[]): Promise<boolean>
   /** The router's current forwarding table (replaces the previous one). */
   setRoutes (table: ForwardingEntry[]): Promise<void>
+  /**
+   * Every link of this node, on any IO worker (replaces the previous list):
+   * which worker owns the connection to each neighbour. Pushed on every
+   * change; on a claim the router waits for it (a worker stops consuming a
+   * routed peer's send ring before the peer's direct link elsewhere starts).
+   */
+  setLinks (links: LinkSnapshot[]): Promise<void>
 }
 
 /** One forwarding-table row the router pushes to the IO workers. */
@@ -187,10 +197,13 @@ export interface IoWorkerStats {
   /**
    * Multi-hop forwarding: FORWARD frames passed on for other nodes,
    * unwrapped for this node, dropped by reason ('hop-limit', 'no-route',
-   * 'malformed', 'bad-inner-frame', 'unexpected-inner-frame'), and resends
-   * of routed peers' unacknowledged frames after an ACK timeout.
+   * 'malformed', 'bad-inner-frame', 'unexpected-inner-frame',
+   * 'cross-worker-full'), and resends of routed peers' unacknowledged frames
+   * after an ACK timeout. `crossOut`/`crossIn`: records (relayed envelopes,
+   * routed peers' batches, envelopes for this node) handed to / taken from
+   * another IO worker of this node through the cross-worker rings.
    */
-  relay: { forwarded: number; delivered: number; dropped: Record<string, number>; retransmits: number }
+  relay: { forwarded: number; delivered: number; dropped: Record<string, number>; retransmits: number; crossOut: number; crossIn: number }
   /** Distinct first hops of the paths this worker's forwarding table holds per routed destination (what multipath spreads over). */
   routePaths: Record<string, number>
   /** Routed peers (reached through a relay): the relay their frames go out through now. */

@@ -63,11 +63,28 @@ function readRttUs (p: Uint8Array): number {
 export type ConnectionState = 'handshaking' | 'open' | 'closing' | 'closed'
 
 /**
+ * Where a peer actor sends: its peer's own {@link Connection}, a relay's
+ * connection, or a relay's link on another IO worker of this node (a
+ * RemoteHop, see io/cross-worker.ts).
+ */
+export interface FrameSink {
+  readonly state: ConnectionState
+  /** The neighbour at the other end. */
+  readonly peerId: string | undefined
+  /** True while the sink cannot take more now (the owner wakes the actor when it can). */
+  readonly writeBlocked: boolean
+  /** Bytes handed over and not yet written. */
+  readonly bufferedBytes: number
+  /** Send one WebSocket message holding `frames` encoded frames. */
+  send (buf: Uint8Array, frames: number): void
+}
+
+/**
  * One WebSocket: its handshake, frame validation and write accounting. The
  * per-peer state (outbound ring, delivery) lives in the PeerActor this
  * connection is attached to once the handshake is done.
  */
-export class Connection {
+export class Connection implements FrameSink {
   readonly id: number
   readonly key: string
   readonly direction: 'inbound' | 'outbound'

@@ -4,7 +4,7 @@ import { SendWindow, type AckResult, type Expired } from '../delivery/send-windo
 import { encodeFrame } from '../codec/encode.js'
 import { encodeControl } from '../codec/control.js'
 import { FrameType, Lane, PROTOCOL_VERSION } from '../codec/frame.js'
-import type { Connection } from './connection.js'
+import type { Connection, FrameSink } from './connection.js'
 import { SendSlab } from './send-slab.js'
 
 /** Largest WebSocket message the pump builds from queued frames (dense traffic batches up to this). */
@@ -71,7 +71,9 @@ export class PeerActor {
   readonly #dropOldest: boolean
   readonly #worker: number
   readonly #receiveWindow: number
-  #conn: Connection | undefined
+  #conn: FrameSink | undefined
+  /** `#conn` when it is the peer's own connection (no relay). */
+  #direct: Connection | undefined
   /**
    * Set while the peer is reached through another node: `#conn` is then the
    * next hop's connection and every frame goes out wrapped in a FORWARD
@@ -114,16 +116,20 @@ export class PeerActor {
     this.#receiveWindow = receiveWindow
   }
 
-  get connection (): Connection | undefined { return this.#conn }
+  get connection (): FrameSink | undefined { return this.#conn }
 
   /**
    * Take over sending on `conn`: resend everything unacknowledged, after any
    * pending SKIP. With `relay`, `conn` is the next hop's connection and the
    * peer is `relay.hops` hops away at most (the hop limit of our envelopes).
    */
-  attach (conn: Connection, relay?: { selfId: string; via: string; hops: number }): void {
+  attach (conn: Connection): void
+  attach (conn: FrameSink, relay: { selfId: string; via: string; hops: number }): void
+  attach (conn: FrameSink, relay?: { selfId: string; via: string; hops: number }): void {
     this.#conn = conn
     this.#relay = relay
+    // The overloads make a sink without `relay` the peer's own Connection.
+    this.#direct = relay === undefined ? conn as Connection : undefined
     this.board.claim(this.#worker)
     this.window.rewind()
     this.#ackedVersion = -1
@@ -133,15 +139,16 @@ export class PeerActor {
   }
 
   /** Stop using `conn`. True if it was the active one. */
-  detach (conn: Connection): boolean {
+  detach (conn: FrameSink): boolean {
     if (this.#conn !== conn) return false
     this.#conn = undefined
+    this.#direct = undefined
     this.#relay = undefined
     return true
   }
 
   /** The peer's own connection, when linked directly (not through a relay). */
-  get direct (): Connection | undefined { return this.#relay === undefined ? this.#conn : undefined }
+  get direct (): Connection | undefined { return this.#direct }
 
   /** The next hop, while the peer is reached through a relay. */
   get via (): string | undefined { return this.#relay?.via }
@@ -357,7 +364,7 @@ export class PeerActor {
     return out.sent || datagrams
   }
 
-  #sendSkip (conn: Connection, s: { stream: number; seq: number }): void {
+  #sendSkip (conn: FrameSink, s: { stream: number; seq: number }): void {
     conn.send(this.#out(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.SKIP, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: s.stream, seq: s.seq, payload: null })), 1)
   }
 
@@ -372,7 +379,7 @@ export class PeerActor {
  * back to back into regions of the worker's slab, sent a message at a time.
  */
 class Batches {
-  readonly #conn: Connection
+  readonly #conn: FrameSink
   readonly #slab: SendSlab
   #room: Buffer | undefined
   #off = 0
@@ -380,7 +387,7 @@ class Batches {
   /** Whether anything went to the socket. */
   sent = false
 
-  constructor (conn: Connection, slab: SendSlab) {
+  constructor (conn: FrameSink, slab: SendSlab) {
     this.#conn = conn
     this.#slab = slab
   }

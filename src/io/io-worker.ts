@@ -3,7 +3,8 @@ import { WebSocket } from 'ws'
 import { wrap, expose, type Remote } from 'comlink'
 import { setImmediate as yieldToIo } from 'node:timers/promises'
 import { Doorbell } from '../ring/doorbell.js'
-import { Connection, ONE_WAY_HEARTBEAT, type ConnectionOwner } from '../connection/connection.js'
+import { Connection, ONE_WAY_HEARTBEAT, type ConnectionOwner, type FrameSink } from '../connection/connection.js'
+import { CrossKind, CrossWorkerRings, RemoteHop, routedHome } from './cross-worker.js'
 import { ACK_DELAY_MS, BATCH_BYTES, PeerActor } from '../connection/peer-actor.js'
 import { SendSlab } from '../connection/send-slab.js'
 import { InboundWriter } from './inbound-writer.js'
@@ -23,7 +24,7 @@ import { meshKeyProof, verifyMeshKeyProof } from '../identity/mesh-key.js'
 import type { HealthConfig, HealthOutput } from '../liveness/health-monitor.js'
 import { FlowPinner } from '../routing/flow-pinning.js'
 import { HeartbeatScheduler } from '../liveness/heartbeat-scheduler.js'
-import type { DialResult, ForwardingEntry, HostCallbacks, IoWorkerApi, IoWorkerData, IoWorkerStats, IoPeerControl, LinkStatsReport, RouterApi } from '../actor/protocol.js'
+import type { DialResult, ForwardingEntry, HostCallbacks, IoWorkerApi, IoWorkerData, IoWorkerStats, IoPeerControl, LinkSnapshot, LinkStatsReport, RouterApi } from '../actor/protocol.js'
 
 /** Features this build speaks; negotiated down to the common set in the handshake. */
 export const FEATURES = ['batch', 'raw-payload', ONE_WAY_HEARTBEAT] as const
@@ -136,6 +137,17 @@ export class IoWorker implements ConnectionOwner {
    * frames of other nodes always take the primary next hop.
    */
   readonly #pinner: FlowPinner | undefined
+  /**
+   * Rings to and from this node's other IO workers (absent with one): a
+   * relay's envelope whose next hop is linked on another worker goes there
+   * through them, and so do a routed peer's batches and the envelopes from a
+   * routed peer whose actor lives there (see #hostsRouted).
+   */
+  readonly #cross: CrossWorkerRings | undefined
+  /** Every link of this node by neighbour, from the router (IoPeerControl.setLinks): the worker owning it, and whether it is up. */
+  #linkWorker = new Map<string, { worker: number; up: boolean }>()
+  /** Links of other workers as next hops, one object per (worker, neighbour) so actors can compare them. */
+  readonly #remoteHops = new Map<string, RemoteHop>()
 
   constructor (data: IoWorkerData) {
     this.#data = data
@@ -144,6 +156,7 @@ export class IoWorker implements ConnectionOwner {
     this.#host = wrap<HostCallbacks>(nodeEndpoint(data.hostPort))
     this.#router = wrap<RouterApi>(nodeEndpoint(data.routerPort))
     this.#doorbell = Doorbell.attach(data.doorbell)
+    this.#cross = data.cross === undefined ? undefined : new CrossWorkerRings(data.index, data.cross)
     this.#nextHandle = data.handleBase + 1
     const control: IoPeerControl = {
       dropConnection: async (k, r) => { await this.dropConnection(k, r) },
@@ -151,6 +164,7 @@ export class IoWorker implements ConnectionOwner {
       // A batch of LSAs for one neighbour goes out as one WebSocket message (a flood storm is many).
       sendRouting: async (peerId, payload) => Array.isArray(payload) ? this.#controlOutMany(peerId, FrameType.ROUTING, payload) : this.#controlOut(peerId, FrameType.ROUTING, payload),
       setRoutes: async (table) => { this.#setRoutes(table) },
+      setLinks: async (links) => { this.#setLinks(links) },
       discover: async (url, peerId) => {
         // Never dial a peer we already have a connection with (see the router's check).
         let connected = false
@@ -548,20 +562,44 @@ export class IoWorker implements ConnectionOwner {
     if (f.dst !== self) {
       if (f.seq <= 1) { this.#dropRelayed('hop-limit'); return }
       const next = this.#nextHop(f.dst)
-      if (next === undefined || next === conn) { this.#dropRelayed('no-route'); return }
+      if (next === undefined || next === conn || next.peerId === conn.peerId) { this.#dropRelayed('no-route'); return }
       const out = encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.FORWARD, lane: Lane.PRIORITY, flags: f.flags, src: f.src, dst: f.dst, stream: 0, seq: f.seq - 1, payload: f.payload })
-      // Batched per next hop until the current socket read is handled (see #flushRelayed).
-      const q = this.#relayOut.get(next)
-      if (q === undefined) this.#relayOut.set(next, [out])
-      else q.push(out)
+      if (next instanceof RemoteHop) {
+        // The next hop is linked on another IO worker: through the ring to it
+        // (published with the batch, see #flushRelayed). A full ring drops:
+        // reliable streams are end to end, the origin resends after its RTO.
+        if (this.#cross?.append(next.worker, CrossKind.RELAY, next.peerId, out) !== true) return // counted as 'cross-worker-full' (stats)
+      } else {
+        // Batched per next hop until the current socket read is handled (see #flushRelayed).
+        const q = this.#relayOut.get(next)
+        if (q === undefined) this.#relayOut.set(next, [out])
+        else q.push(out)
+      }
       if (!this.#relayFlushQueued) { this.#relayFlushQueued = true; queueMicrotask(() => { this.#flushRelayed() }) }
       this.relay.forwarded++
       return
     }
+    const home = this.#actorWorker(f.src)
+    if (home !== this.index) {
+      // The origin's routed actor lives on another IO worker (one per peer):
+      // its envelopes go there, so its ACKs meet its send window.
+      if (this.#cross?.append(home, CrossKind.DELIVER, f.src, f.payload) !== true) return // counted as 'cross-worker-full' (stats)
+      if (!this.#relayFlushQueued) { this.#relayFlushQueued = true; queueMicrotask(() => { this.#flushRelayed() }) }
+      return
+    }
+    this.#deliverSelf(f.src, f.payload, conn)
+  }
+
+  /**
+   * An envelope's inner message for this node from `origin` (from a
+   * neighbour's connection, or from another IO worker: `conn` undefined):
+   * through the origin's routed actor, so the host sees it like any peer's.
+   */
+  #deliverSelf (origin: string, payload: Uint8Array, conn: Connection | undefined): void {
     // Validate the whole inner message first (one parse, no allocation per frame):
     // a bad one is dropped whole, like a bad WebSocket message on a direct link.
     try {
-      forEachFrame(f.payload, this.limits, (x) => {
+      forEachFrame(payload, this.limits, (x) => {
         if (x.type !== FrameType.ACK && !STREAM_FRAME_TYPES.has(x.type)) throw new Error('unexpected')
       })
     } catch (err) {
@@ -570,15 +608,14 @@ export class IoWorker implements ConnectionOwner {
       return
     }
     this.relay.delivered++
-    const origin = f.src
     const ready = this.#actors.get(origin)
     if (ready !== undefined && ready.announced && ready.connection !== undefined) {
       // The common case: the origin's actor exists and is attached; no promise per frame.
-      this.#deliverRouted(ready, f.payload)
+      this.#deliverRouted(ready, payload)
       return
     }
     // Copy: the view dies with this message, and the actor is made asynchronously.
-    const bytes = Uint8Array.prototype.slice.call(f.payload)
+    const bytes = Uint8Array.prototype.slice.call(payload)
     void this.#routedActor(origin, conn).then((actor) => {
       if (actor !== undefined) this.#deliverRouted(actor, bytes)
     })
@@ -610,7 +647,7 @@ export class IoWorker implements ConnectionOwner {
   }
 
   /** Relayed frames waiting for {@link #flushRelayed}, by next-hop connection (in arrival order). */
-  readonly #relayOut = new Map<Connection, Uint8Array[]>()
+  readonly #relayOut = new Map<FrameSink, Uint8Array[]>()
   #relayFlushQueued = false
 
   /**
@@ -621,7 +658,7 @@ export class IoWorker implements ConnectionOwner {
    * instead of one per frame — per-frame writes were most of a relay's time
    * in `perf relay` (writev ~36 % of the relay's IO thread).
    */
-  #flushRelayed (): void {
+  #flushRelayed (copy = false): void {
     this.#relayFlushQueued = false
     for (const [conn, frames] of this.#relayOut) {
       if (conn.state !== 'open') { this.relay.dropped['no-route'] = (this.relay.dropped['no-route'] ?? 0) + frames.length; continue }
@@ -630,11 +667,98 @@ export class IoWorker implements ConnectionOwner {
         let bytes = 0
         let j = i
         while (j < frames.length && (j === i || bytes + frames[j]!.length <= BATCH_BYTES)) bytes += frames[j++]!.length
-        conn.send(j - i === 1 ? frames[i]! : Buffer.concat(frames.slice(i, j), bytes), j - i)
+        // `copy`: the frames are views of a cross-worker ring, released after this (ws may keep what it is given).
+        conn.send(j - i === 1 && !copy ? frames[i]! : Buffer.concat(frames.slice(i, j), bytes), j - i)
         i = j
       }
     }
     this.#relayOut.clear()
+    // Envelopes for other IO workers queued by the same read: one publish (and at most one wake-up) per ring.
+    this.#cross?.flush()
+  }
+
+  /**
+   * Records other IO workers of this node left for us: relayed envelopes
+   * and routed peers' batches go out on our links (batched per link like
+   * forward()'s), envelopes for this node reach their origin's actor here.
+   * Never sent on to a third worker (no ping-pong while link lists settle).
+   */
+  #drainCross (): number {
+    const cross = this.#cross
+    if (cross === undefined) return 0
+    return cross.drain((_from, kind, id, body, frames) => {
+      if (kind === CrossKind.DELIVER) { this.#deliverSelf(id, body, undefined); return }
+      const c = this.#actors.get(id)?.direct
+      if (c === undefined || c.state !== 'open') { this.#dropRelayed('no-route'); return }
+      if (kind === CrossKind.SEND) { c.send(Buffer.from(body), frames); return }
+      const q = this.#relayOut.get(c)
+      if (q === undefined) this.#relayOut.set(c, [body])
+      else q.push(body)
+    }, () => { this.#flushRelayed(true) })
+  }
+
+  /** The IO worker whose actor serves `peerId` (its direct link's, else its routed home). */
+  #actorWorker (peerId: string): number {
+    const cross = this.#cross
+    if (cross === undefined || this.#actors.get(peerId)?.direct !== undefined) return this.index
+    const l = this.#linkWorker.get(peerId)
+    return l !== undefined ? l.worker : routedHome(peerId, cross.count)
+  }
+
+  /**
+   * Whether this worker hosts `peerId`'s actor while the peer is reached
+   * through relays. Exactly one worker does (the peer's send ring has one
+   * consumer): the one linked to it directly if any (that actor serves
+   * it), else its routedHome. A link of our own counts as gone here: this is
+   * asked when it closes, before the router's new link list arrives.
+   */
+  #hostsRouted (peerId: string): boolean {
+    const cross = this.#cross
+    if (cross === undefined) return true
+    const l = this.#linkWorker.get(peerId)
+    if (l !== undefined && l.worker !== this.index) return false
+    return routedHome(peerId, cross.count) === this.index
+  }
+
+  /** A link of this node as a next hop: ours, else (several IO workers) another worker's that is up. */
+  #hopSink (hop: string): FrameSink | undefined {
+    const c = this.#actors.get(hop)?.direct
+    if (c !== undefined && c.state === 'open') return c
+    const cross = this.#cross
+    const l = this.#linkWorker.get(hop)
+    if (cross === undefined || l === undefined || !l.up || l.worker === this.index) return undefined
+    const key = `${l.worker}:${hop}`
+    let r = this.#remoteHops.get(key)
+    if (r === undefined) {
+      const worker = l.worker
+      r = new RemoteHop(worker, hop, cross, () => { const x = this.#linkWorker.get(hop); return x !== undefined && x.up && x.worker === worker }, () => { this.#doorbell.ring() })
+      this.#remoteHops.set(key, r)
+    }
+    return r
+  }
+
+  /**
+   * The router's list of every link of this node. Routed actors of peers
+   * now linked on another worker stop (before that worker's actor starts:
+   * the router waits for this on a claim); routed peers whose next hop was
+   * another worker's link that went down move at once (fast reroute); peers
+   * that are ours to serve now (their direct link elsewhere ended) get their
+   * routed actor.
+   */
+  #setLinks (links: LinkSnapshot[]): void {
+    const m = new Map<string, { worker: number; up: boolean }>()
+    for (const l of links) if (!(m.get(l.peerId)?.up ?? false)) m.set(l.peerId, { worker: l.worker, up: l.up })
+    this.#linkWorker = m
+    const lost = new Set<string>()
+    for (const a of this.#actors.values()) {
+      const c = a.connection
+      if (c === undefined || a.direct !== undefined) continue
+      if (!this.#hostsRouted(a.peerId)) { a.detach(c); continue }
+      if (c instanceof RemoteHop && c.state !== 'open') lost.add(c.peerId)
+    }
+    for (const hop of lost) this.#rerouteAround(hop)
+    this.#attachRouted(performance.now())
+    this.#doorbell.ring()
   }
 
   /** The router's forwarding table, by destination. */
@@ -658,10 +782,17 @@ export class IoWorker implements ConnectionOwner {
       }
       for (const to of prev.keys()) if (!this.#routes.has(to)) this.#pinner.setPaths(to, [], [], now)
     }
-    for (const r of table) {
+    this.#attachRouted(now)
+  }
+
+  /** Attach every routed peer this worker serves (#hostsRouted) to its next hop, and detach those with no route. */
+  #attachRouted (now: number): void {
+    const self = this.#identity.id
+    for (const r of this.#routes.values()) {
       if (r.via === r.to || r.to === self) continue
       const actor = this.#actors.get(r.to)
       if (actor?.direct !== undefined) continue // linked directly: that wins
+      if (!this.#hostsRouted(r.to)) continue // another IO worker's actor serves it
       // Multipath: a routed flow with nothing in flight re-chooses over the new path set (one pinned while a single path existed spreads once a second appears).
       const via = this.#flowHop(r.to, now, actor !== undefined && actor.window.inFlightBytes === 0)
       if (via === undefined) continue
@@ -681,10 +812,10 @@ export class IoWorker implements ConnectionOwner {
    * the first hop its flow is pinned to (while that link is open), else as
    * {@link #nextHop}.
    */
-  #flowHop (dst: string, now: number, quiescent = false): Connection | undefined {
+  #flowHop (dst: string, now: number, quiescent = false): FrameSink | undefined {
     if (this.#pinner !== undefined && this.#actors.get(dst)?.direct === undefined) {
       const hop = this.#pinner.pathFor({ sender: this.#identity.id, receiver: dst, stream: 0 }, now, quiescent)?.[1]
-      const c = hop === undefined ? undefined : this.#actors.get(hop)?.direct
+      const c = hop === undefined ? undefined : this.#hopSink(hop)
       if (c !== undefined && c.state === 'open') return c
     }
     return this.#nextHop(dst)
@@ -747,15 +878,19 @@ export class IoWorker implements ConnectionOwner {
     if (a.resendAck()) this.#doorbell.ring()
   }
 
-  /** The open connection frames for `dst` go out on: direct, else the route's next hop, else its alternate. */
-  #nextHop (dst: string): Connection | undefined {
+  /**
+   * The open link frames for `dst` go out on: direct, else the route's next
+   * hop, else its alternate; a link of another IO worker of this node (a
+   * RemoteHop) when that worker owns it.
+   */
+  #nextHop (dst: string): FrameSink | undefined {
     const direct = this.#actors.get(dst)?.direct
     if (direct !== undefined && direct.state === 'open') return direct
     const r = this.#routes.get(dst)
     if (r === undefined) return undefined
     for (const hop of [r.via, r.alt]) {
       if (hop === undefined) continue
-      const c = this.#actors.get(hop)?.direct
+      const c = this.#hopSink(hop)
       if (c !== undefined && c.state === 'open') return c
     }
     return undefined
@@ -766,17 +901,19 @@ export class IoWorker implements ConnectionOwner {
    * hop (the route's, else `fallback`: the link its frames came in on). The
    * host learns its handle before any of its frames (an ordered event).
    */
-  async #routedActor (peerId: string, fallback: Connection | undefined): Promise<PeerActor | undefined> {
+  async #routedActor (peerId: string, fallback: FrameSink | undefined): Promise<PeerActor | undefined> {
     const actor = await this.#ensureActor(peerId)
     if (!actor.announced) {
       actor.announced = true
       this.#inbound.event(actor.handle, { type: 'peer:routed', peerId })
     }
-    if (actor.direct === undefined) {
+    if (actor.direct === undefined && this.#hostsRouted(peerId)) {
       const r = this.#routes.get(peerId)
       const via = this.#flowHop(peerId, performance.now()) ?? (fallback?.state === 'open' ? fallback : undefined)
       const viaId = via?.peerId
       if (via !== undefined && viaId !== undefined && actor.connection !== via) {
+        // Taking the peer over from another IO worker (its direct link there ended): the host must ring us for it now.
+        if (actor.connection === undefined && this.#cross !== undefined) this.#inbound.event(actor.handle, { type: 'peer:routed', peerId })
         actor.attach(via, { selfId: this.#identity.id, via: viaId, hops: Math.max(2, this.#data.config.routing.maxHops) })
         this.#rto.set(actor, { since: performance.now(), rto: RELAY_RTO_MS })
         this.log.debug({ event: 'route:attach', peer: peerId, via: viaId, hops: r?.hops }, 'routing via a relay')
@@ -792,6 +929,8 @@ export class IoWorker implements ConnectionOwner {
       if (a.direct !== undefined || (a.via !== lost && a.peerId !== lost)) continue
       const c = a.connection
       if (c !== undefined && c.state !== 'open') a.detach(c)
+      // A peer whose direct link here ended is served through relays by its routedHome worker (when that is another: it attaches once the router's link list arrives).
+      if (!this.#hostsRouted(a.peerId)) { if (a.connection !== undefined) a.detach(a.connection); continue }
       const next = this.#flowHop(a.peerId, performance.now())
       if (next !== undefined && next.peerId !== undefined) {
         a.attach(next, { selfId: this.#identity.id, via: next.peerId, hops: Math.max(2, this.#data.config.routing.maxHops) })
@@ -910,7 +1049,12 @@ export class IoWorker implements ConnectionOwner {
       refusedHandshakes: { ...this.#refused },
       reconnectAttempts: this.#reconnectAttempts,
       ackTimerRuns: this.#ackTimerRuns,
-      relay: { ...this.relay, dropped: { ...this.relay.dropped } },
+      relay: {
+        ...this.relay,
+        dropped: { ...this.relay.dropped, ...(this.#cross === undefined || this.#cross.counters.full === 0 ? {} : { 'cross-worker-full': this.#cross.counters.full }) },
+        crossOut: this.#cross?.counters.out ?? 0,
+        crossIn: this.#cross?.counters.in ?? 0,
+      },
       routedVia: Object.fromEntries([...this.#actors.values()].flatMap((a) => a.via === undefined ? [] : [[a.peerId, a.via]])),
       routePaths: Object.fromEntries([...this.#routes.values()].filter((r) => r.via !== r.to).map((r) => [r.to, new Set(r.paths.map((p) => p.via)).size])),
     }
@@ -1020,7 +1164,7 @@ export class IoWorker implements ConnectionOwner {
 
   #hasReady (): boolean {
     for (const a of this.#actors.values()) if (a.ready) return true
-    return false
+    return this.#cross?.hasData() === true
   }
 
   /**
@@ -1035,6 +1179,7 @@ export class IoWorker implements ConnectionOwner {
       let progressed = false
       const pinner = this.#pinner
       const now = pinner === undefined ? 0 : performance.now()
+      if (this.#drainCross() > 0) progressed = true
       for (const a of this.#actors.values()) {
         // Multipath: a flow with frames sent and not yet acknowledged is active (refreshes its
         // pin); one with nothing in flight (queued frames not sent yet are not) is quiescent and

@@ -24,6 +24,9 @@ export interface RouterRoutingOptions {
   pathPool?: PathPool
 }
 
+/** A claim waits at most this long (ms) for the IO workers to take the new link list (see #pushLinks). */
+export const PUSH_LINKS_WAIT_MS = 1000
+
 /** Local acks (see RouterService #act) only after membership was quiet for this many protocol periods. */
 export const LOCAL_ACK_QUIET_PERIODS = 10
 /** Every this-many-th direct ping to a member goes over the network even when it could be acked locally. */
@@ -338,13 +341,35 @@ export class RouterService implements RouterApi {
     return undefined
   }
 
+  /** IO workers of the node, as far as seen (highest index + 1). */
+  #ioWorkers = 0
+
   async attachWorker (index: number, port: MessagePort, apiPort?: MessagePort): Promise<void> {
+    this.#ioWorkers = Math.max(this.#ioWorkers, index + 1)
     const w = wrap<IoPeerControl>(nodeEndpoint(port))
     this.#workers.set(index, w)
     if (apiPort !== undefined) this.serve(apiPort)
     // A new or restarted worker forwards by the current table from its start (the call waits in the port).
     const rt = this.#routing
     if (rt !== undefined && rt.table.size > 0) void w.setRoutes(rt.forwarding()).catch(() => {})
+    void this.#pushLinks()
+  }
+
+  /**
+   * Tell every IO worker which worker owns each link (relaying between IO
+   * workers, io-worker.ts). Only with several workers: one knows its own.
+   * Resolves when all took it, or after PUSH_LINKS_WAIT_MS (a worker that is
+   * dying must not hold a claim).
+   */
+  async #pushLinks (): Promise<void> {
+    if (this.#ioWorkers < 2) return
+    const links = this.#links.entries().map((e) => ({ peerId: e.peerId, worker: e.worker, connKey: e.connKey, dialerId: e.dialerId, up: e.up }))
+    let t: NodeJS.Timeout | undefined
+    await Promise.race([
+      Promise.all([...this.#workers.values()].map(async (w) => { await w.setLinks(links).catch(() => {}) })),
+      new Promise<void>((resolve) => { t = setTimeout(resolve, PUSH_LINKS_WAIT_MS); t.unref() }),
+    ])
+    clearTimeout(t)
   }
 
   /** Expose this service on another port (one per IO worker). */
@@ -367,12 +392,15 @@ export class RouterService implements RouterApi {
       if (w === undefined) return
       try { await w.dropConnection(d.connKey, 'duplicate') } catch { /* worker gone */ }
     }))
+    // Likewise a routed actor of the peer on another IO worker (see IoPeerControl.setLinks).
+    await this.#pushLinks()
     return { ok: true }
   }
 
   async linkUp (connKey: string, listen: string[] = []): Promise<void> {
     const e = this.#links.linkUp(connKey)
     if (e === undefined) return
+    void this.#pushLinks()
     this.#known.add(e.peerId)
     this.#memberLinked(e.peerId, listen)
     this.#pump()
@@ -430,15 +458,19 @@ export class RouterService implements RouterApi {
     const e = this.#links.release(connKey)
     if (e !== undefined && !this.#links.entries().some((x) => x.peerId === e.peerId)) this.#pingsTo.delete(e.peerId)
     if (e === undefined) return
+    void this.#pushLinks()
     this.#unlinkIfLast(e.peerId)
     this.#syncNeighbor(e.peerId)
   }
 
   async releaseWorker (index: number): Promise<void> {
+    // Its port is dead until attachWorker brings the restarted one: calls to it would never settle.
+    this.#workers.delete(index)
     for (const e of this.#links.releaseWorker(index)) {
       this.#unlinkIfLast(e.peerId)
       this.#syncNeighbor(e.peerId)
     }
+    void this.#pushLinks()
   }
 
   #unlinkIfLast (peerId: string): void {

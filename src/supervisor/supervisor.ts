@@ -9,6 +9,7 @@ import { forwardLogs } from '../observability/logger.js'
 import type { HostCallbacks, IoWorkerApi, IoWorkerData, RouterApi, RouterHostCallbacks, RouterWorkerData } from '../actor/protocol.js'
 import type { WorkerConfig } from '../options.js'
 import { RestartPolicy } from './restart-policy.js'
+import { CROSS_RING_BYTES, type CrossWorkerData } from '../io/cross-worker.js'
 
 const IO_WORKER_URL = new URL('../../workers/io.worker.js', import.meta.url)
 const ROUTER_WORKER_URL = new URL('../../workers/router.worker.js', import.meta.url)
@@ -28,6 +29,8 @@ export interface IoSlot {
   listen: string[]
   /** Outbound dials to repeat after a restart. */
   readonly dials: Map<string, string | undefined>
+  /** Its ends of the rings to and from the other IO workers (relaying between them); kept across restarts. */
+  cross: CrossWorkerData | undefined
   stopping: boolean
 }
 
@@ -94,7 +97,7 @@ export class Supervisor {
     this.#spawnRouter()
     const n = this.#o.ioThreads
     for (let i = 0; i < n; i++) {
-      const slot: IoSlot = {
+      this.slots.push({
         index: i,
         generation: 0,
         worker: undefined as unknown as Worker,
@@ -103,9 +106,12 @@ export class Supervisor {
         inbound: RingBuffer.create(this.#o.ringBytes, { keepAlive: false }),
         listen: this.#o.listen.filter((_, j) => j % n === i),
         dials: new Map(),
+        cross: undefined,
         stopping: false,
-      }
-      this.slots.push(slot)
+      })
+    }
+    this.#makeCrossRings()
+    for (const slot of this.slots) {
       await this.#spawnIo(slot)
       void this.#readLoop(slot)
     }
@@ -115,6 +121,22 @@ export class Supervisor {
     }))).flat()
     await this.#routerApi.startMembership(urls, proxy(this.#o.host.membership))
     return urls
+  }
+
+  /**
+   * One SPSC ring per ordered pair of IO workers (from → to): a relay whose
+   * two links are on different workers passes envelopes through them, never
+   * through this thread. Made once: they outlive a crashed worker, whose
+   * successor attaches to the same memory (see io/cross-worker.ts).
+   */
+  #makeCrossRings (): void {
+    const n = this.slots.length
+    if (n < 2) return
+    const rings = this.slots.map((_, from) => this.slots.map((__, to) => from === to ? null : RingBuffer.create(CROSS_RING_BYTES).sab))
+    const doorbells = this.slots.map((s) => s.doorbell.sab)
+    for (const s of this.slots) {
+      s.cross = { rx: rings.map((row) => row[s.index] ?? null), tx: rings[s.index] ?? [], doorbells }
+    }
   }
 
   /** The slot that should own a new outbound dial (least dials so far). */
@@ -203,6 +225,7 @@ export class Supervisor {
       routerPort: toRouter.port2,
       controlPort: toIo.port1,
       hostPort: hostChannel.port2,
+      cross: slot.cross,
       logLevel: this.#o.logLevel,
       handleBase: slot.generation * HANDLE_GENERATION_SHIFT,
     }

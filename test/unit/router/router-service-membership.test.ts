@@ -43,6 +43,7 @@ describe('RouterService: SWIM over heartbeat-healthy links', () => {
       discover: async () => true,
       sendRouting: async () => true,
       setRoutes: async () => {},
+      setLinks: async () => {},
     }
     expose(io, nodeEndpoint(ch.port1))
     await svc.attachWorker(0, ch.port2)

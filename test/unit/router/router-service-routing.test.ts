@@ -54,6 +54,7 @@ function makeNode (identity: Identity, deliver: (from: string, to: string, paylo
         list.push(table)
         node.tables.set(index, list)
       },
+      setLinks: async () => {},
     }
     expose(io, nodeEndpoint(ch.port1))
     await svc.attachWorker(index, ch.port2)
