@@ -194,6 +194,8 @@ export interface IoWorkerStats {
   reconnectAttempts: number
   /** Runs of the timer that sends ACKs no traffic carried (none while every link is idle). */
   ackTimerRuns: number
+  /** ACKs that timer sent (each one no traffic carried within ACK_DELAY_MS of being due). */
+  ackTimerAcks: number
   /**
    * Multi-hop forwarding: FORWARD frames passed on for other nodes,
    * unwrapped for this node, dropped by reason ('hop-limit', 'no-route',

@@ -370,6 +370,7 @@ export class IoWorker implements ConnectionOwner {
 
   #ackTimer: NodeJS.Timeout | undefined
   #ackTimerRuns = 0
+  #ackTimerAcks = 0
 
   /** Frames from `actor`'s peer went to the host: make sure its ACK goes within ACK_DELAY_MS of being due. */
   #expectAck (actor: PeerActor): void {
@@ -393,8 +394,7 @@ export class IoWorker implements ConnectionOwner {
     let next = Infinity
     for (const a of this.#actors.values()) {
       const d = a.ackDeadline(now)
-      if (d <= now) a.flushAck()
-      else if (d < next) next = d
+      if (d <= now) { if (a.flushAck()) this.#ackTimerAcks++ } else if (d < next) next = d
     }
     if (next !== Infinity) this.#ackTimer = setTimeout(this.#onAckTimer, Math.max(1, next - now))
   }
@@ -1049,6 +1049,7 @@ export class IoWorker implements ConnectionOwner {
       refusedHandshakes: { ...this.#refused },
       reconnectAttempts: this.#reconnectAttempts,
       ackTimerRuns: this.#ackTimerRuns,
+      ackTimerAcks: this.#ackTimerAcks,
       relay: {
         ...this.relay,
         dropped: { ...this.relay.dropped, ...(this.#cross === undefined || this.#cross.counters.full === 0 ? {} : { 'cross-worker-full': this.#cross.counters.full }) },
