@@ -146,7 +146,7 @@ export interface LinkCostOptions {
   defaultRttMs?: number
   /** Relative change of a cost below which it is not re-advertised. >= 0. @default 0.2 */
   hysteresis?: number
-  /** Absolute change of a cost below which it is not re-advertised. >= 0. @default 2 */
+  /** Absolute change of a cost below which it is not re-advertised (a hop's worth: RTT noise of a few ms floods nothing). >= 0. @default 10 */
   minDelta?: number
 }
 

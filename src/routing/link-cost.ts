@@ -59,7 +59,9 @@ export const DEFAULT_COST_WEIGHTS: CostWeights = Object.freeze({
   // the measurement then changes nothing (within hysteresis), no LSA churn.
   defaultRttMs: 1,
   hysteresis: 0.2,
-  minDelta: 2,
+  // A change smaller than a hop is not worth a flood: a 16-node full mesh
+  // re-advertised ~4 LSAs a second on scheduling noise of a few ms with 2.
+  minDelta: 10,
 })
 
 /** What is known of one link. */

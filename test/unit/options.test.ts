@@ -47,7 +47,7 @@ describe('resolveOptions: defaults', () => {
       maxMessageBytes: 1 * MiB,
       maxPeers: 16,
       delivery: { retainMs: 300_000 },
-      routing: { k: 3, maxHops: 8, multipath: false, cost: { rtt: 1, queuePerKiB: 0.1, hopMs: 10, lossExponent: 2, maxLoss: 0.9, defaultRttMs: 1, hysteresis: 0.2, minDelta: 2 } },
+      routing: { k: 3, maxHops: 8, multipath: false, cost: { rtt: 1, queuePerKiB: 0.1, hopMs: 10, lossExponent: 2, maxLoss: 0.9, defaultRttMs: 1, hysteresis: 0.2, minDelta: 10 } },
       threads: { io: 1 },
       metrics: {},
       handshakeTimeoutMs: 5000,

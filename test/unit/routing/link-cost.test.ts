@@ -37,7 +37,10 @@ describe('linkCost', () => {
     expect(significantCostChange(100, 119)).toBe(false) // < 20 %
     expect(significantCostChange(100, 120)).toBe(true)
     expect(significantCostChange(100, 80)).toBe(true)
-    expect(significantCostChange(2, 3)).toBe(false) // 50 % but only 1 unit
-    expect(significantCostChange(2, 4)).toBe(true)
+    expect(significantCostChange(11, 20)).toBe(false) // 80 % but under a hop (minDelta 10)
+    expect(significantCostChange(11, 21)).toBe(true)
+    const fine = { ...DEFAULT_COST_WEIGHTS, minDelta: 2 }
+    expect(significantCostChange(2, 3, fine)).toBe(false) // 50 % but only 1 unit
+    expect(significantCostChange(2, 4, fine)).toBe(true)
   })
 })
