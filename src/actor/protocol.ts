@@ -194,6 +194,8 @@ export interface IoWorkerStats {
   reconnectAttempts: number
   /** Runs of the timer that sends ACKs no traffic carried (none while every link is idle). */
   ackTimerRuns: number
+  /** Link report periods in which most links slowed down at once (this host starved): their RTTs were held, not re-costed. */
+  linkSlowdowns: number
   /** ACKs that timer sent (each one no traffic carried within ACK_DELAY_MS of being due). */
   ackTimerAcks: number
   /**

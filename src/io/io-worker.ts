@@ -23,6 +23,7 @@ import { Backoff } from '../liveness/backoff.js'
 import { meshKeyProof, verifyMeshKeyProof } from '../identity/mesh-key.js'
 import type { HealthConfig, HealthOutput } from '../liveness/health-monitor.js'
 import { FlowPinner } from '../routing/flow-pinning.js'
+import { hostSlowdown } from '../routing/link-cost.js'
 import { HeartbeatScheduler } from '../liveness/heartbeat-scheduler.js'
 import type { DialResult, ForwardingEntry, HostCallbacks, IoWorkerApi, IoWorkerData, IoWorkerStats, IoPeerControl, LinkSnapshot, LinkStatsReport, RouterApi } from '../actor/protocol.js'
 
@@ -49,6 +50,11 @@ function zeroMask (mask: Buffer): void { mask.fill(0) }
 export const MAX_WS_MESSAGE_BYTES = 512 * 1024
 /** How often RTT samples reach the host (for the metrics histogram), and link measurements the router (link costs). */
 export const RTT_REPORT_MS = 5_000
+/** A host-wide slowdown (link-cost.ts hostSlowdown): at least this many links, 3/4 of them this many ms slower at once. */
+export const SLOWDOWN_MIN_LINKS = 3
+export const SLOWDOWN_MS = 5
+/** Report periods whose smallest RTT a link's cost takes the minimum of (30 s). */
+export const RTT_MIN_PERIODS = 6
 /** Least pings in a report period for a loss figure (link costs). */
 export const LOSS_MIN_PINGS = 3
 /** Credit a receiver grants each sender (bytes in flight beyond its last ACK), at most. */
@@ -441,45 +447,61 @@ export class IoWorker implements ConnectionOwner {
 
   readonly #rttSamples = new Map<PeerActor, number[]>()
   readonly #rttReports = new WeakMap<PeerActor, number>()
-  /** Smallest RTT of the previous report period, per link (see #linkReport). */
-  readonly #minRttBefore = new WeakMap<PeerActor, number>()
+  /** Smallest RTT of each of the last RTT_MIN_PERIODS report periods, per link (see #linkReport). */
+  readonly #minRtts = new WeakMap<PeerActor, number[]>()
   #rttTimer: NodeJS.Timeout | undefined
 
   #flushRtt (): void {
     this.#rttTimer = undefined
-    const reports: LinkStatsReport[] = []
+    const reports: Array<{ a: PeerActor; r: LinkStatsReport }> = []
     for (const [a, samples] of this.#rttSamples) {
       if (samples.length === 0) continue
       this.#inbound.event(a.handle, { type: 'peer:rtt', peerId: a.peerId, rttMs: samples[samples.length - 1] as number, samples })
       const r = this.#linkReport(a, samples)
-      if (r !== undefined) reports.push(r)
+      if (r !== undefined) reports.push({ a, r })
     }
     this.#rttSamples.clear()
-    if (reports.length > 0) void this.#router.linkStats(reports).catch(() => {})
+    // Most of our links slower at once: that is this host (its CPU starved), not
+    // the links; their RTTs stay as last reported, so no LSA floods for it.
+    const slowdown = hostSlowdown(reports.map(({ a, r }) => ({ rttMs: r.rttMs, before: this.#reportedRtt.get(a) })), SLOWDOWN_MIN_LINKS, SLOWDOWN_MS)
+    if (slowdown) this.linkSlowdowns++
+    for (const { a, r } of reports) {
+      const before = this.#reportedRtt.get(a)
+      if (slowdown && before !== undefined && r.rttMs !== undefined) r.rttMs = Math.min(r.rttMs, before)
+      if (r.rttMs !== undefined) this.#reportedRtt.set(a, r.rttMs)
+    }
+    if (reports.length > 0) void this.#router.linkStats(reports.map((x) => x.r)).catch(() => {})
   }
+
+  /** The RTT last reported to the router, per link. */
+  readonly #reportedRtt = new WeakMap<PeerActor, number>()
+  /** Report periods in which most links slowed down together (held back, see #flushRtt). */
+  linkSlowdowns = 0
 
   /** Ping counts at the last link report, per connection (loss is measured between reports). */
   readonly #pingsAtReport = new WeakMap<Connection, { sent: number; lost: number }>()
 
   /**
    * What the router needs to cost the link to `a` (link-cost.ts): the
-   * smallest RTT of this period's samples and the last one's (the link's
-   * own delay: larger samples add this machine's scheduling noise, which a
-   * busy host has plenty of and which would churn costs and flood LSAs; over
-   * two periods, one busy period does not raise it; congestion shows as
-   * queued bytes, a stall as lost pings), the share of our pings known lost
-   * since the last report, and the bytes queued to the peer now. Reported
-   * every RTT_REPORT_MS, not at a link's first beats: until then it costs a
-   * LAN link (`routing.cost.defaultRttMs`), which on a LAN is what it is.
+   * smallest RTT of the last RTT_MIN_PERIODS periods (the link's own delay,
+   * like BBR's min RTT: larger samples add both hosts' scheduling delay,
+   * and a starved host slows all its links at once, which would re-cost
+   * them all and flood LSAs for nothing; congestion shows as queued bytes, a
+   * stall as lost pings), the share of our pings known lost since the last
+   * report, and the bytes queued to the peer now. Reported every
+   * RTT_REPORT_MS, not at a link's first beats: until then it costs a LAN
+   * link (`routing.cost.defaultRttMs`), which on a LAN is what it is.
    */
   #linkReport (a: PeerActor, samples: number[]): LinkStatsReport | undefined {
     const conn = a.direct
     if (conn === undefined || conn.state !== 'open') return undefined
     let min = Infinity
     for (const x of samples) if (x < min) min = x
-    const before = this.#minRttBefore.get(a) ?? Infinity
-    this.#minRttBefore.set(a, min)
-    const r: LinkStatsReport = { connKey: conn.key, rttMs: Math.min(min, before), queueBytes: a.ring.usedBytes() }
+    let mins = this.#minRtts.get(a)
+    if (mins === undefined) this.#minRtts.set(a, mins = [])
+    mins.push(min)
+    if (mins.length > RTT_MIN_PERIODS) mins.shift()
+    const r: LinkStatsReport = { connKey: conn.key, rttMs: Math.min(...mins), queueBytes: a.ring.usedBytes() }
     const now = conn.pingCounts()
     if (now !== undefined) {
       const then = this.#pingsAtReport.get(conn) ?? { sent: 0, lost: 0 }
@@ -1050,6 +1072,7 @@ export class IoWorker implements ConnectionOwner {
       reconnectAttempts: this.#reconnectAttempts,
       ackTimerRuns: this.#ackTimerRuns,
       ackTimerAcks: this.#ackTimerAcks,
+      linkSlowdowns: this.linkSlowdowns,
       relay: {
         ...this.relay,
         dropped: { ...this.relay.dropped, ...(this.#cross === undefined || this.#cross.counters.full === 0 ? {} : { 'cross-worker-full': this.#cross.counters.full }) },

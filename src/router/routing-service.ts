@@ -85,6 +85,14 @@ export interface RoutingServiceOptions {
    * downs are not held back: they drive convergence. @default 250
    */
   minOriginateIntervalMs?: number
+  /**
+   * Least time from our last LSA to one for measured cost changes
+   * ({@link RoutingService.linkStats}): they coalesce, and a host whose
+   * heartbeats all slow down at once (its CPU is starved) does not flood
+   * the mesh with LSAs while it struggles. Link ups and downs, and a link's
+   * first measurement, are not held back by it. @default 30000
+   */
+  costOriginateIntervalMs?: number
   /** LSAs not refreshed for this long age out. @default 120000 (link-state-db.ts) */
   maxAgeMs?: number
   /** This node re-originates this often. @default 40000 (link-state-db.ts) */
@@ -97,6 +105,7 @@ export const ROUTING_SERVICE_DEFAULTS = {
   linkDownDelayMs: 1,
   computeDelayMs: 15,
   minOriginateIntervalMs: 250,
+  costOriginateIntervalMs: 30_000,
 } as const
 
 /** A destination whose next hop changed (`via` undefined: lost; `previousVia` undefined: new). */
@@ -143,11 +152,14 @@ export class RoutingService {
   readonly #weights: CostWeights
   readonly #originateDelay: number
   readonly #minOriginateInterval: number
+  readonly #costOriginateInterval: number
   #lastOriginated = -Infinity
   readonly #downDelay: number
   readonly #computeDelay: number
   /** Direct links up now: peer → cost. */
   readonly #links = new Map<string, number>()
+  /** Linked peers whose link has had a measurement report (see linkStats). */
+  readonly #measured = new Set<string>()
   readonly #out: RoutingOutput[] = []
   #originateAt = Infinity
   #computeAt = Infinity
@@ -175,6 +187,7 @@ export class RoutingService {
     this.#weights = o.costWeights ?? DEFAULT_COST_WEIGHTS
     this.#originateDelay = delay(o.originateDelayMs ?? ROUTING_SERVICE_DEFAULTS.originateDelayMs, 'originateDelayMs')
     this.#minOriginateInterval = delay(o.minOriginateIntervalMs ?? ROUTING_SERVICE_DEFAULTS.minOriginateIntervalMs, 'minOriginateIntervalMs')
+    this.#costOriginateInterval = delay(o.costOriginateIntervalMs ?? ROUTING_SERVICE_DEFAULTS.costOriginateIntervalMs, 'costOriginateIntervalMs')
     this.#downDelay = delay(o.linkDownDelayMs ?? ROUTING_SERVICE_DEFAULTS.linkDownDelayMs, 'linkDownDelayMs')
     this.#computeDelay = delay(o.computeDelayMs ?? ROUTING_SERVICE_DEFAULTS.computeDelayMs, 'computeDelayMs')
   }
@@ -218,7 +231,8 @@ export class RoutingService {
    * What the IO worker measured on the link to `peer` lately (RTT, loss,
    * bytes queued). The link's cost follows, but only a significant change
    * (link-cost.ts `significantCostChange`: hysteresis against RTT wobble) is
-   * re-advertised and recomputed, rate-limited like a link-up. Ignored for a
+   * re-advertised (a link's first measurement at the link-up pace, later
+   * changes at most once per `costOriginateIntervalMs`) and recomputed. Ignored for a
    * peer not linked now, and with a fixed `linkCost`.
    */
   linkStats (peer: string, stats: LinkStats, now: number): void {
@@ -226,10 +240,15 @@ export class RoutingService {
     const previous = this.#links.get(peer)
     if (previous === undefined) return
     const cost = linkCost(stats, this.#weights)
-    if (!significantCostChange(previous, cost, this.#weights)) return
+    if (!significantCostChange(previous, cost, this.#weights)) { this.#measured.add(peer); return }
     this.#links.set(peer, cost)
     this.stats.costChanges++
-    this.#originateAt = Math.min(this.#originateAt, Math.max(now + this.#originateDelay, this.#lastOriginated + this.#minOriginateInterval))
+    // A link's first measurement is news (a slow link found at link-up): the
+    // usual link-up pace. Later changes wait out costOriginateIntervalMs.
+    const first = !this.#measured.has(peer)
+    this.#measured.add(peer)
+    const interval = first ? this.#minOriginateInterval : Math.max(this.#minOriginateInterval, this.#costOriginateInterval)
+    this.#originateAt = Math.min(this.#originateAt, Math.max(now + this.#originateDelay, this.#lastOriginated + interval))
     this.#computeAt = Math.min(this.#computeAt, now + this.#computeDelay)
   }
 
@@ -243,6 +262,7 @@ export class RoutingService {
    */
   linkDown (peer: string, now: number): void {
     if (this.#left || !this.#links.delete(peer)) return
+    this.#measured.delete(peer)
     this.#db.removeNeighbor(peer)
     this.#originateAt = Math.min(this.#originateAt, now + this.#downDelay)
     this.#computeAt = Math.min(this.#computeAt, now + this.#downDelay)

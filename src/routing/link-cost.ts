@@ -101,3 +101,18 @@ export function significantCostChange (previous: number | undefined, next: numbe
 function nonNegative (v: number | undefined): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined
 }
+
+/**
+ * Whether a round of link RTTs (this period's against the last reported, per
+ * link) says the HOST slowed down rather than its links: at least `minLinks`
+ * links, three quarters of them slower by more than `ms` at once. A starved
+ * CPU delays every heartbeat it handles; re-costing every link for it would
+ * flood LSAs exactly when the host can least afford them. Links without a
+ * previous report do not count as slower.
+ */
+export function hostSlowdown (links: ReadonlyArray<{ readonly rttMs: number | undefined; readonly before: number | undefined }>, minLinks = 3, ms = 5): boolean {
+  if (links.length < minLinks) return false
+  let risen = 0
+  for (const l of links) if (l.rttMs !== undefined && l.before !== undefined && l.rttMs > l.before + ms) risen++
+  return risen * 4 >= links.length * 3
+}

@@ -328,7 +328,7 @@ describe('RoutingService (sans-IO link-state glue)', () => {
   })
 
   it('measured costs: a link costs what linkStats says, only significant changes are advertised, and the cheaper path wins', () => {
-    const net = new Net(3, { linkCost: undefined })
+    const net = new Net(3, { linkCost: undefined, costOriginateIntervalMs: 5000 })
     const [a, b, c] = [net.node(0), net.node(1), net.node(2)]
     net.link(0, 1); net.link(1, 2); net.link(0, 2)
     net.run(1000)
@@ -338,6 +338,9 @@ describe('RoutingService (sans-IO link-state glue)', () => {
     const measure = (x: Node, y: Node, rttMs: number): void => { x.svc.linkStats(y.id, { rttMs }, net.now); y.svc.linkStats(x.id, { rttMs }, net.now) }
     measure(a, b, 0.5); measure(b, c, 0.5); measure(a, c, 40) // a — c is slow: two fast hops beat it
     net.run(1000)
+    // Our own routes follow at once; the LSA waits out costOriginateIntervalMs since our last one.
+    expect(a.routes.find((r) => r.to === c.id)).toMatchObject({ via: b.id, hops: 2 })
+    net.run(5000)
     expect(a.svc.linkCostOf(c.id)).toBe(50) // ceil(40 + 10)
     expect(a.routes.find((r) => r.to === c.id)).toMatchObject({ via: b.id, hops: 2, cost: 22 })
     expect(c.routes.find((r) => r.to === a.id)).toMatchObject({ via: b.id, hops: 2, cost: 22 })
@@ -350,7 +353,7 @@ describe('RoutingService (sans-IO link-state glue)', () => {
     expect(a.svc.db.get(a.id)!.lsa.seq).toBe(seq)
     // A queue building on a — b (1 MiB) makes it dear; the direct link is back.
     a.svc.linkStats(b.id, { rttMs: 0.5, queueBytes: 1024 * 1024 }, net.now)
-    net.run(1000)
+    net.run(5000)
     expect(a.svc.stats.costChanges).toBe(changes + 1)
     expect(a.svc.db.get(a.id)!.lsa.seq).toBeGreaterThan(seq)
     expect(a.routes.find((r) => r.to === c.id)).toMatchObject({ via: c.id, hops: 1, cost: 50 })
@@ -361,6 +364,28 @@ describe('RoutingService (sans-IO link-state glue)', () => {
     fixed.link(0, 1)
     fixed.node(0).svc.linkStats(fixed.node(1).id, { rttMs: 500 }, fixed.now)
     expect(fixed.node(0).svc.linkCostOf(fixed.node(1).id)).toBe(10)
+  })
+
+  it('measured cost changes are advertised at most once per costOriginateIntervalMs (a starved host does not flood)', () => {
+    const net = new Net(4, { linkCost: undefined, costOriginateIntervalMs: 5000 })
+    const a = net.node(0)
+    for (const j of [1, 2, 3]) net.link(0, j)
+    net.run(1000)
+    // First measurements (LAN-fast: no change, no LSA) …
+    for (const j of [1, 2, 3]) a.svc.linkStats(net.node(j).id, { rttMs: 0.3 }, net.now)
+    net.run(6000)
+    const seq0 = a.svc.db.get(a.id)!.lsa.seq
+    // … then every link slows down, one after another (the host's CPU is starved): three cost changes.
+    // The first goes out at once (our last LSA is older than the interval), the other two wait…
+    for (const j of [1, 2, 3]) { a.svc.linkStats(net.node(j).id, { rttMs: 30 + j * 20 }, net.now); net.run(700) }
+    expect(a.svc.stats.costChanges).toBe(3)
+    expect(a.svc.db.get(a.id)!.lsa.seq).toBe(seq0 + 1)
+    // …and share one LSA, 5 s after that one.
+    net.run(2800)
+    expect(a.svc.db.get(a.id)!.lsa.seq).toBe(seq0 + 1)
+    net.run(500)
+    expect(a.svc.db.get(a.id)!.lsa.seq).toBe(seq0 + 2)
+    expect(a.svc.db.get(a.id)!.lsa.links.map((l) => l.cost).sort((x, y) => x - y)).toEqual([60, 80, 100])
   })
 
   it('rejects bad options', () => {

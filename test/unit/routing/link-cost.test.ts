@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest'
 import fc from 'fast-check'
-import { DEFAULT_COST_WEIGHTS, linkCost, significantCostChange } from '../../../src/routing/link-cost.js'
+import { DEFAULT_COST_WEIGHTS, hostSlowdown, linkCost, significantCostChange } from '../../../src/routing/link-cost.js'
 
 describe('linkCost', () => {
   it('is about the expected delay in ms, plus a hop, as an integer >= 1', () => {
@@ -42,5 +42,17 @@ describe('linkCost', () => {
     const fine = { ...DEFAULT_COST_WEIGHTS, minDelta: 2 }
     expect(significantCostChange(2, 3, fine)).toBe(false) // 50 % but only 1 unit
     expect(significantCostChange(2, 4, fine)).toBe(true)
+  })
+})
+
+describe('hostSlowdown', () => {
+  const l = (rttMs: number | undefined, before: number | undefined): { rttMs: number | undefined; before: number | undefined } => ({ rttMs, before })
+  it('most links slower at once is the host, not the links', () => {
+    expect(hostSlowdown([l(30, 1), l(40, 1), l(25, 2), l(1, 1)])).toBe(true) // 3 of 4
+    expect(hostSlowdown([l(30, 1), l(40, 1), l(1, 2), l(1, 1)])).toBe(false) // 2 of 4: those links
+    expect(hostSlowdown([l(30, 1), l(40, 1)])).toBe(false) // too few links to tell
+    expect(hostSlowdown([l(5.5, 1), l(5.5, 1), l(5.5, 1)])).toBe(false) // within 5 ms
+    expect(hostSlowdown([l(30, undefined), l(40, undefined), l(50, undefined)])).toBe(false) // first reports
+    expect(hostSlowdown([l(30, 1), l(40, 1), l(50, 1)], 4)).toBe(false)
   })
 })
