@@ -73,8 +73,6 @@ export class PeerActor {
   readonly #worker: number
   readonly #receiveWindow: number
   #conn: FrameSink | undefined
-  /** `#conn` when it is the peer's own connection (no relay). */
-  #direct: Connection | undefined
   /**
    * Set while the peer is reached through another node: `#conn` is then the
    * next hop's connection and every frame goes out wrapped in a FORWARD
@@ -129,8 +127,6 @@ export class PeerActor {
   attach (conn: FrameSink, relay?: { selfId: string; via: string; hops: number }): void {
     this.#conn = conn
     this.#relay = relay
-    // The overloads make a sink without `relay` the peer's own Connection.
-    this.#direct = relay === undefined ? conn as Connection : undefined
     this.board.claim(this.#worker)
     this.window.rewind()
     this.#ackedVersion = -1
@@ -143,13 +139,13 @@ export class PeerActor {
   detach (conn: FrameSink): boolean {
     if (this.#conn !== conn) return false
     this.#conn = undefined
-    this.#direct = undefined
     this.#relay = undefined
     return true
   }
 
   /** The peer's own connection, when linked directly (not through a relay). */
-  get direct (): Connection | undefined { return this.#direct }
+  // The attach overloads make a sink without a relay the peer's own Connection.
+  get direct (): Connection | undefined { return this.#relay === undefined ? this.#conn as Connection | undefined : undefined }
 
   /** The next hop, while the peer is reached through a relay. */
   get via (): string | undefined { return this.#relay?.via }

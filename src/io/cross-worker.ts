@@ -33,6 +33,7 @@
 import { RingBuffer } from '../ring/ring-buffer.js'
 import { Doorbell } from '../ring/doorbell.js'
 import type { ConnectionState, FrameSink } from '../connection/connection.js'
+import { BATCH_BYTES } from '../connection/peer-actor.js'
 
 /** Data bytes of each cross-worker ring: two of the largest records (a 256 KiB batch of a routed actor) fit. */
 export const CROSS_RING_BYTES = 1 << 20
@@ -94,8 +95,8 @@ export class CrossWorkerRings {
   readonly #doorbells: Doorbell[]
   /** Rings with appended, unpublished records (see {@link flush}). */
   readonly #dirty = new Set<number>()
-  /** Encoded record headers by kind, frames and id (ids repeat: a few neighbours and routed peers). */
-  readonly #headers = new Map<string, Uint8Array>()
+  /** Encoded record headers by kind, then id (ids repeat: a few neighbours and routed peers); the frame count is written per record. */
+  readonly #headers: Array<Map<string, Uint8Array>> = [new Map(), new Map(), new Map(), new Map()]
   /** Rings a producer waits on for room (one wait per ring at a time). */
   readonly #waiting = new Set<number>()
 
@@ -210,26 +211,30 @@ export class CrossWorkerRings {
     return n
   }
 
+  /** The record header (cached per kind and id; append copies it into the ring before the next call). */
   #header (kind: CrossKind, id: string, frames: number): Uint8Array {
-    const key = `${kind}:${frames}:${id}`
-    let h = this.#headers.get(key)
-    if (h !== undefined) return h
-    if (id.length > 255) throw new RangeError(`cross-worker record id longer than 255 characters: ${id.length}`)
-    h = new Uint8Array(HEADER_BYTES + id.length)
-    h[0] = kind
-    h[1] = Math.min(frames, 0xffff) & 0xff
-    h[2] = Math.min(frames, 0xffff) >> 8
-    h[3] = id.length
-    for (let i = 0; i < id.length; i++) h[HEADER_BYTES + i] = id.charCodeAt(i) & 0x7f
-    // Bounded: frame counts vary (SEND records), ids are a node's neighbours and routed peers.
-    if (this.#headers.size >= 4096) this.#headers.clear()
-    this.#headers.set(key, h)
+    const byId = this.#headers[kind] as Map<string, Uint8Array>
+    let h = byId.get(id)
+    if (h === undefined) {
+      if (id.length > 255) throw new RangeError(`cross-worker record id longer than 255 characters: ${id.length}`)
+      h = new Uint8Array(HEADER_BYTES + id.length)
+      h[0] = kind
+      h[3] = id.length
+      for (let i = 0; i < id.length; i++) h[HEADER_BYTES + i] = id.charCodeAt(i) & 0x7f
+      // Bounded: ids are a node's neighbours and routed peers.
+      if (byId.size >= 4096) byId.clear()
+      byId.set(id, h)
+    }
+    const n = Math.min(frames, 0xffff)
+    h[1] = n & 0xff
+    h[2] = n >> 8
     return h
   }
+
 }
 
 /** Room a routed actor's pump needs in the ring before it sends (one batch of BATCH_BYTES and a chunk, with headers). */
-export const REMOTE_HOP_ROOM = 256 * 1024 + 66 * 1024
+export const REMOTE_HOP_ROOM = BATCH_BYTES + 66 * 1024
 
 /**
  * A link of another IO worker of this node, as a routed actor's next hop:

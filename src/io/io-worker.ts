@@ -50,9 +50,6 @@ function zeroMask (mask: Buffer): void { mask.fill(0) }
 export const MAX_WS_MESSAGE_BYTES = 512 * 1024
 /** How often RTT samples reach the host (for the metrics histogram), and link measurements the router (link costs). */
 export const RTT_REPORT_MS = 5_000
-/** A host-wide slowdown (link-cost.ts hostSlowdown): at least this many links, 3/4 of them this many ms slower at once. */
-export const SLOWDOWN_MIN_LINKS = 3
-export const SLOWDOWN_MS = 5
 /** Report periods whose smallest RTT a link's cost takes the minimum of (30 s). */
 export const RTT_MIN_PERIODS = 6
 /** Least pings in a report period for a loss figure (link costs). */
@@ -463,8 +460,8 @@ export class IoWorker implements ConnectionOwner {
     this.#rttSamples.clear()
     // Most of our links slower at once: that is this host (its CPU starved), not
     // the links; their RTTs stay as last reported, so no LSA floods for it.
-    const slowdown = hostSlowdown(reports.map(({ a, r }) => ({ rttMs: r.rttMs, before: this.#reportedRtt.get(a) })), SLOWDOWN_MIN_LINKS, SLOWDOWN_MS)
-    if (slowdown) this.linkSlowdowns++
+    const slowdown = hostSlowdown(reports.map(({ a, r }) => ({ rttMs: r.rttMs, before: this.#reportedRtt.get(a) })))
+    if (slowdown) this.#linkSlowdowns++
     for (const { a, r } of reports) {
       const before = this.#reportedRtt.get(a)
       if (slowdown && before !== undefined && r.rttMs !== undefined) r.rttMs = Math.min(r.rttMs, before)
@@ -476,7 +473,7 @@ export class IoWorker implements ConnectionOwner {
   /** The RTT last reported to the router, per link. */
   readonly #reportedRtt = new WeakMap<PeerActor, number>()
   /** Report periods in which most links slowed down together (held back, see #flushRtt). */
-  linkSlowdowns = 0
+  #linkSlowdowns = 0
 
   /** Ping counts at the last link report, per connection (loss is measured between reports). */
   readonly #pingsAtReport = new WeakMap<Connection, { sent: number; lost: number }>()
@@ -597,7 +594,7 @@ export class IoWorker implements ConnectionOwner {
         if (q === undefined) this.#relayOut.set(next, [out])
         else q.push(out)
       }
-      if (!this.#relayFlushQueued) { this.#relayFlushQueued = true; queueMicrotask(() => { this.#flushRelayed() }) }
+      this.#queueRelayFlush()
       this.relay.forwarded++
       return
     }
@@ -606,7 +603,7 @@ export class IoWorker implements ConnectionOwner {
       // The origin's routed actor lives on another IO worker (one per peer):
       // its envelopes go there, so its ACKs meet its send window.
       if (this.#cross?.append(home, CrossKind.DELIVER, f.src, f.payload) !== true) return // counted as 'cross-worker-full' (stats)
-      if (!this.#relayFlushQueued) { this.#relayFlushQueued = true; queueMicrotask(() => { this.#flushRelayed() }) }
+      this.#queueRelayFlush()
       return
     }
     this.#deliverSelf(f.src, f.payload, conn)
@@ -671,6 +668,13 @@ export class IoWorker implements ConnectionOwner {
   /** Relayed frames waiting for {@link #flushRelayed}, by next-hop connection (in arrival order). */
   readonly #relayOut = new Map<FrameSink, Uint8Array[]>()
   #relayFlushQueued = false
+
+  /** Flush what this socket read queued for other links and workers once the read is handled. */
+  #queueRelayFlush (): void {
+    if (this.#relayFlushQueued) return
+    this.#relayFlushQueued = true
+    queueMicrotask(() => { this.#flushRelayed() })
+  }
 
   /**
    * Send the relayed frames queued since the last flush, one WebSocket
@@ -978,11 +982,7 @@ export class IoWorker implements ConnectionOwner {
       // The first few samples of a link go out at once (a new link shows its RTT promptly).
       const n = (this.#rttReports.get(actor) ?? 0) + 1
       this.#rttReports.set(actor, n)
-      if (n <= 3) {
-        const samples = list.splice(0)
-        this.#inbound.event(actor.handle, { type: 'peer:rtt', peerId: actor.peerId, rttMs: ev.rttMs, samples })
-        return
-      }
+      if (n <= 3) { this.#inbound.event(actor.handle, { type: 'peer:rtt', peerId: actor.peerId, rttMs: ev.rttMs, samples: list.splice(0) }); return }
       this.#rttTimer ??= setTimeout(() => { this.#flushRtt() }, RTT_REPORT_MS).unref()
       return
     }
@@ -1072,7 +1072,7 @@ export class IoWorker implements ConnectionOwner {
       reconnectAttempts: this.#reconnectAttempts,
       ackTimerRuns: this.#ackTimerRuns,
       ackTimerAcks: this.#ackTimerAcks,
-      linkSlowdowns: this.linkSlowdowns,
+      linkSlowdowns: this.#linkSlowdowns,
       relay: {
         ...this.relay,
         dropped: { ...this.relay.dropped, ...(this.#cross === undefined || this.#cross.counters.full === 0 ? {} : { 'cross-worker-full': this.#cross.counters.full }) },

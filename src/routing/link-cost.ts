@@ -102,6 +102,10 @@ function nonNegative (v: number | undefined): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined
 }
 
+/** {@link hostSlowdown}: fewest links to judge by, and how much slower (ms) counts as slower. */
+export const SLOWDOWN_MIN_LINKS = 3
+export const SLOWDOWN_MS = 5
+
 /**
  * Whether a round of link RTTs (this period's against the last reported, per
  * link) says the HOST slowed down rather than its links: at least `minLinks`
@@ -110,7 +114,7 @@ function nonNegative (v: number | undefined): number | undefined {
  * flood LSAs exactly when the host can least afford them. Links without a
  * previous report do not count as slower.
  */
-export function hostSlowdown (links: ReadonlyArray<{ readonly rttMs: number | undefined; readonly before: number | undefined }>, minLinks = 3, ms = 5): boolean {
+export function hostSlowdown (links: ReadonlyArray<{ readonly rttMs: number | undefined; readonly before: number | undefined }>, minLinks = SLOWDOWN_MIN_LINKS, ms = SLOWDOWN_MS): boolean {
   if (links.length < minLinks) return false
   let risen = 0
   for (const l of links) if (l.rttMs !== undefined && l.before !== undefined && l.rttMs > l.before + ms) risen++

@@ -1,5 +1,5 @@
 import { describe, it, expect, afterEach } from 'vitest'
-import type { Mesh } from '../../dist/src/index.js'
+import type { Mesh, MeshOptions } from '../../dist/src/index.js'
 import { makeMesh, closeAll, until, waitFor } from '../helpers/mesh.js'
 
 afterEach(closeAll)
@@ -11,15 +11,21 @@ async function routed (from: Mesh, to: Mesh, timeoutMs = 10_000): Promise<void> 
   await until(() => from.routes().some((r) => r.to === to.id), { timeoutMs, label: `${from.id.slice(0, 6)} routes to ${to.id.slice(0, 6)}` })
 }
 
+/** Chain a → b ← c: b listens, a and c are dial-only and reach each other only through b. */
+async function chain (o: { b?: MeshOptions; c?: MeshOptions } = {}): Promise<{ a: Mesh; b: Mesh; c: Mesh }> {
+  const b = await makeMesh({ ...fast, ...o.b })
+  const a = await makeMesh({ ...fast, listen: false })
+  const c = await makeMesh({ ...fast, ...o.c, listen: false })
+  await a.connect(b.addresses[0] as string)
+  await c.connect(b.addresses[0] as string)
+  await routed(a, c)
+  await routed(c, a)
+  return { a, b, c }
+}
+
 describe('multi-hop forwarding', () => {
   it('chain a → b ← c with dial-only ends: messages and requests travel through b, both ways, exactly once and in order', async () => {
-    const b = await makeMesh(fast)
-    const a = await makeMesh({ ...fast, listen: false })
-    const c = await makeMesh({ ...fast, listen: false })
-    await a.connect(b.addresses[0] as string)
-    await c.connect(b.addresses[0] as string)
-    await routed(a, c)
-    await routed(c, a)
+    const { a, b, c } = await chain()
     const r = a.routes().find((x) => x.to === c.id)
     expect(r).toMatchObject({ to: c.id, via: b.id, hops: 2 })
     expect(a.peers().map((p) => p.id)).not.toContain(c.id) // not linked directly
@@ -40,13 +46,8 @@ describe('multi-hop forwarding', () => {
   })
 
   it('relay and destination with a 1 KiB maxMessageBytes take batched envelopes larger than their message limit, in order, links kept', async () => {
-    const small = { ...fast, maxMessageBytes: 1024 }
-    const b = await makeMesh(small)
-    const a = await makeMesh({ ...fast, listen: false })
-    const c = await makeMesh({ ...small, listen: false })
-    await a.connect(b.addresses[0] as string)
-    await c.connect(b.addresses[0] as string)
-    await routed(a, c)
+    const small = { maxMessageBytes: 1024 }
+    const { a, b, c } = await chain({ b: small, c: small })
     const base = (await b._ioStats()).reduce((t, s) => t + s.relay.forwarded, 0)
     const got: number[] = []
     c.on('message', (m) => { if (m.from === a.id) got.push((m.payload as Uint8Array)[0]! + 256 * (m.payload as Uint8Array)[1]!) })

@@ -47,6 +47,15 @@ describe('CrossWorkerRings', () => {
     expect(w1.counters).toEqual({ out: 0, in: 3, full: 0 })
   })
 
+  it('records to one id keep their own frame counts (the cached header is rewritten per record)', () => {
+    const { data } = node(2)
+    const w0 = new CrossWorkerRings(0, data[0]!)
+    const w1 = new CrossWorkerRings(1, data[1]!)
+    for (const frames of [3, 300, 1, 70_000]) w0.append(1, CrossKind.SEND, 'same', Uint8Array.of(frames & 0xff), frames)
+    w0.flush()
+    expect(drainAll(w1).map((r) => r.frames)).toEqual([3, 300, 1, 0xffff])
+  })
+
   it('flush wakes a sleeping consumer through its doorbell, once per flush however many records', async () => {
     const { data, doorbells } = node(2)
     const w0 = new CrossWorkerRings(0, data[0]!)

@@ -3,37 +3,15 @@
 // worker drops a routed actor before the peer's direct link elsewhere
 // starts), on link up and release, and to a restarted worker.
 import { describe, it, expect, afterEach } from 'vitest'
-import { MessageChannel, type MessagePort } from 'node:worker_threads'
-import { expose } from 'comlink'
-import { nodeEndpoint } from '../../../src/actor/endpoint.js'
-import type { IoPeerControl, LinkSnapshot } from '../../../src/actor/protocol.js'
+import type { LinkSnapshot } from '../../../src/actor/protocol.js'
 import { RouterService } from '../../../src/router/router-service.js'
+import { attachFakeIo, closeFakeIos, until } from '../../helpers/fake-io.js'
 
-const ports: MessagePort[] = []
-afterEach(() => { for (const p of ports.splice(0)) p.close() })
+afterEach(closeFakeIos)
 
 /** A fake IO worker recording the link lists it is given. */
 async function attach (svc: RouterService, index: number, seen: LinkSnapshot[][]): Promise<void> {
-  const ch = new MessageChannel()
-  ports.push(ch.port1, ch.port2)
-  const io: IoPeerControl = {
-    dropConnection: async () => {},
-    sendMembership: async () => true,
-    discover: async () => true,
-    sendRouting: async () => true,
-    setRoutes: async () => {},
-    setLinks: async (links) => { seen.push(links) },
-  }
-  expose(io, nodeEndpoint(ch.port1))
-  await svc.attachWorker(index, ch.port2)
-}
-
-async function until (cond: () => boolean, label: string): Promise<void> {
-  const deadline = Date.now() + 3_000
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${label}`)
-    await new Promise((resolve) => setImmediate(resolve))
-  }
+  await attachFakeIo(svc, index, { setLinks: async (links) => { seen.push(links) } })
 }
 
 const owners = (l: LinkSnapshot[] | undefined): Array<[string, number, boolean]> => (l ?? []).map((x) => [x.peerId, x.worker, x.up])

@@ -3,24 +3,12 @@
 // router (no network round trip, no control-plane messages); once the
 // heartbeats falter (linkHealth false) the pings go over the network again.
 import { describe, it, expect, afterEach } from 'vitest'
-import { MessageChannel, type MessagePort } from 'node:worker_threads'
-import { expose } from 'comlink'
-import { nodeEndpoint } from '../../../src/actor/endpoint.js'
-import type { IoPeerControl } from '../../../src/actor/protocol.js'
 import { decodeControl, encodeControl } from '../../../src/codec/control.js'
 import { generateIdentity } from '../../../src/identity/identity.js'
 import { RouterService } from '../../../src/router/router-service.js'
+import { attachFakeIo, closeFakeIos, until } from '../../helpers/fake-io.js'
 
-const ports: MessagePort[] = []
-afterEach(() => { for (const p of ports.splice(0)) p.close() })
-
-async function until (cond: () => boolean, label: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${label}`)
-    await new Promise((resolve) => setTimeout(resolve, 2))
-  }
-}
+afterEach(closeFakeIos)
 
 describe('RouterService: SWIM over heartbeat-healthy links', () => {
   it('acks 3 of 4 direct pings locally while membership is quiet and the link healthy; sends them all once its heartbeats falter', async () => {
@@ -30,23 +18,14 @@ describe('RouterService: SWIM over heartbeat-healthy links', () => {
     const sent: Array<{ to: string; t: string; gossip: number }> = []
     // The peer answers pings over the network while it is alive (until the test silences it).
     let peerAnswers = true
-    const ch = new MessageChannel()
-    ports.push(ch.port1, ch.port2)
-    const io: IoPeerControl = {
-      dropConnection: async () => {},
+    await attachFakeIo(svc, 0, {
       sendMembership: async (to, payload) => {
         const m = decodeControl(payload) as { t: string; seq?: number; gossip?: unknown[] }
         sent.push({ to, t: m.t, gossip: m.gossip?.length ?? 0 })
         if (m.t === 'ping' && peerAnswers) setImmediate(() => { void svc.membership(to, encodeControl({ t: 'ack', seq: m.seq, gossip: [] })) })
         return true
       },
-      discover: async () => true,
-      sendRouting: async () => true,
-      setRoutes: async () => {},
-      setLinks: async () => {},
-    }
-    expose(io, nodeEndpoint(ch.port1))
-    await svc.attachWorker(0, ch.port2)
+    })
     await svc.startMembership(['ws://127.0.0.1:1'], { status: () => {}, member: () => {}, routes: () => {} })
     expect((await svc.claim({ connKey: '0:1', worker: 0, peerId: peer, dialerId: self })).ok).toBe(true)
     await svc.linkUp('0:1', ['ws://127.0.0.1:2'])
@@ -54,11 +33,11 @@ describe('RouterService: SWIM over heartbeat-healthy links', () => {
     // Healthy link, membership quiet (LOCAL_ACK_QUIET_PERIODS after the join): three of
     // every four empty pings are acked locally; the fourth goes out, so the member's
     // own news still reaches us on its ack.
-    await until(() => svc.localAcks >= 1, 'the first local ack')
+    await until(() => svc.localAcks >= 1, 'the first local ack', 5_000)
     const emptyOut = (): number => sent.filter((s) => s.t === 'ping' && s.gossip === 0).length
     const a0 = svc.localAcks
     const e0 = emptyOut()
-    await until(() => svc.localAcks >= a0 + 30, '30 more local acks')
+    await until(() => svc.localAcks >= a0 + 30, '30 more local acks', 5_000)
     const out = emptyOut() - e0
     expect(out).toBeGreaterThanOrEqual(8)
     expect(out).toBeLessThanOrEqual(12)
@@ -68,7 +47,7 @@ describe('RouterService: SWIM over heartbeat-healthy links', () => {
     const acks = svc.localAcks
     peerAnswers = false
     await svc.linkHealth('0:1', false)
-    await until(() => sent.slice(before).some((s) => s.t === 'ping' && s.to === peer), 'a ping sent over the link')
+    await until(() => sent.slice(before).some((s) => s.t === 'ping' && s.to === peer), 'a ping sent over the link', 5_000)
     expect(svc.localAcks).toBe(acks)
     await svc.leave().catch(() => {})
   })

@@ -4,18 +4,15 @@
 // routing-service.test.ts; this checks the driver: timers, LSAs out through
 // the IO worker of the link, routes to the host and to every IO worker.
 import { describe, it, expect, afterEach, beforeAll } from 'vitest'
-import { MessageChannel, type MessagePort } from 'node:worker_threads'
-import { expose } from 'comlink'
-import { nodeEndpoint } from '../../../src/actor/endpoint.js'
-import type { ForwardingEntry, IoPeerControl, RouterHostCallbacks } from '../../../src/actor/protocol.js'
+import type { ForwardingEntry, RouterHostCallbacks } from '../../../src/actor/protocol.js'
 import { generateIdentity, type Identity } from '../../../src/identity/identity.js'
 import { RouterService } from '../../../src/router/router-service.js'
 import { decodeLsa } from '../../../src/routing/lsa.js'
+import { attachFakeIo, closeFakeIos, until } from '../../helpers/fake-io.js'
 
 type HostRoutes = Parameters<RouterHostCallbacks['routes']>
 
-const ports: MessagePort[] = []
-afterEach(() => { for (const p of ports.splice(0)) p.close() })
+afterEach(closeFakeIos)
 
 let keys: Identity[] = []
 beforeAll(() => { keys = [generateIdentity(), generateIdentity(), generateIdentity()] })
@@ -35,12 +32,7 @@ function makeNode (identity: Identity, deliver: (from: string, to: string, paylo
   const svc = new RouterService({ selfId: identity.id, join: 'open', protocolPeriodMs: 60_000, routing: { signer: identity, k: 3, maxHops: 8, tuning: { linkCost: 10 } } })
   const node: FakeNode = { id: identity.id, svc, host: { calls: [] }, tables: new Map(), sent: [] }
   const attach = async (index: number): Promise<void> => {
-    const ch = new MessageChannel()
-    ports.push(ch.port1, ch.port2)
-    const io: IoPeerControl = {
-      dropConnection: async () => {},
-      sendMembership: async () => true,
-      discover: async () => true,
+    await attachFakeIo(svc, index, {
       sendRouting: async (peerId, payload) => {
         // The router batches LSAs per neighbour; the wire would carry them one frame each.
         for (const p of Array.isArray(payload) ? payload : [payload]) {
@@ -54,20 +46,9 @@ function makeNode (identity: Identity, deliver: (from: string, to: string, paylo
         list.push(table)
         node.tables.set(index, list)
       },
-      setLinks: async () => {},
-    }
-    expose(io, nodeEndpoint(ch.port1))
-    await svc.attachWorker(index, ch.port2)
+    })
   }
   return { ...node, attach }
-}
-
-async function until (cond: () => boolean, label: string, timeoutMs = 3_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${label}`)
-    await new Promise((resolve) => setTimeout(resolve, 2))
-  }
 }
 
 /** Both ends of a link claim it and see it up (as the IO workers report after a handshake). */
