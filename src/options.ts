@@ -154,6 +154,13 @@ export interface LinkCostOptions {
 export interface ThreadsOptions {
   /** IO workers hosting the connection actors (many peers per worker). Integer 1..64. @default 1 */
   io?: number
+  /**
+   * Nice steps the mesh's worker threads run below the host's main thread
+   * (Linux; a no-op elsewhere). When every core is busy, the host's event
+   * loop runs first and the mesh takes what is left; 0 runs them at the
+   * host's priority. Integer 0..19. @default 5
+   */
+  nice?: number
 }
 
 /** TLS material for `wss://` (listening needs `cert` and `key`; dialing may need `ca`). */
@@ -226,7 +233,7 @@ export interface MeshOptions {
   delivery?: DeliveryOptions
   /** Routing. @default { k: 3, maxHops: 8, multipath: false } */
   routing?: RoutingOptions
-  /** Worker threads. @default { io: 1 } */
+  /** Worker threads. @default { io: 1, nice: 5 } */
   threads?: ThreadsOptions
   /** TLS for `wss://`. @default undefined */
   tls?: TlsOptions
@@ -318,6 +325,7 @@ export interface ResolvedRoutingOptions {
 /** See {@link ThreadsOptions}. */
 export interface ResolvedThreadsOptions {
   readonly io: number
+  readonly nice: number
 }
 
 /** See {@link TlsOptions}. `ca` is always a list; byte values are private copies. */
@@ -415,7 +423,7 @@ export const DEFAULTS = deepFreeze({
   maxPeers: 16,
   delivery: { retainMs: 300_000 },
   routing: { k: 3, maxHops: 8, multipath: false, cost: { ...DEFAULT_COST_WEIGHTS } },
-  threads: { io: 1 },
+  threads: { io: 1, nice: 5 },
   tls: { rejectUnauthorized: true },
   handshakeTimeoutMs: 5_000,
   closeTimeoutMs: 2_000,
@@ -438,7 +446,7 @@ const KEYS = {
   delivery: keysOf<DeliveryOptions>({ retainMs: 1 }),
   routing: keysOf<RoutingOptions>({ k: 1, maxHops: 1, multipath: 1, cost: 1 }),
   routingCost: keysOf<LinkCostOptions>({ rtt: 1, queuePerKiB: 1, hopMs: 1, lossExponent: 1, maxLoss: 1, defaultRttMs: 1, hysteresis: 1, minDelta: 1 }),
-  threads: keysOf<ThreadsOptions>({ io: 1 }),
+  threads: keysOf<ThreadsOptions>({ io: 1, nice: 1 }),
   tls: keysOf<TlsOptions>({ cert: 1, key: 1, ca: 1, rejectUnauthorized: 1 }),
   metrics: keysOf<MetricsOptions>({ registry: 1 }),
 } as const
@@ -520,7 +528,10 @@ export function resolveOptions (o?: unknown): ResolvedMeshOptions {
   }
 
   const th = opts.section('threads', KEYS.threads)
-  const threads: ResolvedThreadsOptions = { io: th.int('io', DEFAULTS.threads.io, { min: 1, max: 64 }) }
+  const threads: ResolvedThreadsOptions = {
+    io: th.int('io', DEFAULTS.threads.io, { min: 1, max: 64 }),
+    nice: th.int('nice', DEFAULTS.threads.nice, { min: 0, max: 19 }),
+  }
 
   const tls = readTls(c, opts.section('tls', KEYS.tls))
   const logger = readLogger(c, 'options.logger', opts.get('logger'))

@@ -2,12 +2,14 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { expose } from 'comlink'
 import { nodeEndpoint } from '../src/actor/endpoint.js'
+import { lowerThreadPriority } from '../src/util/thread-priority.js'
 import { RouterService } from '../src/router/router-service.js'
 import { identityFromDer } from '../src/identity/identity.js'
 import type { RouterWorkerData } from '../src/actor/protocol.js'
 
 if (parentPort === null) throw new Error('router.worker must run in a worker thread')
 const data = workerData as RouterWorkerData
+lowerThreadPriority(data.config.threads.nice)
 expose(new RouterService({
   selfId: data.selfId,
   join: data.config.join,

@@ -27,6 +27,7 @@ export interface NodeCommandOptions {
   /** A number, or the raw text when it is not one (so the library's message quotes what was typed). */
   heartbeatMs: number | string
   threads: number | string
+  nice: number | string
   logLevel: LogLevel
   dialOnly: boolean
   json: boolean
@@ -53,6 +54,7 @@ const FLAG_FOR_PATH: ReadonlyArray<readonly [string, string]> = [
   ['options.join', '--join'],
   ['options.heartbeat.intervalMs', '--heartbeat-ms'],
   ['options.threads.io', '--threads'],
+  ['options.threads.nice', '--nice'],
 ]
 
 /** Repeatable string flag: each use appends. */
@@ -79,6 +81,7 @@ export function registerNodeCommand (program: Command): Command {
     .option('--join <policy>', 'join policy: open | key | closed (default: "key" with a mesh key, else "open")')
     .option('--heartbeat-ms <ms>', 'time between heartbeats to each peer, in ms', toNumber, DEFAULTS.heartbeat.intervalMs)
     .option('--threads <n>', 'number of IO worker threads', toNumber, DEFAULTS.threads.io)
+    .option('--nice <n>', "nice steps the mesh's worker threads run below the main thread (Linux; 0..19)", toNumber, DEFAULTS.threads.nice)
     .addOption(new Option('--log-level <level>', "level of meshwork's own pino logs, written to stderr").choices(LOG_LEVELS).default('info'))
     .addOption(new Option('--dial-only', 'do not listen: only dial out (for a node behind NAT)').default(false).conflicts('listen'))
     .option('--json', 'print JSON lines (one object per line) instead of text', false)
@@ -223,7 +226,7 @@ async function toMeshOptions (flags: NodeCommandOptions): Promise<MeshOptions> {
     join: flags.join as MeshOptions['join'],
     // Non-numeric text is passed on as typed, for createMesh to reject by name.
     heartbeat: { intervalMs: flags.heartbeatMs as number },
-    threads: { io: flags.threads as number },
+    threads: { io: flags.threads as number, nice: flags.nice as number },
     // stdout carries the node's records; the logs go to stderr.
     logger: flags.logLevel === 'silent' ? false : pino({ level: flags.logLevel }, pino.destination(2)),
   }

@@ -1,4 +1,5 @@
 import { Worker, MessageChannel } from 'node:worker_threads'
+import { stat } from 'node:fs/promises'
 import { setImmediate as yieldToIo } from 'node:timers/promises'
 import { wrap, expose, transfer, proxy, releaseProxy, type Remote } from 'comlink'
 import type { Logger } from 'pino'
@@ -94,6 +95,12 @@ export class Supervisor {
 
   /** Spawn all workers and bind listeners; resolves to the concrete listen URLs. */
   async start (): Promise<string[]> {
+    // Workers lower their own priority (threads.nice), and threads inherit
+    // their creator's. libuv's thread pool is process-wide and started by
+    // whichever thread first needs it: start it here, from the host's thread
+    // (an async fs call does), so the host's own fs, dns and crypto work never
+    // runs on pool threads a worker started at its lowered priority.
+    await stat(IO_WORKER_URL)
     this.#spawnRouter()
     const n = this.#o.ioThreads
     for (let i = 0; i < n; i++) {

@@ -121,7 +121,7 @@ describe('meshwork CLI', () => {
 
     const node = await run(['node', '--help'])
     expect(node.code).toBe(0)
-    for (const flag of ['--listen', '--bootstrap', '--data-dir', '--allow', '--mesh-key-file', '--join', '--heartbeat-ms', '--threads', '--log-level', '--dial-only', '--json', '--metrics-port', '--metrics-host']) {
+    for (const flag of ['--listen', '--bootstrap', '--data-dir', '--allow', '--mesh-key-file', '--join', '--heartbeat-ms', '--threads', '--nice', '--log-level', '--dial-only', '--json', '--metrics-port', '--metrics-host']) {
       expect(node.stdout).toContain(flag)
     }
     const help = node.stdout.replace(/\s+/g, ' ')
@@ -187,6 +187,7 @@ describe('meshwork CLI', () => {
     [['--heartbeat-ms', '-5'], 'heartbeat.intervalMs'],
     [['--listen', 'http://x'], 'options.listen'],
     [['--threads', 'many'], 'options.threads.io'],
+    [['--nice', '40'], 'options.threads.nice'],
   ])('invalid option %j: exit 2 with the library message naming %s', async (args, path) => {
     const r = await run(['node', '--json', ...args])
     expect(r.code).toBe(2)
