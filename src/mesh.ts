@@ -10,11 +10,12 @@ import { InboundKind, INBOUND_ENVELOPE_BYTES, readHandle, readKind } from './act
 import { decodeControl } from './codec/control.js'
 import { forEachFrame } from './codec/decode.js'
 import { encodeHeaderOnlyInto } from './codec/encode.js'
-import { FrameFlag, FrameType, Lane, PROTOCOL_VERSION } from './codec/frame.js'
+import { FrameFlag, FrameType, Lane, MAX_LANE, PROTOCOL_VERSION } from './codec/frame.js'
 import { encodePayload, decodePayload } from './codec/payload.js'
 import { CHUNK_BYTES, FRAME_OVERHEAD, MAX_WS_MESSAGE_BYTES } from './io/io-worker.js'
 import { AckBoard } from './delivery/ack-board.js'
 import { ReceiveStream, Reassembly } from './delivery/receive-stream.js'
+import { LaneQueue } from './delivery/lane-queue.js'
 import { SEND_PREFIX_BYTES, SendRecordFlag, writeSendPrefix } from './delivery/send-record.js'
 import { randomBytes } from 'node:crypto'
 import { OutboxStore } from './delivery/outbox-store.js'
@@ -25,7 +26,13 @@ import type { LaneName, MeshEvents, MeshStatus, PeerInfo, RouteInfo } from './ev
 
 /** Options of {@link Mesh.send}. */
 export interface SendOptions {
-  /** @default 'priority' */
+  /**
+   * Messages are in order per sender *and lane*. While the send queue is
+   * full, waiting `priority` messages are queued before waiting `bulk` ones,
+   * also between the chunks of a large bulk message: a priority message
+   * waits for what is already in the queue, not for the rest of a 50 MB
+   * transfer. @default 'priority'
+   */
   lane?: 'priority' | 'bulk'
   /** Abort a send that is waiting for queue space (or, with `ack`, for the acknowledgement). */
   signal?: AbortSignal
@@ -85,7 +92,8 @@ interface PeerEntry {
   /** Receive side: how far this host's application got with the peer's stream (read by the IO worker for ACKs). */
   board: AckBoard
   rx: ReceiveStream
-  reassembly: Reassembly
+  /** Chunked messages being reassembled, one per lane (lanes interleave their chunks). */
+  reassembly: Reassembly[]
   /** `ack: true` sends waiting for the peer's acknowledgement, by last seq (ascending). */
   ackWaiters: Array<{ id: number; last: number; resolve: (id: string) => void; reject: (e: MeshError) => void }>
   /** Topics the peer subscribes to (it tells us with SUBSCRIBE frames). */
@@ -99,9 +107,12 @@ interface PeerEntry {
   slot: IoSlot | undefined
   handle: number
   seq: number
-  /** Sends waiting for ring space, in call order (so a waiting send is never overtaken). */
-  waiting: Promise<unknown> | undefined
-  waiters: number
+  /** Sends waiting for queue room, per lane in call order (a waiting send is never overtaken in its lane). */
+  sends: LaneQueue<PendingSend>
+  /** The send pump (#pumpSends) is running. */
+  pumping: boolean
+  /** A durable-outbox reload still writing this peer's stored messages: new sends queue behind it. */
+  reloading: Promise<void> | undefined
   // Metrics: plain counters on the host, read when scraped.
   messagesSent: number
   bytesSent: number
@@ -109,6 +120,29 @@ interface PeerEntry {
   bytesReceived: number
   /** Frame bytes taken since the peer's ACK was last asked for at once (see ACK_EAGER_BYTES). */
   ackBytes: number
+}
+
+/** A send waiting in a peer's LaneQueue for queue room (see Mesh.#pumpSends). */
+interface PendingSend {
+  type: number
+  laneNo: number
+  /** Frame flags of the message (CONTINUATION/MORE are added per chunk). */
+  flags: number
+  bytes: Uint8Array
+  chunks: number
+  /** Date.now() at send(): every chunk's enqueue time (they expire together). */
+  now: number
+  recFlags: number
+  signal: AbortSignal | undefined
+  wantAck: boolean
+  /** Chunks written so far. */
+  next: number
+  /** Sequence numbers of the first and the last chunk written. */
+  first: number
+  last: number
+  durable: Promise<void> | undefined
+  resolve: (id: string) => void
+  reject: (err: unknown) => void
 }
 
 /** Event name → listener arguments, in the form node:events' typed EventEmitter takes. */
@@ -268,7 +302,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
 
   /**
    * Send `payload` to peer `to`, reliably: delivered to its application
-   * exactly once and in order (per sender), across reconnects; held while the
+   * exactly once and in order (per sender and lane), across reconnects; held while the
    * peer is away (up to `delivery.retainMs`, then reported `undelivered`).
    * Resolves with the message id once the message is queued (in this node's
    * send queue for that peer), or, with `{ ack: true }`, once the receiver's
@@ -335,10 +369,10 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     const now = Date.now()
     // The durable outbox deletes what the peer acknowledged: it needs every ack.
     const notify = ack || this.#store !== undefined ? SendRecordFlag.NOTIFY_ACK : 0
-    // Fast path: one record, nobody waiting and room now. Sequence numbers are
+    // Fast path: one record, nobody waiting on this lane or a higher one, and room now. Sequence numbers are
     // taken only when a record is written, so ring order = sequence order and
     // a send that gives up leaves no gap.
-    if (chunks === 1 && entry.waiters === 0) {
+    if (chunks === 1 && entry.reloading === undefined && !entry.sends.busyFor(laneNo)) {
       const seq = entry.seq + 1
       const n = this.#recordHeader(type, laneNo, flags, seq, 0, now, notify, bytes.length)
       if (n < 0) return Promise.reject(new MeshError(ErrorCode.PROTOCOL, 'internal: frame header does not fit its scratch buffer'))
@@ -377,63 +411,114 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     return n < 0 ? n : SEND_PREFIX_BYTES + n
   }
 
-  async #sendBlocking (entry: PeerEntry, type: number, laneNo: number, flags: number, bytes: Uint8Array, chunks: number, now: number, recFlags: number, signal: AbortSignal | undefined, wantAck: boolean): Promise<string> {
-    const timeout = (): MeshError => new MeshError(ErrorCode.QUEUE_FULL, `send queue to ${entry.info.id} stayed full for ${this.#opts.sendQueue.blockTimeoutMs} ms`, { details: { peer: entry.info.id, capacityBytes: this.#opts.sendQueue.capacityBytes } })
-    const prev = entry.waiting
-    entry.waiters++
-    const mine = (async () => {
-      try {
-        if (prev !== undefined) await prev.catch(() => {})
-        const cb = this.#chunkBytes
-        let first = 0
-        let durable: Promise<void> | undefined
-        for (let i = 0; i < chunks; i++) {
-          const part = chunks === 1 ? bytes : bytes.subarray(i * cb, Math.min(bytes.length, (i + 1) * cb))
-          const cflags = flags | (i > 0 ? FrameFlag.CONTINUATION : 0) | (i < chunks - 1 ? FrameFlag.MORE : 0)
-          // Each chunk gets the whole blockTimeoutMs: a large message drains at the receiver's pace.
-          const deadline = Date.now() + this.#opts.sendQueue.blockTimeoutMs
-          for (;;) {
-            if (this.#closing !== undefined) throw new MeshError(ErrorCode.CLOSED, 'the mesh closed while the send waited for queue space')
-            if (signal?.aborted === true) throw new MeshError(ErrorCode.TIMEOUT, 'send aborted', { cause: signal.reason })
-            const seq = entry.seq + 1
-            const n = this.#recordHeader(type, laneNo, cflags, seq, i, now, recFlags, part.length)
-            if (entry.ring.tryWrite2(this.#header.subarray(0, n), part)) {
-              entry.seq = seq
-              if (i === 0) first = seq
-              wake(entry)
-              durable = this.#persist(entry, seq, first, now, n, part) ?? durable
-              break
-            }
-            const left = deadline - Date.now()
-            if (left <= 0) {
-              if (i > 0) {
-                // Part of the message is queued: the rest must follow or the
-                // receiver would wait forever for the missing chunks.
-                this.#log.warn({ component: 'mesh', event: 'send:stalled', peer: entry.info.id, chunk: i, chunks }, 'chunked message stalled half-queued; still waiting')
-                continue
-              }
-              throw timeout()
-            }
-            // Atomics.waitAsync inside: no timer on the host's loop.
-            // Wait for a quarter of the ring, not just this frame: one wake-up
-            // then admits many sends instead of ping-ponging per frame.
-            await entry.ring.waitForSpace(Math.max(n + part.length, Math.min(entry.ring.maxRecordBytes, entry.ring.capacity >> 2)), Math.min(left, 250))
-          }
+  /**
+   * A send that must wait for queue room, or behind others: queued on its
+   * lane (see LaneQueue) for the peer's send pump. Resolves like a fast-path
+   * send once every chunk is in the queue (and, as asked, stored or acked).
+   */
+  #sendBlocking (entry: PeerEntry, type: number, laneNo: number, flags: number, bytes: Uint8Array, chunks: number, now: number, recFlags: number, signal: AbortSignal | undefined, wantAck: boolean): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      entry.sends.push(laneNo, { type, laneNo, flags, bytes, chunks, now, recFlags, signal, wantAck, next: 0, first: 0, last: 0, durable: undefined, resolve, reject })
+      void this.#pumpSends(entry)
+    })
+  }
+
+  /**
+   * Write waiting sends into the peer's queue as room frees, highest lane
+   * first, chunk by chunk: a priority message waits for the queue to drain
+   * what is already in it, not for the rest of a large bulk message. Ring
+   * order is sequence order (numbers are taken as records are written), so
+   * the stream stays in order on the wire; the receiver reassembles chunked
+   * messages per lane. A send that has written nothing is refused with
+   * QUEUE_FULL once no record could be written for blockTimeoutMs; one that
+   * is partly queued always finishes (the receiver would wait for the rest).
+   */
+  async #pumpSends (entry: PeerEntry): Promise<void> {
+    if (entry.pumping) return
+    entry.pumping = true
+    try {
+      if (entry.reloading !== undefined) await entry.reloading
+      const blockMs = this.#opts.sendQueue.blockTimeoutMs
+      let progressAt = Date.now()
+      let warned = false
+      for (;;) {
+        const p = entry.sends.peek()
+        if (p === undefined) return
+        if (this.#closing !== undefined) {
+          for (const q of entry.sends.removeWhere(() => true)) q.reject(new MeshError(ErrorCode.CLOSED, 'the mesh closed while the send waited for queue space'))
+          return
         }
-        if (type !== FrameType.SUBSCRIBE) { entry.messagesSent++; entry.bytesSent += bytes.length }
-        const last = entry.seq
-        const acked = (recFlags & SendRecordFlag.NOTIFY_ACK) !== 0 && this.#store === undefined ? this.#ackPromise(entry, first, last, signal) : undefined
-        if (durable !== undefined) await durable
-        if (this.#store !== undefined && wantAck) return await this.#ackPromise(entry, first, last, signal)
-        if (acked !== undefined) return await acked
-        return String(first)
-      } finally {
-        entry.waiters--
-        if (entry.waiters === 0) entry.waiting = undefined
+        if (p.next === 0 && p.signal?.aborted === true) {
+          entry.sends.shift(p.laneNo)
+          p.reject(new MeshError(ErrorCode.TIMEOUT, 'send aborted', { cause: p.signal.reason }))
+          continue
+        }
+        const before = p.next
+        const need = this.#writeChunks(entry, p)
+        if (p.next > before) { progressAt = Date.now(); warned = false }
+        if (need === 0) {
+          entry.sends.shift(p.laneNo)
+          this.#finishSend(entry, p).then(p.resolve, p.reject)
+          continue
+        }
+        let left = progressAt + blockMs - Date.now()
+        if (left <= 0) {
+          // The queue stayed full: refuse what has not started (it can be retried); a partly queued message goes on.
+          for (const q of entry.sends.removeWhere((q) => q.next === 0)) {
+            q.reject(new MeshError(ErrorCode.QUEUE_FULL, `send queue to ${entry.info.id} stayed full for ${blockMs} ms`, { details: { peer: entry.info.id, capacityBytes: this.#opts.sendQueue.capacityBytes } }))
+          }
+          if (entry.sends.size === 0) return
+          if (!warned) {
+            warned = true
+            this.#log.warn({ component: 'mesh', event: 'send:stalled', peer: entry.info.id, chunk: p.next, chunks: p.chunks }, 'chunked message stalled half-queued; still waiting')
+          }
+          left = blockMs
+        }
+        // Atomics.waitAsync inside: no timer on the host's loop. Wait for a
+        // quarter of the ring, not just this chunk: one wake-up then admits
+        // many records instead of ping-ponging per record.
+        await entry.ring.waitForSpace(Math.max(need, Math.min(entry.ring.maxRecordBytes, entry.ring.capacity >> 2)), Math.min(left, 250))
       }
-    })()
-    entry.waiting = mine
-    return await mine
+    } finally {
+      entry.pumping = false
+    }
+  }
+
+  /**
+   * Write as many of `p`'s remaining chunks as fit now. Returns 0 when the
+   * whole message is queued, else the record size the next chunk needs.
+   */
+  #writeChunks (entry: PeerEntry, p: PendingSend): number {
+    const cb = this.#chunkBytes
+    while (p.next < p.chunks) {
+      const i = p.next
+      const part = p.chunks === 1 ? p.bytes : p.bytes.subarray(i * cb, Math.min(p.bytes.length, (i + 1) * cb))
+      const more = i < p.chunks - 1
+      const cflags = p.flags | (i > 0 ? FrameFlag.CONTINUATION : 0) | (more ? FrameFlag.MORE : 0)
+      const seq = entry.seq + 1
+      // A chunk's record carries its distance to the first chunk (seq - first = message id), which
+      // other lanes' messages may make larger than its index, and whether more chunks follow.
+      const n = this.#recordHeader(p.type, p.laneNo, cflags, seq, i === 0 ? 0 : seq - p.first, p.now, p.recFlags | (more ? SendRecordFlag.MORE : 0), part.length)
+      if (!entry.ring.tryWrite2(this.#header.subarray(0, n), part)) return n + part.length
+      entry.seq = seq
+      if (i === 0) p.first = seq
+      p.last = seq
+      p.next++
+      wake(entry)
+      p.durable = this.#persist(entry, seq, p.first, p.now, n, part) ?? p.durable
+    }
+    return 0
+  }
+
+  /** A send whose chunks are all queued: count it, then resolve as asked (stored, acked, or at once). */
+  async #finishSend (entry: PeerEntry, p: PendingSend): Promise<string> {
+    if (p.type !== FrameType.SUBSCRIBE) { entry.messagesSent++; entry.bytesSent += p.bytes.length }
+    const last = p.last
+    const acked = (p.recFlags & SendRecordFlag.NOTIFY_ACK) !== 0 && this.#store === undefined ? this.#ackPromise(entry, p.first, last, p.signal) : undefined
+    if (p.durable !== undefined) await p.durable
+    if (this.#store !== undefined && p.wantAck) return await this.#ackPromise(entry, p.first, last, p.signal)
+    if (acked !== undefined) return await acked
+    return String(p.first)
   }
 
   /**
@@ -474,13 +559,16 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     await Promise.all([...byPeer].map(async ([peer, list]) => {
       const e = this.#entryFor(peer)
       for (const m of list) if (m.seq > e.seq) e.seq = m.seq
-      // The reload counts as a waiting send: a new send must queue behind it,
-      // or its higher sequence number would overtake the reloaded ones.
-      e.waiters++
+      // A message's last stored record: the records before it carry MORE (see SendWindow.expire).
+      const lastOf = new Map<number, number>()
+      for (const m of list) lastOf.set(m.messageId, Math.max(m.seq, lastOf.get(m.messageId) ?? 0))
+      // New sends queue behind the reload (#pumpSends waits for it; the fast
+      // path is closed): their higher sequence numbers must not overtake these.
       const mine = (async () => {
         for (const m of list) {
           const prefix = new Uint8Array(SEND_PREFIX_BYTES)
-          writeSendPrefix(prefix, 0, { seq: m.seq, enqueuedAt: m.enqueuedAt, stream: this.#epoch, chunk: m.seq - m.messageId, flags: SendRecordFlag.NOTIFY_ACK })
+          const more = m.seq < (lastOf.get(m.messageId) ?? m.seq) ? SendRecordFlag.MORE : 0
+          writeSendPrefix(prefix, 0, { seq: m.seq, enqueuedAt: m.enqueuedAt, stream: this.#epoch, chunk: m.seq - m.messageId, flags: SendRecordFlag.NOTIFY_ACK | more })
           while (!e.ring.tryWrite2(prefix, m.frame)) {
             if (this.#closing !== undefined) return
             // More stored than one queue holds: the worker drains it once the peer is back.
@@ -491,10 +579,10 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           n++
         }
       })()
-      e.waiting = mine
+      e.reloading = mine
       try { await mine } finally {
-        e.waiters--
-        if (e.waiters === 0) e.waiting = undefined
+        e.reloading = undefined
+        if (e.sends.size > 0) void this.#pumpSends(e)
       }
     }))
     if (n > 0) this.#log.info({ component: 'mesh', event: 'outbox:reloaded', messages: n }, `resending ${n} unacknowledged message(s) from the durable outbox`)
@@ -650,7 +738,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         ring: RingBuffer.create(this.#opts.sendQueue.capacityBytes, { keepAlive: false }),
         board: AckBoard.create(this.#store !== undefined),
         rx: new ReceiveStream(),
-        reassembly: new Reassembly(this.#opts.maxMessageBytes),
+        reassembly: Array.from({ length: MAX_LANE + 1 }, () => new Reassembly(this.#opts.maxMessageBytes)),
         ackWaiters: [],
         remoteTopics: new Set(),
         datagrams: RingBuffer.create(Math.max(64 * 1024, this.#opts.sendQueue.capacityBytes >> 2), { keepAlive: false }),
@@ -660,8 +748,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         handle: 0,
         // Never reuse a number a previous run of this node put on the wire.
         seq: this.#store?.lastSeq(peerId) ?? 0,
-        waiting: undefined,
-        waiters: 0,
+        sends: new LaneQueue<PendingSend>(MAX_LANE + 1),
+        pumping: false,
+        reloading: undefined,
         messagesSent: 0,
         bytesSent: 0,
         messagesReceived: 0,
@@ -728,7 +817,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     let bytes = f.payload
     let id = f.seq
     if ((f.flags & (FrameFlag.MORE | FrameFlag.CONTINUATION)) !== 0) {
-      const r = entry.reassembly.push(f.payload ?? new Uint8Array(0), f.seq, (f.flags & FrameFlag.CONTINUATION) !== 0, (f.flags & FrameFlag.MORE) !== 0)
+      // f.lane was validated (0..MAX_LANE) by the IO worker's decoder.
+      const r = (entry.reassembly[f.lane] as Reassembly).push(f.payload ?? new Uint8Array(0), f.seq, (f.flags & FrameFlag.CONTINUATION) !== 0, (f.flags & FrameFlag.MORE) !== 0)
       if (r.kind === 'partial') return
       if (r.kind === 'orphan' || r.kind === 'too-large') {
         this.#log.warn({ component: 'mesh', event: 'message:discarded', peer: from, reason: r.kind }, r.kind === 'orphan'

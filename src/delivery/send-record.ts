@@ -7,7 +7,9 @@
  *  byte  0  f64 seq         the frame's sequence number in its stream
  *        8  f64 enqueuedAt  Date.now() when send() queued it (retention)
  *       16  u32 stream      the sender's stream epoch
- *       20  u32 chunk       chunk index: 0 for a whole message or its first chunk
+ *       20  u32 chunk       seq distance to the message's first chunk: 0 for a
+ *                           whole message or a first chunk (chunks of other
+ *                           lanes may sit between a message's chunks)
  *       24  u32 flags       SendRecordFlag bits
  *       28  u32 reserved
  *       32  frame bytes
@@ -24,6 +26,8 @@ export const SEND_PREFIX_BYTES = 32
 export const SendRecordFlag = {
   /** The host wants an `acked` event when this record is acknowledged (`ack: true`, durable outbox). */
   NOTIFY_ACK: 1,
+  /** More chunks of this record's message follow (SendWindow.expire gives up whole messages only). */
+  MORE: 2,
 } as const
 
 /** The prefix fields. */

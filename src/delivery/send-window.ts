@@ -127,31 +127,43 @@ export class SendWindow {
 
   /**
    * Give up on messages queued before `now - retainMs` (call only while the
-   * peer is unreachable). Whole messages only: all chunks of a message share
-   * its enqueue time, so they expire together.
+   * peer is unreachable): the longest run of such records from the oldest
+   * that holds whole messages only. All chunks of a message share its
+   * enqueue time, but another lane's later message may sit between them: the
+   * run then stops before the split message, which goes once the records
+   * after it are due too. (A message whose first chunks were acknowledged
+   * already is given up on with its remaining chunks, all at once.)
    */
   expire (now: number, retainMs: number): Expired | undefined {
     const rd = this.#rd
     const limit = now - retainMs
-    let pos = this.ring.readStart
-    let released = 0
-    let stream = 0
-    let through = -1
-    const ids: number[] = []
-    this.ring.peek(pos, (rec, end) => {
+    const ends: number[] = []
+    const seqs: number[] = []
+    const idOf: number[] = []
+    const streams: number[] = []
+    // Messages with chunks still to come in the run: id → index of their first record in it.
+    const open = new Map<number, number>()
+    this.ring.peek(this.ring.readStart, (rec, end) => {
       if (rd.enqueuedAt(rec) > limit) return false
       const seq = rd.seq(rec)
-      stream = rd.stream(rec)
-      through = seq
       const id = seq - rd.chunk(rec)
-      if (ids.length === 0 || ids[ids.length - 1] !== id) ids.push(id)
-      pos = end
-      released++
+      if ((rd.flags(rec) & SendRecordFlag.MORE) !== 0) {
+        if (!open.has(id)) open.set(id, ends.length)
+      } else {
+        open.delete(id)
+      }
+      streams.push(rd.stream(rec))
+      ends.push(end)
+      seqs.push(seq)
+      idOf.push(id)
       return true
     })
-    if (released === 0) return undefined
-    this.#releaseTo(pos, released)
-    return { stream, throughSeq: through, ids }
+    let n = ends.length
+    for (const first of open.values()) if (first < n) n = first
+    if (n === 0) return undefined
+    const ids = [...new Set(idOf.slice(0, n))].sort((a, b) => a - b)
+    this.#releaseTo(ends[n - 1] as number, n)
+    return { stream: streams[n - 1] as number, throughSeq: seqs[n - 1] as number, ids }
   }
 
   /** Enqueue time of the oldest unacknowledged record, if any. */

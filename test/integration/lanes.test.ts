@@ -97,4 +97,41 @@ describe('lanes (issue 4)', () => {
     expect(pct(busy, 0.99)).toBeLessThan(50 + pct(idle, 0.99))
     expect(a.peers().find((p) => p.id === b.id)?.state).toBe('healthy')
   }, 60_000)
+
+  it('lanes are scheduled by priority: priority messages sent after a 24 MiB bulk message arrive long before it, each lane in its own order, chunked messages of both lanes whole', async () => {
+    // A 1 MiB send queue: the bulk message (384 chunks) is written into it as room frees.
+    const opts = { sendQueue: { capacityBytes: MiB }, maxMessageBytes: 32 * MiB }
+    const [a, b] = await makePair(opts, opts)
+    const big = Buffer.alloc(24 * MiB)
+    for (let i = 0; i < big.length; i += 4096) big[i] = (i >> 12) & 0xff
+    const mid = Buffer.alloc(200 * 1024, 7) // chunked priority messages: 4 chunks each
+    const got: Array<{ lane: string; tag: string; at: number; bytes?: Uint8Array }> = []
+    b.on('message', (m) => {
+      const p = m.payload as { tag?: string } | Uint8Array
+      if (p instanceof Uint8Array) got.push({ lane: m.lane, tag: p.length === big.length ? 'big' : 'mid', at: performance.now(), bytes: p })
+      else got.push({ lane: m.lane, tag: String(p.tag), at: performance.now() })
+    })
+    const t0 = performance.now()
+    const bigSent = a.send(b.id, big, { lane: 'bulk' })
+    const after = a.send(b.id, { tag: 'bulk-after' }, { lane: 'bulk' })
+    // Let the bulk message start filling the queue, then send on the priority lane.
+    await until(() => (a.peers()[0]?.state === 'healthy'), { label: 'a linked' })
+    const sends: Array<Promise<string>> = []
+    for (let i = 0; i < 5; i++) sends.push(a.send(b.id, { tag: `p${i}` }))
+    sends.push(a.send(b.id, mid))
+    sends.push(a.send(b.id, { tag: 'p-last' }))
+    await Promise.all([bigSent, after, ...sends])
+    await until(() => got.length === 9, { timeoutMs: 30_000, label: 'all 9 messages' })
+    const order = got.map((g) => g.tag)
+    const at = (tag: string): number => got.find((g) => g.tag === tag)?.at ?? NaN
+    console.log(`lanes: priority messages in at ${(at('p-last') - t0).toFixed(0)} ms, the 24 MiB bulk message at ${(at('big') - t0).toFixed(0)} ms; order ${order.join(' ')}`)
+    // Each lane in its own order; priority overtook the big bulk message.
+    expect(got.filter((g) => g.lane === 'priority').map((g) => g.tag)).toEqual(['p0', 'p1', 'p2', 'p3', 'p4', 'mid', 'p-last'])
+    expect(got.filter((g) => g.lane === 'bulk').map((g) => g.tag)).toEqual(['big', 'bulk-after'])
+    expect(order.indexOf('p-last')).toBeLessThan(order.indexOf('big'))
+    expect(at('p-last')).toBeLessThan(at('big'))
+    // Chunked messages of both lanes, interleaved on the wire, arrive whole.
+    expect(Buffer.compare(Buffer.from(got.find((g) => g.tag === 'big')!.bytes!), big)).toBe(0)
+    expect(Buffer.compare(Buffer.from(got.find((g) => g.tag === 'mid')!.bytes!), mid)).toBe(0)
+  }, 60_000)
 })

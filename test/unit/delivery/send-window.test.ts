@@ -32,7 +32,8 @@ function writeRecord (ring: RingBuffer, r: Rec, payload: Uint8Array): boolean {
   const stream = r.stream ?? STREAM
   writeSendPrefix(scratch, 0, {
     seq: r.seq, enqueuedAt: r.enqueuedAt ?? 0, stream, chunk: r.chunk ?? 0,
-    flags: r.notify === true ? SendRecordFlag.NOTIFY_ACK : 0,
+    // As the host does: the record says whether more chunks of its message follow.
+    flags: (r.notify === true ? SendRecordFlag.NOTIFY_ACK : 0) | (((r.flags ?? 0) & FrameFlag.MORE) !== 0 ? SendRecordFlag.MORE : 0),
   })
   const n = encodeHeaderOnlyInto({
     version: PROTOCOL_VERSION, type: FrameType.DATA, lane: Lane.PRIORITY, flags: r.flags ?? 0,
@@ -245,6 +246,41 @@ describe('SendWindow', () => {
     expect(w.pending).toBe(false)
     expect(ring.isEmpty()).toBe(true)
     expect(w.oldestEnqueuedAt()).toBeUndefined()
+  })
+
+  it('expire() with lanes interleaved: a bulk message split by a later priority message goes only as a whole, once its split-off chunks are due too', () => {
+    const ring = RingBuffer.create(4096)
+    const w = new SendWindow(ring)
+    // A: seq 1 whole (t=100). B: a bulk message at t=100 in chunks 2, 3, 5, 6 (chunk = seq distance to
+    // its first chunk). P: a priority message at t=200 written between B's chunks. C: seq 7 at t=300.
+    writeRecord(ring, { seq: 1, enqueuedAt: 100 }, body(1, 8))
+    writeRecord(ring, { seq: 2, enqueuedAt: 100, chunk: 0, flags: FrameFlag.MORE }, body(2, 8))
+    writeRecord(ring, { seq: 3, enqueuedAt: 100, chunk: 1, flags: FrameFlag.MORE | FrameFlag.CONTINUATION }, body(3, 8))
+    writeRecord(ring, { seq: 4, enqueuedAt: 200 }, body(4, 8))
+    writeRecord(ring, { seq: 5, enqueuedAt: 100, chunk: 3, flags: FrameFlag.MORE | FrameFlag.CONTINUATION }, body(5, 8))
+    writeRecord(ring, { seq: 6, enqueuedAt: 100, chunk: 4, flags: FrameFlag.CONTINUATION }, body(6, 8))
+    writeRecord(ring, { seq: 7, enqueuedAt: 300 }, body(7, 8))
+    // At limit 150, A and B's first two chunks are due, P is not: A goes, B stays whole.
+    expect(w.expire(150, 0)).toEqual({ stream: STREAM, throughSeq: 1, ids: [1] })
+    expect(w.expire(150, 0)).toBeUndefined()
+    // Once P is due, B goes with it, all of it: each id once, ascending.
+    expect(w.expire(250, 0)).toEqual({ stream: STREAM, throughSeq: 6, ids: [2, 4] })
+    expect(w.oldestEnqueuedAt()).toBe(300)
+    expect(w.expire(300, 0)).toEqual({ stream: STREAM, throughSeq: 7, ids: [7] })
+    expect(ring.isEmpty()).toBe(true)
+  })
+
+  it('expire() gives up the rest of a message whose first chunks were acknowledged, all at once, under its first chunk\'s id', () => {
+    const ring = RingBuffer.create(4096)
+    const w = new SendWindow(ring)
+    writeRecord(ring, { seq: 1, enqueuedAt: 100, chunk: 0, flags: FrameFlag.MORE }, body(1, 8))
+    writeRecord(ring, { seq: 2, enqueuedAt: 200 }, body(2, 8))
+    writeRecord(ring, { seq: 3, enqueuedAt: 100, chunk: 2, flags: FrameFlag.MORE | FrameFlag.CONTINUATION }, body(3, 8))
+    writeRecord(ring, { seq: 4, enqueuedAt: 100, chunk: 3, flags: FrameFlag.CONTINUATION }, body(4, 8))
+    expect(seqs(send(w, 1))).toEqual([1])
+    expect(w.ack(STREAM, 1, undefined).released).toBe(1)
+    expect(w.expire(150, 0)).toBeUndefined() // 2 is not due: 3 and 4 stay (after it)
+    expect(w.expire(200, 0)).toEqual({ stream: STREAM, throughSeq: 4, ids: [1, 2] })
   })
 
   it('runs many laps of a small ring: records cross the ring end and arrive in order, intact', () => {
