@@ -372,7 +372,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     // Fast path: one record, nobody waiting on this lane or a higher one, and room now. Sequence numbers are
     // taken only when a record is written, so ring order = sequence order and
     // a send that gives up leaves no gap.
-    if (chunks === 1 && entry.reloading === undefined && !entry.sends.busyFor(laneNo)) {
+    if (chunks === 1 && entry.reloading === undefined && !entry.sends.busyFor(laneNo) && (laneNo !== Lane.BULK || bulkRoom(entry.ring, bytes.length + SEND_PREFIX_BYTES + FRAME_OVERHEAD))) {
       const seq = entry.seq + 1
       const n = this.#recordHeader(type, laneNo, flags, seq, 0, now, notify, bytes.length)
       if (n < 0) return Promise.reject(new MeshError(ErrorCode.PROTOCOL, 'internal: frame header does not fit its scratch buffer'))
@@ -499,6 +499,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       // A chunk's record carries its distance to the first chunk (seq - first = message id), which
       // other lanes' messages may make larger than its index, and whether more chunks follow.
       const n = this.#recordHeader(p.type, p.laneNo, cflags, seq, i === 0 ? 0 : seq - p.first, p.now, p.recFlags | (more ? SendRecordFlag.MORE : 0), part.length)
+      if (p.laneNo === Lane.BULK && !bulkRoom(entry.ring, n + part.length)) return Math.min(entry.ring.maxRecordBytes, n + part.length + bulkReserve(entry.ring))
       if (!entry.ring.tryWrite2(this.#header.subarray(0, n), part)) return n + part.length
       entry.seq = seq
       if (i === 0) p.first = seq
@@ -1239,6 +1240,20 @@ const ACK_EAGER_BYTES = 16 * 1024
 /** Ring the doorbell of the IO worker serving a peer (its current link, else the worker that routes to it or served it last). */
 function wake (e: { slot: IoSlot | undefined; home: IoSlot | undefined }): void {
   (e.slot ?? e.home)?.doorbell.ring()
+}
+
+/**
+ * Bulk messages leave the last quarter of a send queue to the other lanes, so
+ * a priority message sent during a large transfer finds room at once (it
+ * still follows what is queued ahead of it) and is never refused QUEUE_FULL
+ * because of bulk data.
+ */
+function bulkReserve (ring: RingBuffer): number { return ring.capacity >> 2 }
+
+/** True if a bulk record of `bytes` fits in `ring` and leaves its reserve free. */
+function bulkRoom (ring: RingBuffer, bytes: number): boolean {
+  // + 8: a record's length prefix and padding.
+  return ring.capacity - ring.usedBytes() >= bytes + 8 + bulkReserve(ring)
 }
 
 /** A lane option's wire number, or the INVALID_OPTIONS error naming what was given. */
