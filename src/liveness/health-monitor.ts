@@ -110,6 +110,30 @@ const MAX_OUTSTANDING_PINGS = 64
 const US_PER_MS = 1000
 const HIST_MAX_US = 60_000_000
 
+/**
+ * The RTT histogram (for {@link HealthMonitor.rttStats}): 3 significant
+ * digits over 1 µs .. 60 s, in hdr's *packed* (sparse) counts array. A flat
+ * counts array costs one cell per bucket whatever is recorded — 17,408
+ * cells, 68 KiB with hdr's default 32-bit buckets, zero-filled (so
+ * resident) at construction — and an IO worker holds one monitor per peer
+ * link: that array was most of an idle link's memory in the worker (issue 2,
+ * RSS per idle link). Heartbeat RTTs fill few buckets, so the packed array
+ * stays at a few hundred bytes to a few KiB, with the same buckets and so the
+ * same percentiles; recording costs ~2 µs instead of ~0.3, which one sample
+ * per heartbeat does not notice. Pure JS (useWebAssembly: false) so
+ * construction is synchronous and works in every worker without a wasm init
+ * step. Made at the first sample.
+ */
+function rttHistogram (): hdr.Histogram {
+  return hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: HIST_MAX_US,
+    numberOfSignificantValueDigits: 3,
+    bitBucketSize: 'packed',
+    useWebAssembly: false,
+  })
+}
+
 /** Lifecycle of the monitor itself (not the peer's health). */
 const Phase = { IDLE: 0, RUNNING: 1, STOPPED: 2 } as const
 type Phase = typeof Phase[keyof typeof Phase]
@@ -159,7 +183,8 @@ export class HealthMonitor {
   /** seq → sentAt of pings not yet answered, in ascending seq order (Map keeps insertion order). */
   readonly #outstanding = new Map<number, number>()
   #rttMs: number | undefined = undefined
-  readonly #rtt: hdr.Histogram
+  /** RTT samples in µs; made at the first one (see {@link rttHistogram}). */
+  #rtt: hdr.Histogram | undefined
   readonly #queue: HealthOutput[] = []
 
   /**
@@ -181,14 +206,6 @@ export class HealthMonitor {
     this.#intervalMs = intervalMs
     this.#missesUnhealthy = missesUnhealthy
     this.#missesDead = missesDead
-    // Pure-JS histogram (useWebAssembly: false) so construction is synchronous
-    // and works in every worker without a wasm init step.
-    this.#rtt = hdr.build({
-      lowestDiscernibleValue: 1,
-      highestTrackableValue: HIST_MAX_US,
-      numberOfSignificantValueDigits: 3,
-      useWebAssembly: false,
-    })
   }
 
   /** Current health state. `healthy` before `start()`. */
@@ -358,8 +375,8 @@ export class HealthMonitor {
    */
   rttStats (): RttStats {
     const h = this.#rtt
-    const count = h.totalCount
-    if (count === 0) return { p50: 0, p90: 0, p99: 0, max: 0, count: 0 }
+    const count = h?.totalCount ?? 0
+    if (h === undefined || count === 0) return { p50: 0, p90: 0, p99: 0, max: 0, count: 0 }
     return {
       p50: h.getValueAtPercentile(50) / US_PER_MS,
       p90: h.getValueAtPercentile(90) / US_PER_MS,
@@ -368,6 +385,13 @@ export class HealthMonitor {
       count,
     }
   }
+
+  /**
+   * Bytes the RTT histogram holds (hdr's estimate: its counts array and
+   * fields), 0 before the first sample. One monitor lives per peer link, so
+   * this is a per-link cost; a test keeps it small.
+   */
+  get rttHistogramBytes (): number { return this.#rtt?.estimatedFootprintInBytes ?? 0 }
 
   /**
    * Stop monitoring (the connection closed). Idempotent. Queued outputs are
@@ -421,7 +445,8 @@ export class HealthMonitor {
     // Integer µs, clamped into the histogram's range so an absurd sample
     // (a pong after a minute) is still counted instead of throwing.
     const us = Math.min(HIST_MAX_US, Math.max(0, Math.round(ms * US_PER_MS)))
-    this.#rtt.recordValue(us)
+    const h = this.#rtt ?? (this.#rtt = rttHistogram())
+    h.recordValue(us)
   }
 
   #transition (state: HealthState): void {

@@ -15,6 +15,14 @@ export interface ListenerOptions {
 }
 
 /**
+ * A reset during the upgrade: nothing to do. A function of its own, not an
+ * arrow in the 'upgrade' handler: that one would share the handler's closure
+ * context, which holds `req` for the handleUpgrade callback, and so keep the
+ * upgrade request (headers and all, ~1 KiB) alive as long as the socket.
+ */
+function ignoreSocketError (): void {}
+
+/**
  * One listening address: a plain HTTP server that only upgrades to WebSocket
  * (any other request gets 426), with header/request timeouts so a client that
  * never finishes its upgrade request is dropped.
@@ -40,7 +48,7 @@ export class WsListener {
       res.end('meshwork: WebSocket upgrade required\n')
     })
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      socket.on('error', () => { /* reset during upgrade: nothing to do */ })
+      socket.on('error', ignoreSocketError)
       if (o.maxPending()) {
         o.onRefused('busy')
         socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')

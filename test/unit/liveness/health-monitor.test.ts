@@ -265,6 +265,33 @@ describe('HealthMonitor RTT', () => {
     expect(hm.rttMs).toBe(5)
   })
 
+  // One monitor per peer link: its histogram was a flat 17,408-cell counts
+  // array (68 KiB) from construction on, two thirds of an idle link's memory
+  // in the IO worker (issue 2, RSS per idle link).
+  it('keeps its RTT histogram small: nothing before the first sample, a few KiB after hours of heartbeats', () => {
+    const { hm } = started({ intervalMs: 1_000, missesUnhealthy: 3, missesDead: 6 }, 0)
+    expect(hm.rttHistogramBytes).toBe(0)
+    let seq = 0
+    let now = 0
+    /** One heartbeat: the pong of ping `seq` after `rttMs`, then the next ping. */
+    const beat = (rttMs: number): void => {
+      expect(hm.onPong(seq, now + rttMs)).toBe(true)
+      now += 1_000
+      hm.tick(now)
+      seq = pings(drain(hm))[0]!.seq
+    }
+    let x = 1
+    const next = (): number => { x = (x * 48_271) % 2_147_483_647; return x } // deterministic pseudo-random
+    // 20,000 heartbeats (5.5 h at 1 s), RTTs of a loopback or LAN link: 0.05..2 ms
+    for (let i = 0; i < 20_000; i++) beat(0.05 + (next() % 1_950) / 1_000)
+    expect(hm.rttStats().count).toBe(20_000)
+    expect(hm.rttHistogramBytes).toBeGreaterThan(0)
+    expect(hm.rttHistogramBytes).toBeLessThan(8 * 1024)
+    // A link whose RTT wanders all over 0.05..25 ms still stays well under the flat array.
+    for (let i = 0; i < 20_000; i++) beat(0.05 + (next() % 25_000) / 1_000)
+    expect(hm.rttHistogramBytes).toBeLessThan(32 * 1024)
+  })
+
   it('clamps an absurd RTT into the 60 s histogram range instead of throwing', () => {
     const { hm } = started({ intervalMs: 60_000, missesUnhealthy: 3, missesDead: 6 }, 0)
     expect(hm.onPong(0, 120_000)).toBe(true)
