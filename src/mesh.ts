@@ -372,11 +372,11 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     // Fast path: one record, nobody waiting on this lane or a higher one, and room now. Sequence numbers are
     // taken only when a record is written, so ring order = sequence order and
     // a send that gives up leaves no gap.
-    if (chunks === 1 && entry.reloading === undefined && !entry.sends.busyFor(laneNo) && (laneNo !== Lane.BULK || bulkRoom(entry.ring, bytes.length + SEND_PREFIX_BYTES + FRAME_OVERHEAD))) {
+    if (chunks === 1 && entry.reloading === undefined && !entry.sends.busyFor(laneNo)) {
       const seq = entry.seq + 1
       const n = this.#recordHeader(type, laneNo, flags, seq, 0, now, notify, bytes.length)
       if (n < 0) return Promise.reject(new MeshError(ErrorCode.PROTOCOL, 'internal: frame header does not fit its scratch buffer'))
-      if (entry.ring.tryWrite2(this.#header.subarray(0, n), bytes)) {
+      if (laneRoom(entry.ring, laneNo, n + bytes.length) && entry.ring.tryWrite2(this.#header.subarray(0, n), bytes)) {
         entry.seq = seq
         wake(entry)
         if (type !== FrameType.SUBSCRIBE) { entry.messagesSent++; entry.bytesSent += bytes.length }
@@ -499,7 +499,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       // A chunk's record carries its distance to the first chunk (seq - first = message id), which
       // other lanes' messages may make larger than its index, and whether more chunks follow.
       const n = this.#recordHeader(p.type, p.laneNo, cflags, seq, i === 0 ? 0 : seq - p.first, p.now, p.recFlags | (more ? SendRecordFlag.MORE : 0), part.length)
-      if (p.laneNo === Lane.BULK && !bulkRoom(entry.ring, n + part.length)) return Math.min(entry.ring.maxRecordBytes, n + part.length + bulkReserve(entry.ring))
+      if (!laneRoom(entry.ring, p.laneNo, n + part.length)) return Math.min(entry.ring.maxRecordBytes, n + part.length + laneReserve(entry.ring, p.laneNo))
       if (!entry.ring.tryWrite2(this.#header.subarray(0, n), part)) return n + part.length
       entry.seq = seq
       if (i === 0) p.first = seq
@@ -1243,17 +1243,18 @@ function wake (e: { slot: IoSlot | undefined; home: IoSlot | undefined }): void 
 }
 
 /**
- * Bulk messages leave the last quarter of a send queue to the other lanes, so
- * a priority message sent during a large transfer finds room at once (it
- * still follows what is queued ahead of it) and is never refused QUEUE_FULL
- * because of bulk data.
+ * Room a record on `laneNo` must leave free in a send queue: bulk messages
+ * leave the last quarter to the other lanes, so a priority message sent
+ * during a large transfer finds room at once (it still follows what is queued
+ * ahead of it) and is never refused QUEUE_FULL because of bulk data.
  */
-function bulkReserve (ring: RingBuffer): number { return ring.capacity >> 2 }
+function laneReserve (ring: RingBuffer, laneNo: number): number { return laneNo === Lane.BULK ? ring.capacity >> 2 : 0 }
 
-/** True if a bulk record of `bytes` fits in `ring` and leaves its reserve free. */
-function bulkRoom (ring: RingBuffer, bytes: number): boolean {
+/** False if a record of `bytes` on `laneNo` would eat into its lane's reserve (tryWrite2 still decides whether it fits). */
+function laneRoom (ring: RingBuffer, laneNo: number, bytes: number): boolean {
+  const reserve = laneReserve(ring, laneNo)
   // + 8: a record's length prefix and padding.
-  return ring.capacity - ring.usedBytes() >= bytes + 8 + bulkReserve(ring)
+  return reserve === 0 || ring.capacity - ring.usedBytes() >= bytes + 8 + reserve
 }
 
 /** A lane option's wire number, or the INVALID_OPTIONS error naming what was given. */

@@ -35,12 +35,6 @@ export class LaneQueue<T> {
     return undefined
   }
 
-  /** The lane {@link peek} would serve, or -1 if nothing waits. */
-  peekLane (): number {
-    for (let i = 0; i < this.#lanes.length; i++) if ((this.#lanes[i] as T[]).length > 0) return i
-    return -1
-  }
-
   /** Remove and return the oldest send of `lane`. */
   shift (lane: number): T | undefined {
     return this.#queue(lane).shift()

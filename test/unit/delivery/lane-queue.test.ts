@@ -6,15 +6,12 @@ describe('LaneQueue', () => {
   it('serves the highest lane first, each lane in push order', () => {
     const q = new LaneQueue<string>(3)
     expect(q.peek()).toBeUndefined()
-    expect(q.peekLane()).toBe(-1)
     q.push(2, 'b1'); q.push(1, 'p1'); q.push(2, 'b2'); q.push(1, 'p2')
     expect(q.size).toBe(4)
     const out: string[] = []
-    for (let lane = q.peekLane(); lane >= 0; lane = q.peekLane()) {
-      const head = q.peek()
-      const got = q.shift(lane)
-      expect(got).toBe(head)
-      out.push(got as string)
+    for (let head = q.peek(); head !== undefined; head = q.peek()) {
+      expect(q.shift(head.startsWith('p') ? 1 : 2)).toBe(head)
+      out.push(head)
     }
     expect(out).toEqual(['p1', 'p2', 'b1', 'b2'])
     expect(q.size).toBe(0)
@@ -45,14 +42,16 @@ describe('LaneQueue', () => {
 
   it('property: draining yields, per lane, exactly the pushed items in order, and never a lower lane while a higher one waits', () => {
     fc.assert(fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer())), (ops) => {
-      const q = new LaneQueue<number>(3)
-      for (const [lane, v] of ops) q.push(lane, v)
+      const q = new LaneQueue<[number, number]>(3)
+      for (const op of ops) q.push(op[0], op)
       const byLane: number[][] = [[], [], []]
       let lastLane = 0
-      for (let lane = q.peekLane(); lane >= 0; lane = q.peekLane()) {
+      for (let head = q.peek(); head !== undefined; head = q.peek()) {
+        const lane = head[0]
         expect(lane).toBeGreaterThanOrEqual(lastLane)
         lastLane = lane
-        byLane[lane]!.push(q.shift(lane) as number)
+        expect(q.shift(lane)).toBe(head)
+        byLane[lane]!.push(head[1])
       }
       for (let l = 0; l < 3; l++) expect(byLane[l]).toEqual(ops.filter(([lane]) => lane === l).map(([, v]) => v))
     }))
