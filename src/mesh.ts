@@ -800,6 +800,11 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         }
         entry.board.publish(rx.stream ?? 0, rx.delivered)
         if (prompt) slot.doorbell.ring()
+        else if (entry.board.takeWaiting()) {
+          // The actor stopped looking for our progress (we took nothing for a while): prompt it.
+          entry.board.markUrgent()
+          slot.doorbell.ring()
+        }
       }
       return
     }

@@ -198,6 +198,10 @@ export interface IoWorkerStats {
   linkSlowdowns: number
   /** ACKs that timer sent (each one no traffic carried within ACK_DELAY_MS of being due). */
   ackTimerAcks: number
+  /** Times the send pump woke from sleep (a doorbell ring: none while nothing is sent). */
+  pumpWakes: number
+  /** Whether the retention check (delivery.retainMs) is running: only while some peer has no connection. */
+  retentionCheck: boolean
   /**
    * Multi-hop forwarding: FORWARD frames passed on for other nodes,
    * unwrapped for this node, dropped by reason ('hop-limit', 'no-route',

@@ -24,7 +24,8 @@ export const ACK_DELAY_MS = 10
  * An expected ACK whose frames the host has not made due after this many
  * ACK_DELAY_MS periods stops the worker's ACK timer (frames that advanced
  * nothing: duplicates, or a host stalled that long). The ACK still goes with
- * the next traffic to the peer, or at the IO worker's next idle pass.
+ * the next traffic to the peer, or when the host next publishes progress
+ * (AckBoard.setWaiting: the host then prompts it).
  */
 export const ACK_EXPECT_PERIODS = 20
 /**
@@ -135,11 +136,19 @@ export class PeerActor {
     if (this.#skip !== undefined) this.#sendSkip(conn, this.#skip)
   }
 
+  /**
+   * Called after the actor loses its connection: the owner starts what only
+   * a disconnected peer needs (the IO worker's retention timer, see
+   * {@link expire}).
+   */
+  onDetach: (() => void) | undefined
+
   /** Stop using `conn`. True if it was the active one. */
   detach (conn: FrameSink): boolean {
     if (this.#conn !== conn) return false
     this.#conn = undefined
     this.#relay = undefined
+    this.onDetach?.()
     return true
   }
 
@@ -206,8 +215,18 @@ export class PeerActor {
     let since = this.#ackHeldSince
     if (since === undefined || c === undefined || c.state !== 'open' || c.writeBlocked) return Infinity
     if (!this.ackDue && now - since >= ACK_DELAY_MS) {
-      if (++this.#ackWaits >= ACK_EXPECT_PERIODS) { this.#ackHeldSince = undefined; this.#ackWaits = 0; return Infinity }
-      this.#ackHeldSince = since = now
+      if (++this.#ackWaits >= ACK_EXPECT_PERIODS) {
+        this.#ackHeldSince = undefined
+        this.#ackWaits = 0
+        // Stop polling: the host's next publish prompts the ACK (AckBoard.setWaiting).
+        // Read the board again after the flag: progress published just
+        // before it was set would otherwise wait for the next traffic.
+        this.board.setWaiting()
+        if (!this.ackDue) return Infinity
+        this.#ackHeldSince = since = now - ACK_DELAY_MS
+      } else {
+        this.#ackHeldSince = since = now
+      }
     }
     return since + ACK_DELAY_MS
   }

@@ -28,6 +28,10 @@
  *  f64[4] dropped   (byte 32) unreliable messages the actor discarded
  *                   oldest-first (sendQueue.policy 'drop-oldest'); written
  *                   by the worker only, read by the host for metrics.
+ *  i32[12] waiting  (byte 48) 1 when the actor has stopped looking for
+ *                   progress (the host took nothing for a while, see
+ *                   PeerActor.ackDeadline): the host's next publish
+ *                   takes it and prompts the ACK (markUrgent + doorbell)
  * ```
  *
  * @module
@@ -42,7 +46,8 @@ const SEQ_HI = 5
 const COMMITTED_F64 = 3
 const DROPPED_F64 = 4
 const RTT_F64 = 5
-const BOARD_BYTES = 48
+const WAITING = 12
+const BOARD_BYTES = 56
 
 /** One peer's ack board. */
 export class AckBoard {
@@ -123,6 +128,22 @@ export class AckBoard {
    * the actor reads the token before the board, so either order ends in a prompt ACK.
    */
   markUrgent (): void { Atomics.add(this.#i32, URGENT, 1) }
+
+  /**
+   * Worker: stop polling for the host's progress; its next {@link publish}
+   * prompts the ACK instead ({@link takeWaiting}). Atomics.store (seq-cst),
+   * then the caller reads the board again: the Dekker pair with the host's
+   * publish-then-takeWaiting, so progress published meanwhile is seen by
+   * one side or the other, never by neither.
+   */
+  setWaiting (): void { Atomics.store(this.#i32, WAITING, 1) }
+
+  /**
+   * Host, after {@link publish}: true once if the actor stopped polling for
+   * progress (then it must markUrgent and ring the worker's doorbell, or the
+   * ACK waits for the next traffic to the peer).
+   */
+  takeWaiting (): boolean { return Atomics.load(this.#i32, WAITING) !== 0 && Atomics.exchange(this.#i32, WAITING, 0) === 1 }
 
   /** Worker: the urgency token; a value other than the last one acted on means "ACK now". */
   urgentToken (): number { return Atomics.load(this.#i32, URGENT) }

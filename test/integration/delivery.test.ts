@@ -321,9 +321,34 @@ describe('acknowledgements', () => {
       await until(() => queued() === 0, { timeoutMs: 2_000, label: 'b\'s ACK reached a' })
       if (await timerAcks() > acksBefore) return // b's ACK timer sent it
       // Not the timer (a host or worker starved past ACK_EXPECT_PERIODS): try again.
-      console.info(`held-back ACK, try ${attempt}: sent by the pump pass after ${(performance.now() - t0).toFixed(0)} ms`)
+      console.info(`held-back ACK, try ${attempt}: sent after ${(performance.now() - t0).toFixed(0)} ms, not by the ACK timer`)
       expect(attempt, 'the ACK timer never sent the held-back ACK').toBeLessThan(3)
     }
+  })
+
+  it('an ACK held back while the receiving host was stalled goes once the host takes the message, with no traffic to ride on', async () => {
+    const [a, b] = await makePair(quiet, quiet)
+    await a.send(b.id, 'warm-up', { ack: true })
+    let stalls = 0
+    b.on('message', (m) => {
+      if (m.payload !== 'stall') return
+      // Block b's loop past the IO worker's patience for the ACK (ACK_EXPECT_PERIODS × ACK_DELAY_MS = 200 ms):
+      // its ACK timer gives up, and b's next publish of progress must bring the ACK out.
+      const until = performance.now() + 500
+      while (performance.now() < until) { /* a stalled host */ }
+      stalls++
+    })
+    const queued = (): number => a._deliveryStats().peers[b.id]?.queuedBytes ?? -1
+    const wakes = async (): Promise<number> => (await b._ioStats()).reduce((n, x) => n + x.pumpWakes, 0)
+    await a.send(b.id, 'stall') // not ack: true, so no prompt ACK is asked for
+    await until(() => stalls === 1, { label: 'b stalled and took the message' })
+    // a's queue empties only when b's ACK arrives; nothing else is sent either way.
+    await until(() => queued() === 0, { timeoutMs: 5_000, label: 'b\'s ACK reached a' })
+    // And an idle worker is not polled: b's pump is woken only by doorbells (here, none).
+    const w0 = await wakes()
+    await new Promise((resolve) => setTimeout(resolve, 1_200))
+    expect(await wakes() - w0).toBe(0)
+    expect((await b._ioStats()).every((x) => !x.retentionCheck)).toBe(true)
   })
 })
 

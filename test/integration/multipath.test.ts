@@ -73,7 +73,8 @@ describe('multipath (issue 5)', () => {
     if (!spread) console.log(`multipath placement: ${placement.join('; ')}; relayed b ${relayed[0]}, c ${relayed[1]}`)
     expect(spread).toBe(true)
     const drops = (await Promise.all([a, b, c, ...dests].map(async (m) => await m._ioStats()))).flat().map((s) => s.relay.dropped)
-    expect(drops.every((x) => Object.keys(x).length === 0)).toBe(true)
+    // The reasons, when there are any, name what went wrong (a relay with no route, a hop limit, ...).
+    expect(drops.filter((x) => Object.keys(x).length > 0)).toEqual([])
     console.log(`multipath: 4 destinations × ${N} messages, in order; FORWARD frames relayed by b ${relayed[0]}, by c ${relayed[1]}`)
   })
 })

@@ -145,11 +145,47 @@ describe('PeerActor ACKs', () => {
       vi.advanceTimersByTime(ACK_DELAY_MS)
       expect(actor.ackDeadline(performance.now())).toBe(performance.now() + ACK_DELAY_MS)
     }
+    expect(board.takeWaiting()).toBe(false)
     vi.advanceTimersByTime(ACK_DELAY_MS)
     expect(actor.ackDeadline(performance.now())).toBe(Infinity)
     // New frames start it again.
     actor.expectAck(performance.now())
     expect(actor.ackDeadline(performance.now())).toBe(performance.now() + ACK_DELAY_MS)
+  })
+
+  it('on giving up, the actor leaves the ACK to the host: its next publish finds the board waiting (once) and prompts it', () => {
+    actor.expectAck(performance.now())
+    for (let i = 0; i < ACK_EXPECT_PERIODS; i++) {
+      vi.advanceTimersByTime(ACK_DELAY_MS)
+      actor.ackDeadline(performance.now())
+    }
+    expect(actor.ackDeadline(performance.now())).toBe(Infinity)
+    // The host (src/mesh.ts) publishes, then takes the flag: markUrgent and a doorbell.
+    board.publish(7, 2)
+    expect(board.takeWaiting()).toBe(true)
+    expect(board.takeWaiting()).toBe(false)
+    board.markUrgent()
+    expect(actor.ready).toBe(true)
+    expect(actor.pump()).toBe(true)
+    expect(sent.at(-1)?.acked).toEqual([2])
+  })
+
+  it('progress published while the actor gives up is not left behind (the board is read again after the flag)', () => {
+    actor.expectAck(performance.now())
+    for (let i = 1; i < ACK_EXPECT_PERIODS; i++) {
+      vi.advanceTimersByTime(ACK_DELAY_MS)
+      actor.ackDeadline(performance.now())
+    }
+    vi.advanceTimersByTime(ACK_DELAY_MS)
+    // The host's publish lands between the actor's "nothing new" check and the flag:
+    // modelled by publishing from inside setWaiting (the host then saw no flag).
+    const own = actor.board // the actor's view of the same shared board
+    const setWaiting = own.setWaiting.bind(own)
+    own.setWaiting = () => { board.publish(7, 2); setWaiting() }
+    const now = performance.now()
+    expect(actor.ackDeadline(now)).toBe(now) // due now: the ACK timer sends it
+    expect(actor.flushAck()).toBe(true)
+    expect(sent.at(-1)?.acked).toEqual([2])
   })
 
   it('a new connection gets its first ACK at once, and a blocked socket holds no deadline', () => {
