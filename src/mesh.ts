@@ -22,6 +22,7 @@ import { OutboxStore } from './delivery/outbox-store.js'
 import { MeshMetrics } from './observability/metrics.js'
 import type { Registry } from 'prom-client'
 import type { InboundEvent, IoWorkerStats } from './actor/protocol.js'
+import type { RoutingStats } from './router/routing-service.js'
 import type { LaneName, MeshEvents, MeshStatus, PeerInfo, RouteInfo } from './events.js'
 
 /** Options of {@link Mesh.send}. */
@@ -705,6 +706,11 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   /** @internal test/diagnostic hook: per IO worker counters. */
   async _ioStats (): Promise<IoWorkerStats[]> {
     return await Promise.all(this.#sup.slots.map(async (s) => await s.api.stats()))
+  }
+
+  /** @internal test/diagnostic hook: the router worker's link-state routing counters. */
+  async _routingStats (): Promise<RoutingStats | undefined> {
+    return await this.#sup.router.routingCounters()
   }
 
   /** @internal diagnostics: ring fill and counters (host side). */
