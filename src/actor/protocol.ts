@@ -62,6 +62,8 @@ export interface IoWorkerApi {
   stats (): Promise<IoWorkerStats>
   /** Immediate stop before termination: listeners closed, every socket destroyed, no timers. */
   halt (): Promise<void>
+  /** Diagnostics (util/gc.ts): collect this worker's heap; false without --expose-gc. */
+  collectGarbage (): Promise<boolean>
   /** Test hook: crash this worker with an uncaught exception. */
   crash (): void
 }
@@ -141,6 +143,8 @@ export interface RouterApi {
   leave (): Promise<void>
   /** Counters of link-state routing (diagnostics and tests; undefined without routing). */
   routingCounters (): Promise<RoutingStats | undefined>
+  /** Diagnostics (util/gc.ts): collect the router worker's heap; false without --expose-gc. */
+  collectGarbage (): Promise<boolean>
 }
 
 /** What an IO worker measured on one connection lately (see routing/link-cost.ts). */

@@ -25,6 +25,7 @@ import type { HealthConfig, HealthOutput } from '../liveness/health-monitor.js'
 import { FlowPinner } from '../routing/flow-pinning.js'
 import { hostSlowdown } from '../routing/link-cost.js'
 import { HeartbeatScheduler } from '../liveness/heartbeat-scheduler.js'
+import { collectGarbage } from '../util/gc.js'
 import type { DialResult, ForwardingEntry, HostCallbacks, IoWorkerApi, IoWorkerData, IoWorkerStats, IoPeerControl, LinkSnapshot, LinkStatsReport, RouterApi } from '../actor/protocol.js'
 
 /** Features this build speaks; negotiated down to the common set in the handshake. */
@@ -217,6 +218,7 @@ export class IoWorker implements ConnectionOwner {
       close: async (deadlineMs) => { await this.close(deadlineMs) },
       stats: async () => this.stats(),
       halt: async () => { this.halt() },
+      collectGarbage: async () => collectGarbage(),
       crash: () => { setImmediate(() => { throw new Error('meshwork test hook: IO worker crash requested') }) },
     }
   }
