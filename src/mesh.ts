@@ -22,6 +22,7 @@ import { OutboxStore } from './delivery/outbox-store.js'
 import { MeshMetrics } from './observability/metrics.js'
 import type { Registry } from 'prom-client'
 import type { InboundEvent, IoWorkerStats } from './actor/protocol.js'
+import type { RoutingStats } from './router/routing-service.js'
 import type { LaneName, MeshEvents, MeshStatus, PeerInfo, RouteInfo } from './events.js'
 
 /** Options of {@link Mesh.send}. */
@@ -98,6 +99,8 @@ interface PeerEntry {
   ackWaiters: Array<{ id: number; last: number; resolve: (id: string) => void; reject: (e: MeshError) => void }>
   /** Topics the peer subscribes to (it tells us with SUBSCRIBE frames). */
   remoteTopics: Set<string>
+  /** Topics the peer published to us while we did not subscribe, and we told it so (see #unwanted). */
+  unwanted: Set<string> | undefined
   /** Unreliable messages (`reliable: false`): their own small queue, sent at most once. */
   datagrams: RingBuffer
   /** Unreliable messages refused because their queue was full (drop-newest, or drop-oldest faster than the worker sheds). */
@@ -656,7 +659,12 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     // now), and learns our subscriptions like a direct peer does.
     for (const r of routes) {
       if (r.to === this.id || this.#peers.has(r.to)) continue
-      this.#announce('set', [...this.#topics.keys()], this.#entryFor(r.to))
+      const e = this.#entryFor(r.to)
+      // An empty set tells a new peer nothing (its view of us starts empty), and
+      // every node joining a mesh of N would cost 2N relayed frames and their ACKs.
+      // A view left from an earlier run of this node under its id is put right
+      // by its first stray publication (see #unwanted).
+      if (this.#topics.size > 0) this.#announce('set', [...this.#topics.keys()], e)
     }
     for (const c of changes) this.#emitSafe('route:change', { to: c.to, via: c.via ?? null, previousVia: c.previousVia ?? null })
   }
@@ -698,6 +706,21 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   /** @internal test/diagnostic hook: per IO worker counters. */
   async _ioStats (): Promise<IoWorkerStats[]> {
     return await Promise.all(this.#sup.slots.map(async (s) => await s.api.stats()))
+  }
+
+  /** @internal test/diagnostic hook: the router worker's link-state routing counters. */
+  async _routingStats (): Promise<RoutingStats | undefined> {
+    return await this.#sup.router.routingCounters()
+  }
+
+  /**
+   * @internal diagnostics (perf's RSS samples): collect the heap of every
+   * worker of this node, when the process runs with --expose-gc. The number
+   * of worker heaps collected (0 without it).
+   */
+  async _collectGarbage (): Promise<number> {
+    const done = await Promise.all([...this.#sup.slots.map(async (s) => await s.api.collectGarbage()), this.#sup.router.collectGarbage()])
+    return done.filter((x) => x).length
   }
 
   /** @internal diagnostics: ring fill and counters (host side). */
@@ -742,6 +765,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         reassembly: Array.from({ length: MAX_LANE + 1 }, () => new Reassembly(this.#opts.maxMessageBytes)),
         ackWaiters: [],
         remoteTopics: new Set(),
+        unwanted: undefined,
         datagrams: RingBuffer.create(Math.max(64 * 1024, this.#opts.sendQueue.capacityBytes >> 2), { keepAlive: false }),
         droppedNewest: 0,
         home: undefined,
@@ -864,7 +888,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       case FrameType.PUBLISH: {
         const [topic, value] = decodePayload(bytes, f.flags) as [string, unknown]
         const handlers = this.#topics.get(topic)
-        if (handlers === undefined || handlers.size === 0) return // unsubscribed meanwhile: not ours to see
+        if (handlers === undefined || handlers.size === 0) { this.#unwanted(entry, topic); return } // not ours to see
         const msg = { from, payload: value, lane, topic, id: String(id) }
         this.emit('message', msg)
         for (const h of [...handlers]) {
@@ -1016,9 +1040,24 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     return n
   }
 
+  /**
+   * A publication on a topic we do not subscribe to: unsubscribed meanwhile
+   * (our 'del' is on its way), or the publisher holds the subscriptions of
+   * an earlier run of this node (same id, dataDir) — routed peers get no
+   * empty 'set' from us (see #onRoutes). Either way a 'del' puts it right;
+   * once per topic and peer until we subscribe to it again.
+   */
+  #unwanted (entry: PeerEntry, topic: string): void {
+    entry.unwanted ??= new Set()
+    if (entry.unwanted.has(topic)) return
+    entry.unwanted.add(topic)
+    this.#announce('del', [topic], entry)
+  }
+
   /** Tell every linked peer about a change of this node's subscriptions (reliable, in stream order). */
   #announce (op: 'set' | 'add' | 'del', topics: string[], only?: PeerEntry): void {
     for (const e of only !== undefined ? [only] : this.#peers.values()) {
+      if (op !== 'del') for (const t of topics) e.unwanted?.delete(t)
       this.#send(e.info.id, FrameType.SUBSCRIBE, Lane.PRIORITY, [op, topics], false, undefined).catch((err: MeshError) => {
         if (err.code !== ErrorCode.CLOSED) this.#log.warn({ component: 'mesh', event: 'subscribe:failed', peer: e.info.id, err: err.message }, 'could not queue a subscription update')
       })

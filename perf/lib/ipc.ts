@@ -64,7 +64,14 @@ export interface EldSummary {
 export interface PingResult { readonly samplesNs: number[]; readonly ms: number }
 
 /** process.memoryUsage() after a forced GC, bytes. */
-export interface MemResult { readonly rss: number; readonly heapUsed: number; readonly external: number; readonly arrayBuffers: number }
+export interface MemResult {
+  readonly rss: number
+  readonly heapUsed: number
+  readonly external: number
+  readonly arrayBuffers: number
+  /** Worker heaps (IO and router workers of every node) collected before the sample (Mesh._collectGarbage). */
+  readonly workerHeapsCollected?: number
+}
 
 /** CPU of the whole process (all threads) over a window. */
 export interface CpuResult { readonly cpuMs: number; readonly wallMs: number; readonly pctOfCore: number }

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { pino } from 'pino'
 import { createMesh, type Mesh, type MeshMessage } from '../../src/index.js'
-import { serve, type EldSummary, type FloodResult, type PingResult } from '../lib/ipc.js'
+import { serve, type EldSummary, type FloodResult, type MemResult, type PingResult } from '../lib/ipc.js'
 import { CpuWindow, EldRecorder, RateMeter, epochMs, memAfterGc, round, sleep } from '../lib/measure.js'
 
 const meshes: Mesh[] = []
@@ -227,7 +227,17 @@ const api = {
     return eld.stop()
   },
 
-  mem: () => memAfterGc(),
+  /**
+   * RSS after a full GC of every heap in the process: each node's IO and
+   * router workers (Mesh._collectGarbage), then this thread. Worker heaps
+   * otherwise hold hundreds of KiB of garbage from the last joins for
+   * seconds (their first collections land ~8 s after start), which moved
+   * the idle scenario's per-link figure between -235 and +765 KiB.
+   */
+  async mem (): Promise<MemResult> {
+    const collected = await Promise.all(meshes.map(async (m) => await m._collectGarbage()))
+    return { ...memAfterGc(), workerHeapsCollected: collected.reduce((a, b) => a + b, 0) }
+  },
   cpuStart (): void { cpu.start() },
   cpuStop: () => cpu.stop(),
 }

@@ -8,13 +8,18 @@
  *
  * - CPU: process.cpuUsage (all threads) / wall time, per node, over the
  *   idle window; unlinked and linked.
- * - RSS per link: the hub's RSS after a forced GC (main-thread heap;
- *   worker heaps are not collected by it) is sampled after each step of
- *   N/6 new links; the per-link cost is the median increment per step
- *   after the first (the marginal cost of a link at a node that has
- *   many), and for
- *   reference (RSS with N links − RSS before any link) / N. The client side is in the JSON only: with one
- *   link per node and two worker heaps per node it is mostly GC noise.
+ * - RSS per link: the hub's RSS is sampled after each step of N/6 new
+ *   links, after a full GC of every heap in the process: the main thread's
+ *   and each node's IO and router workers' (Mesh._collectGarbage; the
+ *   children run with --expose-gc). Without the workers' collections the
+ *   figure was the garbage of the last joins (route computations, flooded
+ *   LSAs), not per-link state: a worker heap holds MiBs of it for seconds,
+ *   and the same code measured anywhere from -235 to +765 KiB per link.
+ *   The per-link cost is the median increment per step after the first
+ *   (the marginal cost of a link at a node that has many), and for
+ *   reference (RSS with N links − RSS before any link) / N. The client
+ *   side is in the JSON only: one link per node, 24 nodes' worth of
+ *   allocator noise.
  *
  * @module
  */
@@ -58,7 +63,7 @@ async function cpuWindow (procs: Array<Child<MeshNodeApi>>, ms: number): Promise
   return await Promise.all(procs.map(async (p) => await p.call('cpuStop', null, 5_000)))
 }
 
-/** Per process: the sample with the median RSS of three, 100 ms apart (RSS moves with worker heaps, which no one forces to GC). */
+/** Per process: the sample with the median RSS of three, 100 ms apart, each after a GC of every heap (mesh-node.ts mem). */
 async function mem (procs: Array<Child<MeshNodeApi>>): Promise<MemResult[]> {
   return await Promise.all(procs.map(async (p) => {
     const samples: MemResult[] = []
@@ -121,6 +126,9 @@ export const idle: Scenario = {
       const links = t.nodes
       const hubMarginal = medianStep(points)
       const hubSpan = points.length < 2 ? NaN : (points.at(-1)!.rss - points[0]!.rss) / (points.at(-1)!.links - points[0]!.links)
+      // After the linked idle window: the workers' young generations, grown by the joins'
+      // allocation, have shrunk back by then (V8's memory reducer; a full GC does not shrink them).
+      const hubAfterIdle = points.length < 2 ? NaN : (hubAfter!.rss - points[0]!.rss) / (links - points[0]!.links)
       const hubNaive = (hubAfter!.rss - hubBefore!.rss) / links
       const cliNaive = (cliAfter!.rss - cliBefore!.rss) / links
       const cpuPerNode = (hubCpu!.cpuMs + cliCpu!.cpuMs) / (hubCpu!.wallMs) / (links + 1) * 100
@@ -157,12 +165,14 @@ export const idle: Scenario = {
           rss_per_link_bytes: Math.round(hubMarginal),
           rss_per_link_kib: round(hubMarginal / KiB, 1),
           hub_rss_per_link_end_to_end_kib: round(hubSpan / KiB, 1),
+          hub_rss_per_link_after_idle_kib: round(hubAfterIdle / KiB, 1),
           hub_rss_per_link_incl_first_kib: round(hubNaive / KiB, 1),
           client_rss_per_link_kib: round(cliNaive / KiB, 1),
           hub_rss: { before: hubBefore, ...hubAt, after_idle: hubAfter },
           hub_rss_points: points,
           client_rss: { before: cliBefore, [`links_${links}`]: cliAfter },
-          client_note: 'one link per client node and two worker heaps per node that no one forces to GC: dominated by noise',
+          client_note: 'one link per client node, 24 nodes (48 worker heaps) in the process: dominated by allocator noise',
+          gc: 'every sample after a full GC of the main thread and of every IO and router worker heap (Mesh._collectGarbage)',
           // A negative delta means heap noise swamped the links: no verdict.
           target: { metric: 'rss_per_link_kib', max: TARGET_RSS_PER_LINK / KiB, value: round(hubMarginal / KiB, 1), met: hubMarginal <= 0 ? null : hubMarginal < TARGET_RSS_PER_LINK },
         },
@@ -177,11 +187,11 @@ export const idle: Scenario = {
               `hub ${fixed(hubCpu!.pctOfCore, 2)} % (${links} links); clients ${fixed(cliPerNode, 2)} % per node (1 link each)`],
             ['CPU per node, unlinked', `${fixed(cliCpuUnlinked!.pctOfCore / links, 2)} % of a core`, 'report', `hub ${fixed(hubCpuUnlinked!.pctOfCore, 2)} %`],
             ['RSS per idle link (hub, marginal)', kib(hubMarginal), `< 100 KiB: ${hubMarginal <= 0 ? 'inconclusive (noise)' : hubMarginal < TARGET_RSS_PER_LINK ? 'met' : 'MISSED'}`,
-              `median of ${points.length - 1} increments of ${step} link${step === 1 ? '' : 's'} after the first; end to end (RSS ${links} − RSS ${step} links) / ${links - step} = ${kib(hubSpan)}`],
+              `median of ${points.length - 1} increments of ${step} link${step === 1 ? '' : 's'} after the first; end to end (RSS ${links} − RSS ${step} links) / ${links - step} = ${kib(hubSpan)}; after the idle window ${kib(hubAfterIdle)}`],
           ],
         },
         notes: [
-          `${links} client nodes in one process + 1 hub node in another; ${t.idleMs} ms idle windows; CPU = process.cpuUsage (all threads) / wall; RSS after global.gc() on the main thread (worker heaps are not forced).`,
+          `${links} client nodes in one process + 1 hub node in another; ${t.idleMs} ms idle windows; CPU = process.cpuUsage (all threads) / wall; RSS after a full GC of every heap: the main thread and every node's IO and router workers (Mesh._collectGarbage; before, worker heaps were left as they were and their garbage swung the figure from -235 to +765 KiB per link).`,
         ],
       }
     } finally {

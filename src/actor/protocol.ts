@@ -7,6 +7,7 @@ import type { WorkerConfig } from '../options.js'
 import type { WireError } from '../errors.js'
 import type { MessagePort } from 'node:worker_threads'
 import type { CrossWorkerData } from '../io/cross-worker.js'
+import type { RoutingStats } from '../router/routing-service.js'
 
 /** Plain-data start-up parameters of an IO worker (workerData). */
 export interface IoWorkerData {
@@ -61,6 +62,8 @@ export interface IoWorkerApi {
   stats (): Promise<IoWorkerStats>
   /** Immediate stop before termination: listeners closed, every socket destroyed, no timers. */
   halt (): Promise<void>
+  /** Diagnostics (util/gc.ts): collect this worker's heap; false without --expose-gc. */
+  collectGarbage (): Promise<boolean>
   /** Test hook: crash this worker with an uncaught exception. */
   crash (): void
 }
@@ -75,6 +78,12 @@ export interface IoPeerControl {
   discover (url: string, peerId: string): Promise<boolean>
   /** Send a link-state routing payload (an encoded LSA) to a linked peer (control lane). False if not linked here. */
   sendRouting (peerId: string, payload: Uint8Array | Uint8Array[]): Promise<boolean>
+  /**
+   * {@link sendRouting} to several linked peers in one control-plane call (a
+   * flood reaches every neighbour; an LSA in several entries is cloned once).
+   * Peers not linked here are skipped.
+   */
+  sendRoutingMany (batch: Array<{ to: string; payloads: Uint8Array[] }>): Promise<void>
   /** The router's current forwarding table (replaces the previous one). */
   setRoutes (table: ForwardingEntry[]): Promise<void>
   /**
@@ -132,6 +141,10 @@ export interface RouterApi {
   startMembership (addresses: string[], host: RouterHostCallbacks): Promise<void>
   /** Graceful leave: announce it to the members. */
   leave (): Promise<void>
+  /** Counters of link-state routing (diagnostics and tests; undefined without routing). */
+  routingCounters (): Promise<RoutingStats | undefined>
+  /** Diagnostics (util/gc.ts): collect the router worker's heap; false without --expose-gc. */
+  collectGarbage (): Promise<boolean>
 }
 
 /** What an IO worker measured on one connection lately (see routing/link-cost.ts). */

@@ -25,6 +25,7 @@ import type { HealthConfig, HealthOutput } from '../liveness/health-monitor.js'
 import { FlowPinner } from '../routing/flow-pinning.js'
 import { hostSlowdown } from '../routing/link-cost.js'
 import { HeartbeatScheduler } from '../liveness/heartbeat-scheduler.js'
+import { collectGarbage } from '../util/gc.js'
 import type { DialResult, ForwardingEntry, HostCallbacks, IoWorkerApi, IoWorkerData, IoWorkerStats, IoPeerControl, LinkSnapshot, LinkStatsReport, RouterApi } from '../actor/protocol.js'
 
 /** Features this build speaks; negotiated down to the common set in the handshake. */
@@ -168,6 +169,7 @@ export class IoWorker implements ConnectionOwner {
       sendMembership: async (peerId, payload) => this.membershipOut(peerId, payload),
       // A batch of LSAs for one neighbour goes out as one WebSocket message (a flood storm is many).
       sendRouting: async (peerId, payload) => Array.isArray(payload) ? this.#controlOutMany(peerId, FrameType.ROUTING, payload) : this.#controlOut(peerId, FrameType.ROUTING, payload),
+      sendRoutingMany: async (batch) => { for (const b of batch) this.#controlOutMany(b.to, FrameType.ROUTING, b.payloads) },
       setRoutes: async (table) => { this.#setRoutes(table) },
       setLinks: async (links) => { this.#setLinks(links) },
       discover: async (url, peerId) => {
@@ -215,6 +217,7 @@ export class IoWorker implements ConnectionOwner {
       close: async (deadlineMs) => { await this.close(deadlineMs) },
       stats: async () => this.stats(),
       halt: async () => { this.halt() },
+      collectGarbage: async () => collectGarbage(),
       crash: () => { setImmediate(() => { throw new Error('meshwork test hook: IO worker crash requested') }) },
     }
   }

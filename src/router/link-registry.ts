@@ -23,6 +23,8 @@ export type ClaimOutcome =
   | { ok: true; drop: LinkEntry[] }
   | { ok: false; reason: string; keep: LinkEntry }
 
+const NONE: readonly LinkEntry[] = Object.freeze([])
+
 export class LinkRegistry {
   readonly #byPeer = new Map<string, LinkEntry[]>()
   readonly #byKey = new Map<string, LinkEntry>()
@@ -70,6 +72,14 @@ export class LinkRegistry {
   }
 
   entries (): LinkEntry[] { return [...this.#byKey.values()] }
+  /** The connections claimed for `peerId` (handshaking or up); do not modify. */
+  ofPeer (peerId: string): readonly LinkEntry[] { return this.#byPeer.get(peerId) ?? NONE }
+  /** An up connection to `peerId`, if any (the router looks this up per LSA and probe it sends). */
+  upOf (peerId: string): LinkEntry | undefined {
+    const list = this.#byPeer.get(peerId)
+    if (list !== undefined) for (const e of list) if (e.up) return e
+    return undefined
+  }
   get (connKey: string): LinkEntry | undefined { return this.#byKey.get(connKey) }
 }
 

@@ -9,6 +9,7 @@ import { compactGraph } from '../routing/graph.js'
 import { buildRouteTable, computeRoutes } from '../routing/route-table.js'
 import { PathPool } from '../routing/path-pool.js'
 import { LinkRegistry } from './link-registry.js'
+import { collectGarbage } from '../util/gc.js'
 import { RoutingService, type RoutingOutput, type RoutingServiceOptions } from './routing-service.js'
 
 /** Link-state routing settings of a {@link RouterService}. */
@@ -80,6 +81,13 @@ export class RouterService implements RouterApi {
   /** Counters of link-state routing (undefined without routing). */
   get routingStats (): RoutingService['stats'] | undefined { return this.#routing?.stats }
 
+  async collectGarbage (): Promise<boolean> { return collectGarbage() }
+
+  async routingCounters (): Promise<RoutingService['stats'] | undefined> {
+    const s = this.#routing?.stats
+    return s === undefined ? undefined : { ...s, dropped: { ...s.dropped } }
+  }
+
   // ---- membership (SWIM over the node's existing connections) ----
 
   async startMembership (addresses: string[], host: RouterHostCallbacks): Promise<void> {
@@ -129,7 +137,9 @@ export class RouterService implements RouterApi {
   #routingPump (): void {
     const rt = this.#routing
     if (rt === undefined) return
-    // LSAs for the same neighbour leave in one control-plane call (and one WebSocket message).
+    // LSAs for the same neighbour leave in one WebSocket message, and those for
+    // all neighbours on an IO worker in one control-plane call (a flood reaches
+    // every neighbour: a call each was most of a hub's garbage per join).
     const out = new Map<string, Uint8Array[]>()
     for (let o = rt.poll(); o !== undefined; o = rt.poll()) {
       if (o.kind !== 'send') { this.#routingAct(o); continue }
@@ -137,10 +147,15 @@ export class RouterService implements RouterApi {
       if (list === undefined) { list = []; out.set(o.to, list) }
       list.push(o.payload)
     }
+    const byWorker = new Map<number, Array<{ to: string; payloads: Uint8Array[] }>>()
     for (const [to, payloads] of out) {
-      const w = this.#workerOf(to)
-      if (w !== undefined) void w.sendRouting(to, payloads.length === 1 ? payloads[0] as Uint8Array : payloads).catch(() => false)
+      const e = this.#links.upOf(to)
+      if (e === undefined) continue
+      let batch = byWorker.get(e.worker)
+      if (batch === undefined) { batch = []; byWorker.set(e.worker, batch) }
+      batch.push({ to, payloads })
     }
+    for (const [index, batch] of byWorker) void this.#workers.get(index)?.sendRoutingMany(batch).catch(() => {})
     const at = rt.nextDeadline() ?? Infinity
     if (at === this.#routingTimerAt) return
     clearTimeout(this.#routingTimer)
@@ -203,7 +218,7 @@ export class RouterService implements RouterApi {
   #syncNeighbor (peerId: string): void {
     const rt = this.#routing
     if (rt === undefined) return
-    const up = this.#links.entries().some((x) => x.peerId === peerId && x.up)
+    const up = this.#links.upOf(peerId) !== undefined
     if (up) rt.linkUp(peerId, performance.now())
     else rt.linkDown(peerId, performance.now())
     this.#routingPump()
@@ -314,7 +329,7 @@ export class RouterService implements RouterApi {
         // A peer whose first SWIM message beat its linkUp looks unlinked to SWIM: any connection to it
         // already claimed here (handshaking or up) means it is linked — a second dial would make a
         // duplicate that could displace the established link and lose the frames on it.
-        if (this.#links.entries().some((e) => e.peerId === o.id)) break
+        if (this.#links.ofPeer(o.id).length > 0) break
         // One side dials: the smaller id (a dial-only node always dials, it cannot be dialed).
         // Both dialing at once would only race into the duplicate rule.
         if (this.#addresses.length > 0 && this.#selfId > o.id) break
@@ -337,8 +352,8 @@ export class RouterService implements RouterApi {
 
   /** The IO worker holding an up link to `peerId`. */
   #workerOf (peerId: string): Remote<IoPeerControl> | undefined {
-    for (const e of this.#links.entries()) if (e.peerId === peerId && e.up) return this.#workers.get(e.worker)
-    return undefined
+    const e = this.#links.upOf(peerId)
+    return e === undefined ? undefined : this.#workers.get(e.worker)
   }
 
   /** IO workers of the node, as far as seen (highest index + 1). */
@@ -449,14 +464,14 @@ export class RouterService implements RouterApi {
 
   /** Whether an up link to `peerId` is healthy by its heartbeats (recent proof of life). */
   #heartbeatHealthy (peerId: string): boolean {
-    for (const e of this.#links.entries()) if (e.peerId === peerId && e.up && !this.#unhealthyLinks.has(e.connKey)) return true
+    for (const e of this.#links.ofPeer(peerId)) if (e.up && !this.#unhealthyLinks.has(e.connKey)) return true
     return false
   }
 
   async release (connKey: string): Promise<void> {
     this.#unhealthyLinks.delete(connKey)
     const e = this.#links.release(connKey)
-    if (e !== undefined && !this.#links.entries().some((x) => x.peerId === e.peerId)) this.#pingsTo.delete(e.peerId)
+    if (e !== undefined && this.#links.ofPeer(e.peerId).length === 0) this.#pingsTo.delete(e.peerId)
     if (e === undefined) return
     void this.#pushLinks()
     this.#unlinkIfLast(e.peerId)
@@ -475,7 +490,7 @@ export class RouterService implements RouterApi {
 
   #unlinkIfLast (peerId: string): void {
     if (this.#swim === undefined) return
-    if (this.#links.entries().some((x) => x.peerId === peerId && x.up)) return
+    if (this.#links.upOf(peerId) !== undefined) return
     this.#swim.setLinked(peerId, false, performance.now())
     this.#pump()
   }

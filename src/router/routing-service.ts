@@ -45,7 +45,7 @@
  */
 import type { ForwardingEntry } from '../actor/protocol.js'
 import type { RouteInfo } from '../events.js'
-import { compareIds, deleteEdge, setEdge, type Graph } from '../routing/graph.js'
+import { compareIds, setEdge, type Graph } from '../routing/graph.js'
 import { DEFAULT_COST_WEIGHTS, linkCost, significantCostChange, type CostWeights, type LinkStats } from '../routing/link-cost.js'
 import { LinkStateDb, type LsdbOutput } from '../routing/link-state-db.js'
 import { decodeLsa, encodeLsa, sameLinks, type LsaLink, type LsaSigner } from '../routing/lsa.js'
@@ -78,6 +78,16 @@ export interface RoutingServiceOptions {
   /** Delay from a database change to the route recomputation. @default 15 */
   computeDelayMs?: number
   /**
+   * Least time from the start of one route computation to the next, except
+   * after a link down (OSPF's SPF hold time, simplified): a node joining
+   * brings its link-up, its LSA and its neighbours' LSAs within a few hundred
+   * ms, and a hub recomputed (and pushed an O(N) table to every thread) for
+   * each of them — a burst now costs about one computation per interval.
+   * The first change after a quiet spell is computed at the usual delay.
+   * @default 100
+   */
+  minComputeIntervalMs?: number
+  /**
    * Least time between two of our LSAs for link-ups (OSPF's MinLSInterval):
    * a node joining a full mesh brings up many links within a second, and
    * an LSA per 15 ms window flooded over every link of every node was a
@@ -104,6 +114,7 @@ export const ROUTING_SERVICE_DEFAULTS = {
   originateDelayMs: 15,
   linkDownDelayMs: 1,
   computeDelayMs: 15,
+  minComputeIntervalMs: 100,
   minOriginateIntervalMs: 250,
   costOriginateIntervalMs: 30_000,
 } as const
@@ -156,6 +167,9 @@ export class RoutingService {
   #lastOriginated = -Infinity
   readonly #downDelay: number
   readonly #computeDelay: number
+  readonly #minComputeInterval: number
+  /** When the last computation was asked for. */
+  #lastComputed = -Infinity
   /** Direct links up now: peer → cost. */
   readonly #links = new Map<string, number>()
   /** Linked peers whose link has had a measurement report (see linkStats). */
@@ -190,6 +204,7 @@ export class RoutingService {
     this.#costOriginateInterval = delay(o.costOriginateIntervalMs ?? ROUTING_SERVICE_DEFAULTS.costOriginateIntervalMs, 'costOriginateIntervalMs')
     this.#downDelay = delay(o.linkDownDelayMs ?? ROUTING_SERVICE_DEFAULTS.linkDownDelayMs, 'linkDownDelayMs')
     this.#computeDelay = delay(o.computeDelayMs ?? ROUTING_SERVICE_DEFAULTS.computeDelayMs, 'computeDelayMs')
+    this.#minComputeInterval = delay(o.minComputeIntervalMs ?? ROUTING_SERVICE_DEFAULTS.minComputeIntervalMs, 'minComputeIntervalMs')
   }
 
   /** The link-state database (read it; do not feed it directly). */
@@ -217,14 +232,15 @@ export class RoutingService {
    * A direct link to `peer` is up (its first connection). The peer gets our
    * whole database now; our LSA naming it follows after `originateDelayMs`;
    * the routes are recomputed at once (the link is usable before the peer's
-   * LSA arrives). A second call for a linked peer does nothing.
+   * LSA arrives), or at the end of the `minComputeIntervalMs` hold when a
+   * computation just ran. A second call for a linked peer does nothing.
    */
   linkUp (peer: string, now: number): void {
     if (this.#left || peer === this.selfId || this.#links.has(peer)) return
     this.#links.set(peer, this.#fixedCost ?? linkCost({}, this.#weights))
     this.#apply(this.#db.addNeighbor(peer, now), now)
     this.#originateAt = Math.min(this.#originateAt, Math.max(now + this.#originateDelay, this.#lastOriginated + this.#minOriginateInterval))
-    this.#computeAt = Math.min(this.#computeAt, now + this.#downDelay)
+    this.#computeSoon(now, this.#downDelay)
   }
 
   /**
@@ -249,7 +265,7 @@ export class RoutingService {
     this.#measured.add(peer)
     const interval = first ? this.#minOriginateInterval : Math.max(this.#minOriginateInterval, this.#costOriginateInterval)
     this.#originateAt = Math.min(this.#originateAt, Math.max(now + this.#originateDelay, this.#lastOriginated + interval))
-    this.#computeAt = Math.min(this.#computeAt, now + this.#computeDelay)
+    this.#computeSoon(now, this.#computeDelay)
   }
 
   /** The cost our next LSA gives the link to `peer` (undefined: not linked). */
@@ -311,11 +327,13 @@ export class RoutingService {
       if (held === undefined || !sameLinks(held, links)) {
         this.stats.originated++
         this.#lastOriginated = now
-        this.#apply(this.#db.originate(links, now), now)
+        // No recomputation: graph() takes our links from #links, not from our LSA.
+        this.#apply({ ...this.#db.originate(links, now), changed: false }, now)
       }
     }
     if (this.#computeAt <= now && this.#inFlight === undefined) {
       this.#computeAt = Infinity
+      this.#lastComputed = now
       const version = ++this.#computeVersion
       this.#inFlight = version
       this.stats.computations++
@@ -368,18 +386,18 @@ export class RoutingService {
 
   /**
    * The graph the next computation runs on: the LSAs with the two-way check,
-   * and our own links as they are now (see the module doc).
+   * and our own links as they are now (see the module doc). Nothing in it
+   * comes from our own LSA, so originating it needs no recomputation.
    */
   graph (): Graph {
     const g = topologyFromLsas(this.#db.entries())
     const self = this.selfId
-    if (!g.has(self)) g.set(self, new Map())
-    for (const peer of [...g.get(self)!.keys()]) if (!this.#links.has(peer)) deleteEdge(g, self, peer)
-    for (const [node, adj] of g) if (adj.has(self) && !this.#links.has(node)) adj.delete(self)
+    g.set(self, new Map())
+    for (const adj of g.values()) adj.delete(self)
     for (const [peer, cost] of this.#links) {
       setEdge(g, self, peer, cost)
-      // The peer's LSA may not name us yet; it will, at its own cost.
-      if (g.get(peer)?.has(self) !== true) setEdge(g, peer, self, cost)
+      // Back to us at the cost the peer advertises; ours until its LSA names us.
+      setEdge(g, peer, self, this.#db.get(peer)?.lsa.links.find((l) => l.peer === self)?.cost ?? cost)
     }
     return g
   }
@@ -391,9 +409,19 @@ export class RoutingService {
     return [...this.#links].map(([peer, cost]) => ({ peer, cost })).sort((x, y) => compareIds(x.peer, y.peer))
   }
 
+  /** Recompute after `delayMs`, but not within minComputeIntervalMs of the last computation. */
+  #computeSoon (now: number, delayMs: number): void {
+    this.#computeAt = Math.min(this.#computeAt, Math.max(now + delayMs, this.#lastComputed + this.#minComputeInterval))
+  }
+
   #apply (out: LsdbOutput, now: number): void {
-    for (const s of out.sends) this.#out.push({ kind: 'send', to: s.to, payload: encodeLsa(s.lsa) })
-    if (out.changed) this.#computeAt = Math.min(this.#computeAt, now + this.#computeDelay)
+    // A flood sends one LSA to every neighbour: encode it once (the owner only reads payloads).
+    let last: { lsa: LsdbOutput['sends'][number]['lsa']; bytes: Uint8Array } | undefined
+    for (const s of out.sends) {
+      if (last?.lsa !== s.lsa) last = { lsa: s.lsa, bytes: encodeLsa(s.lsa) }
+      this.#out.push({ kind: 'send', to: s.to, payload: last.bytes })
+    }
+    if (out.changed) this.#computeSoon(now, this.#computeDelay)
   }
 }
 

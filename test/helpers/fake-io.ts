@@ -17,6 +17,8 @@ export async function attachFakeIo (svc: RouterService, index: number, over: Par
     sendMembership: async () => true,
     discover: async () => true,
     sendRouting: async () => true,
+    // The batched form goes through sendRouting, so tests that watch LSAs override that one only.
+    sendRoutingMany: async (batch) => { for (const x of batch) await io.sendRouting(x.to, x.payloads) },
     setRoutes: async () => {},
     setLinks: async () => {},
     ...over,

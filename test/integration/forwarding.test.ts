@@ -1,4 +1,7 @@
 import { describe, it, expect, afterEach } from 'vitest'
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { Mesh, MeshOptions } from '../../dist/src/index.js'
 import { makeMesh, closeAll, until, waitFor } from '../helpers/mesh.js'
 
@@ -121,5 +124,38 @@ describe('pub/sub through relays', () => {
     for (let i = 0; i < 50; i++) await a.publish('news', i)
     await until(() => got.filter((x) => x >= 0).length >= 50, { label: 'all 50 publications' })
     expect(got.filter((x) => x >= 0)).toEqual(Array.from({ length: 50 }, (_, i) => i))
+  })
+
+  it('nodes that subscribe to nothing send routed peers no subscription frames (a join would cost relays 2N frames)', async () => {
+    const { a, c } = await chain()
+    // Each side's first message follows anything it queued for the other on the route's arrival (one stream, in order).
+    await a.send(c.id, 'a to c', { ack: true })
+    await c.send(a.id, 'c to a', { ack: true })
+    expect(c._deliveryStats().peers[a.id]).toMatchObject({ sent: 1, delivered: 1 })
+    expect(a._deliveryStats().peers[c.id]).toMatchObject({ sent: 1, delivered: 1 })
+  })
+
+  it('a subscriber restarted under its id (dataDir) without its subscriptions stops getting publications: its stray one puts the publisher right', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mw-sub-'))
+    const b = await makeMesh(fast)
+    const a = await makeMesh({ ...fast, listen: false })
+    const c1 = await makeMesh({ ...fast, listen: false, dataDir: dir })
+    await a.connect(b.addresses[0] as string)
+    await c1.connect(b.addresses[0] as string)
+    c1.subscribe('news', () => {})
+    await routed(a, c1)
+    await until(async () => (await a.publish('news', -1)) === 1, { label: 'a knows c subscribes' })
+    await c1.close()
+    const c2 = await makeMesh({ ...fast, listen: false, dataDir: dir })
+    expect(c2.id).toBe(c1.id)
+    await c2.connect(b.addresses[0] as string)
+    await routed(a, c2)
+    await routed(c2, a)
+    // a still holds c's old subscription: its next publication goes to c2, which answers with a 'del'.
+    await until(async () => {
+      if ((await a.publish('news', 'stale?')) === 0) return true
+      await new Promise((resolve) => setTimeout(resolve, 20)) // poll pace: each check is a publication
+      return false
+    }, { timeoutMs: 10_000, label: 'a learns c no longer subscribes' })
   })
 })

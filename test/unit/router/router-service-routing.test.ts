@@ -15,7 +15,7 @@ type HostRoutes = Parameters<RouterHostCallbacks['routes']>
 afterEach(closeFakeIos)
 
 let keys: Identity[] = []
-beforeAll(() => { keys = [generateIdentity(), generateIdentity(), generateIdentity()] })
+beforeAll(() => { keys = [generateIdentity(), generateIdentity(), generateIdentity(), generateIdentity()] })
 
 interface FakeNode {
   id: string
@@ -153,5 +153,22 @@ describe('RouterService: link-state routing driver', () => {
     await a.svc.startMembership([], { status: () => {}, member: () => {}, routes: (routes, changes) => { a.host.calls.push([routes, changes]) } })
     expect(a.host.calls).toEqual([[[{ to: peer, via: peer, hops: 1, cost: 10, paths: [[peer]] }], [{ to: peer, via: peer, previousVia: undefined }]]])
     await a.svc.leave()
+  })
+
+  it('a flood leaves in one control-plane call per IO worker, not one per neighbour', async () => {
+    const self = keys[0]!
+    const svc = new RouterService({ selfId: self.id, join: 'open', protocolPeriodMs: 60_000, routing: { signer: self, k: 3, maxHops: 8, tuning: { linkCost: 10 } } })
+    const calls: Array<Array<{ to: string; payloads: Uint8Array[] }>> = []
+    let single = 0
+    await attachFakeIo(svc, 0, { sendRoutingMany: async (batch) => { calls.push(batch) }, sendRouting: async () => { single++; return true } })
+    await svc.startMembership([], { status: () => {}, member: () => {}, routes: () => {} })
+    const peers = keys.slice(1).map((k) => k.id)
+    for (const [i, p] of peers.entries()) {
+      await svc.claim({ connKey: `k${i}`, worker: 0, peerId: p, dialerId: self.id })
+      await svc.linkUp(`k${i}`, [])
+    }
+    const ours = (b: { payloads: Uint8Array[] }): boolean => b.payloads.some((p) => decodeLsa(p).links.length === peers.length)
+    await until(() => calls.some((batch) => batch.filter(ours).length === peers.length), 'our LSA naming all three, to all three in one call')
+    expect(single).toBe(0)
   })
 })

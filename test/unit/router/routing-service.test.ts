@@ -19,6 +19,8 @@ interface Node {
   changes: RouteChange[]
   forwarding: ForwardingEntry[]
   sent: Array<{ to: string; payload: Uint8Array }>
+  /** Simulated times at which the node asked for a computation. */
+  computedAt: number[]
 }
 
 /**
@@ -39,7 +41,7 @@ class Net {
     for (const identity of ids.slice(0, n)) {
       // A fixed cost unless a test asks for measured ones (linkCost: undefined): most tests route by hop count.
       const svc = new RoutingService({ signer: identity, initialSeq: 1, routes: { k: 3, maxHops: 8 }, linkCost: 10, ...opts })
-      this.nodes.set(identity.id, { id: identity.id, svc, routes: [], changes: [], forwarding: [], sent: [] })
+      this.nodes.set(identity.id, { id: identity.id, svc, routes: [], changes: [], forwarding: [], sent: [], computedAt: [] })
     }
   }
 
@@ -69,6 +71,7 @@ class Net {
           moved = true
           if (o.kind === 'send') { n.sent.push(o); this.#wire.push({ from: n.id, to: o.to, payload: o.payload }) }
           if (o.kind === 'compute') {
+            n.computedAt.push(this.now)
             const table = computeRoutes(n.id, o.graph, n.svc.routeOptions)
             if (this.holdComputations) this.held.push({ node: n, version: o.version, table })
             else n.svc.routesComputed(o.version, table, this.now)
@@ -119,6 +122,42 @@ describe('RoutingService (sans-IO link-state glue)', () => {
     expect(routes.routes).toEqual([{ to: b.id, via: b.id, hops: 1, cost: 10, paths: [[b.id]] }])
     expect(routes.changes).toEqual([{ to: b.id, via: b.id, previousVia: undefined }])
     expect(routes.forwarding).toEqual([{ to: b.id, via: b.id, alt: undefined, hops: 1, paths: [{ via: b.id, cost: 10 }] }])
+  })
+
+  it('originating our own LSA asks for no computation (the graph takes our links from linkUp/linkDown)', () => {
+    const net = new Net(2)
+    const a = net.node(0); const b = net.node(1)
+    a.svc.linkUp(b.id, net.now) // b never answers: nothing but our own LSA can change
+    net.run(1000)
+    expect(a.svc.db.get(a.id)!.lsa.links.map((l) => l.peer)).toEqual([b.id])
+    expect(a.svc.stats.computations).toBe(1) // the link-up's
+    expect(a.routes).toEqual([{ to: b.id, via: b.id, hops: 1, cost: 10, paths: [[b.id]] }])
+  })
+
+  it('a burst of link-ups and LSAs is computed at most once per minComputeIntervalMs; a link down is not held back', () => {
+    const net = new Net(6)
+    net.link(0, 1)
+    net.run(1000)
+    const hub = net.node(0)
+    const before = hub.computedAt.length
+    const t0 = net.now
+    // Four nodes join the hub 10 ms apart; each brings its LSA 15 ms later.
+    for (let i = 2; i < 6; i++) { net.link(0, i); net.run(10) }
+    net.run(1000)
+    const burst = hub.computedAt.slice(before)
+    expect(burst[0]).toBeLessThanOrEqual(t0 + 1) // the first change after a quiet spell: at once
+    for (let i = 1; i < burst.length; i++) expect(burst[i]! - burst[i - 1]!).toBeGreaterThanOrEqual(100)
+    expect(burst.length).toBeLessThanOrEqual(4) // 4 link-ups, 4 LSAs, 2 of ours
+    expect(hub.routes.map((r) => r.to).sort()).toEqual([1, 2, 3, 4, 5].map((i) => net.node(i).id).sort())
+    // Link downs 1 ms apart: each recomputed within linkDownDelayMs, not held.
+    const t1 = net.now
+    net.cut(0, 5)
+    net.run(1)
+    expect(hub.computedAt.at(-1)).toBe(t1 + 1)
+    net.cut(0, 4)
+    net.run(1)
+    expect(hub.computedAt.at(-1)).toBe(t1 + 2)
+    expect(hub.routes.map((r) => r.to)).not.toContain(net.node(4).id)
   })
 
   it('a burst of link-ups is advertised at most once per minOriginateIntervalMs', () => {
