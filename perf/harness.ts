@@ -32,6 +32,7 @@ import { join, relative } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { loadavg } from 'node:os'
+import { cpuTicks, stealPct, STEAL_DISTURBED_PCT } from './lib/cpu-steal.js'
 import { ChildGroup, killAll, setChildExecArgv } from './lib/child.js'
 import { appendJsonl, machine, markdownTable, repoRoot } from './lib/report.js'
 import { writeChart } from './lib/chart.js'
@@ -49,7 +50,7 @@ import { relay } from './scenarios/relay.js'
 
 const USAGE = 'usage: npm run perf -- [scenario ...] [--duration-ms N] [--rounds N] [--sizes A,B] [--quick] [--cpu-prof] [--results-dir DIR] [--write-results-md] [--list]'
 
-interface Done { scenario: Scenario; out: ScenarioOutput | undefined; error: string | undefined; ms: number }
+interface Done { scenario: Scenario; out: ScenarioOutput | undefined; error: string | undefined; ms: number; stealPct?: number }
 
 function positiveInt (v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined
@@ -156,6 +157,8 @@ async function main (): Promise<void> {
   }
   const m = machine()
   const loadStart = loadavg()[0] ?? 0
+  const ticksStart = cpuTicks()
+  const stealText = (pct: number | undefined): string => pct === undefined ? 'n/a' : `${pct.toFixed(1)} %`
   const command = commandLine(argv)
   const t0 = performance.now()
   const log = (line: string): void => { console.error(`[perf +${((performance.now() - t0) / 1000).toFixed(1)}s] ${line}`) }
@@ -174,6 +177,7 @@ async function main (): Promise<void> {
     }
     const limit = s.timeoutMs(opts)
     const ts = performance.now()
+    const ticks0 = cpuTicks()
     log(`${s.name}: start (hard timeout ${(limit / 1000).toFixed(0)} s)`)
     let d: Done
     try {
@@ -185,17 +189,20 @@ async function main (): Promise<void> {
     } finally {
       children.killAll()
     }
+    const steal = stealPct(ticks0, cpuTicks())
+    d.stealPct = steal
     done.push(d)
     if (d.out !== undefined) {
       const records: ResultRecord[] = d.out.records.map((r) => ({
         ...r, node: m.node, cpu: m.cpu, cores: m.cores, commit: m.commit, quick, full: positionals.length === 0 && !quick, ts: stamp, command, loadavg_1m: round2(loadavg()[0] ?? 0),
+        steal_pct: steal === undefined ? null : round2(steal),
       }))
       // Re-ordered so the common fields lead each line.
       const lines = records.map(({ name, node, cpu, commit, n, msgs_per_s, mb_per_s, p50_us, p99_us, baseline, ratio, ratio_of, ...rest }) =>
         ({ name, node, cpu, commit, n, msgs_per_s, mb_per_s, p50_us, p99_us, baseline, ratio, ratio_of, ...rest }))
       const file = s.writesOwnResults === true ? undefined : appendJsonl(resultsDir, s.name, lines)
       console.log(section(d))
-      log(`${s.name}: done in ${(d.ms / 1000).toFixed(1)} s${file === undefined ? '' : `; ${records.length} line(s) appended to ${file}`}`)
+      log(`${s.name}: done in ${(d.ms / 1000).toFixed(1)} s; hypervisor steal ${stealText(steal)}${steal !== undefined && steal > STEAL_DISTURBED_PCT ? ' (disturbed: latency tails and absolute rates are the host machine\'s)' : ''}${file === undefined ? '' : `; ${records.length} line(s) appended to ${file}`}`)
     } else {
       console.log(section(d))
     }
@@ -203,6 +210,7 @@ async function main (): Promise<void> {
 
   const wallS = (performance.now() - t0) / 1000
   const loadEnd = loadavg()[0] ?? 0
+  const stealRun = stealPct(ticksStart, cpuTicks())
   const sums = summaries(done)
   for (const { issue, table } of sums) console.log(`## Issue ${issue} figures\n\n${table}\n`)
   log(`all done in ${wallS.toFixed(1)} s`)
@@ -224,6 +232,7 @@ async function main (): Promise<void> {
       `- Commit: ${m.commit}`,
       `- Wall time: ${wallS.toFixed(0)} s${quick ? ' (--quick: tiny durations, not representative)' : ''}`,
       `- Load average (1 min) at start / end: ${loadStart.toFixed(2)} / ${loadEnd.toFixed(2)} on ${m.cores} cores${Math.max(loadStart, loadEnd) > m.cores / 2 ? ' — other jobs shared the machine: absolute numbers are low and noisy; the interleaved ratios are the figures to compare' : ''}`,
+      `- Hypervisor steal (CPU time the VM was ready to run but not given, /proc/stat): ${stealText(stealRun)} over the run; per scenario: ${done.map((x) => `${x.scenario.name} ${stealText(x.stealPct)}`).join(', ')}${stealRun !== undefined && stealRun > STEAL_DISTURBED_PCT ? ` — above ${STEAL_DISTURBED_PCT} %: the host machine was contended, latency tails and absolute rates of this run are its, not meshwork's` : ''}`,
       '',
       ...sums.flatMap(({ issue, table }) => [`## Issue ${issue} figures`, '', table, '']),
       ...(chart === undefined ? [] : [`![meshwork vs raw ws: throughput ratio per payload size, round-trip latency percentiles](${relative(join(root, 'perf'), chart)})`, '', `\`${relative(join(root, 'perf'), chart)}\`: drawn from the latest full run in \`results/{throughput,latency}.jsonl\` (\`node dist/perf/tools/chart.js\` redraws it).`, '']),
