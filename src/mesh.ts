@@ -101,6 +101,13 @@ interface PeerEntry {
   remoteTopics: Set<string>
   /** Topics the peer published to us while we did not subscribe, and we told it so (see #unwanted). */
   unwanted: Set<string> | undefined
+  /**
+   * Whether the peer has been given our whole subscription set since it
+   * became reachable (peer:up, or its route appeared). Not the same as "we
+   * have an entry for it": an IO worker makes the entry (ringFor) as soon as
+   * it routes to the peer, which may be before our route table names it.
+   */
+  topicsSent: boolean
   /** Unreliable messages (`reliable: false`): their own small queue, sent at most once. */
   datagrams: RingBuffer
   /** Unreliable messages refused because their queue was full (drop-newest, or drop-oldest faster than the worker sheds). */
@@ -357,7 +364,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       entry.droppedNewest++
     }
     // Either way the worker serving the peer looks: it sends, or sheds the oldest.
-    entry.home?.doorbell.ring()
+    this.#wake(entry)
     return Promise.resolve(id)
   }
 
@@ -381,7 +388,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       if (n < 0) return Promise.reject(new MeshError(ErrorCode.PROTOCOL, 'internal: frame header does not fit its scratch buffer'))
       if (laneRoom(entry.ring, laneNo, n + bytes.length) && entry.ring.tryWrite2(this.#header.subarray(0, n), bytes)) {
         entry.seq = seq
-        wake(entry)
+        this.#wake(entry)
         if (type !== FrameType.SUBSCRIBE) { entry.messagesSent++; entry.bytesSent += bytes.length }
         const durable = this.#persist(entry, seq, seq, now, n, bytes)
         if (durable !== undefined) {
@@ -508,7 +515,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       if (i === 0) p.first = seq
       p.last = seq
       p.next++
-      wake(entry)
+      this.#wake(entry)
       p.durable = this.#persist(entry, seq, p.first, p.now, n, part) ?? p.durable
     }
     return 0
@@ -537,7 +544,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     const frame = Buffer.allocUnsafe(n - SEND_PREFIX_BYTES + payload.length)
     frame.set(h.subarray(SEND_PREFIX_BYTES, n), 0)
     frame.set(payload, n - SEND_PREFIX_BYTES)
-    const release = (): void => { entry.board.commit(seq); wake(entry) }
+    const release = (): void => { entry.board.commit(seq); this.#wake(entry) }
     return store.put(entry.info.id, seq, frame, now, messageId).then(release, (err: unknown) => {
       // Still send it (the stream must not stall), but say the guarantee is gone for it.
       release()
@@ -579,7 +586,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
             await e.ring.waitForSpace(m.frame.length + SEND_PREFIX_BYTES, 1000)
           }
           e.board.commit(m.seq)
-          wake(e)
+          this.#wake(e)
           n++
         }
       })()
@@ -657,15 +664,22 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     this.#routes = routes
     // Reachable through relays: such a peer can be sent to (its queue is made
     // now), and learns our subscriptions like a direct peer does.
+    const reachable = new Set<string>()
     for (const r of routes) {
-      if (r.to === this.id || this.#peers.has(r.to)) continue
+      if (r.to === this.id) continue
+      reachable.add(r.to)
       const e = this.#entryFor(r.to)
+      if (e.topicsSent) continue
+      e.topicsSent = true
       // An empty set tells a new peer nothing (its view of us starts empty), and
       // every node joining a mesh of N would cost 2N relayed frames and their ACKs.
       // A view left from an earlier run of this node under its id is put right
       // by its first stray publication (see #unwanted).
       if (this.#topics.size > 0) this.#announce('set', [...this.#topics.keys()], e)
     }
+    // A peer gone from the routes may come back restarted (same id, dataDir)
+    // with an empty view of us: it gets the set again when its route returns.
+    for (const e of this.#peers.values()) if (e.topicsSent && !reachable.has(e.info.id) && e.slot === undefined) e.topicsSent = false
     for (const c of changes) this.#emitSafe('route:change', { to: c.to, via: c.via ?? null, previousVia: c.previousVia ?? null })
   }
 
@@ -766,6 +780,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         ackWaiters: [],
         remoteTopics: new Set(),
         unwanted: undefined,
+        topicsSent: false,
         datagrams: RingBuffer.create(Math.max(64 * 1024, this.#opts.sendQueue.capacityBytes >> 2), { keepAlive: false }),
         droppedNewest: 0,
         home: undefined,
@@ -1077,6 +1092,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         e.info = { ...e.info, address: ev.address, direction: ev.direction, state: 'healthy', since: Date.now() }
         // Our subscriptions, in full: the peer may have restarted and forgotten them.
         this.#announce('set', [...this.#topics.keys()], e)
+        e.topicsSent = true
         this.#emitSafe('peer:up', { ...e.info })
         for (const w of this.#upWaiters.get(ev.peerId) ?? []) w()
         this.#upWaiters.delete(ev.peerId)
@@ -1090,6 +1106,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         // The worker whose actor now serves the routed peer (with several IO
         // workers it may move there from the one its direct link was on).
         if (e.slot === undefined) e.home = slot
+        // Messages may have been queued before we knew this worker (no doorbell then).
+        slot.doorbell.ring()
         break
       }
       case 'peer:down': {
@@ -1149,6 +1167,20 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         this.#error(reviveError(ev.error))
         break
     }
+  }
+
+  /**
+   * Ring the doorbell of the IO worker serving a peer: its current link's,
+   * else the one that routes to it or served it last. Before the host knows
+   * either (a routed peer's first messages can be queued before its
+   * peer:routed event is read), every worker's: the one whose actor reads the
+   * queue may already have looked at it while it was still empty, and its
+   * send pump sleeps until rung.
+   */
+  #wake (e: PeerEntry): void {
+    const s = e.slot ?? e.home
+    if (s !== undefined) s.doorbell.ring()
+    else for (const x of this.#sup.slots) x.doorbell.ring()
   }
 
   #markDown (e: PeerEntry): void {
@@ -1281,10 +1313,6 @@ export async function createMesh (options?: MeshOptions): Promise<Mesh> {
  */
 const ACK_EAGER_BYTES = 16 * 1024
 
-/** Ring the doorbell of the IO worker serving a peer (its current link, else the worker that routes to it or served it last). */
-function wake (e: { slot: IoSlot | undefined; home: IoSlot | undefined }): void {
-  (e.slot ?? e.home)?.doorbell.ring()
-}
 
 /**
  * Room a record on `laneNo` must leave free in a send queue: bulk messages

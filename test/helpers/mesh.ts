@@ -56,12 +56,12 @@ export async function collect (mesh: Mesh, n: number, timeoutMs = 10_000): Promi
   })
 }
 
-/** Poll a condition with a deadline (for state that has no event). */
-export async function until (cond: () => boolean | Promise<boolean>, o: { timeoutMs?: number; label?: string } = {}): Promise<void> {
+/** Poll a condition with a deadline (for state that has no event). A function label is read at the deadline, so it can report the state then. */
+export async function until (cond: () => boolean | Promise<boolean>, o: { timeoutMs?: number; label?: string | (() => string) } = {}): Promise<void> {
   const deadline = Date.now() + (o.timeoutMs ?? 5000)
   for (;;) {
     if (await cond()) return
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${o.label ?? 'condition'}`)
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${(typeof o.label === 'function' ? o.label() : o.label) ?? 'condition'}`)
     await new Promise((resolve) => setImmediate(resolve))
   }
 }

@@ -62,7 +62,7 @@ describe('reliable delivery', () => {
       }
     })()
     await sending
-    await until(() => seen.length >= N, { timeoutMs: 15_000, label: `all ${N} delivered (have ${seen.length})` })
+    await until(() => seen.length >= N, { timeoutMs: 15_000, label: () => `all ${N} delivered (have ${seen.length})` })
     expect(seen).toEqual(Array.from({ length: N }, (_, i) => i))
   })
 
@@ -75,7 +75,7 @@ describe('reliable delivery', () => {
       await a.send(b.id, i)
       if (i === 1500) a._crashIoWorker(0)
     }
-    await until(() => seen.length >= N, { timeoutMs: 15_000, label: `all ${N} delivered (have ${seen.length})` })
+    await until(() => seen.length >= N, { timeoutMs: 15_000, label: () => `all ${N} delivered (have ${seen.length})` })
     expect(seen).toEqual(Array.from({ length: N }, (_, i) => i))
   })
 
@@ -129,7 +129,7 @@ describe('reliable delivery', () => {
     let ups = 0
     b2.on('message', (m) => { got.push(m.payload as number) })
     b2.on('peer:up', () => { ups++ })
-    await until(() => got.length >= N, { label: `all ${N} seen (have ${got.length})` })
+    await until(() => got.length >= N, { label: () => `all ${N} seen (have ${got.length})` })
     expect(got).toEqual(Array.from({ length: N }, (_, i) => i))
     expect(ups).toBe(1)
   })
@@ -307,9 +307,10 @@ describe('acknowledgements', () => {
     b.on('message', () => { got++ })
     await a.send(b.id, 'warm-up', { ack: true })
     const timerAcks = async (): Promise<number> => (await b._ioStats()).reduce((n, x) => n + x.ackTimerAcks, 0)
-    // b's ACK timer must send it, not the pump loop's once-a-second pass (the test
-    // passed with the timer broken before it checked). On a loaded box a host
-    // starved past the timer's patience leaves it to the pass: such a try is retried.
+    // b's ACK timer must send it (the test once passed with the timer broken,
+    // rescued by a periodic pump pass that no longer exists). On a loaded box a
+    // host starved past the timer's patience leaves it to the host's next
+    // publish of progress (AckBoard waiting flag): such a try is retried.
     // a's queue to b holds a message until b acknowledges it: empty again = the ACK arrived
     // (not any frame from b: an LSA or a gossip message may come first).
     const queued = (): number => a._deliveryStats().peers[b.id]?.queuedBytes ?? -1

@@ -100,11 +100,11 @@ async function relayFault (signal: 'SIGKILL' | 'SIGSTOP'): Promise<number> {
   // Traffic has moved to the other relay (a's table says so) and keeps flowing.
   await until(() => routeTo(a, d.id)?.via === other.id, { timeoutMs: 10_000, label: `a routes to d via the other relay (${signal})` })
   const atSwitch = s.got.length
-  await until(() => s.got.length > atSwitch + 300, { timeoutMs: 10_000, label: `stream flowing again after ${signal} (${s.got.length})` })
+  await until(() => s.got.length > atSwitch + 300, { timeoutMs: 10_000, label: () => `stream flowing again after ${signal} (${s.got.length})` })
   const switchedMs = performance.now() - t0
   await s.stop()
   const n = s.sent()
-  await until(() => s.got.length >= n, { timeoutMs: 15_000, label: `all ${n} delivered (have ${s.got.length})` })
+  await until(() => s.got.length >= n, { timeoutMs: 15_000, label: () => `all ${n} delivered (have ${s.got.length})` })
   expect(audit(s.got, n)).toEqual({ lost: 0, duplicated: 0, reordered: 0 })
   expect(s.got).toEqual(Array.from({ length: n }, (_, i) => i))
   const relayed = (await a._ioStats()).reduce((t, x) => t + x.relay.retransmits, 0)
@@ -166,7 +166,7 @@ describe('forwarding under faults (issue 5)', () => {
     await Promise.all([s23.stop(), s32.stop()])
     for (const s of [s23, s32]) {
       const sent = s.sent()
-      await until(() => s.got.length >= sent, { timeoutMs: 15_000, label: `all ${sent} delivered (have ${s.got.length})` })
+      await until(() => s.got.length >= sent, { timeoutMs: 15_000, label: () => `all ${sent} delivered (have ${s.got.length})` })
       expect(audit(s.got, sent)).toEqual({ lost: 0, duplicated: 0, reordered: 0 })
     }
     expect(routeTo(n2, ids[3]!)).toMatchObject({ via: ids[1], hops: 5 })

@@ -46,7 +46,7 @@ async function exchange (a: Mesh, c: Mesh, from: number, n: number): Promise<voi
       (async () => { for (let i = from; i < from + n; i++) await a.send(c.id, i) })(),
       (async () => { for (let i = from; i < from + n; i++) await c.send(a.id, i) })(),
     ])
-    await until(() => atC.length >= n && atA.length >= n, { timeoutMs: 20_000, label: `${n} each way (a→c ${atC.length}, c→a ${atA.length})` })
+    await until(() => atC.length >= n && atA.length >= n, { timeoutMs: 20_000, label: () => `${n} each way (a→c ${atC.length}, c→a ${atA.length})` })
     const want = Array.from({ length: n }, (_, i) => from + i)
     expect(atC).toEqual(want)
     expect(atA).toEqual(want)
@@ -119,7 +119,7 @@ describe('relaying between IO workers of one node', () => {
       (async () => { for (let i = 0; i < 500; i++) await b.send(y.id, i) })(),
       (async () => { for (let i = 0; i < 500; i++) await y.send(b.id, i) })(),
     ])
-    await until(() => got.length >= 500 && back.length >= 500, { timeoutMs: 20_000, label: `500 each way (b→y ${got.length}, y→b ${back.length})` })
+    await until(() => got.length >= 500 && back.length >= 500, { timeoutMs: 20_000, label: () => `500 each way (b→y ${got.length}, y→b ${back.length})` })
     expect(got).toEqual(Array.from({ length: 500 }, (_, i) => i))
     expect(back).toEqual(Array.from({ length: 500 }, (_, i) => i))
     y.handle('echo', (p) => p)

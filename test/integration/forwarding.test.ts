@@ -57,7 +57,7 @@ describe('multi-hop forwarding', () => {
     const N = 400
     // Queued without waiting for each other: they share envelopes of several KiB.
     await Promise.all(Array.from({ length: N }, async (_, i) => await a.send(c.id, Buffer.alloc(900, 0).fill(i & 0xff, 0, 1).fill(i >> 8, 1, 2))))
-    await until(() => got.length >= N, { label: `all ${N} relayed (have ${got.length})` })
+    await until(() => got.length >= N, { label: () => `all ${N} relayed (have ${got.length})` })
     expect(got).toEqual(Array.from({ length: N }, (_, i) => i))
     const envelopes = (await b._ioStats()).reduce((t, s) => t + s.relay.forwarded, 0) - base
     expect(envelopes).toBeLessThan(N / 2) // batched: more than one 900 B message per envelope, above c's 1 KiB frame limit
@@ -102,7 +102,7 @@ describe('multi-hop forwarding', () => {
     last = performance.now()
     await relay.destroy() // sockets close: a and d see it at once
     await sending
-    await until(() => got.length >= N, { timeoutMs: 15_000, label: `all ${N} delivered (have ${got.length})` })
+    await until(() => got.length >= N, { timeoutMs: 15_000, label: () => `all ${N} delivered (have ${got.length})` })
     expect(got).toEqual(Array.from({ length: N }, (_, i) => i))
     // Report the longest pause around the switch (the figure lives in perf/).
     console.log(`diamond: longest delivery gap across the relay's close ${gap.toFixed(1)} ms`)

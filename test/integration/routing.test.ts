@@ -141,7 +141,7 @@ describe('link-state routing (issue 5)', () => {
     const got: number[] = []
     d.on('message', (m) => { if (m.from === a.id) got.push(m.payload as number) })
     for (let i = 0; i < 200; i++) await a.send(d.id, i)
-    await until(() => got.length >= 200, { label: `all 200 delivered (have ${got.length})` })
+    await until(() => got.length >= 200, { label: () => `all 200 delivered (have ${got.length})` })
     expect(got).toEqual(Array.from({ length: 200 }, (_, i) => i))
     const after = await Promise.all([slowRelay, fastRelay].map(forwarded))
     expect(after[0]! - before[0]!).toBe(0)
