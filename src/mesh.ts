@@ -217,7 +217,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         queueCapacity: e.ring.capacity,
         dropped: e.droppedNewest + e.board.dropped(),
       })),
-      ioStats: async () => this.#closing === undefined ? await this._ioStats() : [],
+      ioStats: async () => await this._ioStats(),
       inboundRings: () => this.#sup.slots.map((sl) => ({ worker: sl.index, usedBytes: sl.inbound.usedBytes(), capacity: sl.inbound.capacity })),
       workerRestarts: () => this.#sup.restarts,
     }, opts.metrics?.registry as Registry | undefined)
@@ -717,8 +717,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     await this.#closing
   }
 
-  /** @internal test/diagnostic hook: per IO worker counters. */
+  /** @internal test/diagnostic hook: per IO worker counters (none once the mesh is closing: its workers are stopping). */
   async _ioStats (): Promise<IoWorkerStats[]> {
+    if (this.#closing !== undefined) return []
     return await Promise.all(this.#sup.slots.map(async (s) => await s.api.stats()))
   }
 

@@ -213,6 +213,8 @@ export interface IoWorkerStats {
   ackTimerAcks: number
   /** Times the send pump woke from sleep (a doorbell ring: none while nothing is sent). */
   pumpWakes: number
+  /** Times the send pump's safety-net timeout found work no doorbell ring announced (a bug if ever above 0). */
+  pumpRescues: number
   /** Whether the retention check (delivery.retainMs) is running: only while some peer has no connection. */
   retentionCheck: boolean
   /**

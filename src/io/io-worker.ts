@@ -74,6 +74,15 @@ export const RELAY_RTO_MAX_MS = 5_000
 /** A routed peer whose frames keep arriving is re-sent our latest ACK at most this often (ms): the ACK it lost to a relay would otherwise only be superseded by the next delivery. */
 export const RELAY_REACK_MS = 100
 
+/**
+ * The send pump's safety net (ms): it sleeps on its doorbell, which every
+ * producer rings, but if some path ever forgot to ring, queued frames would
+ * wait for the next unrelated ring. Waking this often when idle costs almost
+ * nothing (~0.25 ms of CPU per wake-up); finding work then is a bug, counted
+ * (IoWorkerStats.pumpRescues) and logged, and the tests assert it stays 0.
+ */
+export const PUMP_SAFETY_NET_MS = 5_000
+
 interface PendingDial { resolve: (r: DialResult) => void; reject: (e: MeshError) => void }
 
 /**
@@ -128,6 +137,8 @@ export class IoWorker implements ConnectionOwner {
   #closing = false
   /** Doorbell wake-ups of the send pump (IoWorkerStats.pumpWakes). */
   #pumpWakes = 0
+  /** Safety-net wake-ups that found work nobody rang for (IoWorkerStats.pumpRescues; a missed doorbell). */
+  #pumpRescues = 0
   #pumping = false
   readonly #maxWsMessage: number
   readonly #receiveWindow: number
@@ -1095,6 +1106,7 @@ export class IoWorker implements ConnectionOwner {
       ackTimerRuns: this.#ackTimerRuns,
       ackTimerAcks: this.#ackTimerAcks,
       pumpWakes: this.#pumpWakes,
+      pumpRescues: this.#pumpRescues,
       retentionCheck: this.#expiryTimer !== undefined,
       linkSlowdowns: this.#linkSlowdowns,
       relay: {
@@ -1252,12 +1264,17 @@ export class IoWorker implements ConnectionOwner {
         const now2 = performance.now()
         if ([...this.#actors.values()].some((a) => a.ackDeadline(now2) !== Infinity)) this.#armAckTimer()
       }
-      // No timeout: everything that makes an actor ready rings the doorbell
-      // (the host's writes, ACKs and credit, a writable socket, an attach),
-      // and a poll would wake an idle worker every period for nothing (each
-      // wake-up costs ~0.25 ms of CPU on a VM: issue 2, idle CPU).
-      await this.#doorbell.sleep(() => this.#closing || this.#hasReady())
-      this.#pumpWakes++
+      // Everything that makes an actor ready rings the doorbell (the host's
+      // writes, ACKs and credit, a writable socket, an attach); a short poll
+      // would wake an idle worker every period for nothing (each wake-up
+      // costs ~0.25 ms of CPU on a VM: issue 2, idle CPU). The long timeout
+      // is only a safety net (PUMP_SAFETY_NET_MS).
+      const r = await this.#doorbell.sleep(() => this.#closing || this.#hasReady(), PUMP_SAFETY_NET_MS)
+      if (r === 'ok') this.#pumpWakes++
+      else if (!this.#closing && this.#hasReady()) {
+        this.#pumpRescues++
+        this.log.warn({ event: 'pump:rescued', rescues: this.#pumpRescues }, 'send pump found queued frames nobody rang for (a missed doorbell: please report)')
+      }
     }
     this.#pumping = false
   }

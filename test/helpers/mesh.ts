@@ -12,10 +12,19 @@ export async function makeMesh (options: MeshOptions = {}): Promise<Mesh> {
   return m
 }
 
-/** Close every mesh made by makeMesh (use in afterEach). */
+/**
+ * Close every mesh made by makeMesh (use in afterEach). Fails the test if a
+ * send pump of one still open found queued frames by its safety-net timeout
+ * instead of a doorbell ring (IoWorkerStats.pumpRescues): a missed wake-up
+ * that would otherwise only show as a 5 s delay.
+ */
 export async function closeAll (): Promise<void> {
   const all = open.splice(0)
+  // A worker a test crashed on purpose cannot answer (its successor can): count what answers.
+  const rescues = await Promise.all(all.map(async (m) => await m._ioStats().then((st) => st.reduce((n, s) => n + s.pumpRescues, 0), () => 0)))
   await Promise.all(all.map(async (m) => { await m.destroy() }))
+  const n = rescues.reduce((a, b) => a + b, 0)
+  if (n > 0) throw new Error(`${n} send-pump rescue(s): frames were queued and no doorbell rang for them`)
 }
 
 /** Two linked nodes: a dialed b. */
