@@ -125,6 +125,7 @@ export class MeshMetrics {
     perNode('meshwork_transport_bytes_in_total', 'Bytes received on all connections (WebSocket payloads).', (s) => s.bytesIn)
     perNode('meshwork_transport_bytes_out_total', 'Bytes sent on all connections (WebSocket payloads).', (s) => s.bytesOut)
     perNode('meshwork_peer_reconnect_attempts_total', 'Re-dial attempts of kept links.', (s) => s.reconnectAttempts)
+    perNode('meshwork_send_pump_rescues_total', 'Times an IO worker found queued frames by its safety-net timeout, not a wake-up (should stay 0: a bug to report).', (s) => s.pumpRescues)
     new Gauge({
       name: 'meshwork_ring_used_bytes',
       help: 'Bytes in use in each IO worker\'s inbound ring (worker → host).',

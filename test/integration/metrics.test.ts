@@ -38,6 +38,8 @@ describe('metrics()', () => {
     expect(value(ta, 'meshwork_transport_frames_out_total')).toBeGreaterThanOrEqual(100)
     expect(value(tb, 'meshwork_transport_frames_in_total')).toBeGreaterThanOrEqual(100)
     expect(value(ta, 'meshwork_worker_restarts_total')).toBe(0)
+    expect(value(ta, 'meshwork_send_pump_rescues_total')).toBe(0)
+    expect(value(tb, 'meshwork_send_pump_rescues_total')).toBe(0)
     expect(ta).toContain('# TYPE meshwork_frames_rejected_total counter')
   })
 
