@@ -1314,7 +1314,6 @@ export async function createMesh (options?: MeshOptions): Promise<Mesh> {
  */
 const ACK_EAGER_BYTES = 16 * 1024
 
-
 /**
  * Room a record on `laneNo` must leave free in a send queue: bulk messages
  * leave the last quarter to the other lanes, so a priority message sent
