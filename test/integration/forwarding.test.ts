@@ -158,4 +158,26 @@ describe('pub/sub through relays', () => {
       return false
     }, { timeoutMs: 10_000, label: 'a learns c no longer subscribes' })
   })
+
+  it('a publisher restarted under its id (dataDir) learns the subscriptions of a node it reaches only through a relay again', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mw-pub-'))
+    const b = await makeMesh(fast)
+    const a = await makeMesh({ ...fast, listen: false })
+    const c1 = await makeMesh({ ...fast, listen: false, dataDir: dir })
+    await a.connect(b.addresses[0] as string)
+    await c1.connect(b.addresses[0] as string)
+    const got: unknown[] = []
+    a.subscribe('news', (m) => { got.push(m.payload) })
+    await routed(c1, a)
+    await until(async () => (await c1.publish('news', 'one')) === 1, { label: 'c1 knows a subscribes' })
+    await c1.close()
+    // The restarted publisher starts with an empty view of everyone's subscriptions:
+    // a must send its set again once c is reachable again (its route left a's table while c was away).
+    const c2 = await makeMesh({ ...fast, listen: false, dataDir: dir })
+    expect(c2.id).toBe(c1.id)
+    await c2.connect(b.addresses[0] as string)
+    await routed(c2, a)
+    await until(async () => (await c2.publish('news', 'two')) === 1, { timeoutMs: 10_000, label: 'c2 learns a subscribes' })
+    await until(() => got.includes('two'), { label: () => `a gets c2's publication (has ${JSON.stringify(got)})` })
+  })
 })
