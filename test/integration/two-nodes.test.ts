@@ -121,9 +121,12 @@ describe('two nodes over real sockets', () => {
     const b = await makeMesh()
     const a = await makeMesh({ listen: false })
     expect(a.addresses).toEqual([])
+    // Listen before dialing: b's peer:up may come before connect() resolves (waiting
+    // for it afterwards cost a 5 s timeout in most runs).
+    const bUp = waitFor(b, 'peer:up', { label: 'b sees a' })
     await a.connect(b.addresses[0] as string)
     const got = collect(a, 1)
-    await waitFor(b, 'peer:up').catch(() => {})
+    expect((await bUp).id).toBe(a.id)
     await b.send(a.id, 'hello dial-only')
     expect((await got)[0].payload).toBe('hello dial-only')
   })
