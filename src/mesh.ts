@@ -1107,8 +1107,6 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         // The worker whose actor now serves the routed peer (with several IO
         // workers it may move there from the one its direct link was on).
         if (e.slot === undefined) e.home = slot
-        // Messages may have been queued before we knew this worker (no doorbell then).
-        slot.doorbell.ring()
         break
       }
       case 'peer:down': {

@@ -26,6 +26,27 @@ async function chain (o: { b?: MeshOptions; c?: MeshOptions } = {}): Promise<{ a
   return { a, b, c }
 }
 
+/**
+ * Chain a → b ← c where c keeps its identity in a dataDir: `restartC` closes
+ * c and starts it again under the same id, linked to b again.
+ */
+async function restartableChain (): Promise<{ a: Mesh; b: Mesh; c1: Mesh; restartC: () => Promise<Mesh> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'mw-restart-'))
+  const b = await makeMesh(fast)
+  const a = await makeMesh({ ...fast, listen: false })
+  const c1 = await makeMesh({ ...fast, listen: false, dataDir: dir })
+  await a.connect(b.addresses[0] as string)
+  await c1.connect(b.addresses[0] as string)
+  const restartC = async (): Promise<Mesh> => {
+    await c1.close()
+    const c2 = await makeMesh({ ...fast, listen: false, dataDir: dir })
+    expect(c2.id).toBe(c1.id)
+    await c2.connect(b.addresses[0] as string)
+    return c2
+  }
+  return { a, b, c1, restartC }
+}
+
 describe('multi-hop forwarding', () => {
   it('chain a → b ← c with dial-only ends: messages and requests travel through b, both ways, exactly once and in order', async () => {
     const { a, b, c } = await chain()
@@ -136,19 +157,11 @@ describe('pub/sub through relays', () => {
   })
 
   it('a subscriber restarted under its id (dataDir) without its subscriptions stops getting publications: its stray one puts the publisher right', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mw-sub-'))
-    const b = await makeMesh(fast)
-    const a = await makeMesh({ ...fast, listen: false })
-    const c1 = await makeMesh({ ...fast, listen: false, dataDir: dir })
-    await a.connect(b.addresses[0] as string)
-    await c1.connect(b.addresses[0] as string)
+    const { a, c1, restartC } = await restartableChain()
     c1.subscribe('news', () => {})
     await routed(a, c1)
     await until(async () => (await a.publish('news', -1)) === 1, { label: 'a knows c subscribes' })
-    await c1.close()
-    const c2 = await makeMesh({ ...fast, listen: false, dataDir: dir })
-    expect(c2.id).toBe(c1.id)
-    await c2.connect(b.addresses[0] as string)
+    const c2 = await restartC()
     await routed(a, c2)
     await routed(c2, a)
     // a still holds c's old subscription: its next publication goes to c2, which answers with a 'del'.
@@ -160,22 +173,14 @@ describe('pub/sub through relays', () => {
   })
 
   it('a publisher restarted under its id (dataDir) learns the subscriptions of a node it reaches only through a relay again', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mw-pub-'))
-    const b = await makeMesh(fast)
-    const a = await makeMesh({ ...fast, listen: false })
-    const c1 = await makeMesh({ ...fast, listen: false, dataDir: dir })
-    await a.connect(b.addresses[0] as string)
-    await c1.connect(b.addresses[0] as string)
+    const { a, c1, restartC } = await restartableChain()
     const got: unknown[] = []
     a.subscribe('news', (m) => { got.push(m.payload) })
     await routed(c1, a)
     await until(async () => (await c1.publish('news', 'one')) === 1, { label: 'c1 knows a subscribes' })
-    await c1.close()
     // The restarted publisher starts with an empty view of everyone's subscriptions:
     // a must send its set again once c is reachable again (its route left a's table while c was away).
-    const c2 = await makeMesh({ ...fast, listen: false, dataDir: dir })
-    expect(c2.id).toBe(c1.id)
-    await c2.connect(b.addresses[0] as string)
+    const c2 = await restartC()
     await routed(c2, a)
     await until(async () => (await c2.publish('news', 'two')) === 1, { timeoutMs: 10_000, label: 'c2 learns a subscribes' })
     await until(() => got.includes('two'), { label: () => `a gets c2's publication (has ${JSON.stringify(got)})` })
