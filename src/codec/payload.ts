@@ -1,5 +1,6 @@
 import { Packr, Unpackr } from 'msgpackr'
 import { FrameFlag } from './frame.js'
+import { copyOut } from '../ring/copy-bytes.js'
 
 /**
  * Application payloads. Byte payloads (Uint8Array/Buffer) travel as they are
@@ -23,12 +24,9 @@ export function encodePayload (value: unknown): EncodedPayload {
 export function decodePayload (bytes: Uint8Array | null, flags: number): unknown {
   if (bytes === null) return undefined
   if ((flags & FrameFlag.RAW_PAYLOAD) !== 0) {
-    // Copy out of the ring (its memory is reused). allocUnsafe + set is about
-    // half the cost of Buffer.from(view) for large payloads.
-    const out = Buffer.allocUnsafe(bytes.length)
-    out.set(bytes)
-    return out
+    // Copy out of the ring (its memory is reused).
+    return copyOut(bytes)
   }
   // msgpackr's string decoding refuses SharedArrayBuffer views: copy ring memory out first.
-  return unpackr.unpack(bytes.buffer instanceof SharedArrayBuffer ? Buffer.from(bytes) : bytes)
+  return unpackr.unpack(bytes.buffer instanceof SharedArrayBuffer ? copyOut(bytes) : bytes)
 }

@@ -6,6 +6,7 @@ import { encodeControl } from '../codec/control.js'
 import { FrameType, Lane, PROTOCOL_VERSION } from '../codec/frame.js'
 import type { Connection, FrameSink } from './connection.js'
 import { SendSlab } from './send-slab.js'
+import { copyBytes } from '../ring/copy-bytes.js'
 
 /** Largest WebSocket message the pump builds from queued frames (dense traffic batches up to this). */
 export const BATCH_BYTES = 256 * 1024
@@ -367,7 +368,7 @@ export class PeerActor {
         put(this.#out(raw))
       } else {
         if (innerOff + raw.length > INNER_BATCH_BYTES) flushInner()
-        this.#inner.set(raw, innerOff)
+        copyBytes(this.#inner, innerOff, raw)
         innerOff += raw.length
       }
       total += raw.length
@@ -415,7 +416,8 @@ class Batches {
       this.flush()
       room = this.#room = this.#slab.room(Math.max(frame.length, MIN_ROOM_BYTES))
     }
-    room.set(frame, this.#off)
+    // Usually a view of a send ring: see copy-bytes.ts for why not set().
+    copyBytes(room, this.#off, frame)
     this.#off += frame.length
     this.#frames++
   }

@@ -3,6 +3,7 @@ import { WebSocket } from 'ws'
 import { wrap, expose, type Remote } from 'comlink'
 import { setImmediate as yieldToIo } from 'node:timers/promises'
 import { Doorbell } from '../ring/doorbell.js'
+import { concatBytes } from '../ring/copy-bytes.js'
 import { Connection, ONE_WAY_HEARTBEAT, type ConnectionOwner, type FrameSink } from '../connection/connection.js'
 import { CrossKind, CrossWorkerRings, RemoteHop, routedHome } from './cross-worker.js'
 import { ACK_DELAY_MS, BATCH_BYTES, PeerActor } from '../connection/peer-actor.js'
@@ -727,7 +728,7 @@ export class IoWorker implements ConnectionOwner {
         let j = i
         while (j < frames.length && (j === i || bytes + frames[j]!.length <= BATCH_BYTES)) bytes += frames[j++]!.length
         // `copy`: the frames are views of a cross-worker ring, released after this (ws may keep what it is given).
-        conn.send(j - i === 1 && !copy ? frames[i]! : Buffer.concat(frames.slice(i, j), bytes), j - i)
+        conn.send(j - i === 1 && !copy ? frames[i]! : concatBytes(frames.slice(i, j), bytes), j - i)
         i = j
       }
     }

@@ -15,7 +15,7 @@
  *           │ i32 TAIL        read position (free-running)  │
  *        72 │ f64 RECORDS_READ                              │
  *       128 ├──────────────────────────────────────────────┤ cache line 2: read-mostly
- *           │ i32 CONSUMER_SLEEPING  i32 PRODUCER_WAITING   │
+ *           │ i32 CONSUMER_SLEEPING  i32 PRODUCER_WAITING   │ (WAITING: bytes the producer waits for, 0 = none)
  *           │ i32 CLOSED  i32 MAGIC  i32 VERSION  i32 CAP   │
  *       192 ├──────────────────────────────────────────────┤
  *           │ data: `capacity` bytes (a power of two)       │
@@ -87,6 +87,7 @@
  */
 
 import { type Doorbell, checkTimeout, waitAsyncRef } from './doorbell.js'
+import { copyBytes, FILL_MIN_BYTES } from './copy-bytes.js'
 
 // ---- layout (indices into the Int32 / Float64 views of the header) ----
 const HEAD = 0 //             i32, byte 0
@@ -397,8 +398,16 @@ export class RingBuffer {
     // Atomics.store (seq-cst): producer half of the Dekker pair with drain()
     // (which stores TAIL, then loads PRODUCER_WAITING). Ordered before our
     // re-load of TAIL below, so if that load misses the consumer's TAIL
-    // store, the consumer's load of PRODUCER_WAITING sees 1 and it notifies.
-    if (this.#spaceWaiters++ === 0) Atomics.store(i32, PRODUCER_WAITING, 1)
+    // store, the consumer's load of PRODUCER_WAITING sees our need and it
+    // notifies if the space it just freed makes the record fit.
+    // The word holds the smallest need of the pending waits (> 0: a record
+    // is at least 4 bytes), so a consumer wakes us only once enough is free
+    // instead of on every release (an Atomics.notify of a waitAsync costs
+    // ~25 µs on a loaded machine: per released record, that was ~5 % of an
+    // IO worker flooding 64 KiB messages). It never grows while waits are
+    // pending, so no waiter's need is ever above it.
+    const word = this.#spaceWaiters++ === 0 ? need : Math.min(need, Atomics.load(i32, PRODUCER_WAITING))
+    Atomics.store(i32, PRODUCER_WAITING, word)
     try {
       for (;;) {
         // Atomics.load (seq-cst): re-read TAIL after announcing the wait.
@@ -718,12 +727,33 @@ export class RingBuffer {
     // Plain writes; published by the HEAD store in publish().
     dv.setUint32(off, len, true)
     const u8 = this.#u8
-    u8.set(a, off + 4)
-    if (b !== undefined) u8.set(b, off + 4 + a.length)
+    if (len < FILL_MIN_BYTES) {
+      // Small records (the common case) stay on the inlined set() path.
+      u8.set(a, off + 4)
+      if (b !== undefined) u8.set(b, off + 4 + a.length)
+    } else {
+      copyBytes(u8, off + 4, a)
+      if (b !== undefined) copyBytes(u8, off + 4 + a.length, b)
+    }
     this.#head = (head + need) >>> 0
     this.#pendingRecords++
     this.#pendingBytes += len
     return true
+  }
+
+  /**
+   * Consumer: would a record of `need` bytes (prefix + padding) fit with TAIL
+   * at `tail`? The producer's test ({@link #fitsWith}) with the HEAD it last
+   * published. Appends made since only raise what the record needs (they use
+   * space, or pay the wrap skip themselves), so a stale HEAD errs towards a
+   * spurious notify, never a missed one.
+   */
+  #fitsFor (tail: number, need: number): boolean {
+    // Atomics.load (seq-cst): the producer's latest published HEAD.
+    const head = Atomics.load(this.#i32, HEAD) >>> 0
+    const toEnd = this.capacity - (head & this.#mask)
+    const total = toEnd < need ? toEnd + need : need
+    return this.capacity - ((head - tail) >>> 0) >= total
   }
 
   #release (tail: number, records: number): void {
@@ -737,9 +767,12 @@ export class RingBuffer {
     // Also the consumer half of the Dekker pair with waitForSpace.
     Atomics.store(this.#i32, TAIL, tail | 0)
     // Atomics.load (seq-cst) after the TAIL store: if the producer's re-load
-    // of TAIL in waitForSpace missed our store, its PRODUCER_WAITING=1 store
-    // precedes that load and hence this one, so we see 1 and notify.
-    if (Atomics.load(this.#i32, PRODUCER_WAITING) !== 0) {
+    // of TAIL in waitForSpace missed our store, its PRODUCER_WAITING store
+    // precedes that load and hence this one, so we see its need and notify
+    // if it now fits. If it does not fit with our TAIL, it did not fit for
+    // the producer either, which then sleeps; a later release re-checks.
+    const need = Atomics.load(this.#i32, PRODUCER_WAITING)
+    if (need !== 0 && this.#fitsFor(tail, need)) {
       // Atomics.notify: wake the producer parked on TAIL (or make its
       // pending waitAsync see 'not-equal').
       Atomics.notify(this.#i32, TAIL)

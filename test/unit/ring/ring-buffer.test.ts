@@ -1,4 +1,4 @@
-import { describe, it, expect } from 'vitest'
+import { describe, it, expect, vi } from 'vitest'
 import fc from 'fast-check'
 import { RingBuffer } from '../../../src/ring/ring-buffer.js'
 import { Doorbell } from '../../../src/ring/doorbell.js'
@@ -325,6 +325,72 @@ describe('RingBuffer waits and close', () => {
     expect(await p).toBe(true)
     expect(producer.tryWrite(payload(1, 100))).toBe(true)
     expect(await producer.waitForSpace(0, 0)).toBe(consumer.usedBytes() + 4 <= 1024)
+  })
+
+  it('a producer waiting for space is notified only once its record fits, not on every release', async () => {
+    // Each Atomics.notify of a waitAsync costs the consumer's thread ~25 µs on
+    // a loaded machine: a waiter must not be woken for space it cannot use.
+    const producer = RingBuffer.create(4096)
+    const consumer = RingBuffer.attach(producer.sab)
+    while (producer.tryWrite(payload(0, 100)));
+    const want = 1000 // needs ten 100-byte records (104 bytes each, with the prefix) released
+    let resolved = false
+    const p = producer.waitForSpace(want).then((ok) => { resolved = true; return ok })
+    await Promise.resolve() // the wait is announced synchronously; let nothing else run
+    const notify = vi.spyOn(Atomics, 'notify')
+    try {
+      for (let i = 0; i < 8; i++) consumer.drain(() => {}, 1)
+      expect(notify).not.toHaveBeenCalled()
+      expect(resolved).toBe(false)
+      consumer.drain(() => {}, 2) // now 1040 bytes are free
+      expect(notify).toHaveBeenCalledTimes(1)
+    } finally {
+      notify.mockRestore()
+    }
+    expect(await p).toBe(true)
+    expect(producer.canWrite(want)).toBe(true)
+  })
+
+  it('a waiting producer whose record must wrap is woken once the record and its skip fit', async () => {
+    const capacity = 4096
+    const producer = RingBuffer.create(capacity)
+    const consumer = RingBuffer.attach(producer.sab)
+    // Move HEAD and TAIL to 3896, then fill with 64-byte records: HEAD stops
+    // at 3840, 256 bytes before the end, so a 1000-byte record needs the
+    // 256-byte wrap skip on top of its 1004 bytes.
+    producer.tryWrite(payload(0, 1944))
+    producer.tryWrite(payload(0, 1944))
+    consumer.drain(() => {})
+    while (producer.tryWrite(payload(1, 60)));
+    expect(producer.stats().usedBytes).toBe(4040)
+    const p = producer.waitForSpace(1000)
+    const notify = vi.spyOn(Atomics, 'notify')
+    try {
+      let freed = 0
+      while (!producer.canWrite(1000)) {
+        expect(notify).not.toHaveBeenCalled()
+        freed += consumer.drain(() => {}, 1)
+      }
+      expect(freed).toBeGreaterThan(1)
+      expect(notify).toHaveBeenCalledTimes(1)
+    } finally {
+      notify.mockRestore()
+    }
+    expect(await p).toBe(true)
+  })
+
+  it('two overlapping space waits: the smaller need wakes them, the larger one waits on', async () => {
+    const producer = RingBuffer.create(4096)
+    const consumer = RingBuffer.attach(producer.sab)
+    while (producer.tryWrite(payload(0, 100)));
+    let bigDone = false
+    const big = producer.waitForSpace(2000).then((ok) => { bigDone = true; return ok })
+    const small = producer.waitForSpace(100)
+    consumer.drain(() => {}, 1)
+    expect(await small).toBe(true)
+    expect(bigDone).toBe(false)
+    consumer.drain(() => {}, 20)
+    expect(await big).toBe(true)
   })
 
   it('waitForSpace publishes pending appends so the consumer can free space', async () => {

@@ -20,7 +20,7 @@ interface WorkerReply { ok: boolean, result?: Totals, stats?: RingBufferStats, e
 type RingEnd = RingBuffer
 interface Fixture {
   recordLength (seq: number): number
-  produce (ring: RingEnd, n: number, deadline: number): Promise<Totals>
+  produce (ring: RingEnd, n: number, deadline: number, want?: (len: number) => number): Promise<Totals>
   consume (ring: RingEnd, deadline: number, wait?: (ms: number) => Promise<'ok' | 'timed-out' | 'closed'>): Promise<Totals>
 }
 
@@ -72,6 +72,20 @@ describe('RingBuffer across two threads', () => {
     expect(consumed.result).toEqual(produced)
     expect(produced).toMatchObject(expectedTotals(fx))
     expect(consumed.stats).toMatchObject({ recordsWritten: N, recordsRead: N, bytesWritten: produced.bytes, usedBytes: 0 })
+    expect(ring.stats().fullEvents).toBeGreaterThan(100)
+  })
+
+  it(`main produces ${N} records into an 8 KiB ring waiting for a quarter of it each time it is full, worker consumes`, async () => {
+    // The host's send path waits for more than one record (a quarter of the
+    // queue); the consumer then wakes it only once that much is free, and its
+    // HEAD may sit anywhere relative to the wrap point.
+    const fx = await loadFixture()
+    const ring = RingBuffer.create(8192)
+    const reply = startWorker(ring, { role: 'consume', sab: ring.sab, timeoutMs: DEADLINE_MS })
+    const produced = await fx.produce(ring, N, performance.now() + DEADLINE_MS, (len) => Math.max(len, 2048))
+    const consumed = await reply
+    expect(consumed.error).toBeUndefined()
+    expect(consumed.result).toEqual(produced)
     expect(ring.stats().fullEvents).toBeGreaterThan(100)
   })
 

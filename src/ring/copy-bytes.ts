@@ -1,0 +1,58 @@
+/**
+ * Byte copies into and out of SharedArrayBuffer memory at memcpy speed.
+ *
+ * V8 copies typed arrays backed by a SharedArrayBuffer (`TypedArray#set`,
+ * `slice`, and on Node 20 also `Buffer#copy` and `Buffer.concat`, which use
+ * `set`) with relaxed atomic operations, a byte at a time when the ends are
+ * not 8-byte aligned, as ring records usually are not. Measured on Node 20:
+ * a 64 KiB copy into a ring at offset 4 runs at 2.7 GB/s, the same copy
+ * between ArrayBuffers at 35 GB/s. `Buffer#fill` with a byte source is a
+ * plain memcpy in Node's C++ whatever memory backs the views: 37 GB/s into
+ * the ring, and copying a 64 KiB record out (allocation included) takes
+ * 10 µs instead of 34 µs. The native call costs ~60 ns more than `set`:
+ * measured crossovers, unaligned, ~200 bytes out of shared memory and
+ * ~250 bytes into it (aligned copies into it keep up with memcpy longer), so
+ * copies under {@link FILL_MIN_BYTES} keep `set`.
+ *
+ * Only for memory that no other thread writes while it is copied (the ring
+ * protocol guarantees that: a record is written before it is published and
+ * read before it is released). Source and target must not overlap.
+ * @module
+ */
+
+const fill = Buffer.prototype.fill
+
+/** Below this, `TypedArray#set` is about as fast as the native memcpy (see above). */
+export const FILL_MIN_BYTES = 256
+
+/** Copy all of `source` into `target` at `offset` (which must have room: RangeError otherwise). */
+export function copyBytes (target: Uint8Array, offset: number, source: Uint8Array): void {
+  const n = source.length
+  if (n < FILL_MIN_BYTES) {
+    target.set(source, offset)
+    return
+  }
+  if (offset < 0 || offset + n > target.length) throw new RangeError(`copyBytes: ${n} bytes at ${offset} do not fit in ${target.length}`)
+  fill.call(target, source, offset, offset + n)
+}
+
+/** A new Buffer (never a view of shared memory) holding a copy of `view`. */
+export function copyOut (view: Uint8Array): Buffer {
+  const n = view.length
+  const out = Buffer.allocUnsafe(n)
+  if (n < FILL_MIN_BYTES) out.set(view)
+  else fill.call(out, view, 0, n)
+  return out
+}
+
+/** `Buffer.concat(parts, total)` that copies views of shared memory at memcpy speed too. */
+export function concatBytes (parts: readonly Uint8Array[], total: number): Buffer {
+  const out = Buffer.allocUnsafe(total)
+  let off = 0
+  for (const p of parts) {
+    copyBytes(out, off, p)
+    off += p.length
+  }
+  if (off !== total) throw new RangeError(`concatBytes: parts hold ${off} bytes, not ${total}`)
+  return out
+}
