@@ -18,7 +18,7 @@ interface Fixture {
   BASE: number
   done (n: number): number
   streamOf (seq: number): number
-  write (board: AckBoard, n: number): void
+  write (board: AckBoard, n: number, seen?: Int32Array, timeoutMs?: number): void
   read (board: AckBoard, n: number, deadline: number): ReadResult
 }
 
@@ -111,12 +111,13 @@ describe('AckBoard', () => {
   it(`two threads: the host publishes ${N} (stream, seq) pairs, a worker reader never sees a torn pair`, async () => {
     const fx = await loadFixture()
     const board = AckBoard.create()
-    const worker = startWorker({ role: 'read', sab: board.sab, n: N, timeoutMs: TIMEOUT_MS })
+    const seen = new SharedArrayBuffer(4)
+    const worker = startWorker({ role: 'read', sab: board.sab, seen, n: N, timeoutMs: TIMEOUT_MS })
     const result = resultOf<ReadResult>(worker)
     // Wait until the reader spins on read(), then publish as fast as we can.
     const [ready] = await once(worker, 'message', { signal: AbortSignal.timeout(TIMEOUT_MS) }) as [{ ready?: boolean }]
     expect(ready.ready).toBe(true)
-    fx.write(board, N)
+    fx.write(board, N, new Int32Array(seen), TIMEOUT_MS)
     const r = await result
     expect(r.error).toBeUndefined()
     expect(r.distinct).toBeGreaterThan(1) // it really read while we wrote
