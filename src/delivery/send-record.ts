@@ -65,6 +65,12 @@ export class SendRecordReader {
   stream (rec: Uint8Array): number { return this.#dv.getUint32(rec.byteOffset + 16, true) }
   chunk (rec: Uint8Array): number { return this.#dv.getUint32(rec.byteOffset + 20, true) }
   flags (rec: Uint8Array): number { return this.#dv.getUint32(rec.byteOffset + 24, true) }
-  /** The wire frame of a record. */
-  frame (rec: Uint8Array): Uint8Array { return rec.subarray(SEND_PREFIX_BYTES) }
+  /** The wire frame of a record (the constructor: no species lookup, unlike subarray). */
+  frame (rec: Uint8Array): Uint8Array { return new Uint8Array(rec.buffer, rec.byteOffset + SEND_PREFIX_BYTES, rec.length - SEND_PREFIX_BYTES) }
+  // The same fields of the record whose payload starts at byte `at` of the buffer (RingBuffer.peekAt).
+  seqAt (at: number): number { return this.#dv.getFloat64(at, true) }
+  enqueuedAtAt (at: number): number { return this.#dv.getFloat64(at + 8, true) }
+  streamAt (at: number): number { return this.#dv.getUint32(at + 16, true) }
+  chunkAt (at: number): number { return this.#dv.getUint32(at + 20, true) }
+  flagsAt (at: number): number { return this.#dv.getUint32(at + 24, true) }
 }

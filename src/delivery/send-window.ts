@@ -1,5 +1,5 @@
 import type { RingBuffer } from '../ring/ring-buffer.js'
-import { SendRecordFlag, SendRecordReader } from './send-record.js'
+import { SEND_PREFIX_BYTES, SendRecordFlag, SendRecordReader } from './send-record.js'
 
 /** What acknowledging released. */
 export interface AckResult {
@@ -62,7 +62,7 @@ export class SendWindow {
     if (!this.ring.hasDataAt(this.#cursor) || this.inFlightBytes >= this.#window) return false
     if (limitSeq === Infinity) return true
     let ok = false
-    this.ring.peek(this.#cursor, (rec) => { ok = this.#rd.seq(rec) <= limitSeq; return false })
+    this.ring.peekAt(this.#cursor, (at) => { ok = this.#rd.seqAt(at) <= limitSeq; return false })
     return ok
   }
 
@@ -79,7 +79,7 @@ export class SendWindow {
    * Records with a seq above `limitSeq` are not sent yet (not yet durable).
    * @returns records taken.
    */
-  next (fn: (frame: Uint8Array, record: Uint8Array) => boolean, limitSeq = Infinity): number {
+  next (fn: (frame: Uint8Array) => boolean, limitSeq = Infinity): number {
     let n = 0
     const window = this.#window
     let inFlight = this.inFlightBytes
@@ -91,10 +91,12 @@ export class SendWindow {
     // larger than the skip would leave canSend() false forever with nothing
     // in flight (issue 4).
     let cursor = this.#cursor
-    this.ring.peek(cursor, (rec, end) => {
+    const sab = this.ring.sab
+    // peekAt + one view of the frame only: one typed array per record, not three.
+    this.ring.peekAt(cursor, (at, len, end) => {
       if (inFlight !== 0 && inFlight >= window) return false
-      if (limitSeq !== Infinity && rd.seq(rec) > limitSeq) return false
-      if (!fn(rd.frame(rec), rec)) return false
+      if (limitSeq !== Infinity && rd.seqAt(at) > limitSeq) return false
+      if (!fn(new Uint8Array(sab, at + SEND_PREFIX_BYTES, len - SEND_PREFIX_BYTES))) return false
       cursor = end
       inFlight = this.ring.bytesBefore(end)
       n++
@@ -114,9 +116,9 @@ export class SendWindow {
     let pos = this.ring.readStart
     let released = 0
     let notify = false
-    this.ring.peek(pos, (rec, end) => {
-      if (rd.stream(rec) !== stream || rd.seq(rec) > seq) return false
-      if ((rd.flags(rec) & SendRecordFlag.NOTIFY_ACK) !== 0) notify = true
+    this.ring.peekAt(pos, (at, _len, end) => {
+      if (rd.streamAt(at) !== stream || rd.seqAt(at) > seq) return false
+      if ((rd.flagsAt(at) & SendRecordFlag.NOTIFY_ACK) !== 0) notify = true
       pos = end
       released++
       return true
@@ -143,16 +145,16 @@ export class SendWindow {
     const streams: number[] = []
     // Messages with chunks still to come in the run: id → index of their first record in it.
     const open = new Map<number, number>()
-    this.ring.peek(this.ring.readStart, (rec, end) => {
-      if (rd.enqueuedAt(rec) > limit) return false
-      const seq = rd.seq(rec)
-      const id = seq - rd.chunk(rec)
-      if ((rd.flags(rec) & SendRecordFlag.MORE) !== 0) {
+    this.ring.peekAt(this.ring.readStart, (at, _len, end) => {
+      if (rd.enqueuedAtAt(at) > limit) return false
+      const seq = rd.seqAt(at)
+      const id = seq - rd.chunkAt(at)
+      if ((rd.flagsAt(at) & SendRecordFlag.MORE) !== 0) {
         if (!open.has(id)) open.set(id, ends.length)
       } else {
         open.delete(id)
       }
-      streams.push(rd.stream(rec))
+      streams.push(rd.streamAt(at))
       ends.push(end)
       seqs.push(seq)
       idOf.push(id)
@@ -169,7 +171,7 @@ export class SendWindow {
   /** Enqueue time of the oldest unacknowledged record, if any. */
   oldestEnqueuedAt (): number | undefined {
     let t: number | undefined
-    this.ring.peek(this.ring.readStart, (rec) => { t = this.#rd.enqueuedAt(rec); return false })
+    this.ring.peekAt(this.ring.readStart, (at) => { t = this.#rd.enqueuedAtAt(at); return false })
     return t
   }
 

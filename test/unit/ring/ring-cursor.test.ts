@@ -309,4 +309,39 @@ describe('RingBuffer cursor mode', () => {
       },
     ), { numRuns: 200 })
   })
+
+  it('peekAt visits the same records as peek (payload offset, length, end), across wraps and from any start', () => {
+    fc.assert(fc.property(
+      fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.array(fc.integer({ min: 0, max: 300 }), { minLength: 1, maxLength: 60 }), fc.nat(20),
+      (start, lens, release) => {
+        const ring = ringAt(1024, (start & ~3) >>> 0) // positions are record-aligned
+        let seq = 0
+        for (const len of lens) {
+          if (!ring.tryWrite(payload(seq, len))) {
+            // Full: release some and go on, so the records wrap.
+            let pos = ring.readStart
+            let n = 0
+            ring.peek(pos, (_r, end) => { pos = end; return ++n < 1 + release })
+            ring.releaseTo(pos, n)
+            if (!ring.tryWrite(payload(seq, len))) continue
+          }
+          seq++
+        }
+        const viaPeek: Array<[number, number, number]> = []
+        const endPeek = ring.peek(ring.readStart, (r, end) => { viaPeek.push([r.byteOffset, r.length, end]) })
+        const viaAt: Array<[number, number, number]> = []
+        const endAt = ring.peekAt(ring.readStart, (at, len, end) => { viaAt.push([at, len, end]) })
+        expect(viaAt).toEqual(viaPeek)
+        expect(endAt).toBe(endPeek)
+        // Stopping: false before record k leaves the cursor at its start (past a wrap skip), as peek does.
+        if (viaAt.length === 0) return
+        const k = viaAt.length >> 1
+        const [, lenK, endK] = viaAt[k]!
+        let i = 0
+        expect(ring.peekAt(ring.readStart, () => i++ < k)).toBe((endK - recordSize(lenK)) >>> 0)
+        let j = 0
+        expect(ring.peek(ring.readStart, () => j++ < k)).toBe((endK - recordSize(lenK)) >>> 0)
+      },
+    ), { numRuns: 300 })
+  })
 })
