@@ -8,7 +8,7 @@ import { Supervisor, type IoSlot } from './supervisor/supervisor.js'
 import { RingBuffer } from './ring/ring-buffer.js'
 import { InboundKind, INBOUND_ENVELOPE_BYTES, readHandle, readKind } from './actor/inbound-record.js'
 import { decodeControl } from './codec/control.js'
-import { forEachFrame } from './codec/decode.js'
+import { decodeFrame, forEachFrame } from './codec/decode.js'
 import { encodeHeaderOnlyInto } from './codec/encode.js'
 import { FrameFlag, FrameType, Lane, MAX_LANE, PROTOCOL_VERSION } from './codec/frame.js'
 import { encodePayload, decodePayload } from './codec/payload.js'
@@ -378,7 +378,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     const chunks = Math.max(1, Math.ceil(bytes.length / this.#chunkBytes))
     const now = Date.now()
     // The durable outbox deletes what the peer acknowledged: it needs every ack.
-    const notify = ack || this.#store !== undefined ? SendRecordFlag.NOTIFY_ACK : 0
+    // An expired SUBSCRIBE update is not reported: the application never saw its id.
+    const notify = (ack || this.#store !== undefined ? SendRecordFlag.NOTIFY_ACK : 0) | (type === FrameType.SUBSCRIBE ? SendRecordFlag.INTERNAL : 0)
     // Fast path: one record, nobody waiting on this lane or a higher one, and room now. Sequence numbers are
     // taken only when a record is written, so ring order = sequence order and
     // a send that gives up leaves no gap.
@@ -579,7 +580,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         for (const m of list) {
           const prefix = new Uint8Array(SEND_PREFIX_BYTES)
           const more = m.seq < (lastOf.get(m.messageId) ?? m.seq) ? SendRecordFlag.MORE : 0
-          writeSendPrefix(prefix, 0, { seq: m.seq, enqueuedAt: m.enqueuedAt, stream: this.#epoch, chunk: m.seq - m.messageId, flags: SendRecordFlag.NOTIFY_ACK | more })
+          // The stored frame is ours: its type says whether it is the mesh's own (a SUBSCRIBE update).
+          const internal = decodeFrame(m.frame, 0).frame.type === FrameType.SUBSCRIBE ? SendRecordFlag.INTERNAL : 0
+          writeSendPrefix(prefix, 0, { seq: m.seq, enqueuedAt: m.enqueuedAt, stream: this.#epoch, chunk: m.seq - m.messageId, flags: SendRecordFlag.NOTIFY_ACK | more | internal })
           while (!e.ring.tryWrite2(prefix, m.frame)) {
             if (this.#closing !== undefined) return
             // More stored than one queue holds: the worker drains it once the peer is back.

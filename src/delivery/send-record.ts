@@ -28,6 +28,12 @@ export const SendRecordFlag = {
   NOTIFY_ACK: 1,
   /** More chunks of this record's message follow (SendWindow.expire gives up whole messages only). */
   MORE: 2,
+  /**
+   * The mesh's own message (a SUBSCRIBE update), not the application's: given
+   * up on like any other, but never reported as `undelivered` (its id is
+   * one the application was never given).
+   */
+  INTERNAL: 4,
 } as const
 
 /** The prefix fields. */

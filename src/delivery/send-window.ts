@@ -143,6 +143,7 @@ export class SendWindow {
     const seqs: number[] = []
     const idOf: number[] = []
     const streams: number[] = []
+    const internal: boolean[] = []
     // Messages with chunks still to come in the run: id → index of their first record in it.
     const open = new Map<number, number>()
     this.ring.peekAt(this.ring.readStart, (at, _len, end) => {
@@ -155,6 +156,7 @@ export class SendWindow {
         open.delete(id)
       }
       streams.push(rd.streamAt(at))
+      internal.push((rd.flagsAt(at) & SendRecordFlag.INTERNAL) !== 0)
       ends.push(end)
       seqs.push(seq)
       idOf.push(id)
@@ -163,7 +165,8 @@ export class SendWindow {
     let n = ends.length
     for (const first of open.values()) if (first < n) n = first
     if (n === 0) return undefined
-    const ids = [...new Set(idOf.slice(0, n))].sort((a, b) => a - b)
+    // The mesh's own messages go too, unreported (see SendRecordFlag.INTERNAL): ids may be empty.
+    const ids = [...new Set(idOf.slice(0, n).filter((_, i) => !internal[i]))].sort((a, b) => a - b)
     this.#releaseTo(ends[n - 1] as number, n)
     return { stream: streams[n - 1] as number, throughSeq: seqs[n - 1] as number, ids }
   }

@@ -77,11 +77,12 @@ export class InboundWriter {
   /**
    * Publish the records appended by this task in one go, in a microtask:
    * after every WebSocket message of the socket read being handled (ws emits
-   * them synchronously), before the worker does anything else. A publish
-   * wakes a sleeping host with an Atomics.notify (~25 µs on a loaded machine,
-   * and a wake-up of the host's loop); one per read instead of one per
-   * message was 30 % of a receiving IO worker's time flooded with 64 B
-   * messages.
+   * them synchronously), before the worker does anything else. A publish to
+   * a sleeping host is an Atomics.notify (6 µs idle, far more on a loaded
+   * box, where the woken host thread can preempt this one: CPU profiles of
+   * 64 B and 1 KiB floods put 24–30 % of a receiving IO worker's samples in
+   * publish) and a turn of the host's loop. This makes it one per socket
+   * read, however many WebSocket messages the read carried.
    */
   #schedulePublish (): void {
     if (this.#publishQueued) return

@@ -551,7 +551,8 @@ export class IoWorker implements ConnectionOwner {
       if (only !== undefined && a.peerId !== only) continue
       const e = a.expire(now, retainMs)
       if (e === undefined) continue
-      this.log.info({ event: 'undelivered', peer: a.peerId, messages: e.ids.length, reason }, `gave up on ${e.ids.length} message(s) to ${a.peerId}: ${reason}`)
+      if (e.ids.length > 0) this.log.info({ event: 'undelivered', peer: a.peerId, messages: e.ids.length, reason }, `gave up on ${e.ids.length} message(s) to ${a.peerId}: ${reason}`)
+      else this.log.debug({ event: 'undelivered', peer: a.peerId, messages: 0, reason }, `gave up on queued subscription updates to ${a.peerId}: ${reason}`)
       this.#inbound.event(a.handle, { type: 'undelivered', peerId: a.peerId, ids: e.ids, reason, stream: e.stream, throughSeq: e.throughSeq })
     }
   }

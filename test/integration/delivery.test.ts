@@ -134,6 +134,22 @@ describe('reliable delivery', () => {
     expect(ups).toBe(1)
   })
 
+  it('a subscription update queued for an away peer expires with the messages, but only the application\'s messages are reported undelivered', async () => {
+    const [a, b] = await makePair({ delivery: { retainMs: 300 }, reconnect: { initialDelayMs: 50, maxDelayMs: 100 } })
+    const bid = b.id
+    const down = waitFor(a, 'peer:down')
+    await b.close()
+    await down
+    const undelivered: any[] = []
+    a.on('undelivered', (u) => undelivered.push(u))
+    // Queues a SUBSCRIBE 'add' for b (every known peer hears of it), older than the message below.
+    a.subscribe('news', () => {})
+    const id1 = await a.send(bid, 'one')
+    await until(() => undelivered.some((u) => u.id === id1), { timeoutMs: 5000, label: () => `undelivered ${id1} (have ${JSON.stringify(undelivered)})` })
+    // The SUBSCRIBE record expired first or together with it: an event for it would be here by now.
+    expect(undelivered).toEqual([{ to: bid, id: id1, reason: 'expired' }])
+  })
+
   it('a message held longer than delivery.retainMs is reported undelivered (and an acked send rejects), never dropped silently', async () => {
     const [a, b] = await makePair({ delivery: { retainMs: 300 }, reconnect: { initialDelayMs: 50, maxDelayMs: 100 } })
     const bid = b.id

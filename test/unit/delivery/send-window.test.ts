@@ -23,6 +23,8 @@ interface Rec {
   notify?: boolean
   /** Frame flags (CONTINUATION / MORE). */
   flags?: number
+  /** The mesh's own message (SendRecordFlag.INTERNAL). */
+  internal?: boolean
 }
 
 const scratch = new Uint8Array(SEND_PREFIX_BYTES + 256)
@@ -33,7 +35,8 @@ function writeRecord (ring: RingBuffer, r: Rec, payload: Uint8Array): boolean {
   writeSendPrefix(scratch, 0, {
     seq: r.seq, enqueuedAt: r.enqueuedAt ?? 0, stream, chunk: r.chunk ?? 0,
     // As the host does: the record says whether more chunks of its message follow.
-    flags: (r.notify === true ? SendRecordFlag.NOTIFY_ACK : 0) | (((r.flags ?? 0) & FrameFlag.MORE) !== 0 ? SendRecordFlag.MORE : 0),
+    flags: (r.notify === true ? SendRecordFlag.NOTIFY_ACK : 0) | (((r.flags ?? 0) & FrameFlag.MORE) !== 0 ? SendRecordFlag.MORE : 0) |
+      (r.internal === true ? SendRecordFlag.INTERNAL : 0),
   })
   const n = encodeHeaderOnlyInto({
     version: PROTOCOL_VERSION, type: FrameType.DATA, lane: Lane.PRIORITY, flags: r.flags ?? 0,
@@ -246,6 +249,20 @@ describe('SendWindow', () => {
     expect(w.pending).toBe(false)
     expect(ring.isEmpty()).toBe(true)
     expect(w.oldestEnqueuedAt()).toBeUndefined()
+  })
+
+  it('expire() gives up the mesh\'s own messages (INTERNAL) with the rest but lists only the application\'s ids', () => {
+    const ring = RingBuffer.create(4096)
+    const w = new SendWindow(ring)
+    writeRecord(ring, { seq: 1, enqueuedAt: 100, internal: true }, body(1, 8)) // e.g. the SUBSCRIBE set sent on peer:up
+    writeRecord(ring, { seq: 2, enqueuedAt: 100 }, body(2, 8))
+    writeRecord(ring, { seq: 3, enqueuedAt: 100, internal: true }, body(3, 8))
+    expect(w.expire(200, 0)).toEqual({ stream: STREAM, throughSeq: 3, ids: [2] })
+    expect(ring.isEmpty()).toBe(true)
+    // Only internal ones: given up on all the same (the receiver must skip them), with no id to report.
+    writeRecord(ring, { seq: 4, enqueuedAt: 300, internal: true }, body(4, 8))
+    expect(w.expire(400, 0)).toEqual({ stream: STREAM, throughSeq: 4, ids: [] })
+    expect(w.pending).toBe(false)
   })
 
   it('expire() with lanes interleaved: a bulk message split by a later priority message goes only as a whole, once its split-off chunks are due too', () => {
