@@ -389,7 +389,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       if (n < 0) return Promise.reject(new MeshError(ErrorCode.PROTOCOL, 'internal: frame header does not fit its scratch buffer'))
       if (laneRoom(entry.ring, laneNo, n + bytes.length) && entry.ring.tryWrite2(this.#header.subarray(0, n), bytes)) {
         entry.seq = seq
-        this.#wake(entry)
+        this.#wake(entry, true)
         if (type !== FrameType.SUBSCRIBE) { entry.messagesSent++; entry.bytesSent += bytes.length }
         const durable = this.#persist(entry, seq, seq, now, n, bytes)
         if (durable !== undefined) {
@@ -516,7 +516,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       if (i === 0) p.first = seq
       p.last = seq
       p.next++
-      this.#wake(entry)
+      this.#wake(entry, true)
       p.durable = this.#persist(entry, seq, p.first, p.now, n, part) ?? p.durable
     }
     return 0
@@ -1179,10 +1179,19 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    * queue may already have looked at it while it was still empty, and its
    * send pump sleeps until rung.
    */
-  #wake (e: PeerEntry): void {
+  /**
+   * Ring the worker serving `e` (every worker if none is known yet). For a
+   * new reliable frame (`reliable`), not while its actor is parked (no
+   * credit or a write-blocked socket: see AckBoard.setParked); it rings
+   * itself when that ends.
+   */
+  #wake (e: PeerEntry, reliable = false): void {
     const s = e.slot ?? e.home
-    if (s !== undefined) s.doorbell.ring()
-    else for (const x of this.#sup.slots) x.doorbell.ring()
+    if (s !== undefined) {
+      if (!reliable || !e.board.parked()) s.doorbell.ring()
+    } else {
+      for (const x of this.#sup.slots) x.doorbell.ring()
+    }
   }
 
   #markDown (e: PeerEntry): void {

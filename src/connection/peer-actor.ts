@@ -129,6 +129,7 @@ export class PeerActor {
   attach (conn: FrameSink, relay?: { selfId: string; via: string; hops: number }): void {
     this.#conn = conn
     this.#relay = relay
+    this.#park(false)
     this.board.claim(this.#worker)
     this.window.rewind()
     this.#ackedVersion = -1
@@ -149,6 +150,9 @@ export class PeerActor {
     if (this.#conn !== conn) return false
     this.#conn = undefined
     this.#relay = undefined
+    // Not waiting for this connection's ACKs any more: the host rings again
+    // (whoever attaches next, maybe another worker, learns of new frames).
+    this.#park(false)
     this.onDetach?.()
     return true
   }
@@ -326,6 +330,25 @@ export class PeerActor {
    * anything was sent.
    */
   pump (): boolean {
+    const sent = this.#pump()
+    const c = this.#conn
+    // Parked: what we queued cannot go until an ACK or a writable socket,
+    // and both ring this worker's doorbell themselves. In a reliable flood
+    // the host otherwise rang at every send while we waited for credit: the
+    // worker woke ~10,000 times a second to find nothing it could send.
+    this.#park(c !== undefined && c.state === 'open' && (c.writeBlocked || this.window.creditBlocked))
+    return sent
+  }
+
+  #parked = false
+
+  #park (parked: boolean): void {
+    if (parked === this.#parked) return
+    this.#parked = parked
+    this.board.setParked(parked)
+  }
+
+  #pump (): boolean {
     const conn = this.#conn
     if (conn === undefined || conn.state !== 'open' || conn.writeBlocked) return this.shedDatagrams() > 0
     const limit = this.board.committed()

@@ -32,6 +32,12 @@
  *                   progress (the host took nothing for a while, see
  *                   PeerActor.ackDeadline): the host's next publish
  *                   takes it and prompts the ACK (markUrgent + doorbell)
+ *  i32[13] parked   (byte 52) send side: 1 while the actor cannot send the
+ *                   reliable frames it has queued (no credit left, or its
+ *                   socket is write-blocked); the host's doorbell rings for
+ *                   new ones would only wake the worker to find that out.
+ *                   The worker rings itself when it ends (an ACK, a
+ *                   writable socket) and clears it on attach and detach.
  * ```
  *
  * @module
@@ -47,6 +53,7 @@ const COMMITTED_F64 = 3
 const DROPPED_F64 = 4
 const RTT_F64 = 5
 const WAITING = 12
+const PARKED = 13
 const BOARD_BYTES = 56
 
 /** One peer's ack board. */
@@ -70,6 +77,20 @@ export class AckBoard {
   static attach (sab: SharedArrayBuffer): AckBoard {
     if (!(sab instanceof SharedArrayBuffer) || sab.byteLength !== BOARD_BYTES) throw new TypeError('AckBoard.attach: expected a SharedArrayBuffer from AckBoard.create()')
     return new AckBoard(sab)
+  }
+
+  /** Worker: whether the host's rings for new reliable frames are of no use now (see the layout: parked). */
+  setParked (parked: boolean): void {
+    // Atomics.store (seq-cst): against the host's load in parked(). Clearing
+    // precedes the worker's own look at the ring (Atomics.load of HEAD), so a
+    // host that still read 1 had published its frame before: it is seen.
+    Atomics.store(this.#i32, PARKED, parked ? 1 : 0)
+  }
+
+  /** Host: see {@link setParked}. Read after publishing the frame it would ring for. */
+  parked (): boolean {
+    // Atomics.load (seq-cst): after the ring's HEAD store (the frame's publish).
+    return Atomics.load(this.#i32, PARKED) !== 0
   }
 
   /** Host: the application has taken everything of `stream` up to `seq`. */

@@ -66,6 +66,12 @@ export class SendWindow {
     return ok
   }
 
+  /** Records are queued beyond the cursor but the credit is used up: only an ACK lets them go. */
+  get creditBlocked (): boolean {
+    const inFlight = this.inFlightBytes
+    return inFlight !== 0 && inFlight >= this.#window && this.ring.hasDataAt(this.#cursor)
+  }
+
   /** Anything not yet acknowledged (sent or not)? */
   get pending (): boolean { return this.ring.hasDataAt(this.ring.readStart) }
 

@@ -343,6 +343,35 @@ describe('acknowledgements', () => {
     }
   })
 
+  it('a flood that outruns the credit arrives whole and in order while the sender parks for ACKs', async () => {
+    // The sender's actor parks (AckBoard parked: its host stops ringing for new frames) whenever the
+    // credit is used up, and must be woken by the ACKs alone: a missed wake-up stalls the flood
+    // (and closeAll() fails any test whose meshes needed the pump's safety net).
+    const [a, b] = await makePair(quiet, quiet)
+    await a.send(b.id, 'warm-up', { ack: true })
+    const N = 200_000
+    let got = 0
+    let outOfOrder = 0
+    b.on('message', (m) => {
+      if (!(m.payload instanceof Uint8Array)) return
+      if (new DataView(m.payload.buffer, m.payload.byteOffset, 4).getUint32(0, true) !== got) outOfOrder++
+      got++
+    })
+    const wakes = async (): Promise<number> => (await a._ioStats()).reduce((n, x) => n + x.pumpWakes, 0)
+    const w0 = await wakes()
+    const payload = new Uint8Array(64)
+    const dv = new DataView(payload.buffer)
+    // ~25 MiB of records against a 1 MiB credit.
+    for (let i = 0; i < N; i++) {
+      dv.setUint32(0, i, true)
+      await a.send(b.id, payload)
+    }
+    await until(() => got === N, { timeoutMs: 30_000, label: () => `all ${N} delivered (have ${got})` })
+    console.log(`credit-bound flood: ${N} sends, sender pump wake-ups ${await wakes() - w0}`)
+    expect(outOfOrder).toBe(0)
+    expect((await a._ioStats()).reduce((n, x) => n + x.pumpRescues, 0)).toBe(0)
+  })
+
   it('an ACK held back while the receiving host was stalled goes once the host takes the message, with no traffic to ride on', async () => {
     const [a, b] = await makePair(quiet, quiet)
     await a.send(b.id, 'warm-up', { ack: true })
