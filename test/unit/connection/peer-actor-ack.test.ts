@@ -8,10 +8,9 @@ import { decodeControl } from '../../../src/codec/control.js'
 import type { Connection } from '../../../src/connection/connection.js'
 import { RingBuffer } from '../../../src/ring/ring-buffer.js'
 import { AckBoard } from '../../../src/delivery/ack-board.js'
-import { SEND_PREFIX_BYTES, writeSendPrefix } from '../../../src/delivery/send-record.js'
-import { encodeHeaderOnlyInto } from '../../../src/codec/encode.js'
+import { queueData } from '../../helpers/send-queue.js'
 import { forEachFrame } from '../../../src/codec/decode.js'
-import { FrameType, Lane, PROTOCOL_VERSION } from '../../../src/codec/frame.js'
+import { FrameType } from '../../../src/codec/frame.js'
 
 const STREAM = 42
 
@@ -43,14 +42,8 @@ function fakeConnection (): { conn: Connection; sent: Sent[] } {
   return { conn: conn as unknown as Connection, sent }
 }
 
-/** Queue one DATA record the way the host does (src/mesh.ts #recordHeader + tryWrite2). */
-function queue (ring: RingBuffer, seq: number): void {
-  const h = new Uint8Array(SEND_PREFIX_BYTES + 128)
-  writeSendPrefix(h, 0, { seq, enqueuedAt: 0, stream: STREAM, chunk: 0, flags: 0 })
-  const payload = new Uint8Array([1, 2, 3])
-  const n = encodeHeaderOnlyInto({ version: PROTOCOL_VERSION, type: FrameType.DATA, lane: Lane.PRIORITY, flags: 0, src: null, dst: null, stream: STREAM, seq }, payload.length, h, SEND_PREFIX_BYTES)
-  expect(ring.tryWrite2(h.subarray(0, SEND_PREFIX_BYTES + n), payload)).toBe(true)
-}
+/** Queue one DATA record the way the host does. */
+function queue (ring: RingBuffer, seq: number): void { queueData(ring, STREAM, seq, new Uint8Array([1, 2, 3])) }
 
 describe('PeerActor ACKs', () => {
   let ring: RingBuffer

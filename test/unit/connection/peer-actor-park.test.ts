@@ -7,10 +7,9 @@ import { PeerActor } from '../../../src/connection/peer-actor.js'
 import type { Connection } from '../../../src/connection/connection.js'
 import { RingBuffer } from '../../../src/ring/ring-buffer.js'
 import { AckBoard } from '../../../src/delivery/ack-board.js'
-import { SEND_PREFIX_BYTES, writeSendPrefix } from '../../../src/delivery/send-record.js'
-import { encodeHeaderOnlyInto } from '../../../src/codec/encode.js'
+import { queueData } from '../../helpers/send-queue.js'
 import { forEachFrame } from '../../../src/codec/decode.js'
-import { FrameType, Lane, PROTOCOL_VERSION } from '../../../src/codec/frame.js'
+import { FrameType } from '../../../src/codec/frame.js'
 
 const STREAM = 42
 const PAYLOAD = new Uint8Array(100)
@@ -27,12 +26,7 @@ function fakeConnection (): { conn: Connection & { writeBlocked: boolean }; data
   return { conn: conn as unknown as Connection & { writeBlocked: boolean }, dataSeqs }
 }
 
-function queue (ring: RingBuffer, seq: number): void {
-  const h = new Uint8Array(SEND_PREFIX_BYTES + 128)
-  writeSendPrefix(h, 0, { seq, enqueuedAt: 0, stream: STREAM, chunk: 0, flags: 0 })
-  const n = encodeHeaderOnlyInto({ version: PROTOCOL_VERSION, type: FrameType.DATA, lane: Lane.PRIORITY, flags: 0, src: null, dst: null, stream: STREAM, seq }, PAYLOAD.length, h, SEND_PREFIX_BYTES)
-  expect(ring.tryWrite2(h.subarray(0, SEND_PREFIX_BYTES + n), PAYLOAD)).toBe(true)
-}
+function queue (ring: RingBuffer, seq: number): void { queueData(ring, STREAM, seq, PAYLOAD) }
 
 describe('PeerActor parking (AckBoard parked)', () => {
   let ring: RingBuffer
