@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto'
+import { createPrivateKey, createPublicKey, randomBytes, sign, verify, type KeyObject } from 'node:crypto'
 import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises'
 import { join } from 'node:path'
 import { MeshError, ErrorCode } from '../errors.js'
@@ -28,9 +28,10 @@ export function identityFromPrivateKey (privateKey: KeyObject): Identity {
     throw new MeshError(ErrorCode.INVALID_OPTIONS, 'options.identity.privateKey must be an ed25519 private key')
   }
   const publicKey = createPublicKey(privateKey)
-  const x = publicKey.export({ format: 'jwk' }).x
-  if (typeof x !== 'string') throw new MeshError(ErrorCode.INVALID_OPTIONS, 'options.identity.privateKey: cannot export the public key')
-  const id = base32Encode(Buffer.from(x, 'base64url'))
+  // Ed25519 SPKI DER: a fixed 12-byte header, then the 32-byte public key.
+  const spki = publicKey.export({ format: 'der', type: 'spki' })
+  if (spki.length !== 44) throw new MeshError(ErrorCode.INVALID_OPTIONS, 'options.identity.privateKey: cannot export the public key')
+  const id = base32Encode(spki.subarray(12))
   const privateDer = new Uint8Array(privateKey.export({ format: 'der', type: 'pkcs8' }))
   return { id, privateKey, publicKey, privateDer }
 }
@@ -40,9 +41,15 @@ export function identityFromDer (der: Uint8Array): Identity {
   return identityFromPrivateKey(createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' }))
 }
 
-/** A fresh random identity. */
+/**
+ * A fresh random identity: a key made from 32 random bytes, not by
+ * generateKeyPairSync. On Node 20 a GC that finalizes a key generation job
+ * while an export of the same key holds the key's mutex deadlocks the thread
+ * for good (seen as a hung test process: KeyObjectHandle::ExportJWK → GC →
+ * ~KeyGenJob → the same mutex); a seeded key has no such job.
+ */
 export function generateIdentity (): Identity {
-  return identityFromPrivateKey(generateKeyPairSync('ed25519').privateKey)
+  return identityFromPrivateKey(keyFromOption(randomBytes(32)))
 }
 
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')

@@ -1,12 +1,13 @@
 // A hand-driven protocol peer over a raw `ws` socket: for feeding a node bad
 // frames, wrong versions and half handshakes.
-import { randomBytes, generateKeyPairSync, sign, verify, createPublicKey } from 'node:crypto'
+import { randomBytes, sign, verify, createPublicKey } from 'node:crypto'
 import { WebSocket } from 'ws'
 import { Handshake, type HandshakeAction } from '../../dist/src/handshake/handshake.js'
 import { encodeFrame } from '../../dist/src/codec/encode.js'
 import { decodeFrames } from '../../dist/src/codec/decode.js'
-import { base32Encode, base32Decode } from '../../dist/src/identity/peer-id.js'
+import { base32Decode } from '../../dist/src/identity/peer-id.js'
 import type { Frame } from '../../dist/src/codec/frame.js'
+import { seededPeer } from './ed25519.js'
 
 export interface RawPeer {
   ws: WebSocket
@@ -16,9 +17,8 @@ export interface RawPeer {
 }
 
 export function keypair (): { id: string; sign: (d: Uint8Array) => Uint8Array } {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
-  const x = publicKey.export({ format: 'jwk' }).x as string
-  return { id: base32Encode(Buffer.from(x, 'base64url')), sign: (d) => new Uint8Array(sign(null, d, privateKey)) }
+  const { id, privateKey } = seededPeer()
+  return { id, sign: (d) => new Uint8Array(sign(null, d, privateKey)) }
 }
 
 export function verifyBy (peerId: string, data: Uint8Array, sig: Uint8Array): boolean {

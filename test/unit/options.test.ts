@@ -1,4 +1,5 @@
 import { createSecretKey, generateKeyPairSync } from 'node:crypto'
+import { seededKeyPair } from '../helpers/ed25519.js'
 import pino from 'pino'
 import { Registry } from 'prom-client'
 import fc from 'fast-check'
@@ -16,9 +17,10 @@ const GiB = 1024 * MiB
 
 const ID = base32Encode(new Uint8Array(32).fill(7))
 const ID2 = base32Encode(new Uint8Array(32).fill(9))
-const ed25519 = generateKeyPairSync('ed25519')
-const x25519 = generateKeyPairSync('x25519')
-const ecPem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }) as string
+const ed25519 = seededKeyPair('ed25519')
+const x25519 = seededKeyPair('x25519')
+// Encoded by the generation job itself: no export of a KeyObject whose job may be finalized meanwhile (test/helpers/ed25519.ts).
+const ecPem = generateKeyPairSync('ec', { namedCurve: 'P-256', privateKeyEncoding: { format: 'pem', type: 'pkcs8' }, publicKeyEncoding: { format: 'pem', type: 'spki' } }).privateKey
 const edPem = ed25519.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string
 const TLS = { cert: 'CERT PEM', key: 'KEY PEM' }
 const SECRET = 'sixteen-chars-ok'

@@ -1,7 +1,8 @@
 import { describe, it, expect } from 'vitest'
-import { generateKeyPairSync, sign, verify, createPublicKey } from 'node:crypto'
+import { sign, verify, createPublicKey } from 'node:crypto'
+import { seededPeer } from '../../helpers/ed25519.js'
 import { Handshake, type HandshakeAction, type HandshakeConfig } from '../../../src/handshake/handshake.js'
-import { base32Encode, base32Decode } from '../../../src/identity/peer-id.js'
+import { base32Decode } from '../../../src/identity/peer-id.js'
 import { FrameType, type Frame } from '../../../src/codec/frame.js'
 import { encodeControl, decodeControl } from '../../../src/codec/control.js'
 import { meshKeyProof, verifyMeshKeyProof } from '../../../src/identity/mesh-key.js'
@@ -12,9 +13,8 @@ const keyed = (key: string, required = true): HandshakeConfig['meshKey'] => {
 }
 
 function key (): { id: string; sign: (d: Uint8Array) => Uint8Array } {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
-  const x = publicKey.export({ format: 'jwk' }).x as string
-  return { id: base32Encode(Buffer.from(x, 'base64url')), sign: (d) => new Uint8Array(sign(null, d, privateKey)) }
+  const { id, privateKey } = seededPeer()
+  return { id, sign: (d) => new Uint8Array(sign(null, d, privateKey)) }
 }
 function verifyBy (id: string, d: Uint8Array, s: Uint8Array): boolean {
   const k = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(base32Decode(id)).toString('base64url') }, format: 'jwk' })

@@ -1,7 +1,7 @@
-import { generateKeyPairSync } from 'node:crypto'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { PEER_ID_LENGTH, base32Decode, base32Encode, isPeerId } from '../../../src/identity/peer-id.js'
+import { seededPeer } from '../../helpers/ed25519.js'
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
 
@@ -54,8 +54,7 @@ describe('base32', () => {
 
 describe('isPeerId', () => {
   const realId = (): string => {
-    const jwk = generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' })
-    return base32Encode(Buffer.from(jwk.x ?? '', 'base64url'))
+    return seededPeer().id
   }
 
   it('accepts the encoding of a real ed25519 public key', () => {
