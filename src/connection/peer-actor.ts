@@ -97,6 +97,8 @@ export class PeerActor {
   #baseRttMs = Infinity
   /** Expired messages the peer must be told to skip (sent first on the next connection). */
   #skip: { stream: number; seq: number } | undefined
+  /** What we last told the host through AckBoard parked (see pump()). */
+  #parked = false
 
   readonly #slab: SendSlab
   /** Scratch for inner frames sharing one FORWARD envelope (copied out by the envelope's encoding). */
@@ -339,8 +341,6 @@ export class PeerActor {
     this.#park(c !== undefined && c.state === 'open' && (c.writeBlocked || this.window.creditBlocked))
     return sent
   }
-
-  #parked = false
 
   #park (parked: boolean): void {
     if (parked === this.#parked) return

@@ -60,23 +60,16 @@ export function writeSendPrefix (out: Uint8Array, offset: number, p: SendRecordP
 }
 
 /**
- * Reads prefixes of records that are views into one SharedArrayBuffer (the
- * ring's), through one DataView over the whole buffer: no allocation per record.
+ * Reads the prefixes of records in one SharedArrayBuffer (the ring's) through
+ * one DataView over the whole buffer; `at` is the byte offset of a record's
+ * payload in it (RingBuffer.peekAt): no allocation per record.
  */
 export class SendRecordReader {
   readonly #dv: DataView
   constructor (buffer: ArrayBufferLike) { this.#dv = new DataView(buffer) }
-  seq (rec: Uint8Array): number { return this.#dv.getFloat64(rec.byteOffset, true) }
-  enqueuedAt (rec: Uint8Array): number { return this.#dv.getFloat64(rec.byteOffset + 8, true) }
-  stream (rec: Uint8Array): number { return this.#dv.getUint32(rec.byteOffset + 16, true) }
-  chunk (rec: Uint8Array): number { return this.#dv.getUint32(rec.byteOffset + 20, true) }
-  flags (rec: Uint8Array): number { return this.#dv.getUint32(rec.byteOffset + 24, true) }
-  /** The wire frame of a record (the constructor: no species lookup, unlike subarray). */
-  frame (rec: Uint8Array): Uint8Array { return new Uint8Array(rec.buffer, rec.byteOffset + SEND_PREFIX_BYTES, rec.length - SEND_PREFIX_BYTES) }
-  // The same fields of the record whose payload starts at byte `at` of the buffer (RingBuffer.peekAt).
-  seqAt (at: number): number { return this.#dv.getFloat64(at, true) }
-  enqueuedAtAt (at: number): number { return this.#dv.getFloat64(at + 8, true) }
-  streamAt (at: number): number { return this.#dv.getUint32(at + 16, true) }
-  chunkAt (at: number): number { return this.#dv.getUint32(at + 20, true) }
-  flagsAt (at: number): number { return this.#dv.getUint32(at + 24, true) }
+  seq (at: number): number { return this.#dv.getFloat64(at, true) }
+  enqueuedAt (at: number): number { return this.#dv.getFloat64(at + 8, true) }
+  stream (at: number): number { return this.#dv.getUint32(at + 16, true) }
+  chunk (at: number): number { return this.#dv.getUint32(at + 20, true) }
+  flags (at: number): number { return this.#dv.getUint32(at + 24, true) }
 }

@@ -46,8 +46,6 @@ export class SendWindow {
     this.#cursor = ring.readStart
   }
 
-  get reader (): SendRecordReader { return this.#rd }
-
   /** Unacknowledged bytes already sent (ring positions, incl. framing). */
   get inFlightBytes (): number { return this.ring.bytesBefore(this.#cursor) }
 
@@ -62,7 +60,7 @@ export class SendWindow {
     if (!this.ring.hasDataAt(this.#cursor) || this.inFlightBytes >= this.#window) return false
     if (limitSeq === Infinity) return true
     let ok = false
-    this.ring.peekAt(this.#cursor, (at) => { ok = this.#rd.seqAt(at) <= limitSeq; return false })
+    this.ring.peekAt(this.#cursor, (at) => { ok = this.#rd.seq(at) <= limitSeq; return false })
     return ok
   }
 
@@ -101,7 +99,7 @@ export class SendWindow {
     // peekAt + one view of the frame only: one typed array per record, not three.
     this.ring.peekAt(cursor, (at, len, end) => {
       if (inFlight !== 0 && inFlight >= window) return false
-      if (limitSeq !== Infinity && rd.seqAt(at) > limitSeq) return false
+      if (limitSeq !== Infinity && rd.seq(at) > limitSeq) return false
       if (!fn(new Uint8Array(sab, at + SEND_PREFIX_BYTES, len - SEND_PREFIX_BYTES))) return false
       cursor = end
       inFlight = this.ring.bytesBefore(end)
@@ -123,8 +121,8 @@ export class SendWindow {
     let released = 0
     let notify = false
     this.ring.peekAt(pos, (at, _len, end) => {
-      if (rd.streamAt(at) !== stream || rd.seqAt(at) > seq) return false
-      if ((rd.flagsAt(at) & SendRecordFlag.NOTIFY_ACK) !== 0) notify = true
+      if (rd.stream(at) !== stream || rd.seq(at) > seq) return false
+      if ((rd.flags(at) & SendRecordFlag.NOTIFY_ACK) !== 0) notify = true
       pos = end
       released++
       return true
@@ -153,16 +151,16 @@ export class SendWindow {
     // Messages with chunks still to come in the run: id → index of their first record in it.
     const open = new Map<number, number>()
     this.ring.peekAt(this.ring.readStart, (at, _len, end) => {
-      if (rd.enqueuedAtAt(at) > limit) return false
-      const seq = rd.seqAt(at)
-      const id = seq - rd.chunkAt(at)
-      if ((rd.flagsAt(at) & SendRecordFlag.MORE) !== 0) {
+      if (rd.enqueuedAt(at) > limit) return false
+      const seq = rd.seq(at)
+      const id = seq - rd.chunk(at)
+      if ((rd.flags(at) & SendRecordFlag.MORE) !== 0) {
         if (!open.has(id)) open.set(id, ends.length)
       } else {
         open.delete(id)
       }
-      streams.push(rd.streamAt(at))
-      internal.push((rd.flagsAt(at) & SendRecordFlag.INTERNAL) !== 0)
+      streams.push(rd.stream(at))
+      internal.push((rd.flags(at) & SendRecordFlag.INTERNAL) !== 0)
       ends.push(end)
       seqs.push(seq)
       idOf.push(id)
@@ -180,7 +178,7 @@ export class SendWindow {
   /** Enqueue time of the oldest unacknowledged record, if any. */
   oldestEnqueuedAt (): number | undefined {
     let t: number | undefined
-    this.ring.peekAt(this.ring.readStart, (at) => { t = this.#rd.enqueuedAtAt(at); return false })
+    this.ring.peekAt(this.ring.readStart, (at) => { t = this.#rd.enqueuedAt(at); return false })
     return t
   }
 

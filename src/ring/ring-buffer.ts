@@ -514,22 +514,8 @@ export class RingBuffer {
    * @throws Error if the ring memory is corrupt.
    */
   peek (cursor: number, fn: (record: Uint8Array, end: number) => boolean | void): number {
-    // Atomics.load (seq-cst) = acquire of the producer's records, as in drain().
-    const head = Atomics.load(this.#i32, HEAD) >>> 0
-    let pos = cursor >>> 0
-    const dv = this.#dv
-    const mask = this.#mask
-    const capacity = this.capacity
-    while (pos !== head) {
-      const off = pos & mask
-      const len = dv.getUint32(off, true)
-      if (len === WRAP) { pos = (pos + capacity - off) >>> 0; continue }
-      if (off + 4 + len > capacity) throw new Error(`RingBuffer: corrupt record length ${len} at offset ${off}`)
-      const end = (pos + 4 + ((len + 3) & ~3)) >>> 0
-      if (fn(new Uint8Array(this.sab, HEADER_BYTES + off + 4, len), end) === false) break
-      pos = end
-    }
-    return pos
+    const sab = this.sab
+    return this.peekAt(cursor, (at, len, end) => fn(new Uint8Array(sab, at, len), end))
   }
 
   /**

@@ -27,6 +27,21 @@ async function awayPeer (aOptions: Parameters<typeof makeMesh>[0] = {}): Promise
   return { a, bid: b.id, comeBack: async () => await makeMesh({ dataDir: dir, listen: `ws://127.0.0.1:${port}` }) }
 }
 
+/**
+ * Node a (delivery.retainMs 300) linked to node b, then b closes and a has
+ * seen it go: what a sends b now expires, and a's `undelivered` events
+ * collect in `undelivered`.
+ */
+async function expiringPeer (): Promise<{ a: Mesh; bid: string; undelivered: any[] }> {
+  const [a, b] = await makePair({ delivery: { retainMs: 300 }, reconnect: { initialDelayMs: 50, maxDelayMs: 100 } })
+  const down = waitFor(a, 'peer:down')
+  await b.close()
+  await down
+  const undelivered: any[] = []
+  a.on('undelivered', (u) => undelivered.push(u))
+  return { a, bid: b.id, undelivered }
+}
+
 describe('reliable delivery', () => {
   it('send({ ack: true }) resolves after the receiver\'s application took the message', async () => {
     const [a, b] = await makePair()
@@ -135,13 +150,7 @@ describe('reliable delivery', () => {
   })
 
   it('a subscription update queued for an away peer expires with the messages, but only the application\'s messages are reported undelivered', async () => {
-    const [a, b] = await makePair({ delivery: { retainMs: 300 }, reconnect: { initialDelayMs: 50, maxDelayMs: 100 } })
-    const bid = b.id
-    const down = waitFor(a, 'peer:down')
-    await b.close()
-    await down
-    const undelivered: any[] = []
-    a.on('undelivered', (u) => undelivered.push(u))
+    const { a, bid, undelivered } = await expiringPeer()
     // Queues a SUBSCRIBE 'add' for b (every known peer hears of it), older than the message below.
     a.subscribe('news', () => {})
     const id1 = await a.send(bid, 'one')
@@ -151,13 +160,7 @@ describe('reliable delivery', () => {
   })
 
   it('a message held longer than delivery.retainMs is reported undelivered (and an acked send rejects), never dropped silently', async () => {
-    const [a, b] = await makePair({ delivery: { retainMs: 300 }, reconnect: { initialDelayMs: 50, maxDelayMs: 100 } })
-    const bid = b.id
-    const down = waitFor(a, 'peer:down')
-    await b.close()
-    await down
-    const undelivered: any[] = []
-    a.on('undelivered', (u) => undelivered.push(u))
+    const { a, bid, undelivered } = await expiringPeer()
     const id1 = await a.send(bid, 'one')
     const acked = a.send(bid, 'two', { ack: true })
     await expect(acked).rejects.toMatchObject({ code: 'TIMEOUT' })
@@ -345,8 +348,9 @@ describe('acknowledgements', () => {
 
   it('a flood that outruns the credit arrives whole and in order while the sender parks for ACKs', async () => {
     // The sender's actor parks (AckBoard parked: its host stops ringing for new frames) whenever the
-    // credit is used up, and must be woken by the ACKs alone: a missed wake-up stalls the flood
-    // (and closeAll() fails any test whose meshes needed the pump's safety net).
+    // credit is used up; only the worker's own events (ACKs, writable sockets) wake it then. A
+    // wake-up nobody gives leaves frames for the pump's 5 s safety net, counted as a rescue (checked
+    // below, and by closeAll()). The parking logic itself is unit-tested in peer-actor-park.test.ts.
     const [a, b] = await makePair(quiet, quiet)
     await a.send(b.id, 'warm-up', { ack: true })
     const N = 200_000
