@@ -733,12 +733,22 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
 
   /**
    * @internal diagnostics (perf's RSS samples): collect the heap of every
-   * worker of this node, when the process runs with --expose-gc. The number
-   * of worker heaps collected (0 without it).
+   * worker of this node, when the process runs with --expose-gc. How many
+   * worker heaps were collected (0 without it) and what they hold after it,
+   * summed.
    */
-  async _collectGarbage (): Promise<number> {
+  async _collectGarbage (): Promise<{ collected: number; usedBytes: number; physicalBytes: number }> {
     const done = await Promise.all([...this.#sup.slots.map(async (s) => await s.api.collectGarbage()), this.#sup.router.collectGarbage()])
-    return done.filter((x) => x).length
+    let collected = 0
+    let usedBytes = 0
+    let physicalBytes = 0
+    for (const h of done) {
+      if (h === null) continue
+      collected++
+      usedBytes += h.usedBytes
+      physicalBytes += h.physicalBytes
+    }
+    return { collected, usedBytes, physicalBytes }
   }
 
   /** @internal diagnostics: ring fill and counters (host side). */

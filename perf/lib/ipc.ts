@@ -69,6 +69,14 @@ export interface MemResult {
   readonly heapUsed: number
   readonly external: number
   readonly arrayBuffers: number
+  /**
+   * V8 heaps after the GC, summed over this thread and (mesh-node's mem) every
+   * worker of every node: live bytes, and resident bytes of their pages.
+   */
+  readonly heapsUsed?: number
+  readonly heapsPhysical?: number
+  /** Resident KiB by kind of mapping (perf/lib/measure.ts residentByMapping), Linux only. */
+  readonly residentKiB?: Record<string, number>
   /** Worker heaps (IO and router workers of every node) collected before the sample (Mesh._collectGarbage). */
   readonly workerHeapsCollected?: number
 }

@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { readFileSync } from 'node:fs'
+import { getHeapStatistics } from 'node:v8'
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks'
 import type { CpuResult, EldSummary, MemResult, RateResult } from './ipc.js'
 
@@ -129,7 +131,43 @@ export function memAfterGc (): MemResult {
   const gc = (globalThis as { gc?: () => void }).gc
   if (gc !== undefined) { gc(); gc() }
   const m = process.memoryUsage()
-  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }
+  const h = getHeapStatistics()
+  const smaps = residentByMapping()
+  return {
+    rss: m.rss,
+    heapUsed: m.heapUsed,
+    external: m.external,
+    arrayBuffers: m.arrayBuffers,
+    heapsUsed: h.used_heap_size,
+    heapsPhysical: h.total_physical_size,
+    ...(smaps === undefined ? {} : { residentKiB: smaps }),
+  }
+}
+
+/**
+ * Resident KiB by kind of mapping (Linux /proc/self/smaps): where RSS growth
+ * lives. 'malloc' is glibc's brk heap plus its per-thread arenas (64 MiB
+ * reservations), 'file' is code and data mapped from files, 'anon' every
+ * other anonymous mapping (V8's heap pages, SharedArrayBuffers, thread
+ * stacks' guard-less parts). undefined off Linux.
+ */
+export function residentByMapping (): Record<string, number> | undefined {
+  let text: string
+  try { text = readFileSync('/proc/self/smaps', 'utf8') } catch { return undefined }
+  const out: Record<string, number> = {}
+  let key = 'anon'
+  for (const line of text.split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line)
+    if (m !== null) {
+      const kib = (parseInt(m[2]!, 16) - parseInt(m[1]!, 16)) / 1024
+      const name = m[3] ?? ''
+      key = name.startsWith('/') ? 'file' : name === '[heap]' || (name === '' && kib === 65536) ? 'malloc' : name === '' ? 'anon' : name
+      continue
+    }
+    const r = /^Rss:\s+(\d+) kB/.exec(line)
+    if (r !== null) out[key] = (out[key] ?? 0) + Number(r[1])
+  }
+  return out
 }
 
 /** A `performance.now()` reading as epoch ms: comparable between processes on one machine. */

@@ -235,8 +235,14 @@ const api = {
    * the idle scenario's per-link figure between -235 and +765 KiB.
    */
   async mem (): Promise<MemResult> {
-    const collected = await Promise.all(meshes.map(async (m) => await m._collectGarbage()))
-    return { ...memAfterGc(), workerHeapsCollected: collected.reduce((a, b) => a + b, 0) }
+    const workers = await Promise.all(meshes.map(async (m) => await m._collectGarbage()))
+    const m = memAfterGc()
+    return {
+      ...m,
+      workerHeapsCollected: workers.reduce((a, w) => a + w.collected, 0),
+      heapsUsed: (m.heapsUsed ?? 0) + workers.reduce((a, w) => a + w.usedBytes, 0),
+      heapsPhysical: (m.heapsPhysical ?? 0) + workers.reduce((a, w) => a + w.physicalBytes, 0),
+    }
   },
   cpuStart (): void { cpu.start() },
   cpuStop: () => cpu.stop(),

@@ -2,9 +2,9 @@
  * Idle cost (issue 2: "Idle node: under 1 % of a core; RSS per idle peer
  * link under 100 KiB").
  *
- * Two processes: a hub (one node) and a client process with N nodes. Both
- * first idle unlinked; then the clients link to the hub in steps, and both
- * idle linked.
+ * Two processes: a hub (one node) and a client process with 2N nodes. Both
+ * first idle unlinked; then the clients link to the hub in two rounds of N,
+ * in steps, and both idle linked (2N links).
  *
  * - CPU: process.cpuUsage (all threads) / wall time, per node, over the
  *   idle window; unlinked and linked.
@@ -15,9 +15,15 @@
  *   figure was the garbage of the last joins (route computations, flooded
  *   LSAs), not per-link state: a worker heap holds MiBs of it for seconds,
  *   and the same code measured anywhere from -235 to +765 KiB per link.
- *   The per-link cost is the median increment per step after the first
- *   (the marginal cost of a link at a node that has many), and for
- *   reference (RSS with N links − RSS before any link) / N. The client
+ *   The per-link cost is the growth over the second round per link (the
+ *   marginal cost of a link at a node that has many): the first round's
+ *   growth is mostly one-time (JIT code pages, V8 heap pages, the node
+ *   binary's pages read in), which a median of 4-link steps could not tell
+ *   from per-link state. Also reported: the median step, the first round,
+ *   (RSS with 2N links − RSS before any link) / 2N, and the hub's V8 heaps
+ *   (every thread) split into live bytes and page slack: the slack (free
+ *   space a GC leaves in pages, young generations grown by the joins) moves
+ *   RSS by MiBs either way between runs, and is not per link. The client
  *   side is in the JSON only: one link per node, 24 nodes' worth of
  *   allocator noise.
  *
@@ -40,6 +46,17 @@ interface Timing { nodes: number; idleMs: number; settleMs: number }
 
 function timing (o: RunOptions): Timing {
   return { nodes: o.quick ? 3 : 24, idleMs: o.durationMs ?? (o.quick ? 600 : 4_000), settleMs: o.quick ? 200 : 1_000 }
+}
+
+/** Resident KiB gained per kind of mapping from `a` to `b` (perf/lib/measure.ts residentByMapping). */
+function growth (a: Record<string, number> | undefined, b: Record<string, number> | undefined): Record<string, number> | null {
+  if (a === undefined || b === undefined) return null
+  const out: Record<string, number> = {}
+  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const d = (b[k] ?? 0) - (a[k] ?? 0)
+    if (d !== 0) out[k] = d
+  }
+  return out
 }
 
 /**
@@ -94,45 +111,69 @@ export const idle: Scenario = {
         hub.call('start', { count: 1 }, 15_000),
         // maxPeers 1: each client keeps exactly its link to the hub. Without it, membership
         // discovery links the clients with each other and "per link" would count the wrong links.
-        clients.call('start', { count: t.nodes, maxPeers: 1 }, 60_000),
+        // Two rounds of t.nodes clients: a warm-up round, then the measured one.
+        clients.call('start', { count: 2 * t.nodes, maxPeers: 1 }, 90_000),
       ])
       const url = h.nodes[0]?.addresses[0]
       if (url === undefined) throw new Error('idle hub has no address')
       await sleep(t.settleMs)
       const [hubBefore, cliBefore] = await mem([hub, clients])
       const [hubCpuUnlinked, cliCpuUnlinked] = await cpuWindow([hub, clients], t.idleMs)
-      o.log(`idle: unlinked, hub ${fixed(hubCpuUnlinked!.pctOfCore, 2)} %, clients ${fixed(cliCpuUnlinked!.pctOfCore / t.nodes, 2)} % per node`)
+      const allClients = 2 * t.nodes
+      o.log(`idle: unlinked, hub ${fixed(hubCpuUnlinked!.pctOfCore, 2)} %, clients ${fixed(cliCpuUnlinked!.pctOfCore / allClients, 2)} % per node`)
 
       // Link in steps, sampling the hub's RSS after each; the per-link cost is the median step
-      // increment, which shrugs off the odd multi-MiB drop when a worker heap shrinks. The first
-      // step (from 0) is not an increment: it also pays one-time costs (JIT of the handshake path).
+      // increment, which shrugs off the odd multi-MiB drop when a worker heap shrinks.
       const step = Math.max(1, Math.floor(t.nodes / STEPS))
-      const points: Array<{ links: number; rss: number }> = []
       const hubAt: Record<string, MemResult> = {}
-      for (let from = 0; from < t.nodes; from += step) {
-        const to = Math.min(t.nodes, from + step)
-        await clients.call('connect', { url, from, to }, 60_000)
-        await hub.call('waitPeers', { n: to, timeoutMs: 30_000 }, 35_000)
-        await sleep(t.settleMs / 2)
-        const [m] = await mem([hub])
-        points.push({ links: to, rss: m!.rss })
-        hubAt[`links_${to}`] = m!
+      const linkRound = async (base: number): Promise<Array<{ links: number; rss: number }>> => {
+        const points: Array<{ links: number; rss: number }> = []
+        for (let from = base; from < base + t.nodes; from += step) {
+          const to = Math.min(base + t.nodes, from + step)
+          await clients.call('connect', { url, from, to }, 60_000)
+          await hub.call('waitPeers', { n: to, timeoutMs: 30_000 }, 35_000)
+          await sleep(t.settleMs / 2)
+          const [m] = await mem([hub])
+          points.push({ links: to, rss: m!.rss })
+          hubAt[`links_${to}`] = m!
+        }
+        return points
       }
-      o.log(`idle: ${t.nodes} links up`)
+      // Round 1 warms the hub up: its first links also pay one-time costs that
+      // are not per link (JIT code pages of the handshake, join and routing
+      // paths, V8 heap pages, pages of the node binary read in). Measured at
+      // 6fcadd4-39d311e, that was most of the growth from 4 to 24 links
+      // (smaps: +792 KiB of executable JIT pages, +320 KiB of the binary's
+      // text, ~+1.2 MiB of V8 heap pages; the peers' rings +12 KiB).
+      const warmPoints = await linkRound(0)
+      await sleep(t.settleMs)
+      const [hubWarm] = await mem([hub])
+      // Round 2 is the figure: the marginal cost of a link at a node that has many.
+      const points = [{ links: t.nodes, rss: hubWarm!.rss }, ...await linkRound(t.nodes)]
+      o.log(`idle: ${allClients} links up`)
       await sleep(t.settleMs)
       const [hubCpu, cliCpu] = await cpuWindow([hub, clients], t.idleMs)
       const [hubAfter, cliAfter] = await mem([hub, clients])
 
-      const links = t.nodes
+      const links = allClients
+      const measured = t.nodes
       const hubMarginal = medianStep(points)
-      const hubSpan = points.length < 2 ? NaN : (points.at(-1)!.rss - points[0]!.rss) / (points.at(-1)!.links - points[0]!.links)
+      const hubSpan = (points.at(-1)!.rss - points[0]!.rss) / measured
       // After the linked idle window: the workers' young generations, grown by the joins'
       // allocation, have shrunk back by then (V8's memory reducer; a full GC does not shrink them).
-      const hubAfterIdle = points.length < 2 ? NaN : (hubAfter!.rss - points[0]!.rss) / (links - points[0]!.links)
+      const hubAfterIdle = (hubAfter!.rss - points[0]!.rss) / measured
+      const hubWarmSpan = warmPoints.length < 2 ? NaN : (warmPoints.at(-1)!.rss - warmPoints[0]!.rss) / (warmPoints.at(-1)!.links - warmPoints[0]!.links)
       const hubNaive = (hubAfter!.rss - hubBefore!.rss) / links
       const cliNaive = (cliAfter!.rss - cliBefore!.rss) / links
       const cpuPerNode = (hubCpu!.cpuMs + cliCpu!.cpuMs) / (hubCpu!.wallMs) / (links + 1) * 100
       const cliPerNode = cliCpu!.pctOfCore / links
+      const residentGrowth = growth(hubWarm!.residentKiB, hubAt[`links_${links}`]?.residentKiB)
+      // The hub's V8 heaps (main thread, IO and router workers) over the measured round: live
+      // objects per link, and what their pages' slack (free space V8 keeps after a GC, grown
+      // young generations) added or gave back: RSS moves by both, only the first is per link.
+      const hubEnd = hubAt[`links_${links}`]!
+      const heapLivePerLink = hubEnd.heapsUsed === undefined || hubWarm!.heapsUsed === undefined ? NaN : (hubEnd.heapsUsed - hubWarm!.heapsUsed) / measured
+      const heapSlackPerLink = hubEnd.heapsPhysical === undefined || hubWarm!.heapsPhysical === undefined ? NaN : (hubEnd.heapsPhysical - hubWarm!.heapsPhysical) / measured - heapLivePerLink
       const records: ResultRecord[] = [
         {
           name: `idle CPU per node (${links} clients + hub, linked)`,
@@ -147,14 +188,14 @@ export const idle: Scenario = {
           cpu_pct_per_node: round(cpuPerNode, 3),
           client_cpu_pct_per_node: round(cliPerNode, 3),
           hub_cpu_pct: hubCpu!.pctOfCore,
-          unlinked_client_cpu_pct_per_node: round(cliCpuUnlinked!.pctOfCore / links, 3),
+          unlinked_client_cpu_pct_per_node: round(cliCpuUnlinked!.pctOfCore / allClients, 3),
           unlinked_hub_cpu_pct: hubCpuUnlinked!.pctOfCore,
           window_ms: t.idleMs,
           target: { metric: 'cpu_pct_per_node', max: TARGET_CPU_PCT, value: round(cpuPerNode, 3), met: cpuPerNode < TARGET_CPU_PCT },
         },
         {
-          name: `idle RSS per peer link (${links} links)`,
-          n: links,
+          name: `idle RSS per peer link (links ${t.nodes + 1}-${links})`,
+          n: measured,
           msgs_per_s: null,
           mb_per_s: null,
           p50_us: null,
@@ -162,19 +203,25 @@ export const idle: Scenario = {
           baseline: null,
           ratio: null,
           ratio_of: null,
-          rss_per_link_bytes: Math.round(hubMarginal),
-          rss_per_link_kib: round(hubMarginal / KiB, 1),
-          hub_rss_per_link_end_to_end_kib: round(hubSpan / KiB, 1),
+          rss_per_link_bytes: Math.round(hubSpan),
+          rss_per_link_kib: round(hubSpan / KiB, 1),
+          hub_rss_per_link_median_step_kib: round(hubMarginal / KiB, 1),
           hub_rss_per_link_after_idle_kib: round(hubAfterIdle / KiB, 1),
+          hub_rss_per_link_warmup_round_kib: round(hubWarmSpan / KiB, 1),
           hub_rss_per_link_incl_first_kib: round(hubNaive / KiB, 1),
+          hub_resident_growth_kib_measured_round: residentGrowth,
+          hub_heap_live_per_link_kib: round(heapLivePerLink / KiB, 1),
+          hub_heap_slack_per_link_kib: round(heapSlackPerLink / KiB, 1),
+          hub_rss_per_link_net_of_heap_slack_kib: round((hubSpan - heapSlackPerLink) / KiB, 1),
           client_rss_per_link_kib: round(cliNaive / KiB, 1),
           hub_rss: { before: hubBefore, ...hubAt, after_idle: hubAfter },
           hub_rss_points: points,
+          hub_rss_points_warmup: warmPoints,
           client_rss: { before: cliBefore, [`links_${links}`]: cliAfter },
-          client_note: 'one link per client node, 24 nodes (48 worker heaps) in the process: dominated by allocator noise',
+          client_note: `one link per client node, ${links} nodes (${2 * links} worker heaps) in the process: dominated by allocator noise`,
           gc: 'every sample after a full GC of the main thread and of every IO and router worker heap (Mesh._collectGarbage)',
           // A negative delta means heap noise swamped the links: no verdict.
-          target: { metric: 'rss_per_link_kib', max: TARGET_RSS_PER_LINK / KiB, value: round(hubMarginal / KiB, 1), met: hubMarginal <= 0 ? null : hubMarginal < TARGET_RSS_PER_LINK },
+          target: { metric: 'rss_per_link_kib', max: TARGET_RSS_PER_LINK / KiB, value: round(hubSpan / KiB, 1), met: hubSpan <= 0 ? null : hubSpan < TARGET_RSS_PER_LINK },
         },
       ]
       const kib = (b: number): string => `${fixed(b / KiB, 1)} KiB`
@@ -185,13 +232,13 @@ export const idle: Scenario = {
           rows: [
             ['CPU per node, linked', `${fixed(cpuPerNode, 2)} % of a core`, `< 1 %: ${cpuPerNode < TARGET_CPU_PCT ? 'met' : 'MISSED'}`,
               `hub ${fixed(hubCpu!.pctOfCore, 2)} % (${links} links); clients ${fixed(cliPerNode, 2)} % per node (1 link each)`],
-            ['CPU per node, unlinked', `${fixed(cliCpuUnlinked!.pctOfCore / links, 2)} % of a core`, 'report', `hub ${fixed(hubCpuUnlinked!.pctOfCore, 2)} %`],
-            ['RSS per idle link (hub, marginal)', kib(hubMarginal), `< 100 KiB: ${hubMarginal <= 0 ? 'inconclusive (noise)' : hubMarginal < TARGET_RSS_PER_LINK ? 'met' : 'MISSED'}`,
-              `median of ${points.length - 1} increments of ${step} link${step === 1 ? '' : 's'} after the first; end to end (RSS ${links} − RSS ${step} links) / ${links - step} = ${kib(hubSpan)}; after the idle window ${kib(hubAfterIdle)}`],
+            ['CPU per node, unlinked', `${fixed(cliCpuUnlinked!.pctOfCore / allClients, 2)} % of a core`, 'report', `hub ${fixed(hubCpuUnlinked!.pctOfCore, 2)} %`],
+            ['RSS per idle link (hub, marginal)', kib(hubSpan), `< 100 KiB: ${hubSpan <= 0 ? 'inconclusive (noise)' : hubSpan < TARGET_RSS_PER_LINK ? 'met' : 'MISSED'}`,
+              `(RSS at ${links} − RSS at ${t.nodes} links) / ${measured}, after a warm-up round of ${t.nodes} links; median of ${points.length - 1} steps of ${step} link${step === 1 ? '' : 's'} ${kib(hubMarginal)}; after the idle window ${kib(hubAfterIdle)}; warm-up round ${kib(hubWarmSpan)}; V8 heaps (all threads): live ${kib(heapLivePerLink)}, page slack ${kib(heapSlackPerLink)} per link`],
           ],
         },
         notes: [
-          `${links} client nodes in one process + 1 hub node in another; ${t.idleMs} ms idle windows; CPU = process.cpuUsage (all threads) / wall; RSS after a full GC of every heap: the main thread and every node's IO and router workers (Mesh._collectGarbage; before, worker heaps were left as they were and their garbage swung the figure from -235 to +765 KiB per link).`,
+          `${links} client nodes in one process (linked in two rounds of ${t.nodes}; RSS per link is measured in the second) + 1 hub node in another; ${t.idleMs} ms idle windows; CPU = process.cpuUsage (all threads) / wall; RSS after a full GC of every heap: the main thread and every node's IO and router workers (Mesh._collectGarbage; before, worker heaps were left as they were and their garbage swung the figure from -235 to +765 KiB per link).`,
         ],
       }
     } finally {

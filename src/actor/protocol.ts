@@ -8,6 +8,7 @@ import type { WireError } from '../errors.js'
 import type { MessagePort } from 'node:worker_threads'
 import type { CrossWorkerData } from '../io/cross-worker.js'
 import type { RoutingStats } from '../router/routing-service.js'
+import type { HeapAfterGc } from '../util/gc.js'
 
 /** Plain-data start-up parameters of an IO worker (workerData). */
 export interface IoWorkerData {
@@ -62,8 +63,8 @@ export interface IoWorkerApi {
   stats (): Promise<IoWorkerStats>
   /** Immediate stop before termination: listeners closed, every socket destroyed, no timers. */
   halt (): Promise<void>
-  /** Diagnostics (util/gc.ts): collect this worker's heap; false without --expose-gc. */
-  collectGarbage (): Promise<boolean>
+  /** Diagnostics (util/gc.ts): collect this worker's heap and say what is left; null without --expose-gc. */
+  collectGarbage (): Promise<HeapAfterGc | null>
   /** Test hook: crash this worker with an uncaught exception. */
   crash (): void
 }
@@ -143,8 +144,8 @@ export interface RouterApi {
   leave (): Promise<void>
   /** Counters of link-state routing (diagnostics and tests; undefined without routing). */
   routingCounters (): Promise<RoutingStats | undefined>
-  /** Diagnostics (util/gc.ts): collect the router worker's heap; false without --expose-gc. */
-  collectGarbage (): Promise<boolean>
+  /** Diagnostics (util/gc.ts): collect the router worker's heap and say what is left; null without --expose-gc. */
+  collectGarbage (): Promise<HeapAfterGc | null>
 }
 
 /** What an IO worker measured on one connection lately (see routing/link-cost.ts). */

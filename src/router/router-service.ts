@@ -9,7 +9,7 @@ import { compactGraph } from '../routing/graph.js'
 import { buildRouteTable, computeRoutes } from '../routing/route-table.js'
 import { PathPool } from '../routing/path-pool.js'
 import { LinkRegistry } from './link-registry.js'
-import { collectGarbage } from '../util/gc.js'
+import { collectGarbage, type HeapAfterGc } from '../util/gc.js'
 import { RoutingService, type RoutingOutput, type RoutingServiceOptions } from './routing-service.js'
 
 /** Link-state routing settings of a {@link RouterService}. */
@@ -81,7 +81,7 @@ export class RouterService implements RouterApi {
   /** Counters of link-state routing (undefined without routing). */
   get routingStats (): RoutingService['stats'] | undefined { return this.#routing?.stats }
 
-  async collectGarbage (): Promise<boolean> { return collectGarbage() }
+  async collectGarbage (): Promise<HeapAfterGc | null> { return collectGarbage() }
 
   async routingCounters (): Promise<RoutingService['stats'] | undefined> {
     const s = this.#routing?.stats
