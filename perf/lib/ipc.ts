@@ -75,6 +75,8 @@ export interface MemResult {
    */
   readonly heapsUsed?: number
   readonly heapsPhysical?: number
+  /** The workers' share of heapsPhysical. */
+  readonly workerHeapsPhysical?: number
   /** Resident KiB by kind of mapping (perf/lib/measure.ts residentByMapping), Linux only. */
   readonly residentKiB?: Record<string, number>
   /** Worker heaps (IO and router workers of every node) collected before the sample (Mesh._collectGarbage). */

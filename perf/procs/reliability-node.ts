@@ -10,7 +10,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import { createMesh, type Mesh, type MeshMessage, type MeshOptions } from '../../src/index.js'
-import { serve } from '../lib/ipc.js'
+import { serve, type MemResult } from '../lib/ipc.js'
 import { memAfterGc, round, sleep } from '../lib/measure.js'
 
 let mesh: Mesh | undefined
@@ -96,6 +96,16 @@ const api = {
   memPeak: () => ({ rssMax: mem.rssMax, rss: process.memoryUsage.rss() }),
   memReset (): void { mem.rssMax = process.memoryUsage.rss() },
   mem: () => memAfterGc(),
+  /**
+   * Memory after a full GC of every heap of the process (this thread, the
+   * mesh's IO and router workers): RSS, and the V8 heaps' live bytes and
+   * resident pages summed over all threads.
+   */
+  async memSettled (): Promise<MemResult> {
+    const w = await need()._collectGarbage()
+    const m = memAfterGc()
+    return { ...m, workerHeapsCollected: w.collected, heapsUsed: (m.heapsUsed ?? 0) + w.usedBytes, heapsPhysical: (m.heapsPhysical ?? 0) + w.physicalBytes, workerHeapsPhysical: w.physicalBytes }
+  },
 
   rttStart (a: { to: string; everyMs: number }): void {
     if (rttPoll !== undefined) clearInterval(rttPoll.timer)
