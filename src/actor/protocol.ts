@@ -216,6 +216,8 @@ export interface IoWorkerStats {
   pumpWakes: number
   /** Times the send pump's safety-net timeout found work no doorbell ring announced (a bug if ever above 0). */
   pumpRescues: number
+  /** This worker's young-generation limit (resourceLimits.maxYoungGenerationSizeMb; see supervisor.ts IO_WORKER_YOUNG_GENERATION_MB). */
+  youngGenerationMb: number
   /** Whether the retention check (delivery.retainMs) is running: only while some peer has no connection. */
   retentionCheck: boolean
   /**

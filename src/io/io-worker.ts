@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { WebSocket } from 'ws'
 import { wrap, expose, type Remote } from 'comlink'
 import { setImmediate as yieldToIo } from 'node:timers/promises'
+import { resourceLimits } from 'node:worker_threads'
 import { Doorbell } from '../ring/doorbell.js'
 import { concatBytes } from '../ring/copy-bytes.js'
 import { Connection, ONE_WAY_HEARTBEAT, type ConnectionOwner, type FrameSink } from '../connection/connection.js'
@@ -1109,6 +1110,7 @@ export class IoWorker implements ConnectionOwner {
       ackTimerAcks: this.#ackTimerAcks,
       pumpWakes: this.#pumpWakes,
       pumpRescues: this.#pumpRescues,
+      youngGenerationMb: resourceLimits.maxYoungGenerationSizeMb ?? 0,
       retentionCheck: this.#expiryTimer !== undefined,
       linkSlowdowns: this.#linkSlowdowns,
       relay: {

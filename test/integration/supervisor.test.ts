@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer, type Server, type Socket } from 'node:net'
 import { MeshError } from '../../dist/src/index.js'
+import { IO_WORKER_YOUNG_GENERATION_MB } from '../../dist/src/supervisor/supervisor.js'
 import { makeMesh, closeAll, waitFor, collect, until } from '../helpers/mesh.js'
 
 afterEach(closeAll)
@@ -68,6 +69,17 @@ describe('supervisor', () => {
     const back = collect(a, 1)
     await b.send(a.id, 'back')
     expect((await back)[0].payload).toBe('back')
+    // The restarted worker gets the same heap limits as the first (see the next test).
+    expect((await a._ioStats())[0]!.youngGenerationMb).toBe(IO_WORKER_YOUNG_GENERATION_MB)
+  })
+
+  it('runs every IO worker with a small young generation (frequent cheap scavenges free its socket Buffers before a full GC is due)', async () => {
+    const m = await makeMesh({ threads: { io: 2 } })
+    const st = await m._ioStats()
+    expect(st).toHaveLength(2)
+    for (const s of st) expect(s.youngGenerationMb).toBe(IO_WORKER_YOUNG_GENERATION_MB)
+    expect(IO_WORKER_YOUNG_GENERATION_MB).toBeGreaterThan(0)
+    expect(IO_WORKER_YOUNG_GENERATION_MB).toBeLessThanOrEqual(4)
   })
 
   it('a restarted IO worker keeps listening on the same address', async () => {
