@@ -1187,13 +1187,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    * either (a routed peer's first messages can be queued before its
    * peer:routed event is read), every worker's: the one whose actor reads the
    * queue may already have looked at it while it was still empty, and its
-   * send pump sleeps until rung.
-   */
-  /**
-   * Ring the worker serving `e` (every worker if none is known yet). For a
-   * new reliable frame (`reliable`), not while its actor is parked (no
-   * credit or a write-blocked socket: see AckBoard.setParked); it rings
-   * itself when that ends.
+   * send pump sleeps until rung. For a new reliable frame (`reliable`), not
+   * while the peer's actor is parked (no credit or a write-blocked socket:
+   * see AckBoard.setParked); it rings itself when that ends.
    */
   #wake (e: PeerEntry, reliable = false): void {
     const s = e.slot ?? e.home

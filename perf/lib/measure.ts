@@ -144,12 +144,39 @@ export function memAfterGc (): MemResult {
   }
 }
 
+/** What `Mesh._collectGarbage()` reports of one node's worker heaps. */
+export interface WorkerHeaps { readonly collected: number; readonly usedBytes: number; readonly physicalBytes: number }
+
+/**
+ * This thread's {@link memAfterGc} sample with the worker heaps of the
+ * process's nodes (each already collected by `Mesh._collectGarbage()`)
+ * added to its V8 heap totals.
+ */
+export function withWorkerHeaps (m: MemResult, workers: readonly WorkerHeaps[]): MemResult {
+  let collected = 0
+  let used = 0
+  let physical = 0
+  for (const w of workers) { collected += w.collected; used += w.usedBytes; physical += w.physicalBytes }
+  return { ...m, workerHeapsCollected: collected, heapsUsed: (m.heapsUsed ?? 0) + used, heapsPhysical: (m.heapsPhysical ?? 0) + physical, workerHeapsPhysical: physical }
+}
+
+/** Free space in the V8 heaps' resident pages (resident − live): V8's sizing, not data held. NaN if not sampled. */
+export function heapSlackBytes (m: MemResult): number {
+  return m.heapsPhysical === undefined || m.heapsUsed === undefined ? NaN : m.heapsPhysical - m.heapsUsed
+}
+
+/** What the process holds: RSS less the V8 heaps' free page space (native memory plus live JS objects). */
+export function heldBytes (m: MemResult): number {
+  return m.rss - heapSlackBytes(m)
+}
+
 /**
  * Resident KiB by kind of mapping (Linux /proc/self/smaps): where RSS growth
- * lives. 'malloc' is glibc's brk heap plus its per-thread arenas (64 MiB
- * reservations), 'file' is code and data mapped from files, 'anon' every
+ * lives. 'malloc' is glibc's brk heap plus the used part of its per-thread
+ * arenas (anonymous mappings starting on a 64 MiB boundary, where glibc
+ * places them), 'file' is code and data mapped from files, 'anon' every
  * other anonymous mapping (V8's heap pages, SharedArrayBuffers, thread
- * stacks' guard-less parts). undefined off Linux.
+ * stacks). undefined off Linux.
  */
 export function residentByMapping (): Record<string, number> | undefined {
   let text: string
@@ -157,11 +184,11 @@ export function residentByMapping (): Record<string, number> | undefined {
   const out: Record<string, number> = {}
   let key = 'anon'
   for (const line of text.split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line)
+    const m = /^([0-9a-f]+)-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line)
     if (m !== null) {
-      const kib = (parseInt(m[2]!, 16) - parseInt(m[1]!, 16)) / 1024
-      const name = m[3] ?? ''
-      key = name.startsWith('/') ? 'file' : name === '[heap]' || (name === '' && kib === 65536) ? 'malloc' : name === '' ? 'anon' : name
+      const name = m[2] ?? ''
+      const arena = name === '' && BigInt('0x' + m[1]!) % ARENA_ALIGN === 0n
+      key = name.startsWith('/') ? 'file' : name === '[heap]' || arena ? 'malloc' : name === '' ? 'anon' : name
       continue
     }
     const r = /^Rss:\s+(\d+) kB/.exec(line)
@@ -169,6 +196,9 @@ export function residentByMapping (): Record<string, number> | undefined {
   }
   return out
 }
+
+/** glibc's HEAP_MAX_SIZE on 64-bit: per-thread arenas start on this boundary. */
+const ARENA_ALIGN = 64n << 20n
 
 /** A `performance.now()` reading as epoch ms: comparable between processes on one machine. */
 export function epochMs (now = performance.now()): number {

@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks'
 import { pino } from 'pino'
 import { createMesh, type Mesh, type MeshMessage } from '../../src/index.js'
 import { serve, type EldSummary, type FloodResult, type MemResult, type PingResult } from '../lib/ipc.js'
-import { CpuWindow, EldRecorder, RateMeter, epochMs, memAfterGc, round, sleep } from '../lib/measure.js'
+import { CpuWindow, EldRecorder, RateMeter, epochMs, memAfterGc, round, sleep, withWorkerHeaps } from '../lib/measure.js'
 
 const meshes: Mesh[] = []
 const meter = new RateMeter()
@@ -236,13 +236,7 @@ const api = {
    */
   async mem (): Promise<MemResult> {
     const workers = await Promise.all(meshes.map(async (m) => await m._collectGarbage()))
-    const m = memAfterGc()
-    return {
-      ...m,
-      workerHeapsCollected: workers.reduce((a, w) => a + w.collected, 0),
-      heapsUsed: (m.heapsUsed ?? 0) + workers.reduce((a, w) => a + w.usedBytes, 0),
-      heapsPhysical: (m.heapsPhysical ?? 0) + workers.reduce((a, w) => a + w.physicalBytes, 0),
-    }
+    return withWorkerHeaps(memAfterGc(), workers)
   },
   cpuStart (): void { cpu.start() },
   cpuStop: () => cpu.stop(),

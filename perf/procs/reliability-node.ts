@@ -11,7 +11,7 @@
 import { performance } from 'node:perf_hooks'
 import { createMesh, type Mesh, type MeshMessage, type MeshOptions } from '../../src/index.js'
 import { serve, type MemResult } from '../lib/ipc.js'
-import { memAfterGc, round, sleep } from '../lib/measure.js'
+import { memAfterGc, round, sleep, withWorkerHeaps } from '../lib/measure.js'
 
 let mesh: Mesh | undefined
 let slowMs = 0
@@ -103,8 +103,7 @@ const api = {
    */
   async memSettled (): Promise<MemResult> {
     const w = await need()._collectGarbage()
-    const m = memAfterGc()
-    return { ...m, workerHeapsCollected: w.collected, heapsUsed: (m.heapsUsed ?? 0) + w.usedBytes, heapsPhysical: (m.heapsPhysical ?? 0) + w.physicalBytes, workerHeapsPhysical: w.physicalBytes }
+    return withWorkerHeaps(memAfterGc(), [w])
   },
 
   rttStart (a: { to: string; everyMs: number }): void {

@@ -33,7 +33,7 @@ import type { MeshNodeApi } from '../procs/mesh-node.js'
 import type { CpuResult, MemResult } from '../lib/ipc.js'
 import type { Child } from '../lib/child.js'
 import { procUrl } from '../lib/child.js'
-import { sleep } from '../lib/measure.js'
+import { heapSlackBytes, heldBytes, sleep } from '../lib/measure.js'
 import type { ResultRecord, RunOptions, Scenario, ScenarioOutput } from '../lib/scenario.js'
 import { fixed, KiB, median, round } from '../lib/stats.js'
 
@@ -172,8 +172,9 @@ export const idle: Scenario = {
       // objects per link, and what their pages' slack (free space V8 keeps after a GC, grown
       // young generations) added or gave back: RSS moves by both, only the first is per link.
       const hubEnd = hubAt[`links_${links}`]!
-      const heapLivePerLink = hubEnd.heapsUsed === undefined || hubWarm!.heapsUsed === undefined ? NaN : (hubEnd.heapsUsed - hubWarm!.heapsUsed) / measured
-      const heapSlackPerLink = hubEnd.heapsPhysical === undefined || hubWarm!.heapsPhysical === undefined ? NaN : (hubEnd.heapsPhysical - hubWarm!.heapsPhysical) / measured - heapLivePerLink
+      const heapLivePerLink = ((hubEnd.heapsUsed ?? NaN) - (hubWarm!.heapsUsed ?? NaN)) / measured
+      const heapSlackPerLink = (heapSlackBytes(hubEnd) - heapSlackBytes(hubWarm!)) / measured
+      const heldPerLink = (heldBytes(hubEnd) - heldBytes(hubWarm!)) / measured
       const records: ResultRecord[] = [
         {
           name: `idle CPU per node (${links} clients + hub, linked)`,
@@ -212,7 +213,7 @@ export const idle: Scenario = {
           hub_resident_growth_kib_measured_round: residentGrowth,
           hub_heap_live_per_link_kib: round(heapLivePerLink / KiB, 1),
           hub_heap_slack_per_link_kib: round(heapSlackPerLink / KiB, 1),
-          hub_rss_per_link_net_of_heap_slack_kib: round((hubSpan - heapSlackPerLink) / KiB, 1),
+          hub_rss_per_link_net_of_heap_slack_kib: round(heldPerLink / KiB, 1),
           client_rss_per_link_kib: round(cliNaive / KiB, 1),
           hub_rss: { before: hubBefore, ...hubAt, after_idle: hubAfter },
           hub_rss_points: points,

@@ -16,14 +16,15 @@
  *    takes; the growth of what producer and consumer hold (RSS after a full
  *    GC of every heap, net of the V8 heaps' free page space) from 5 s into
  *    the slow phase to its end, against the queue budgets + 20 % (plain RSS
- *    growth, against the warm phase, and peak RSS growth are reported too); heartbeat RTT p99 against idle; peer:down
- *    count.
+ *    growth, against the warm phase, and peak RSS growth are reported too);
+ *    heartbeat RTT p99 against idle; peer:down count.
  *
  * @module
  */
 import type { ReliabilityNodeApi } from '../procs/reliability-node.js'
 import type { RawWsNodeApi } from '../procs/raw-ws-node.js'
-import type { FloodResult, MemResult, RateResult } from '../lib/ipc.js'
+import type { FloodResult, RateResult } from '../lib/ipc.js'
+import { heldBytes } from '../lib/measure.js'
 import { procUrl, type Child } from '../lib/child.js'
 import type { ResultRecord, RunOptions, Scenario, ScenarioOutput } from '../lib/scenario.js'
 import { fixed, int, latencySummary, median, MiB, quantile, ratio, ratioCell, round } from '../lib/stats.js'
@@ -260,9 +261,7 @@ async function slowConsumer (o: RunOptions): Promise<{ records: ResultRecord[]; 
     const health = await Promise.all([p.send.call('health', null, 5_000), p.recv.call('health', null, 5_000)])
     const growth = [peak[0].rssMax - base[0].rssMax, peak[1].rssMax - base[1].rssMax]
     const settledGrowth = [0, 1].map((i) => settledSlow[i]!.rss - settledEarly[i]!.rss)
-    // What the process holds apart from its V8 heaps' free page space: native memory plus live JS objects.
-    const held = (x: MemResult): number => x.rss - (x.heapsPhysical ?? 0) + (x.heapsUsed ?? 0)
-    const heldGrowth = [0, 1].map((i) => held(settledSlow[i]!) - held(settledEarly[i]!))
+    const heldGrowth = [0, 1].map((i) => heldBytes(settledSlow[i]!) - heldBytes(settledEarly[i]!))
     const slackGrowth = [0, 1].map((i) => settledGrowth[i]! - heldGrowth[i]!)
     const fromWarm = [0, 1].map((i) => settledSlow[i]!.rss - settledWarm[i]!.rss)
     const liveGrowth = [0, 1].map((i) => (settledSlow[i]!.heapsUsed ?? 0) - (settledEarly[i]!.heapsUsed ?? 0))
