@@ -20,10 +20,15 @@ export function encodePayload (value: unknown): EncodedPayload {
   return { bytes: packr.pack(value), flags: 0 }
 }
 
-/** Decode a received payload; the result never aliases ring memory. */
-export function decodePayload (bytes: Uint8Array | null, flags: number): unknown {
+/**
+ * Decode a received payload; the result never aliases ring memory. `owned`:
+ * `bytes` is already a private copy (a reassembled message) that the
+ * result may keep as it is.
+ */
+export function decodePayload (bytes: Uint8Array | null, flags: number, owned = false): unknown {
   if (bytes === null) return undefined
   if ((flags & FrameFlag.RAW_PAYLOAD) !== 0) {
+    if (owned) return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)
     // Copy out of the ring (its memory is reused).
     return copyOut(bytes)
   }

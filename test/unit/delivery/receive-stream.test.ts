@@ -3,6 +3,7 @@
 import { describe, it, expect } from 'vitest'
 import fc from 'fast-check'
 import { ReceiveStream, Reassembly, type Assembled, type Verdict } from '../../../src/delivery/receive-stream.js'
+import { BufferPool } from '../../../src/util/buffer-pool.js'
 
 const S = 0xfeedf00d
 const T = 42
@@ -120,7 +121,7 @@ describe('Reassembly', () => {
     const ra = new Reassembly(1024)
     const p = bytes(1, 100)
     const r = ra.push(p, 7, false, false)
-    expect(r).toEqual({ kind: 'message', bytes: p, firstSeq: 7 })
+    expect(r).toEqual({ kind: 'message', bytes: p, firstSeq: 7, owned: false })
     if (r.kind === 'message') expect(r.bytes).toBe(p)
     expect(ra.heldBytes).toBe(0)
   })
@@ -141,6 +142,7 @@ describe('Reassembly', () => {
     expect(r.kind).toBe('message')
     if (r.kind !== 'message') return
     expect(r.firstSeq).toBe(20)
+    expect(r.owned).toBe(true)
     expect(Array.from(r.bytes)).toEqual([...bytes(1, 10), ...c, ...d])
     expect(ra.heldBytes).toBe(0)
     // The next message is independent.
@@ -154,11 +156,11 @@ describe('Reassembly', () => {
     expect(ra.push(bytes(2, 10), 6, true, true)).toEqual({ kind: 'partial' })
     expect(ra.heldBytes).toBe(0)
     expect(ra.push(bytes(3, 10), 7, true, false)).toEqual({ kind: 'partial' })
-    expect(ra.push(bytes(4, 4), 8, false, false)).toEqual({ kind: 'message', bytes: bytes(4, 4), firstSeq: 8 })
+    expect(ra.push(bytes(4, 4), 8, false, false)).toEqual({ kind: 'message', bytes: bytes(4, 4), firstSeq: 8, owned: false })
     // An orphan that is the message's last chunk.
     expect(ra.push(bytes(5, 4), 9, true, false)).toEqual({ kind: 'orphan' })
     expect(ra.push(bytes(6, 4), 10, false, true)).toEqual({ kind: 'partial' })
-    expect(asArrays(ra.push(bytes(7, 4), 11, true, false))).toEqual({ kind: 'message', bytes: [...bytes(6, 4), ...bytes(7, 4)], firstSeq: 10 })
+    expect(asArrays(ra.push(bytes(7, 4), 11, true, false))).toEqual({ kind: 'message', bytes: [...bytes(6, 4), ...bytes(7, 4)], firstSeq: 10, owned: true })
   })
 
   it('a message larger than maxBytes is discarded up to its end; the next message is fine', () => {
@@ -168,7 +170,7 @@ describe('Reassembly', () => {
     expect(ra.heldBytes).toBe(0)
     expect(ra.push(bytes(3, 12), 3, true, true)).toEqual({ kind: 'partial' })
     expect(ra.push(bytes(4, 12), 4, true, false)).toEqual({ kind: 'partial' })
-    expect(ra.push(bytes(5, 20), 5, false, false)).toEqual({ kind: 'message', bytes: bytes(5, 20), firstSeq: 5 }) // exactly maxBytes
+    expect(ra.push(bytes(5, 20), 5, false, false)).toEqual({ kind: 'message', bytes: bytes(5, 20), firstSeq: 5, owned: false }) // exactly maxBytes
     // Too large on its last chunk: nothing to skip afterwards.
     expect(ra.push(bytes(6, 15), 6, false, true)).toEqual({ kind: 'partial' })
     expect(ra.push(bytes(7, 6), 7, true, false)).toEqual({ kind: 'too-large', bytes: 21 })
@@ -184,7 +186,31 @@ describe('Reassembly', () => {
     ra.push(bytes(1, 8), 1, false, true)
     expect(ra.push(bytes(2, 8), 2, false, true)).toEqual({ kind: 'partial' })
     expect(ra.heldBytes).toBe(8)
-    expect(asArrays(ra.push(bytes(3, 8), 3, true, false))).toEqual({ kind: 'message', bytes: [...bytes(2, 8), ...bytes(3, 8)], firstSeq: 2 })
+    expect(asArrays(ra.push(bytes(3, 8), 3, true, false))).toEqual({ kind: 'message', bytes: [...bytes(2, 8), ...bytes(3, 8)], firstSeq: 2, owned: true })
+  })
+
+  it('with a pool: chunk copies come from it and go back once the message is whole; messages never alias pool memory', () => {
+    const pool = new BufferPool(8, 4)
+    // Two lanes' reassemblies share the host's pool.
+    const lanes = [new Reassembly(1024, pool), new Reassembly(1024, pool)]
+    const kept: Array<{ bytes: Uint8Array; want: number[] }> = []
+    for (let m = 0; m < 20; m++) {
+      const ra = lanes[m % 2]!
+      // Chunks of 20 bytes: each is copied into three 8-byte pool buffers (8 + 8 + 4).
+      const parts = [bytes(m, 20), bytes(m + 50, 20), bytes(m + 100, 3)]
+      const seq = m * 10
+      expect(ra.push(parts[0]!, seq, false, true)).toEqual({ kind: 'partial' })
+      parts[0]!.fill(0xee) // ring memory is reused once pushed
+      expect(ra.push(parts[1]!, seq + 1, true, true)).toEqual({ kind: 'partial' })
+      const r = ra.push(parts[2]!, seq + 2, true, false)
+      if (r.kind !== 'message') return expect.fail(`message ${m}: ${r.kind}`)
+      expect(r.owned).toBe(true)
+      expect(r.bytes.buffer.byteLength).not.toBe(pool.size) // its own memory, not a pool buffer
+      kept.push({ bytes: r.bytes, want: [...bytes(m, 20), ...bytes(m + 50, 20), ...bytes(m + 100, 3)] })
+      expect(pool.free).toBe(4) // 7 copies went back; the pool keeps 4
+    }
+    // Later messages reused the pool's buffers; the delivered ones are intact.
+    for (const k of kept) expect(Array.from(k.bytes)).toEqual(k.want)
   })
 
   it('property: random chunkings of random messages reassemble to the same bytes', () => {
@@ -198,8 +224,10 @@ describe('Reassembly', () => {
         { minLength: 1, maxLength: 20 },
       ),
       fc.boolean(), // start with an orphan tail from a previous incarnation
-      (messages, orphanFirst) => {
-        const ra = new Reassembly(300)
+      fc.boolean(), // chunk copies from a (small) pool
+      (messages, orphanFirst, withPool) => {
+        const ra = new Reassembly(300, withPool ? new BufferPool(16, 3) : undefined)
+        const delivered: Array<[Uint8Array, Uint8Array]> = []
         let seq = 100
         if (orphanFirst) {
           expect(ra.push(bytes(0, 9), seq++, true, true).kind).toBe('orphan')
@@ -221,9 +249,12 @@ describe('Reassembly', () => {
             if (r.kind !== 'message') return expect.fail(`last chunk: ${r.kind}, expected message`)
             if (r.firstSeq !== first) expect.fail(`firstSeq ${r.firstSeq}, expected ${first}`)
             if (!Buffer.from(r.bytes).equals(m)) expect.fail('reassembled bytes differ')
+            delivered.push([r.bytes, Uint8Array.from(m)])
           }
           if (ra.heldBytes !== 0) expect.fail(`heldBytes ${ra.heldBytes} after a message`)
         }
+        // Nothing delivered changed afterwards (pool buffers are reused, delivered bytes are not).
+        for (const [got, want] of delivered) if (!Buffer.from(got).equals(want)) expect.fail('a delivered message changed later')
       },
     ), { numRuns: 200 })
   })
