@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks'
 import type { Socket } from 'node:net'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
 import { serve, type FloodResult, type PingResult } from '../lib/ipc.js'
-import { CpuWindow, EldRecorder, RateMeter, epochMs, memAfterGc, round } from '../lib/measure.js'
+import { CpuWindow, EldRecorder, RateMeter, epochMs, memAfterGc, round, sleep } from '../lib/measure.js'
 
 const meter = new RateMeter()
 let server: WebSocketServer | undefined
@@ -131,12 +131,21 @@ const api = {
 
   echo (): void { echo = true },
 
-  async ping (a: { size: number; warmup: number; n: number }): Promise<PingResult> {
+  /**
+   * One ping in flight, `warmup + n` times. With `gapMs`, paced like the
+   * mesh's reqPaced: ping i starts at t0 + i × gapMs (timer sleep, never a
+   * spin), so the threads sleep between pings as the mesh's do.
+   */
+  async ping (a: { size: number; warmup: number; n: number; gapMs?: number }): Promise<PingResult> {
     const ws = need()
     const payload = randomBytes(a.size)
     const samples: number[] = []
     const t0 = performance.now()
     for (let i = 0; i < a.warmup + a.n; i++) {
+      if (a.gapMs !== undefined) {
+        const wait = t0 + i * a.gapMs - performance.now()
+        if (wait > 0) await sleep(wait)
+      }
       const got = new Promise<void>((resolve) => { onReply = resolve })
       const s = process.hrtime.bigint()
       ws.send(payload, SEND_OPTS)

@@ -137,10 +137,12 @@ const api = {
   },
 
   /** One request every 1000/ratePerS ms (fixed schedule, never waiting for answers); round-trip times in µs after `warmup`, and the rate achieved. */
-  async reqPaced (a: { to: string; ratePerS: number; n: number; warmup: number }): Promise<{ samplesUs: number[]; lateStarts: number; ratePerS: number }> {
+  /** Paced requests: `warmup` then `n` measured; the warm-up's RTTs come back too (`warmupSamplesUs`). */
+  async reqPaced (a: { to: string; ratePerS: number; n: number; warmup: number }): Promise<{ samplesUs: number[]; warmupSamplesUs: number[]; lateStarts: number; ratePerS: number }> {
     const m = need()
     const gap = 1000 / a.ratePerS
     const samples: number[] = []
+    const warmupSamples: number[] = []
     const pending: Array<Promise<void>> = []
     const t0 = performance.now()
     let lateStarts = 0
@@ -153,11 +155,11 @@ const api = {
       else await new Promise<void>((resolve) => { setImmediate(resolve) })
       if (performance.now() - at > gap) lateStarts++
       const s = performance.now()
-      pending.push(m.request(a.to, 'echo', i).then(() => { if (i >= a.warmup) samples.push((performance.now() - s) * 1000) }))
+      pending.push(m.request(a.to, 'echo', i).then(() => { (i >= a.warmup ? samples : warmupSamples).push((performance.now() - s) * 1000) }))
     }
     const sent = performance.now() - t0
     await Promise.all(pending)
-    return { samplesUs: samples, lateStarts, ratePerS: round((a.warmup + a.n) / (sent / 1000)) }
+    return { samplesUs: samples, warmupSamplesUs: warmupSamples, lateStarts, ratePerS: round((a.warmup + a.n) / (sent / 1000)) }
   },
 
   /** Send `totalBytes` in `chunkBytes` messages on lane 'bulk' as fast as send() resolves; polls RTT to `to` meanwhile. */
