@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { getHeapStatistics } from 'node:v8'
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks'
 import type { CpuResult, EldSummary, MemResult, RateResult } from './ipc.js'
@@ -195,6 +195,48 @@ export function residentByMapping (): Record<string, number> | undefined {
     if (r !== null) out[key] = (out[key] ?? 0) + Number(r[1])
   }
   return out
+}
+
+/** Per thread of this process (by tid): ms on a CPU and ms runnable but waiting for one, since it started. */
+export type SchedStats = Record<string, readonly [runMs: number, waitMs: number]>
+
+/**
+ * Every thread's scheduler counters (/proc/self/task/<tid>/schedstat: time
+ * on a CPU, time runnable in a run queue), undefined off Linux. Run-queue
+ * wait is what a thread loses to others on a busy machine: a heartbeat
+ * answered late because its IO worker was ready but not running shows here,
+ * not in any profile.
+ */
+export function schedStats (): SchedStats | undefined {
+  let tids: string[]
+  try { tids = readdirSync('/proc/self/task') } catch { return undefined }
+  const out: Record<string, readonly [number, number]> = {}
+  for (const tid of tids) {
+    try {
+      const [run, wait] = readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')
+      out[tid] = [Number(run) / 1e6, Number(wait) / 1e6]
+    } catch { /* the thread ended meanwhile */ }
+  }
+  return out
+}
+
+/**
+ * Run-queue wait between two {@link schedStats} samples: the sum over the
+ * threads alive at both, and the largest single thread's (ms).
+ */
+export function schedWaitBetween (a: SchedStats, b: SchedStats): { waitMs: number; maxThreadWaitMs: number; runMs: number } {
+  let waitMs = 0
+  let runMs = 0
+  let maxThreadWaitMs = 0
+  for (const [tid, [run1, wait1]] of Object.entries(b)) {
+    const before = a[tid]
+    if (before === undefined) continue
+    const w = wait1 - before[1]
+    waitMs += w
+    runMs += run1 - before[0]
+    if (w > maxThreadWaitMs) maxThreadWaitMs = w
+  }
+  return { waitMs, maxThreadWaitMs, runMs }
 }
 
 /** glibc's HEAP_MAX_SIZE on 64-bit: per-thread arenas start on this boundary. */

@@ -11,7 +11,7 @@
 import { performance } from 'node:perf_hooks'
 import { createMesh, type Mesh, type MeshMessage, type MeshOptions } from '../../src/index.js'
 import { serve, type MemResult } from '../lib/ipc.js'
-import { memAfterGc, round, sleep, withWorkerHeaps } from '../lib/measure.js'
+import { memAfterGc, round, schedStats, sleep, withWorkerHeaps } from '../lib/measure.js'
 
 let mesh: Mesh | undefined
 let slowMs = 0
@@ -79,6 +79,8 @@ const api = {
 
   /** Received so far (count, payload bytes of Uint8Array messages, order breaks of { i } messages). */
   rx: () => ({ ...rx }),
+  /** This process's threads' scheduler counters (see schedStats). */
+  sched: () => schedStats(),
 
   /** Resolves once `count` messages arrived (polled every 10 ms), or throws after `timeoutMs`. */
   async waitCount (a: { count: number; timeoutMs: number }): Promise<{ count: number; ms: number }> {

@@ -25,7 +25,7 @@
 import type { ReliabilityNodeApi } from '../procs/reliability-node.js'
 import type { RawWsNodeApi } from '../procs/raw-ws-node.js'
 import type { FloodResult, RateResult } from '../lib/ipc.js'
-import { heldBytes } from '../lib/measure.js'
+import { heldBytes, schedWaitBetween, type SchedStats } from '../lib/measure.js'
 import { procUrl, type Child } from '../lib/child.js'
 import type { ResultRecord, RunOptions, Scenario, ScenarioOutput } from '../lib/scenario.js'
 import { fixed, int, latencySummary, median, MiB, quantile, ratio, ratioCell, round } from '../lib/stats.js'
@@ -189,6 +189,10 @@ async function requests (o: RunOptions): Promise<{ records: ResultRecord[]; rows
 
 // ---- c. bulk transfer vs heartbeat RTT ----
 
+function perS (ms: number, wallMs: number): number | null {
+  return wallMs > 0 ? round(ms / wallMs * 1000, 1) : null
+}
+
 const HB_MS = 20
 
 async function bulk (o: RunOptions): Promise<{ record: ResultRecord; row: string[] }> {
@@ -200,17 +204,35 @@ async function bulk (o: RunOptions): Promise<{ record: ResultRecord; row: string
   const busyRecv: number[] = []
   const idle: number[] = []
   const rates: number[] = []
+  // Run-queue wait (ms) of both processes' threads, and wall ms, per kind of window.
+  const waits = { busy: { waitMs: 0, maxThreadWaitMs: 0, ms: 0 }, idle: { waitMs: 0, maxThreadWaitMs: 0, ms: 0 } }
+  const sched = async (): Promise<{ at: number; s: SchedStats; r: SchedStats } | undefined> => {
+    const [s, r] = await Promise.all([p.send.call('sched', null, 5_000), p.recv.call('sched', null, 5_000)])
+    return s === undefined || r === undefined ? undefined : { at: performance.now(), s, r }
+  }
+  const addWait = (w: typeof waits.busy, a: Awaited<ReturnType<typeof sched>>, b: Awaited<ReturnType<typeof sched>>): void => {
+    if (a === undefined || b === undefined) return
+    const ws = schedWaitBetween(a.s, b.s)
+    const wr = schedWaitBetween(a.r, b.r)
+    w.waitMs += ws.waitMs + wr.waitMs
+    w.maxThreadWaitMs += Math.max(ws.maxThreadWaitMs, wr.maxThreadWaitMs)
+    w.ms += b.at - a.at
+  }
   try {
     for (let k = 0; k < rounds; k++) {
       // Idle window as long as the previous transfer (at least 1 s), same pair.
       const idleMs = Math.max(1_000, rates.length === 0 ? 1_000 : total / MiB / rates[rates.length - 1]! * 1000)
       await p.send.call('rttStart', { to: p.to, everyMs: 1 }, 5_000)
+      const idle0 = await sched()
       await new Promise((resolve) => { setTimeout(resolve, idleMs) })
+      addWait(waits.idle, idle0, await sched())
       idle.push(...await p.send.call('rttStop', null, 5_000))
       const before = (await p.recv.call('rx', null, 5_000)).count
       await p.recv.call('rttStart', { to: p.from, everyMs: 1 }, 5_000)
+      const busy0 = await sched()
       const r = await p.send.call('bulk', { to: p.to, totalBytes: total, chunkBytes: chunk, rttEveryMs: 1 }, 120_000)
       const done = await p.recv.call('waitCount', { count: before + total / chunk, timeoutMs: 60_000 }, 70_000)
+      addWait(waits.busy, busy0, await sched())
       busyRecv.push(...await p.recv.call('rttStop', null, 5_000))
       busy.push(...r.rtt)
       const ms = r.ms + done.ms
@@ -228,11 +250,14 @@ async function bulk (o: RunOptions): Promise<{ record: ResultRecord; row: string
     baseline: 'heartbeat RTT, same pair idle (interleaved windows)', baseline_n: idle.length,
     baseline_p50_us: round(quantile(idle, 0.5) * 1000, 1), baseline_p99_us: round(quantile(idle, 0.99) * 1000, 1),
     ratio: ratio(p99, quantile(idle, 0.99)), ratio_of: 'p99_us', heartbeat_ms: HB_MS, rounds,
+    // Linux: ms per second that threads of the two processes were ready to run but had no CPU.
+    run_queue_wait_ms_per_s: perS(waits.busy.waitMs, waits.busy.ms), run_queue_wait_ms_per_s_idle: perS(waits.idle.waitMs, waits.idle.ms),
+    max_thread_run_queue_wait_ms_per_s: perS(waits.busy.maxThreadWaitMs, waits.busy.ms),
     target: { metric: 'rtt_p99_ms', max: 5, value: round(p99, 3), met: p99 < 5 },
   }
   return {
     record,
-    row: [`c. heartbeat RTT during ${total / MiB} MiB bulk (×${rounds})`, `p50 ${fixed(quantile(busy, 0.5), 3)} / p99 ${fixed(p99, 3)} ms (n ${busy.length}); receiver side p99 ${fixed(quantile(busyRecv, 0.99), 3)} ms; ${fixed(median(rates), 0)} MiB/s`,
+    row: [`c. heartbeat RTT during ${total / MiB} MiB bulk (×${rounds})`, `p50 ${fixed(quantile(busy, 0.5), 3)} / p99 ${fixed(p99, 3)} ms (n ${busy.length}); receiver side p99 ${fixed(quantile(busyRecv, 0.99), 3)} ms; ${fixed(median(rates), 0)} MiB/s${waits.busy.ms > 0 ? `; threads waited for a CPU ${fixed(waits.busy.waitMs / waits.busy.ms * 1000, 0)} ms/s (most-delayed thread ${fixed(waits.busy.maxThreadWaitMs / waits.busy.ms * 1000, 0)} ms/s; idle ${fixed(waits.idle.waitMs / Math.max(1, waits.idle.ms) * 1000, 0)} ms/s)` : ''}`,
       `idle p50 ${fixed(quantile(idle, 0.5), 3)} / p99 ${fixed(quantile(idle, 0.99), 3)} ms (n ${idle.length})`, ratioCell(ratio(p99, quantile(idle, 0.99))), `p99 < 5 ms: ${p99 < 5 ? 'met' : 'MISSED'}`],
   }
 }
@@ -357,7 +382,7 @@ export const reliability: Scenario = {
       notes: [
         'Two processes per figure on loopback. a: median of interleaved rounds (raw ws, mesh unreliable, mesh reliable), counted at the receiver\'s `message` handler; the unreliable flood sends `{ reliable: false }` (default queue policy drop-oldest: what the queue cannot take is dropped and counted), so its figure is what got through. ' +
         'b: `request()` to a handler returning its payload; 64 loops each with one request outstanding; paced = one request every 1 ms on a fixed schedule (setTimeout, ~1 ms jitter; the loop is never spun), RTT per request from its actual start, measured after 5 s of the same paced requests (a fresh process is slower while V8 compiles the paced path; the warm-up\'s p99 is shown); baseline: raw ws echo paced the same way (and back to back). ' +
-        'c: 1 MiB messages on lane \'bulk\' (64 KiB frames), heartbeat every 20 ms; RTT = the IO worker\'s heartbeat samples read from `peers()[].rttMs` (polled every 1 ms; a new value is a new sample), sender side unless stated; idle windows of the same pair interleaved. ' +
+        'c: 1 MiB messages on lane \'bulk\' (64 KiB frames), heartbeat every 20 ms; RTT = the IO worker\'s heartbeat samples read from `peers()[].rttMs` (polled every 1 ms; a new value is a new sample), sender side unless stated; idle windows of the same pair interleaved; Linux: how long the two processes\' threads were ready to run but had no CPU (/proc schedstat run-queue wait, ms per s of the window, all threads summed, and the most-delayed thread). ' +
         'd: producer `for (;;) await send()` of 4 KiB messages, sendQueue 1 MiB; consumer listener busy-spins so it takes 1 % of the warm (fast-consumer) rate; RSS peaks sampled every 100 ms, every 8 received and 64 sent messages; budget = 1.2 × (send queue + credit) for the producer, 1.2 × inbound ring for the consumer. The figure: growth of what each process holds, RSS after a full GC of every heap (main thread, IO and router workers) less those heaps\' free page space (resident pages − live objects: V8\'s sizing), from 5 s into the slow phase to its end, the backlog queued at both; also shown: the plain RSS growth and its V8 page slack, the same against the end of the warm phase (same traffic, fast consumer, caught up), the growth of the V8 heaps\' live objects between those points, and the growth of the peak RSS (sampled every 100 ms, every 8 received and 64 sent messages) over the warm phase\'s peak, which is mostly garbage not yet collected.',
       ],
     }
