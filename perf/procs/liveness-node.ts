@@ -203,6 +203,9 @@ const api = {
   /** Wall clock of this process, for the harness's clock-offset check. */
   clock: () => ({ epochMs: epochMs() }),
 
+  /** The IO worker counters of every node of this process, summed (bytes and messages since start). */
+  ioTotals: async () => await ioStats(),
+
   /** Start an idle window: process CPU (all threads) and the IO worker counters of every node. */
   async idleStart (): Promise<void> {
     idleIo = await ioStats()

@@ -161,6 +161,32 @@ async function victims (cs: Array<Child<Api>>, a: Child<Api>, aUrl: string, sett
   return out
 }
 
+/** Bytes per link per second under which the idle mesh counts as settled (heartbeats alone: ~30). */
+const QUIET_BYTES_PER_LINK_S = 200
+
+/**
+ * Wait until `procs`' nodes carry no more than QUIET_BYTES_PER_LINK_S per
+ * link (`ends` = connection ends, 2 per link) over a 1 s window, or the
+ * deadline passes.
+ */
+async function waitQuiet (procs: ReadonlyArray<Child<LivenessNodeApi>>, ends: number, deadlineMs: number): Promise<{ quiet: boolean; ms: number; bytesPerLinkPerS: number }> {
+  const t0 = performance.now()
+  const total = async (): Promise<number> => (await Promise.all(procs.map(async (p) => await p.call('ioTotals', null, 10_000)))).reduce((n, x) => n + x.bytesIn, 0)
+  let last = await total()
+  let lastAt = performance.now()
+  for (;;) {
+    await sleep(1_000)
+    const now = await total()
+    const at = performance.now()
+    // bytesIn over both ends of every link = both directions; per link: / (ends / 2).
+    const rate = (now - last) / ((at - lastAt) / 1000) / (ends / 2)
+    if (rate < QUIET_BYTES_PER_LINK_S) return { quiet: true, ms: at - t0, bytesPerLinkPerS: rate }
+    if (at - t0 > deadlineMs) return { quiet: false, ms: at - t0, bytesPerLinkPerS: rate }
+    last = now
+    lastAt = at
+  }
+}
+
 export const detection: Scenario = {
   name: 'detection',
   description: 'failure detection (SIGSTOP, kill -9, SIGSTOP+SIGCONT, restart, 10-node agreement) and idle heartbeat cost; nodes in separate processes',
@@ -367,8 +393,14 @@ export const detection: Scenario = {
       const quiet = await meshGroup(controlProcs, QUIET)
       const rawLinks = await rawGroup()
       const procs = main.procs
-      await sleep(o.quick ? 1_000 : 1_500)
       const all = [...procs, ...quiet.procs]
+      // Linked is not settled: membership and link-state routing still converge
+      // (signed LSAs flood every link), longer on a loaded box. A window that
+      // caught the tail of it measured 5,582 B/s per link instead of ~28. So
+      // wait until the links carry no more than heartbeats would, with a deadline.
+      // Both groups (the control too): 2 × idleNodes nodes, each group fully linked, 2 ends per link.
+      const settle = await waitQuiet(all, 2 * t.idleNodes * (t.idleNodes - 1), o.quick ? 10_000 : 30_000)
+      o.log(`detection: idle ${t.idleNodes} nodes: ${settle.quiet ? 'quiet' : 'NOT quiet'} after ${fixed(settle.ms, 0)} ms (last window ${fixed(settle.bytesPerLinkPerS, 0)} B/s per link)`)
       await Promise.all([
         ...all.map(async (p) => { await p.call('idleStart', null, 10_000) }),
         ...raws.map(async (r) => { await r.call('idleStart', null, 10_000) }),
@@ -474,6 +506,7 @@ export const detection: Scenario = {
           dial_failures: linkFail,
           io: idle.map((r) => r.io),
           window_ms: t.idleMs,
+          settled_ms: round(settle.ms), settled_quiet: settle.quiet,
           target: { metric: 'bytes_per_s_per_link', max: BYTES_BOUND, value: round(bytesPerLink, 1), met: bytesPerLink < BYTES_BOUND },
         },
       ]
