@@ -149,7 +149,6 @@ interface PendingSend {
   parts: Buffer[]
   /** The message's size in bytes. */
   size: number
-  chunks: number
   /** Date.now() at send(): every chunk's enqueue time (they expire together). */
   now: number
   recFlags: number
@@ -445,7 +444,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    */
   #sendBlocking (entry: PeerEntry, type: number, laneNo: number, flags: number, parts: Buffer[], size: number, now: number, recFlags: number, signal: AbortSignal | undefined, wantAck: boolean): Promise<string> {
     return new Promise<string>((resolve, reject) => {
-      entry.sends.push(laneNo, { type, laneNo, flags, parts, size, chunks: parts.length, now, recFlags, signal, wantAck, next: 0, first: 0, last: 0, durable: undefined, resolve, reject })
+      entry.sends.push(laneNo, { type, laneNo, flags, parts, size, now, recFlags, signal, wantAck, next: 0, first: 0, last: 0, durable: undefined, resolve, reject })
       void this.#pumpSends(entry)
     })
   }
@@ -497,7 +496,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           if (entry.sends.size === 0) return
           if (!warned) {
             warned = true
-            this.#log.warn({ component: 'mesh', event: 'send:stalled', peer: entry.info.id, chunk: p.next, chunks: p.chunks }, 'chunked message stalled half-queued; still waiting')
+            this.#log.warn({ component: 'mesh', event: 'send:stalled', peer: entry.info.id, chunk: p.next, chunks: p.parts.length }, 'chunked message stalled half-queued; still waiting')
           }
           left = blockMs
         }
@@ -516,10 +515,11 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    * whole message is queued, else the record size the next chunk needs.
    */
   #writeChunks (entry: PeerEntry, p: PendingSend): number {
-    while (p.next < p.chunks) {
+    const chunks = p.parts.length
+    while (p.next < chunks) {
       const i = p.next
       const part = p.parts[i] as Buffer
-      const more = i < p.chunks - 1
+      const more = i < chunks - 1
       const cflags = p.flags | (i > 0 ? FrameFlag.CONTINUATION : 0) | (more ? FrameFlag.MORE : 0)
       const seq = entry.seq + 1
       // A chunk's record carries its distance to the first chunk (seq - first = message id), which

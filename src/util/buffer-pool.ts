@@ -24,6 +24,8 @@ export class BufferPool {
   /** At most this many free buffers are kept (the rest are left to the GC). */
   readonly maxFree: number
   readonly #free: ArrayBuffer[] = []
+  /** Buffers handed out by take() and not given back yet: only these are taken back. */
+  readonly #lent = new WeakSet<ArrayBuffer>()
 
   constructor (size: number, maxFree: number) {
     if (!Number.isInteger(size) || size < 1) throw new RangeError(`BufferPool: size must be a positive integer (got ${size})`)
@@ -43,17 +45,19 @@ export class BufferPool {
     if (!(bytes >= 0 && bytes <= this.size)) throw new RangeError(`BufferPool: ${bytes} bytes asked of a pool of ${this.size}-byte buffers`)
     // allocUnsafeSlow: a backing store of its own, exactly `size`, not zero-filled.
     const ab = this.#free.pop() ?? Buffer.allocUnsafeSlow(this.size).buffer as ArrayBuffer
+    this.#lent.add(ab)
     return Buffer.from(ab, 0, bytes)
   }
 
   /**
-   * Hand back a buffer from {@link take}; anything else (a view of other
-   * memory, a buffer of another size) is ignored, so a caller may give back
-   * whatever it holds without checking where it came from.
+   * Hand back a buffer from {@link take}. Anything else (memory the pool did
+   * not lend, even of the pool's size, or a buffer given back already) is
+   * ignored: the pool never hands out memory someone else may still hold.
    */
   give (b: Uint8Array): void {
-    const ab = b.buffer
-    if (this.#free.length < this.maxFree && ab instanceof ArrayBuffer && ab.byteLength === this.size && b.byteOffset === 0 && !this.#free.includes(ab)) this.#free.push(ab)
+    const ab = b.buffer as ArrayBuffer
+    if (!this.#lent.delete(ab)) return
+    if (this.#free.length < this.maxFree) this.#free.push(ab)
   }
 
   /**

@@ -31,11 +31,12 @@ describe('BufferPool', () => {
     expect(x.buffer).not.toBe(y.buffer)
   })
 
-  it('ignores what it did not hand out: other sizes, offsets, shared memory', () => {
+  it('ignores what it did not hand out: other sizes, offsets, shared memory, foreign buffers of its size', () => {
     const pool = new BufferPool(16, 4)
     pool.give(Buffer.alloc(32))
     pool.give(new Uint8Array(new ArrayBuffer(16), 4, 8))
     pool.give(new Uint8Array(new SharedArrayBuffer(16)))
+    pool.give(Buffer.allocUnsafeSlow(16)) // the pool's size, offset 0, but not lent by it: still held elsewhere
     expect(pool.free).toBe(0)
     const zero = new BufferPool(16, 0)
     zero.give(zero.take(16))
