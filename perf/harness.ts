@@ -17,6 +17,8 @@
  *   --quick             tiny durations; results go to perf/results/quick/, RESULTS.md untouched;
  *                       external benches (ring, codec) run only when named
  *   --cpu-prof          run the child processes with --cpu-prof (profiles in perf/profiles/<date>/)
+ *   --node-args=FLAGS   node/V8 flags for every child process, the baselines' too (space-separated,
+ *                       e.g. --node-args="--single-threaded-gc"); such a run is not a full run
  *   --results-dir DIR   where the JSON lines go
  *   --write-results-md  rewrite perf/RESULTS.md even for a partial or quick run
  *
@@ -48,7 +50,7 @@ import { paths } from './scenarios/paths.js'
 import { reliability } from './scenarios/reliability.js'
 import { relay } from './scenarios/relay.js'
 
-const USAGE = 'usage: npm run perf -- [scenario ...] [--duration-ms N] [--rounds N] [--sizes A,B] [--quick] [--cpu-prof] [--results-dir DIR] [--write-results-md] [--list]'
+const USAGE = 'usage: npm run perf -- [scenario ...] [--duration-ms N] [--rounds N] [--sizes A,B] [--quick] [--cpu-prof] [--node-args="--flag ..."] [--results-dir DIR] [--write-results-md] [--list]'
 
 interface Done { scenario: Scenario; out: ScenarioOutput | undefined; error: string | undefined; ms: number; stealPct?: number }
 
@@ -125,6 +127,7 @@ async function main (): Promise<void> {
       rounds: { type: 'string' },
       sizes: { type: 'string' },
       'cpu-prof': { type: 'boolean', default: false },
+      'node-args': { type: 'string' },
       'results-dir': { type: 'string' },
       'write-results-md': { type: 'boolean', default: false },
       list: { type: 'boolean', default: false },
@@ -149,11 +152,21 @@ async function main (): Promise<void> {
   const root = repoRoot()
   const resultsDir = values['results-dir'] ?? join(root, 'perf', 'results', ...(quick ? ['quick'] : []))
   const stamp = new Date().toISOString()
+  // Node/V8 flags for every child, the raw baselines' included, so a tuning
+  // (e.g. --single-threaded-gc) is measured against a baseline run the same way.
+  const nodeArgs = values['node-args']?.split(/\s+/).filter((a) => a !== '') ?? []
+  const badArg = nodeArgs.find((a) => !a.startsWith('--'))
+  if (badArg !== undefined) {
+    console.error(`--node-args takes node flags, each starting with "--" (got ${JSON.stringify(badArg)})\n${USAGE}`)
+    process.exit(2)
+  }
   if (values['cpu-prof']) {
     const dir = join(root, 'perf', 'profiles', stamp.replace(/[:.]/g, '-'))
     mkdirSync(dir, { recursive: true })
-    setChildExecArgv(['--cpu-prof', `--cpu-prof-dir=${dir}`], join(dir, 'children.txt'))
+    setChildExecArgv([...nodeArgs, '--cpu-prof', `--cpu-prof-dir=${dir}`], join(dir, 'children.txt'))
     console.error(`cpu profiles of the child processes → ${dir} (pid → role in children.txt; summarise with node dist/perf/tools/profile-top.js ${dir}). The profiler's sampling inflates CPU % and the idle figures of this run.`)
+  } else if (nodeArgs.length > 0) {
+    setChildExecArgv(nodeArgs)
   }
   const m = machine()
   const loadStart = loadavg()[0] ?? 0
@@ -162,8 +175,11 @@ async function main (): Promise<void> {
   const command = commandLine(argv)
   const t0 = performance.now()
   const log = (line: string): void => { console.error(`[perf +${((performance.now() - t0) / 1000).toFixed(1)}s] ${line}`) }
-  log(`${m.cpu} × ${m.cores}, load ${loadStart.toFixed(2)}, node ${m.node}, commit ${m.commit}; scenarios: ${selected.map((s) => s.name).join(', ')}${quick ? ' (quick)' : ''}`)
+  log(`${m.cpu} × ${m.cores}, load ${loadStart.toFixed(2)}, node ${m.node}, commit ${m.commit}; scenarios: ${selected.map((s) => s.name).join(', ')}${quick ? ' (quick)' : ''}${nodeArgs.length > 0 ? `; child node flags: ${nodeArgs.join(' ')}` : ''}`)
 
+  // A full run is the default configuration of every scenario: it rewrites
+  // RESULTS.md and feeds the chart. Tuned child flags make a variant, not that.
+  const full = positionals.length === 0 && !quick && nodeArgs.length === 0
   const done: Done[] = []
   for (const s of selected) {
     const children = new ChildGroup()
@@ -194,7 +210,7 @@ async function main (): Promise<void> {
     done.push(d)
     if (d.out !== undefined) {
       const records: ResultRecord[] = d.out.records.map((r) => ({
-        ...r, node: m.node, cpu: m.cpu, cores: m.cores, commit: m.commit, quick, full: positionals.length === 0 && !quick, ts: stamp, command, loadavg_1m: round2(loadavg()[0] ?? 0),
+        ...r, node: m.node, cpu: m.cpu, cores: m.cores, commit: m.commit, quick, full, node_args: nodeArgs, ts: stamp, command, loadavg_1m: round2(loadavg()[0] ?? 0),
         steal_pct: steal === undefined ? null : round2(steal),
       }))
       // Re-ordered so the common fields lead each line.
@@ -215,7 +231,6 @@ async function main (): Promise<void> {
   for (const { issue, table } of sums) console.log(`## Issue ${issue} figures\n\n${table}\n`)
   log(`all done in ${wallS.toFixed(1)} s`)
 
-  const full = positionals.length === 0 && !quick
   if (full || values['write-results-md']) {
     // The chart reads the latest full run of each scenario from the JSON lines (never a quick one).
     const chart = quick ? undefined : writeChart(resultsDir)

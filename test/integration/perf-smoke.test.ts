@@ -48,4 +48,35 @@ describe('perf harness (smoke)', () => {
     // A quick run never rewrites the tracked results.
     expect(await readFile(join(root, 'perf/RESULTS.md'), 'utf8')).toBe(resultsMd)
   }, 90_000)
+
+  it('--node-args reaches every child (here --trace-gc: the children print their GCs), is recorded, and makes no full run', async () => {
+    const resultsDir = await mkdtemp(join(tmpdir(), 'meshwork-perf-'))
+    dirs.push(resultsDir)
+    const { code, stdout, stderr } = await harness(['--quick', 'throughput', '--sizes', '64', '--rounds', '1', '--duration-ms', '100', '--node-args=--trace-gc --stack-trace-limit=20', '--results-dir', resultsDir])
+    expect(code, `harness exit code; stderr:\n${stderr.slice(-3000)}`).toBe(0)
+    expect(stderr).toContain('child node flags: --trace-gc --stack-trace-limit=20')
+    // V8's GC trace lines ("[pid:0x…] 12 ms: Scavenge …") come from the children only: the harness runs without --trace-gc.
+    expect(stdout).toMatch(/^\[\d+:0x[0-9a-f]+\] +\d+ ms: (Scavenge|Mark-Compact)/m)
+    const record = JSON.parse((await readFile(join(resultsDir, 'throughput.jsonl'), 'utf8')).trim().split('\n')[0] as string)
+    expect(record).toMatchObject({ name: 'throughput 64 B', node_args: ['--trace-gc', '--stack-trace-limit=20'], full: false })
+  }, 90_000)
+
+  it('--node-args with something that is not a flag: exit 2 naming it, nothing run', async () => {
+    const { code, stderr } = await harness(['throughput', '--node-args=--trace-gc oops'])
+    expect(code).toBe(2)
+    expect(stderr).toContain('--node-args takes node flags, each starting with "--" (got "oops")')
+    expect(stderr).not.toContain('[perf +')
+  }, 30_000)
 })
+
+async function harness (args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, ['--expose-gc', HARNESS, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  proc.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
+  proc.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
+  const timer = setTimeout(() => { proc.kill('SIGKILL') }, 60_000)
+  const [code] = await once(proc, 'close') as [number | null]
+  clearTimeout(timer)
+  return { code, stdout, stderr }
+}
