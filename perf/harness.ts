@@ -19,6 +19,8 @@
  *   --cpu-prof          run the child processes with --cpu-prof (profiles in perf/profiles/<date>/)
  *   --node-args=FLAGS   node/V8 flags for every child process, the baselines' too (space-separated,
  *                       e.g. --node-args="--single-threaded-gc"); such a run is not a full run
+ *   --host-heap-mb N    every child first keeps N MB of live objects, an application's own heap
+ *                       (perf/lib/host-heap.ts); such a run is not a full run
  *   --results-dir DIR   where the JSON lines go
  *   --write-results-md  rewrite perf/RESULTS.md even for a partial or quick run
  *
@@ -35,7 +37,7 @@ import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { loadavg } from 'node:os'
 import { cpuTicks, stealPct, STEAL_DISTURBED_PCT } from './lib/cpu-steal.js'
-import { ChildGroup, killAll, setChildExecArgv } from './lib/child.js'
+import { ChildGroup, killAll, setChildEnv, setChildExecArgv } from './lib/child.js'
 import { appendJsonl, machine, markdownTable, repoRoot } from './lib/report.js'
 import { writeChart } from './lib/chart.js'
 import type { ResultRecord, RunOptions, Scenario, ScenarioOutput } from './lib/scenario.js'
@@ -50,7 +52,7 @@ import { paths } from './scenarios/paths.js'
 import { reliability } from './scenarios/reliability.js'
 import { relay } from './scenarios/relay.js'
 
-const USAGE = 'usage: npm run perf -- [scenario ...] [--duration-ms N] [--rounds N] [--sizes A,B] [--quick] [--cpu-prof] [--node-args="--flag ..."] [--results-dir DIR] [--write-results-md] [--list]'
+const USAGE = 'usage: npm run perf -- [scenario ...] [--duration-ms N] [--rounds N] [--sizes A,B] [--quick] [--cpu-prof] [--node-args="--flag ..."] [--host-heap-mb N] [--results-dir DIR] [--write-results-md] [--list]'
 
 interface Done { scenario: Scenario; out: ScenarioOutput | undefined; error: string | undefined; ms: number; stealPct?: number }
 
@@ -128,6 +130,7 @@ async function main (): Promise<void> {
       sizes: { type: 'string' },
       'cpu-prof': { type: 'boolean', default: false },
       'node-args': { type: 'string' },
+      'host-heap-mb': { type: 'string' },
       'results-dir': { type: 'string' },
       'write-results-md': { type: 'boolean', default: false },
       list: { type: 'boolean', default: false },
@@ -168,6 +171,8 @@ async function main (): Promise<void> {
   } else if (nodeArgs.length > 0) {
     setChildExecArgv(nodeArgs)
   }
+  const hostHeapMb = positiveInt(values['host-heap-mb'], '--host-heap-mb') ?? 0
+  if (hostHeapMb > 0) setChildEnv({ PERF_HOST_HEAP_MB: String(hostHeapMb) })
   const m = machine()
   const loadStart = loadavg()[0] ?? 0
   const ticksStart = cpuTicks()
@@ -175,11 +180,11 @@ async function main (): Promise<void> {
   const command = commandLine(argv)
   const t0 = performance.now()
   const log = (line: string): void => { console.error(`[perf +${((performance.now() - t0) / 1000).toFixed(1)}s] ${line}`) }
-  log(`${m.cpu} × ${m.cores}, load ${loadStart.toFixed(2)}, node ${m.node}, commit ${m.commit}; scenarios: ${selected.map((s) => s.name).join(', ')}${quick ? ' (quick)' : ''}${nodeArgs.length > 0 ? `; child node flags: ${nodeArgs.join(' ')}` : ''}`)
+  log(`${m.cpu} × ${m.cores}, load ${loadStart.toFixed(2)}, node ${m.node}, commit ${m.commit}; scenarios: ${selected.map((s) => s.name).join(', ')}${quick ? ' (quick)' : ''}${nodeArgs.length > 0 ? `; child node flags: ${nodeArgs.join(' ')}` : ''}${hostHeapMb > 0 ? `; child host heap +${hostHeapMb} MB` : ''}`)
 
   // A full run is the default configuration of every scenario: it rewrites
-  // RESULTS.md and feeds the chart. Tuned child flags make a variant, not that.
-  const full = positionals.length === 0 && !quick && nodeArgs.length === 0
+  // RESULTS.md and feeds the chart. Tuned child flags or a retained host heap make a variant, not that.
+  const full = positionals.length === 0 && !quick && nodeArgs.length === 0 && hostHeapMb === 0
   const done: Done[] = []
   for (const s of selected) {
     const children = new ChildGroup()
@@ -210,7 +215,7 @@ async function main (): Promise<void> {
     done.push(d)
     if (d.out !== undefined) {
       const records: ResultRecord[] = d.out.records.map((r) => ({
-        ...r, node: m.node, cpu: m.cpu, cores: m.cores, commit: m.commit, quick, full, node_args: nodeArgs, ts: stamp, command, loadavg_1m: round2(loadavg()[0] ?? 0),
+        ...r, node: m.node, cpu: m.cpu, cores: m.cores, commit: m.commit, quick, full, node_args: nodeArgs, host_heap_mb: hostHeapMb, ts: stamp, command, loadavg_1m: round2(loadavg()[0] ?? 0),
         steal_pct: steal === undefined ? null : round2(steal),
       }))
       // Re-ordered so the common fields lead each line.

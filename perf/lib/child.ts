@@ -25,6 +25,12 @@ export function setChildExecArgv (args: string[], pidLogFile?: string): void {
   pidLog = pidLogFile
 }
 
+/** Extra environment for every child (e.g. PERF_HOST_HEAP_MB), set by the harness. */
+let extraEnv: Record<string, string> = {}
+export function setChildEnv (env: Record<string, string>): void {
+  extraEnv = { ...env }
+}
+
 let exitHooked = false
 function hookExit (): void {
   if (exitHooked) return
@@ -59,7 +65,7 @@ export class Child<A extends Api> {
     hookExit()
     this.#proc = fork(fileURLToPath(script), [], {
       execArgv: ['--expose-gc', ...extraExecArgv],
-      env: { ...process.env, ...env },
+      env: { ...process.env, ...extraEnv, ...env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'advanced',
     })

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { hostHeapMbFromEnv, retainHostHeap } from './host-heap.js'
 
 /** Harness → child. */
 export interface Request { readonly id: number; readonly cmd: string; readonly arg: unknown }
@@ -95,6 +96,11 @@ export function serve (handlers: Api, opts: { onExit?: () => Promise<void> } = {
   if (process.send === undefined) {
     console.error('this script is a perf child process: start it through perf/harness.ts')
     process.exit(2)
+  }
+  const heapMb = hostHeapMbFromEnv()
+  if (heapMb > 0) {
+    const h = retainHostHeap(heapMb)
+    console.error(`perf child ${process.pid}: host heap ${h.usedBeforeMb.toFixed(1)} → ${h.usedAfterMb.toFixed(1)} MB used (--host-heap-mb=${heapMb})`)
   }
   const maxMs = Number(process.env['PERF_CHILD_MAX_MS'] ?? 600_000)
   setTimeout(() => { process.exit(3) }, maxMs).unref()

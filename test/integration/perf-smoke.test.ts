@@ -61,6 +61,19 @@ describe('perf harness (smoke)', () => {
     expect(record).toMatchObject({ name: 'throughput 64 B', node_args: ['--trace-gc', '--stack-trace-limit=20'], full: false })
   }, 90_000)
 
+  it('--host-heap-mb: every child keeps that much live heap before it serves, the run is recorded as such and is no full run', async () => {
+    const resultsDir = await mkdtemp(join(tmpdir(), 'meshwork-perf-'))
+    dirs.push(resultsDir)
+    const { code, stderr } = await harness(['--quick', 'throughput', '--sizes', '64', '--rounds', '1', '--duration-ms', '100', '--host-heap-mb', '24', '--results-dir', resultsDir])
+    expect(code, `harness exit code; stderr:\n${stderr.slice(-3000)}`).toBe(0)
+    // Three children (eld probe, raw pair or mesh pair at a time): each reports its heap grown by ~24 MB.
+    const grown = [...stderr.matchAll(/perf child \d+: host heap ([\d.]+) → ([\d.]+) MB used \(--host-heap-mb=24\)/g)]
+    expect(grown.length, stderr.slice(-3000)).toBeGreaterThanOrEqual(3)
+    for (const [, before, after] of grown) expect(Number(after) - Number(before)).toBeGreaterThan(20)
+    const record = JSON.parse((await readFile(join(resultsDir, 'throughput.jsonl'), 'utf8')).trim().split('\n')[0] as string)
+    expect(record).toMatchObject({ name: 'throughput 64 B', host_heap_mb: 24, full: false })
+  }, 90_000)
+
   it('--node-args with something that is not a flag: exit 2 naming it, nothing run', async () => {
     const { code, stderr } = await harness(['throughput', '--node-args=--trace-gc oops'])
     expect(code).toBe(2)
