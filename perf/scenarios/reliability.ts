@@ -11,7 +11,7 @@
  *    warm-up, whose p99 is reported too); raw ws echo paced the same way
  *    (and back to back) as the latency baseline, same run.
  * c. 100 MB bulk transfer (1 MiB messages on lane 'bulk', 64 KiB chunks)
- *    while heartbeats run every 20 ms: heartbeat RTT during the transfer
+ *    while heartbeats run every 10 ms: heartbeat RTT during the transfer
  *    against idle windows of the same pair, interleaved.
  * d. Slow consumer for 30 s: its listener takes ~1 % of the rate a fast one
  *    takes; the growth of what producer and consumer hold (RSS after a full
@@ -193,12 +193,14 @@ function perS (ms: number, wallMs: number): number | null {
   return wallMs > 0 ? round(ms / wallMs * 1000, 1) : null
 }
 
-const HB_MS = 20
+// The fastest heartbeat the options allow, and 8 rounds: ~60 samples (20 ms, 3
+// rounds) made the "p99" the worst sample or two, which swung 5–15 ms run to run.
+const HB_MS = 10
 
 async function bulk (o: RunOptions): Promise<{ record: ResultRecord; row: string[] }> {
   const total = o.quick ? 10 * MiB : 100 * MiB
   const chunk = MiB
-  const rounds = o.rounds ?? (o.quick ? 1 : 3)
+  const rounds = o.rounds ?? (o.quick ? 1 : 8)
   const p = await nodePair(o, 'bulk', { heartbeatMs: HB_MS, maxMessageBytes: 2 * MiB }, { heartbeatMs: HB_MS, maxMessageBytes: 2 * MiB })
   const busy: number[] = []
   const busyRecv: number[] = []
@@ -382,7 +384,7 @@ export const reliability: Scenario = {
       notes: [
         'Two processes per figure on loopback. a: median of interleaved rounds (raw ws, mesh unreliable, mesh reliable), counted at the receiver\'s `message` handler; the unreliable flood sends `{ reliable: false }` (default queue policy drop-oldest: what the queue cannot take is dropped and counted), so its figure is what got through. ' +
         'b: `request()` to a handler returning its payload; 64 loops each with one request outstanding; paced = one request every 1 ms on a fixed schedule (setTimeout, ~1 ms jitter; the loop is never spun), RTT per request from its actual start, measured after 5 s of the same paced requests (a fresh process is slower while V8 compiles the paced path; the warm-up\'s p99 is shown); baseline: raw ws echo paced the same way (and back to back). ' +
-        'c: 1 MiB messages on lane \'bulk\' (64 KiB frames), heartbeat every 20 ms; RTT = the IO worker\'s heartbeat samples read from `peers()[].rttMs` (polled every 1 ms; a new value is a new sample), sender side unless stated; idle windows of the same pair interleaved; Linux: how long the two processes\' threads were ready to run but had no CPU (/proc schedstat run-queue wait, ms per s of the window, all threads summed, and the most-delayed thread). ' +
+        'c: 1 MiB messages on lane \'bulk\' (64 KiB frames), heartbeat every 10 ms, 8 rounds; RTT = the IO worker\'s heartbeat samples read from `peers()[].rttMs` (polled every 1 ms; a new value is a new sample), sender side unless stated; idle windows of the same pair interleaved; Linux: how long the two processes\' threads were ready to run but had no CPU (/proc schedstat run-queue wait, ms per s of the window, all threads summed, and the most-delayed thread). ' +
         'd: producer `for (;;) await send()` of 4 KiB messages, sendQueue 1 MiB; consumer listener busy-spins so it takes 1 % of the warm (fast-consumer) rate; RSS peaks sampled every 100 ms, every 8 received and 64 sent messages; budget = 1.2 × (send queue + credit) for the producer, 1.2 × inbound ring for the consumer. The figure: growth of what each process holds, RSS after a full GC of every heap (main thread, IO and router workers) less those heaps\' free page space (resident pages − live objects: V8\'s sizing), from 5 s into the slow phase to its end, the backlog queued at both; also shown: the plain RSS growth and its V8 page slack, the same against the end of the warm phase (same traffic, fast consumer, caught up), the growth of the V8 heaps\' live objects between those points, and the growth of the peak RSS (sampled every 100 ms, every 8 received and 64 sent messages) over the warm phase\'s peak, which is mostly garbage not yet collected.',
       ],
     }
