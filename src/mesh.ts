@@ -24,6 +24,7 @@ import type { Registry } from 'prom-client'
 import type { InboundEvent, IoWorkerStats } from './actor/protocol.js'
 import type { RoutingStats } from './router/routing-service.js'
 import type { LaneName, MeshEvents, MeshStatus, PeerInfo, RouteInfo } from './events.js'
+import { PayloadLender } from './codec/payload-lender.js'
 import { BufferPool } from './util/buffer-pool.js'
 
 /** Options of {@link Mesh.send}. */
@@ -189,6 +190,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   readonly #chunkPool: BufferPool
   /** Copies of received chunks until their message is whole (shared by every peer's Reassembly). */
   readonly #assemblyPool = new BufferPool(CHUNK_BYTES, POOL_FREE_BUFFERS)
+  /** `borrowPayloads`: lends one reused buffer to the `message` listeners. */
+  readonly #lender: PayloadLender | undefined
   readonly #handlers = new Map<string, RequestHandler>()
   readonly #requests = new Map<number, { peer: string; resolve: (v: unknown) => void; reject: (e: MeshError) => void; timer: NodeJS.Timeout | undefined; cleanup: () => void }>()
   #nextRequest = 0
@@ -216,6 +219,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     this.#store = store
     // A durable outbox keeps the epoch, so receivers dedup what a restarted sender resends.
     this.#epoch = store?.epoch ?? (randomBytes(4).readUInt32LE(0) || 1)
+    this.#lender = opts.borrowPayloads ? new PayloadLender(CHUNK_BYTES) : undefined
     // A chunk plus its record framing must fit half the send queue ring.
     this.#chunkBytes = Math.min(CHUNK_BYTES, Math.floor(opts.sendQueue.capacityBytes / 2) - SEND_PREFIX_BYTES - FRAME_OVERHEAD - 64)
     this.#chunkPool = new BufferPool(this.#chunkBytes, POOL_FREE_BUFFERS)
@@ -913,9 +917,21 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       entry.bytesReceived += bytes?.length ?? 0
     }
     switch (f.type) {
-      case FrameType.DATA:
+      case FrameType.DATA: {
+        const lender = this.#lender
+        // Lent: the listeners get the reused buffer, taken back (detached) when they return.
+        if (lender !== undefined && !owned && bytes !== null && (f.flags & FrameFlag.RAW_PAYLOAD) !== 0 && lender.canLend(bytes.length)) {
+          const payload = lender.lend(bytes)
+          try {
+            this.emit('message', { from, payload, lane, id: f.stream === 0 ? 'unreliable' : String(id) })
+          } finally {
+            lender.revoke()
+          }
+          return
+        }
         this.emit('message', { from, payload: decodePayload(bytes, f.flags, owned), lane, id: f.stream === 0 ? 'unreliable' : String(id) })
         return
+      }
       case FrameType.REQUEST: {
         const [reqId, method, value] = decodePayload(bytes, f.flags, owned) as [number, string, unknown]
         this.#serve(entry, reqId, String(method), value, f.lane)

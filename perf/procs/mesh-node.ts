@@ -42,7 +42,7 @@ const api = {
    * `metrics()` scraped each `scrapeMs`; without it, `logger: false` and no
    * scrapes.
    */
-  async start (a: { count?: number; listen?: boolean; sendQueueBytes?: number; maxPeers?: number; observe?: { scrapeMs: number } }): Promise<{ nodes: Array<{ id: string; addresses: string[] }> }> {
+  async start (a: { count?: number; listen?: boolean; sendQueueBytes?: number; maxPeers?: number; observe?: { scrapeMs: number }; borrowPayloads?: boolean }): Promise<{ nodes: Array<{ id: string; addresses: string[] }> }> {
     const count = a.count ?? 1
     const logger = a.observe === undefined ? false : pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false }))
     const made = await Promise.all(Array.from({ length: count }, async () => await createMesh({
@@ -50,6 +50,7 @@ const api = {
       logger,
       ...(a.maxPeers === undefined ? {} : { maxPeers: a.maxPeers }),
       ...(a.sendQueueBytes === undefined ? {} : { sendQueue: { capacityBytes: a.sendQueueBytes } }),
+      ...(a.borrowPayloads === true ? { borrowPayloads: true } : {}),
     })))
     meshes.push(...made)
     if (a.observe !== undefined) {

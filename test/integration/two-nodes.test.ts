@@ -1,6 +1,6 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { MeshError } from '../../dist/src/index.js'
-import { makeMesh, makePair, closeAll, waitFor, collect } from '../helpers/mesh.js'
+import { makeMesh, makePair, closeAll, waitFor, collect, until } from '../helpers/mesh.js'
 
 afterEach(closeAll)
 
@@ -53,6 +53,40 @@ describe('two nodes over real sockets', () => {
     expect(payloads[11].getTime()).toBe(1_700_000_000_000)
     expect(payloads.filter((_, i) => ![7, 8, 13].includes(i))).toEqual(values.filter((_, i) => ![7, 8, 13].includes(i)))
     expect(payloads[13].length).toBe(0)
+  })
+
+  it('borrowPayloads: 8–64 KiB byte payloads are lent to the listeners (right bytes, empty after they return); others are the application\'s', async () => {
+    const [a, b] = await makePair({}, { borrowPayloads: true })
+    const sizes = [100, 8 * 1024 - 1, 8 * 1024, 20_000, 64 * 1024, 200_000]
+    const sent = sizes.map((n, k) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + k) & 0xff)))
+    const seen: Array<{ copy: Buffer; kept: Buffer }> = []
+    b.on('message', (m) => {
+      if (!Buffer.isBuffer(m.payload)) return
+      seen.push({ copy: Buffer.from(m.payload), kept: m.payload })
+    })
+    // A throwing listener must not leave a payload lent: the next messages still arrive intact.
+    let threw = 0
+    const boom = (m: { payload: unknown }): void => { if (threw === 0 && Buffer.isBuffer(m.payload) && m.payload.length === 20_000) { threw++; throw new Error('listener failure') } }
+    b.on('message', boom)
+    const uncaught: Error[] = []
+    const onUncaught = (e: Error): void => { uncaught.push(e) }
+    process.prependListener('uncaughtException', onUncaught)
+    try {
+      for (const p of sent) await a.send(b.id, p)
+      await a.send(b.id, { obj: 'x'.repeat(20_000) })
+      await until(() => seen.length === sizes.length, { label: () => `${seen.length}/${sizes.length} byte messages` })
+    } finally {
+      process.removeListener('uncaughtException', onUncaught)
+      b.off('message', boom)
+    }
+    expect(threw).toBe(1)
+    expect(uncaught.map((e) => e.message)).toEqual(['listener failure'])
+    // Every listener saw the exact bytes sent.
+    expect(seen.map((s) => s.copy.equals(sent[seen.indexOf(s)] as Buffer))).toEqual(sizes.map(() => true))
+    // Lent ones (8 KiB..64 KiB, one frame) read empty now; smaller and chunked ones are kept intact.
+    expect(seen.map((s) => s.kept.length)).toEqual([100, 8 * 1024 - 1, 0, 0, 0, 200_000])
+    expect(seen[0]?.kept.equals(sent[0] as Buffer)).toBe(true)
+    expect(seen[5]?.kept.equals(sent[5] as Buffer)).toBe(true)
   })
 
   it('lanes arrive as sent', async () => {

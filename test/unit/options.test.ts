@@ -55,6 +55,7 @@ describe('resolveOptions: defaults', () => {
       handshakeTimeoutMs: 5000,
       closeTimeoutMs: 2000,
       ringBytes: 4 * MiB,
+      borrowPayloads: false,
     } satisfies ResolvedMeshOptions)
   })
 
@@ -272,6 +273,7 @@ const fieldRules: Row[] = [
   ['closeTimeoutMs above 60000', { closeTimeoutMs: 60_001 }, 'options.closeTimeoutMs', 'must be between 0 ms and 60000 ms (got 60001)'],
   ['ringBytes below 64 KiB', { ringBytes: 4096 }, 'options.ringBytes', 'must be between 64 KiB (65536 bytes) and 1 GiB (1073741824 bytes) (got 4096)'],
   ['ringBytes above 1 GiB', { ringBytes: 2 * GiB }, 'options.ringBytes', '(got 2147483648)'],
+  ['borrowPayloads not a boolean', { borrowPayloads: 1 }, 'options.borrowPayloads', 'options.borrowPayloads must be true or false (got 1)'],
   // tls
   ['tls not an object', { tls: true }, 'options.tls', 'options.tls must be an object (got true)'],
   ['tls.cert empty', { tls: { cert: '' } }, 'options.tls.cert', 'options.tls.cert must be a non-empty PEM string or Uint8Array (got "")'],
