@@ -263,7 +263,8 @@ export interface MeshOptions {
    * event's `payload` of 8 KiB..64 KiB (sent as a `Uint8Array`/`Buffer`, in
    * one frame) is a Buffer the node reuses, valid until the `message`
    * listeners return; after that it reads as empty (length 0). Copy what
-   * you keep (`Buffer.from(m.payload)`); do not use it after an `await`.
+   * you keep (`Buffer.from(m.payload)`); do not use it after an `await`
+   * (handing it to `send()` inside the listener is fine: it copies first).
    * Saves an allocation per message and, in a small heap, the GC work it
    * causes (a 64 KiB flood about twice as fast). Other payloads (smaller,
    * reassembled, msgpack values, requests, pub/sub) are unaffected.

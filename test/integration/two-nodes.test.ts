@@ -89,6 +89,16 @@ describe('two nodes over real sockets', () => {
     expect(seen[5]?.kept.equals(sent[5] as Buffer)).toBe(true)
   })
 
+  it('borrowPayloads: a lent payload passed to send() inside the listener arrives intact (send copies before it returns)', async () => {
+    const [a, b] = await makePair({}, { borrowPayloads: true })
+    b.on('message', (m) => { void b.send(m.from, m.payload) })
+    const sent = Array.from({ length: 20 }, (_, k) => Buffer.alloc(16_384 + k * 2048, k + 1))
+    const back = collect(a, sent.length)
+    for (const p of sent) void a.send(b.id, p)
+    const got = (await back).map((m) => m.payload as Buffer)
+    expect(got.map((p, k) => p.equals(sent[k] as Buffer))).toEqual(sent.map(() => true))
+  })
+
   it('lanes arrive as sent', async () => {
     const [a, b] = await makePair()
     const got = collect(b, 2)
