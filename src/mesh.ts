@@ -25,6 +25,7 @@ import type { InboundEvent, IoWorkerStats } from './actor/protocol.js'
 import type { RoutingStats } from './router/routing-service.js'
 import type { LaneName, MeshEvents, MeshStatus, PeerInfo, RouteInfo } from './events.js'
 import { PayloadLender } from './codec/payload-lender.js'
+import { decimal } from './util/decimal.js'
 import { BufferPool } from './util/buffer-pool.js'
 
 /** Options of {@link Mesh.send}. */
@@ -372,7 +373,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     // Stream 0, seq 0: outside every reliable stream (epochs are never 0).
     const h = this.#header
     const n = encodeHeaderOnlyInto({ version: PROTOCOL_VERSION, type: FrameType.DATA, lane: laneNo, flags: enc.flags, src: null, dst: null, stream: 0, seq: 0 }, enc.bytes.length, h, 0)
-    const id = `u${++this.#unreliableSent}`
+    const id = 'u' + decimal(++this.#unreliableSent)
     if (entry.datagrams.tryWrite2(h.subarray(0, n), enc.bytes)) {
       entry.messagesSent++
       entry.bytesSent += enc.bytes.length
@@ -411,7 +412,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         if (type !== FrameType.SUBSCRIBE) { entry.messagesSent++; entry.bytesSent += bytes.length }
         const durable = this.#persist(entry, seq, seq, now, n, bytes)
         if (durable !== undefined) {
-          return durable.then(async () => ack ? await this.#ackPromise(entry, seq, seq, signal) : String(seq))
+          return durable.then(async () => ack ? await this.#ackPromise(entry, seq, seq, signal) : decimal(seq))
         }
         if (ack) return this.#ackPromise(entry, seq, seq, signal)
         // A `for (;;) await send()` loop whose sends all resolve at once would
@@ -421,10 +422,10 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         if (++this.#sinceYield >= YIELD_EVERY || (this.#sinceYield & 31) === 0 && performance.now() - this.#lastYield > YIELD_AFTER_MS) {
           this.#sinceYield = 0
           this.#lastYield = performance.now()
-          const id = String(seq)
+          const id = decimal(seq)
           return new Promise((resolve) => { setImmediate(resolve, id) })
         }
-        return Promise.resolve(String(seq))
+        return Promise.resolve(decimal(seq))
       }
     }
     // Copy: the caller may reuse its buffer, and msgpackr reuses its own, while
@@ -551,7 +552,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     if (p.durable !== undefined) await p.durable
     if (this.#store !== undefined && p.wantAck) return await this.#ackPromise(entry, p.first, last, p.signal)
     if (acked !== undefined) return await acked
-    return String(p.first)
+    return decimal(p.first)
   }
 
   /**
@@ -923,13 +924,13 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         if (lender !== undefined && !owned && bytes !== null && (f.flags & FrameFlag.RAW_PAYLOAD) !== 0 && lender.canLend(bytes.length)) {
           const payload = lender.lend(bytes)
           try {
-            this.emit('message', { from, payload, lane, id: f.stream === 0 ? 'unreliable' : String(id) })
+            this.emit('message', { from, payload, lane, id: f.stream === 0 ? 'unreliable' : decimal(id) })
           } finally {
             lender.revoke()
           }
           return
         }
-        this.emit('message', { from, payload: decodePayload(bytes, f.flags, owned), lane, id: f.stream === 0 ? 'unreliable' : String(id) })
+        this.emit('message', { from, payload: decodePayload(bytes, f.flags, owned), lane, id: f.stream === 0 ? 'unreliable' : decimal(id) })
         return
       }
       case FrameType.REQUEST: {
@@ -953,7 +954,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         const [topic, value] = decodePayload(bytes, f.flags, owned) as [string, unknown]
         const handlers = this.#topics.get(topic)
         if (handlers === undefined || handlers.size === 0) { this.#unwanted(entry, topic); return } // not ours to see
-        const msg = { from, payload: value, lane, topic, id: String(id) }
+        const msg = { from, payload: value, lane, topic, id: decimal(id) }
         this.emit('message', msg)
         for (const h of [...handlers]) {
           try { h(msg) } catch (err) { process.nextTick(() => { throw err }) }
@@ -1193,7 +1194,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         if (e === undefined) return
         while (e.ackWaiters.length > 0 && (e.ackWaiters[0]?.last ?? Infinity) <= ev.seq) {
           const w = e.ackWaiters.shift()
-          w?.resolve(String(w.id))
+          w?.resolve(decimal(w.id))
         }
         break
       }
