@@ -113,7 +113,9 @@ export function renderChart (throughput: readonly ResultLine[], latency: readonl
     const v = r.ratio_msgs_per_s ?? 0
     const cx = ax.x0 + slot * (i + 0.5)
     const bw = Math.min(70, slot * 0.5)
-    const size = r.name.slice('throughput '.length)
+    // A variant row ("64 KiB, borrowPayloads") gets a short label that fits its slot.
+    const [sizeName = '', variant] = r.name.slice('throughput '.length).split(', ')
+    const size = variant === undefined ? sizeName : `${sizeName} ${variant === 'borrowPayloads' ? 'borrow' : variant}`
     rect(cx - bw / 2, yA(v), bw, ax.y0 - yA(v), MESH, `${r.name}: ${v} × raw ws`)
     text(cx, yA(v) - 6, `${v.toFixed(2)}×`, 'text-anchor="middle" font-weight="bold"')
     text(cx, ax.y0 + 18, size, 'text-anchor="middle"')
@@ -121,7 +123,7 @@ export function renderChart (throughput: readonly ResultLine[], latency: readonl
     const detail = big
       ? `${Math.round(r.mib_per_s ?? 0)} vs ${Math.round(r.baseline_mib_per_s ?? 0)} MiB/s`
       : `${short(r.msgs_per_s ?? 0)} vs ${short(r.baseline_msgs_per_s ?? 0)} msg/s`
-    text(cx, ax.y0 + 34, detail, 'text-anchor="middle" fill="#57606a" font-size="11"')
+    text(cx, ax.y0 + 34, detail, `text-anchor="middle" fill="#57606a" font-size="${tp.length > 3 ? 10 : 11}"`)
   })
   line(ax.x0, ax.y0, ax.x1, ax.y0, 'stroke="#57606a"')
 

@@ -31,6 +31,14 @@ describe('perf chart', () => {
     }
   })
 
+  it('a variant row (borrowPayloads) is its own bar with a short label, after the default one of its size', () => {
+    const svg = renderChart([tp(64, '64 B', 0.6), tp(65536, '64 KiB', 0.18), { ...tp(65536, '64 KiB', 0.3), name: 'throughput 64 KiB, borrowPayloads' }], [lat])
+    expect(svg).toContain('>64 KiB borrow<')
+    expect(svg).toContain('>0.30×<')
+    expect(svg.indexOf('>64 KiB<')).toBeLessThan(svg.indexOf('>64 KiB borrow<'))
+    expect(svg).toContain('throughput 64 KiB, borrowPayloads: 0.3 × raw ws')
+  })
+
   it('says so when there is no full run; escapes text', () => {
     const svg = renderChart([], [])
     expect(svg).toContain('no full throughput run yet')
