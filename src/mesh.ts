@@ -920,17 +920,13 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     switch (f.type) {
       case FrameType.DATA: {
         const lender = this.#lender
-        // Lent: the listeners get the reused buffer, taken back (detached) when they return.
-        if (lender !== undefined && !owned && bytes !== null && (f.flags & FrameFlag.RAW_PAYLOAD) !== 0 && lender.canLend(bytes.length)) {
-          const payload = lender.lend(bytes)
-          try {
-            this.emit('message', { from, payload, lane, id: f.stream === 0 ? 'unreliable' : decimal(id) })
-          } finally {
-            lender.revoke()
-          }
-          return
+        // Lent (borrowPayloads): the listeners get the reused buffer, taken back (detached) when they return.
+        const lent = lender !== undefined && !owned && bytes !== null && (f.flags & FrameFlag.RAW_PAYLOAD) !== 0 && lender.canLend(bytes.length) ? lender.lend(bytes) : undefined
+        try {
+          this.emit('message', { from, payload: lent ?? decodePayload(bytes, f.flags, owned), lane, id: f.stream === 0 ? 'unreliable' : decimal(id) })
+        } finally {
+          if (lent !== undefined) lender?.revoke()
         }
-        this.emit('message', { from, payload: decodePayload(bytes, f.flags, owned), lane, id: f.stream === 0 ? 'unreliable' : decimal(id) })
         return
       }
       case FrameType.REQUEST: {

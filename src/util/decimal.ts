@@ -7,7 +7,8 @@
  * reachable from old space and get copied: a host receiving 64 B messages
  * copied a constant ~394 KB per Scavenge, promoted none, and paused
  * p50 1.7 ms / max 8.7 ms; building the string here, 1–7 KB and
- * p50 0.6 ms / max 4.7 ms (`.scratch/bulk.mjs 64 4`, `--trace-gc-nvp`).
+ * p50 0.1–0.2 ms / max 1.5–2.5 ms (`.scratch/bulk.mjs 64 4`, receiver
+ * under `--trace-gc-nvp`, two runs).
  * It costs ~43 ns an id against ~25 ns for a cache miss.
  * @module
  */

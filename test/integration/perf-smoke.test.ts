@@ -21,16 +21,7 @@ describe('perf harness (smoke)', () => {
     const resultsDir = await mkdtemp(join(tmpdir(), 'meshwork-perf-'))
     dirs.push(resultsDir)
     const resultsMd = await readFile(join(root, 'perf/RESULTS.md'), 'utf8')
-    const proc = spawn(process.execPath, ['--expose-gc', HARNESS, '--quick', 'throughput', '--sizes', '64', '--rounds', '1', '--duration-ms', '100', '--results-dir', resultsDir], {
-      cwd: root, stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    proc.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
-    proc.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
-    const timer = setTimeout(() => { proc.kill('SIGKILL') }, 60_000)
-    const [code] = await once(proc, 'close') as [number | null]
-    clearTimeout(timer)
+    const { code, stdout, stderr } = await harness(['--quick', 'throughput', '--sizes', '64', '--rounds', '1', '--duration-ms', '100', '--results-dir', resultsDir])
     expect(code, `harness exit code; stderr:\n${stderr.slice(-3000)}`).toBe(0)
 
     const out = `stdout:\n${stdout}\nstderr:\n${stderr.slice(-3000)}`
