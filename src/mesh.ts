@@ -12,7 +12,8 @@ import { decodeFrame, forEachFrame } from './codec/decode.js'
 import { encodeHeaderOnlyInto } from './codec/encode.js'
 import { FrameFlag, FrameType, Lane, MAX_LANE, PROTOCOL_VERSION } from './codec/frame.js'
 import { encodePayload, decodePayload } from './codec/payload.js'
-import { CHUNK_BYTES, FRAME_OVERHEAD, MAX_WS_MESSAGE_BYTES } from './io/io-worker.js'
+import { CHUNK_BYTES, FRAME_OVERHEAD, MAX_WS_MESSAGE_BYTES, receiveWindowBytes } from './io/io-worker.js'
+import { ackEagerBytes, asksForAck } from './delivery/ack-pacing.js'
 import { AckBoard } from './delivery/ack-board.js'
 import { ReceiveStream, Reassembly } from './delivery/receive-stream.js'
 import { LaneQueue } from './delivery/lane-queue.js'
@@ -137,8 +138,10 @@ interface PeerEntry {
   bytesSent: number
   messagesReceived: number
   bytesReceived: number
-  /** Frame bytes taken since the peer's ACK was last asked for at once (see ACK_EAGER_BYTES). */
+  /** Frame bytes taken since the peer's ACK was last asked for at once (see delivery/ack-pacing.ts). */
   ackBytes: number
+  /** Record bytes queued to the peer since we last asked it for a prompt ACK (see delivery/ack-pacing.ts). */
+  unaskedBytes: number
 }
 
 /** A send waiting in a peer's LaneQueue for queue room (see Mesh.#pumpSends). */
@@ -208,6 +211,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   readonly #store: OutboxStore | undefined
   #discarded = 0
   #unreliableSent = 0
+  /** Prompt-ACK threshold for what peers send us (ackEagerBytes of our IO workers' credit). */
+  #ackEagerBytes = ackEagerBytes(receiveWindowBytes(0))
   #localPublishes = 0
   #status: MeshStatus = { state: 'healthy', members: 0, reachable: 0, unreachable: 0 }
   #routes: RouteInfo[] = []
@@ -290,6 +295,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     const level = typeof this.#log.level === 'string' ? this.#log.level : 'info'
     // The inbound ring must hold several of the largest WebSocket messages.
     const ringBytes = Math.max(this.#opts.ringBytes, 4 * (MAX_WS_MESSAGE_BYTES + FRAME_OVERHEAD + 64))
+    // Our IO workers grant credit by their inbound ring's size (its header aside).
+    this.#ackEagerBytes = ackEagerBytes(receiveWindowBytes(ringBytes))
     this.#sup = new Supervisor({
       selfId: this.id,
       identityDer: identity.privateDer,
@@ -404,10 +411,12 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     // a send that gives up leaves no gap.
     if (chunks === 1 && entry.reloading === undefined && !entry.sends.busyFor(laneNo)) {
       const seq = entry.seq + 1
-      const n = this.#recordHeader(type, laneNo, flags, seq, 0, now, notify, bytes.length)
+      const asked = flags | this.#askFlag(entry, bytes.length)
+      const n = this.#recordHeader(type, laneNo, asked, seq, 0, now, notify, bytes.length)
       if (n < 0) return Promise.reject(new MeshError(ErrorCode.PROTOCOL, 'internal: frame header does not fit its scratch buffer'))
       if (laneRoom(entry.ring, laneNo, n + bytes.length) && entry.ring.tryWrite2(this.#header.subarray(0, n), bytes)) {
         entry.seq = seq
+        entry.unaskedBytes = asked & FrameFlag.ACK_REQUESTED ? 0 : entry.unaskedBytes + bytes.length
         this.#wake(entry, true)
         if (type !== FrameType.SUBSCRIBE) { entry.messagesSent++; entry.bytesSent += bytes.length }
         const durable = this.#persist(entry, seq, seq, now, n, bytes)
@@ -432,6 +441,14 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     // we wait. Into recycled chunk buffers (see util/buffer-pool.ts): a fresh
     // copy of a 1 MiB bulk message cost the sending host ~0.7 ms.
     return this.#sendBlocking(entry, type, laneNo, flags, this.#chunkPool.copyIn(bytes), bytes.length, now, notify, signal, ack)
+  }
+
+  /**
+   * FrameFlag.ACK_REQUESTED if a record of `bytes` more asks the peer for a
+   * prompt ACK (delivery/ack-pacing.ts asksForAck), else 0.
+   */
+  #askFlag (entry: PeerEntry, bytes: number): number {
+    return asksForAck(entry.unaskedBytes, bytes, entry.ring.capacity) ? FrameFlag.ACK_REQUESTED : 0
   }
 
   /** Encode the send-queue record prefix and frame header of one chunk into the scratch buffer. */
@@ -525,7 +542,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       const i = p.next
       const part = p.parts[i] as Buffer
       const more = i < chunks - 1
-      const cflags = p.flags | (i > 0 ? FrameFlag.CONTINUATION : 0) | (more ? FrameFlag.MORE : 0)
+      const cflags = p.flags | (i > 0 ? FrameFlag.CONTINUATION : 0) | (more ? FrameFlag.MORE : 0) | this.#askFlag(entry, part.length)
       const seq = entry.seq + 1
       // A chunk's record carries its distance to the first chunk (seq - first = message id), which
       // other lanes' messages may make larger than its index, and whether more chunks follow.
@@ -533,6 +550,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       if (!laneRoom(entry.ring, p.laneNo, n + part.length)) return Math.min(entry.ring.maxRecordBytes, n + part.length + laneReserve(entry.ring, p.laneNo))
       if (!entry.ring.tryWrite2(this.#header.subarray(0, n), part)) return n + part.length
       entry.seq = seq
+      entry.unaskedBytes = cflags & FrameFlag.ACK_REQUESTED ? 0 : entry.unaskedBytes + part.length
       if (i === 0) p.first = seq
       p.last = seq
       p.next++
@@ -832,6 +850,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         messagesReceived: 0,
         bytesReceived: 0,
         ackBytes: 0,
+        unaskedBytes: 0,
       }
       this.#peers.set(peerId, e)
     }
@@ -868,7 +887,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         // Otherwise the worker finds the progress when it next sends to the
         // peer (the ACK rides along) or by its ACK timer: no wake-up here.
         entry.ackBytes += body.length
-        const prompt = urgent || entry.ackBytes >= ACK_EAGER_BYTES || rx.stream !== stream
+        const prompt = urgent || entry.ackBytes >= this.#ackEagerBytes || rx.stream !== stream
         if (prompt) {
           entry.ackBytes = 0
           entry.board.markUrgent()
@@ -1353,14 +1372,6 @@ export async function createMesh (options?: MeshOptions): Promise<Mesh> {
   return await Mesh.create(options)
 }
 
-/**
- * Frame bytes from one peer taken by the application after which its ACK is
- * asked for at once; below it the ACK may wait (PeerActor ACK_DELAY_MS) to
- * ride on our own traffic. Small against the smallest send queue (64 KiB):
- * the sender frees queue space only on ACKs, and a stream must not run in
- * steps of the delay. Request/response and sparse traffic stay below it.
- */
-const ACK_EAGER_BYTES = 16 * 1024
 
 /**
  * Room a record on `laneNo` must leave free in a send queue: bulk messages

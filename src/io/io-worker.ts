@@ -59,6 +59,11 @@ export const RTT_MIN_PERIODS = 6
 export const LOSS_MIN_PINGS = 3
 /** Credit a receiver grants each sender (bytes in flight beyond its last ACK), at most. */
 export const MAX_RECEIVE_WINDOW = 4 * 1024 * 1024
+
+/** The credit an IO worker whose inbound ring has `inboundRingBytes` (SharedArrayBuffer size) grants a sender, at most: half its ring. */
+export function receiveWindowBytes (inboundRingBytes: number): number {
+  return Math.min(MAX_RECEIVE_WINDOW, Math.floor(inboundRingBytes / 2))
+}
 /**
  * ACK timeout of a routed peer's stream (ms): with frames in flight and no
  * ACK progress for this long, resend from the oldest unacknowledged frame.
@@ -202,7 +207,7 @@ export class IoWorker implements ConnectionOwner {
     // Each sender's credit: half the inbound ring (a ring-full of in-flight data
     // per ack round trip); several fast senders beyond that are held back by
     // the inbound writer pausing their sockets.
-    this.#receiveWindow = Math.min(MAX_RECEIVE_WINDOW, Math.floor(data.inboundRing.byteLength / 2))
+    this.#receiveWindow = receiveWindowBytes(data.inboundRing.byteLength)
     this.heartbeat = data.config.heartbeat
     const key = data.config.meshKey
     this.#meshKey = key === undefined

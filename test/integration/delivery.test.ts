@@ -2,8 +2,10 @@ import { describe, it, expect, afterEach } from 'vitest'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { MeshError, type Mesh } from '../../dist/src/index.js'
+import { MeshError, encodeFrame, type Mesh } from '../../dist/src/index.js'
 import { makeMesh, makePair, closeAll, collect, until, waitFor } from '../helpers/mesh.js'
+import { rawHandshake } from '../helpers/raw-peer.js'
+import { asksForAck } from '../../dist/src/delivery/ack-pacing.js'
 
 afterEach(closeAll)
 
@@ -374,6 +376,68 @@ describe('acknowledgements', () => {
     console.log(`credit-bound flood: ${N} sends, sender pump wake-ups ${await wakes() - w0}`)
     expect(outOfOrder).toBe(0)
     expect((await a._ioStats()).reduce((n, x) => n + x.pumpRescues, 0)).toBe(0)
+  })
+
+  it('a receiver acks at once only after a quarter of its credit (256 KiB); less waits for the ACK timer', async () => {
+    // A prompt ACK is a WebSocket message and a wake-up of both IO workers; at
+    // 16 KiB a 64 KiB flood paid one per message (delivery/ack-pacing.ts).
+    const b = await makeMesh(quiet)
+    const raw = await rawHandshake(b.addresses[0] as string)
+    await until(() => b.peers().some((p) => p.id === raw.id && p.state === 'healthy'), { label: 'raw peer up' })
+    let seq = 0
+    let got = 0
+    b.on('message', () => { got++ })
+    const timerAcks = async (): Promise<number> => (await b._ioStats()).reduce((n, x) => n + x.ackTimerAcks, 0)
+    /** One WebSocket message of `n` 1 KiB DATA frames (stream 7); resolves when b's ACK of the last arrives. */
+    const batch = async (n: number): Promise<void> => {
+      const frames = Array.from({ length: n }, () => encodeFrame({ version: 1, type: 16, lane: 1, flags: 4, src: null, dst: null, stream: 7, seq: ++seq, payload: new Uint8Array(1024) }))
+      raw.ws.send(Buffer.concat(frames))
+      const last = seq
+      await until(() => got === last, { label: () => `b took ${last} (has ${got})` })
+      await until(() => raw.frames.some((f) => f.type === 33 && f.stream === 7 && f.seq === last), { label: `b acked ${last}` })
+    }
+    await batch(1) // a new stream is acked at once
+    /** Whether b's ACK timer sent the ACK of a batch of `n`, `want` in one of three tries: a host starved past the timer's patience (ACK_EXPECT_PERIODS) leaves a held ACK to its next publish instead, and one slower than ACK_DELAY_MS lets the timer find a prompt ACK first. */
+    const expectTimerAck = async (n: number, want: boolean): Promise<void> => {
+      for (let attempt = 1; ; attempt++) {
+        const t0 = await timerAcks()
+        await batch(n)
+        if ((await timerAcks() - t0 === 1) === want) return
+        console.info(`batch of ${n} KiB, try ${attempt}: the ACK timer ${want ? 'did not send' : 'sent'} the ACK`)
+        expect(attempt, `a batch of ${n} KiB was ${want ? 'acked at once' : 'left to the ACK timer'} every time`).toBeLessThan(3)
+      }
+    }
+    // 100 KiB: below the threshold, and nothing goes b's way to carry the ACK: b's ACK timer sends it.
+    await expectTimerAck(100, true)
+    // 300 KiB: past it, so the ACK goes at once.
+    await expectTimerAck(300, false)
+  })
+
+  it('a sender with a small queue asks for prompt ACKs every quarter of it (ACK_REQUESTED on the wire)', async () => {
+    // Its queue keeps every record until the ACK: waiting for the receiver's threshold
+    // (or ACK timer) would run a 64 KiB queue in steps of the timer.
+    const check = async (capacityBytes: number): Promise<number[]> => {
+      const b = await makeMesh({ ...quiet, sendQueue: { capacityBytes } })
+      const raw = await rawHandshake(b.addresses[0] as string)
+      await until(() => b.peers().some((p) => p.id === raw.id && p.state === 'healthy'), { label: 'raw peer up' })
+      // 40 KiB: within the queue and the initial credit, so all go out though the raw peer never acks.
+      for (let i = 0; i < 40; i++) await b.send(raw.id, new Uint8Array(1000))
+      const data = (): typeof raw.frames => raw.frames.filter((f) => f.type === 16 && f.stream !== 0)
+      await until(() => data().length === 40, { label: () => `40 DATA frames on the wire (have ${data().length})` })
+      const flagged = data().flatMap((f, i) => (f.flags & 1) !== 0 ? [i] : [])
+      // The host's bookkeeping, replayed over the payloads seen on the wire.
+      const expected: number[] = []
+      let unasked = 0
+      data().forEach((f, i) => {
+        const n = (f.payload as Uint8Array).length
+        if (asksForAck(unasked, n, capacityBytes)) { expected.push(i); unasked = 0 } else unasked += n
+      })
+      expect(flagged).toEqual(expected)
+      raw.ws.terminate()
+      return flagged
+    }
+    expect(await check(64 * 1024)).toEqual([16, 33])
+    expect(await check(4 * 1024 * 1024)).toEqual([])
   })
 
   it('an ACK held back while the receiving host was stalled goes once the host takes the message, with no traffic to ride on', async () => {
