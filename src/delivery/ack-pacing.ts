@@ -5,18 +5,16 @@
  * - The receiver asks its IO worker for a prompt ACK once the application
  *   has taken {@link ackEagerBytes} since the last one. Each prompt ACK costs
  *   a wake-up of the receiver's IO worker, a WebSocket message and a wake-up
- *   of the sender's IO worker; at 16 KiB a 64 KiB flood paid that for every
- *   message.
+ *   of the sender's IO worker. (Under a flood the worker already folds
+ *   several prompts into one ACK: with 16 KiB instead, a 64 KiB flood sent
+ *   one WebSocket message back per 10 received, with 256 KiB one per 13; the
+ *   flood's rate moved within the noise.)
  * - The sender's queue keeps every record until it is acknowledged, so a
  *   small queue cannot wait for the receiver's threshold: the sender flags a
  *   frame ACK_REQUESTED once it has queued a quarter of its queue since it
  *   last asked ({@link asksForAck}). Without that, a 64 KiB queue ran in
  *   steps of the ACK timer (two-process flood: 16 KiB messages 275/s against
  *   6,100-6,900/s, 1 KiB messages 5,700-6,200/s against 108,000-127,000/s).
- *
- * Measured with a two-process reliable 64 KiB flood, three interleaved runs
- * (commit notes): 4.6-5.4 k msgs/s with a 16 KiB receiver threshold, 5.6-6.0 k
- * with 256 KiB; with borrowPayloads 8.4-9.3 k against 9.7-11.4 k.
  *
  * @module
  */
