@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks'
 import { pino } from 'pino'
 import { createMesh, type Mesh, type MeshMessage } from '../../src/index.js'
 import { serve, type EldSummary, type FloodResult, type MemResult, type PingResult } from '../lib/ipc.js'
-import { CpuWindow, EldRecorder, RateMeter, epochMs, memAfterGc, round, sleep, withWorkerHeaps } from '../lib/measure.js'
+import { CpuWindow, EldRecorder, FloodClock, RateMeter, memAfterGc, round, sleep, withWorkerHeaps } from '../lib/measure.js'
 
 const meshes: Mesh[] = []
 const meter = new RateMeter()
@@ -145,17 +145,8 @@ const api = {
     const payload = new Uint8Array(randomBytes(a.size))
     const opts = a.reliable === false ? { reliable: false } : undefined
     stopFlag = false
-    const eld = new EldRecorder()
-    const win = new CpuWindow()
-    eld.start()
-    win.start()
-    const t0 = performance.now()
-    const deadline = t0 + a.maxMs
-    let tWarm = t0
-    let warm = false
+    const clock = new FloodClock(a.warmupMs, a.maxMs)
     let sent = 0
-    let sentWarm = 0
-    let stoppedBy: FloodResult['stoppedBy'] = 'deadline'
     for (;;) {
       await m.send(a.to, payload, opts)
       sent++
@@ -163,14 +154,10 @@ const api = {
       if (opts !== undefined && (sent & 1023) === 0) await new Promise<void>((resolve) => { setImmediate(resolve) })
       // Look at the clock only every 128 sends: it is not free at 64 B rates.
       if ((sent & 127) === 0) {
-        if (stopFlag) { stoppedBy = 'stop'; break }
-        const t = performance.now()
-        if (!warm && t - t0 >= a.warmupMs) { warm = true; tWarm = t; sentWarm = sent; eld.reset(); win.start() }
-        if (t >= deadline) break
+        if (stopFlag) return clock.result(sent, 'stop')
+        if (!clock.tick(sent)) return clock.result(sent, 'deadline')
       }
     }
-    const tEnd = performance.now()
-    return { sent: sent - sentWarm, ms: round(tEnd - tWarm, 1), eld: eld.stop(), cpuPct: win.stop().pctOfCore, stoppedBy, endedEpochMs: epochMs(tEnd) }
   },
 
   stop (): void { stopFlag = true },

@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks'
 import type { Socket } from 'node:net'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
 import { serve, type FloodResult, type PingResult } from '../lib/ipc.js'
-import { CpuWindow, EldRecorder, RateMeter, epochMs, memAfterGc, round, sleep } from '../lib/measure.js'
+import { FloodClock, RateMeter, defaultTickBytes, memAfterGc, round, sleep } from '../lib/measure.js'
 
 const meter = new RateMeter()
 let server: WebSocketServer | undefined
@@ -30,17 +30,6 @@ const SEND_OPTS = { binary: true, compress: false } as const
  * deeper buffering than the other.
  */
 export const DEFAULT_HIGH_WATER = 4 * 1024 * 1024
-/**
- * Bytes written per corked tick before yielding to the event loop: 16
- * messages, within 64 KiB .. 1 MiB. A sweep of 64 KiB .. 4 MiB ticks and
- * 256 KiB .. 16 MiB high-water marks found no setting clearly better (the
- * spread between runs on a shared 2-core box was larger than between
- * settings); this one was never the worst.
- */
-export function defaultTickBytes (size: number): number {
-  return Math.min(1024 * 1024, Math.max(64 * 1024, 16 * size))
-}
-
 function rawLength (d: RawData): number {
   return Array.isArray(d) ? d.reduce((n, b) => n + b.length, 0) : (d as Buffer | ArrayBuffer).byteLength
 }
@@ -96,23 +85,13 @@ const api = {
     const highWater = a.highWater ?? DEFAULT_HIGH_WATER
     const perTick = Math.max(1, Math.floor((a.tickBytes ?? defaultTickBytes(a.size)) / a.size))
     stopFlag = false
-    const eld = new EldRecorder()
-    const win = new CpuWindow()
-    eld.start()
-    win.start()
-    const t0 = performance.now()
-    const deadline = t0 + a.maxMs
-    let tWarm = t0
-    let warm = false
+    const clock = new FloodClock(a.warmupMs, a.maxMs)
     let sent = 0
-    let sentWarm = 0
     const uncork = (): void => { sock.uncork() }
     const stoppedBy = await new Promise<FloodResult['stoppedBy']>((resolve) => {
       const pump = (): void => {
         if (stopFlag) { resolve('stop'); return }
-        const t = performance.now()
-        if (!warm && t - t0 >= a.warmupMs) { warm = true; tWarm = t; sentWarm = sent; eld.reset(); win.start() }
-        if (t >= deadline) { resolve('deadline'); return }
+        if (!clock.tick(sent)) { resolve('deadline'); return }
         sock.cork()
         let i = 0
         while (i < perTick && ws.bufferedAmount < highWater) { ws.send(payload, SEND_OPTS); i++ }
@@ -123,8 +102,7 @@ const api = {
       }
       pump()
     })
-    const tEnd = performance.now()
-    return { sent: sent - sentWarm, ms: round(tEnd - tWarm, 1), eld: eld.stop(), cpuPct: win.stop().pctOfCore, stoppedBy, endedEpochMs: epochMs(tEnd) }
+    return clock.result(sent, stoppedBy)
   },
 
   stop (): void { stopFlag = true },

@@ -12,6 +12,9 @@
  * - raw ws: a WebSocketServer counting `message` events; a client sending
  *   at its best (bufferutil, socket corked per tick, backpressure on
  *   `bufferedAmount`) — see ../procs/raw-ws-node.ts.
+ * - floor: the architecture without meshwork's protocol — host thread →
+ *   ring → worker → ws → worker → ring → host thread, payloads only (see
+ *   ../procs/floor-node.ts). Reported beside the figures, never as one.
  *
  * The receiver measures the rate itself: from its first message it waits out
  * the warmup, then counts between two timestamps of its own. Reported: the
@@ -23,6 +26,7 @@
  */
 import type { MeshNodeApi } from '../procs/mesh-node.js'
 import type { RawWsNodeApi } from '../procs/raw-ws-node.js'
+import type { FloorNodeApi } from '../procs/floor-node.js'
 import type { EldSummary, FloodResult, RateResult } from '../lib/ipc.js'
 import { procUrl, type Child } from '../lib/child.js'
 import { BORROW_MIN_BYTES } from '../../src/codec/payload-lender.js'
@@ -130,10 +134,12 @@ export async function meshPair (o: RunOptions, observe?: { scrapeMs: number }, p
   }
 }
 
-async function rawPair (o: RunOptions, probe?: EldProbe): Promise<Pair> {
+/** Raw ws (procs/raw-ws-node.ts) or the architecture floor (procs/floor-node.ts): the same driving API. */
+async function rawPair (o: RunOptions, probe?: EldProbe, kind: 'raw-ws-node' | 'floor-node' = 'raw-ws-node'): Promise<Pair> {
+  const label = kind === 'raw-ws-node' ? 'raw ws' : 'floor'
   const [recv, send] = await Promise.all([
-    o.children.spawn<RawWsNodeApi>('raw ws receiver', procUrl('raw-ws-node')),
-    o.children.spawn<RawWsNodeApi>('raw ws sender', procUrl('raw-ws-node')),
+    o.children.spawn<RawWsNodeApi | FloorNodeApi>(`${label} receiver`, procUrl(kind)),
+    o.children.spawn<RawWsNodeApi | FloorNodeApi>(`${label} sender`, procUrl(kind)),
   ])
   const close = async (): Promise<void> => { await Promise.all([recv.close(), send.close()]) }
   try {
@@ -280,15 +286,19 @@ export function controlP99 (rs: readonly Round[]): number | null {
   return xs.length === 0 ? null : median(xs)
 }
 
-function summarise (size: number, raw: Round[], mesh: Round[], t: Timing, borrowed = false): { record: ResultRecord; row: string[] } {
+/** What summarise() reports against raw ws: meshwork (issue 2's figure), meshwork with a borrowing receiver, or the architecture floor (procs/floor-node.ts). */
+type Variant = 'mesh' | 'borrow' | 'floor'
+
+function summarise (size: number, raw: Round[], mesh: Round[], t: Timing, variant: Variant = 'mesh', meshRounds?: Round[]): { record: ResultRecord; row: string[] } {
+  const borrowed = variant === 'borrow'
   const meshMsgs = median(mesh.map(msgsPerS))
   const rawMsgs = median(raw.map(msgsPerS))
   const meshBytes = median(mesh.map(bytesPerS))
   const rawBytes = median(raw.map(bytesPerS))
   const rMsgs = ratio(meshMsgs, rawMsgs)
   const rBytes = ratio(meshBytes, rawBytes)
-  // The borrowing variant is reported beside the issue's figure, never as it.
-  const target = borrowed ? undefined : TARGETS[size]
+  // The variants are reported beside the issue's figure, never as it.
+  const target = variant === 'mesh' ? TARGETS[size] : undefined
   const got = target === undefined ? null : target.metric === 'msgs_per_s' ? rMsgs : rBytes
   const met = target === undefined || got === null ? null : got >= target.min
   const eld = eldP99
@@ -299,8 +309,14 @@ function summarise (size: number, raw: Round[], mesh: Round[], t: Timing, borrow
     sender_cpu_pct: r.flood.cpuPct, receiver_cpu_pct: r.rate.cpuPct, sender_stopped_by: r.flood.stoppedBy,
     control_eld_p99_ms: r.control?.p99Ms ?? null,
   }))
+  // The floor's records are not named "throughput …": they are no meshwork figure (and no chart bar).
+  const name = variant === 'floor' ? `architecture floor ${sizeName(size)} (ws + rings + worker threads, no protocol)` : `throughput ${sizeName(size)}${borrowed ? ', borrowPayloads' : ''}`
+  // Where meshwork stands between the floor and raw ws: its rate over the floor's, same run.
+  const meshOverFloor = variant === 'floor' && meshRounds !== undefined && meshRounds.length > 0
+    ? { mesh_msgs_per_s: round(median(meshRounds.map(msgsPerS))), mesh_ratio_to_floor: ratio(median(meshRounds.map(msgsPerS)), meshMsgs) }
+    : {}
   const record: ResultRecord = {
-    name: `throughput ${sizeName(size)}${borrowed ? ', borrowPayloads' : ''}`,
+    name,
     n: mesh.reduce((s, r) => s + r.rate.count, 0),
     payload_bytes: size,
     msgs_per_s: round(meshMsgs),
@@ -334,9 +350,10 @@ function summarise (size: number, raw: Round[], mesh: Round[], t: Timing, borrow
     window_ms: t.measureMs,
     rounds: perRound(mesh),
     baseline_rounds: perRound(raw),
+    ...meshOverFloor,
   }
   const row = [
-    `${sizeName(size)}${borrowed ? ', borrowPayloads' : ''}`,
+    `${sizeName(size)}${borrowed ? ', borrowPayloads' : variant === 'floor' ? ', floor (no protocol)' : ''}`,
     int(rawMsgs), int(meshMsgs), ratioCell(rMsgs),
     fixed(rawBytes / MiB, 1), fixed(meshBytes / MiB, 1), ratioCell(rBytes),
     target === undefined ? 'report' : `${target.metric === 'msgs_per_s' ? 'msgs/s' : 'MB/s'} ≥ ${target.min.toFixed(2)}: ${met === true ? 'met' : 'MISSED'}`,
@@ -355,7 +372,7 @@ export const throughput: Scenario = {
   inQuick: true,
   timeoutMs (o) {
     const t = timing(o)
-    const sides = t.sizes.reduce((n, size) => n + (lends(size) ? 3 : 2), 0)
+    const sides = t.sizes.reduce((n, size) => n + (lends(size) ? 4 : 3), 0)
     return 3 * PAIR_SETUP_MS + sides * t.rounds * (t.warmupMs + t.measureMs + ROUND_SLACK_MS)
   },
   async run (o): Promise<ScenarioOutput> {
@@ -368,13 +385,16 @@ export const throughput: Scenario = {
     const meshSide = new Side('mesh', async () => await meshPair(o, undefined, probe))
     // The same mesh with a receiver that borrows payloads (`borrowPayloads`), for the sizes it lends.
     const borrowSide = t.sizes.some(lends) ? new Side('borrow', async () => await meshPair(o, undefined, probe, true, true)) : undefined
+    // The architecture floor: the payloads moved as the design requires, no protocol (procs/floor-node.ts).
+    const floorSide = new Side('floor', async () => await rawPair(o, probe, 'floor-node'))
     try {
-      await Promise.all([rawSide.prepare(), meshSide.prepare(), borrowSide?.prepare()])
+      await Promise.all([rawSide.prepare(), meshSide.prepare(), borrowSide?.prepare(), floorSide.prepare()])
       for (const size of t.sizes) {
         const raw: Round[] = []
         const mesh: Round[] = []
         const borrowed: Round[] = []
-        const sides: Array<readonly [Side, Round[]]> = [[rawSide, raw], [meshSide, mesh], ...(borrowSide !== undefined && lends(size) ? [[borrowSide, borrowed] as const] : [])]
+        const floor: Round[] = []
+        const sides: Array<readonly [Side, Round[]]> = [[rawSide, raw], [meshSide, mesh], ...(borrowSide !== undefined && lends(size) ? [[borrowSide, borrowed] as const] : []), [floorSide, floor]]
         for (let i = 0; i < t.rounds; i++) {
           for (const [side, into] of sides) {
             const r = await side.round(size, t)
@@ -390,15 +410,20 @@ export const throughput: Scenario = {
         records.push(record, eldRecord(size, raw, mesh))
         rows.push(row)
         if (borrowed.length > 0) {
-          const b = summarise(size, raw, borrowed, t, true)
+          const b = summarise(size, raw, borrowed, t, 'borrow')
           records.push(b.record)
           rows.push(b.row)
         }
+        if (floor.length > 0) {
+          const f = summarise(size, raw, floor, t, 'floor', mesh)
+          records.push(f.record)
+          rows.push(f.row)
+        }
       }
     } finally {
-      await Promise.all([rawSide.close(), meshSide.close(), borrowSide?.close(), probe?.close()])
+      await Promise.all([rawSide.close(), meshSide.close(), borrowSide?.close(), floorSide.close(), probe?.close()])
     }
-    const errors = [...rawSide.errors.map((e) => `raw ws ${e}`), ...meshSide.errors.map((e) => `mesh ${e}`), ...(borrowSide?.errors.map((e) => `mesh borrowing ${e}`) ?? [])]
+    const errors = [...rawSide.errors.map((e) => `raw ws ${e}`), ...meshSide.errors.map((e) => `mesh ${e}`), ...(borrowSide?.errors.map((e) => `mesh borrowing ${e}`) ?? []), ...floorSide.errors.map((e) => `floor ${e}`)]
     return {
       records,
       table: {
@@ -407,6 +432,7 @@ export const throughput: Scenario = {
       },
       notes: [
         `Median of ${t.rounds} rounds per side (raw, mesh, raw, mesh, …; one process pair per side, drained between rounds; from ${BORROW_MIN_BYTES / KiB} KiB a third side, "borrowPayloads": the same mesh with a receiver created with \`borrowPayloads: true\`, which lends it payloads valid until its listener returns, against the same raw rounds); ${t.warmupMs} ms warmup, ${t.measureMs} ms window, counted by the receiver at its \`message\` handler. MiB/s counts application payload bytes only.`,
+        'Floor rows ("floor (no protocol)"): the architecture floor, procs/floor-node.ts: each payload written into a SharedArrayBuffer ring by the sending host thread, sent in batches by a worker thread over ws, written into a ring by the receiving worker and copied out by the receiving host thread, with no frame header, ACK, credit, lane, event or promise. Floor/raw is what the design (two more threads, two more copies, cross-thread wake-ups) costs on this machine; mesh/floor (in the JSON: mesh_ratio_to_floor) is what meshwork\'s own code costs.',
         'host ELD = event-loop delay p99 of the main thread of the sending and of the receiving process during the window (median of rounds; monitorEventLoopDelay at 10 ms, the 10 ms sampling interval subtracted: how late a timer ran). The sender\'s own flood loop (`for (;;) await mesh.send()`) runs on that thread too. Idle control = the same measure in a third process that does nothing, over the same windows (median of all rounds): the delay the machine alone causes; when it is ≥ 5 ms the issue-6 figure is inconclusive, not missed. CPU % = whole process (all threads) in % of one core.',
         ...(errors.length === 0 ? [] : [`Failed rounds (left out of the medians): ${errors.join('; ')}`]),
       ],

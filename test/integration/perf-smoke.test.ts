@@ -34,8 +34,13 @@ describe('perf harness (smoke)', () => {
 
     const files = await readdir(resultsDir)
     expect(files).toEqual(['throughput.jsonl'])
-    const record = JSON.parse((await readFile(join(resultsDir, 'throughput.jsonl'), 'utf8')).trim().split('\n')[0] as string)
-    expect(record).toMatchObject({ name: 'throughput 64 B', quick: true, ratio: expect.any(Number) })
+    const lines = (await readFile(join(resultsDir, 'throughput.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    expect(lines[0]).toMatchObject({ name: 'throughput 64 B', quick: true, ratio: expect.any(Number) })
+    // The architecture floor ran too (procs/floor-node.ts): a rate, and where the mesh stands against it; no target.
+    expect(stdout).toMatch(/^\| 64 B, floor \(no protocol\) +\| +[\d,]+ \| +[\d,]+ \|/m)
+    const floor = lines.find((r) => String(r.name).startsWith('architecture floor 64 B'))
+    expect(floor, out).toMatchObject({ msgs_per_s: expect.any(Number), mesh_ratio_to_floor: expect.any(Number), target: null })
+    expect(floor!.msgs_per_s as number).toBeGreaterThan(0)
     // A quick run never rewrites the tracked results.
     expect(await readFile(join(root, 'perf/RESULTS.md'), 'utf8')).toBe(resultsMd)
   }, 90_000)
