@@ -16,8 +16,21 @@ const unpackr = new Unpackr({ structuredClone: true, copyBuffers: true })
 export interface EncodedPayload { bytes: Uint8Array; flags: number }
 
 export function encodePayload (value: unknown): EncodedPayload {
-  if (value instanceof Uint8Array) return { bytes: value, flags: FrameFlag.RAW_PAYLOAD }
-  return { bytes: packr.pack(value), flags: 0 }
+  return encodePayloadTo(value, { bytes: EMPTY, flags: 0 })
+}
+
+const EMPTY = new Uint8Array(0)
+
+/** {@link encodePayload} into `out` (a caller's reused object: no allocation for byte payloads); returns `out`. */
+export function encodePayloadTo (value: unknown, out: EncodedPayload): EncodedPayload {
+  if (value instanceof Uint8Array) {
+    out.bytes = value
+    out.flags = FrameFlag.RAW_PAYLOAD
+  } else {
+    out.bytes = packr.pack(value)
+    out.flags = 0
+  }
+  return out
 }
 
 /**

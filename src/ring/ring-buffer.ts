@@ -292,7 +292,7 @@ export class RingBuffer {
    * @throws RangeError if `bytes.length > maxRecordBytes`.
    */
   tryWrite (bytes: Uint8Array): boolean {
-    if (!this.#append(bytes, undefined, bytes.length)) return false
+    if (!this.#append(bytes, bytes.length, undefined, bytes.length)) return false
     this.publish()
     return true
   }
@@ -303,7 +303,23 @@ export class RingBuffer {
    * @throws RangeError if `a.length + b.length > maxRecordBytes`.
    */
   tryWrite2 (a: Uint8Array, b: Uint8Array): boolean {
-    if (!this.#append(a, b, a.length + b.length)) return false
+    if (!this.#append(a, a.length, b, a.length + b.length)) return false
+    this.publish()
+    return true
+  }
+
+  /**
+   * Like {@link tryWrite2} with the first `headLength` bytes of `head` as
+   * `a`: a header encoded into a reused scratch buffer goes in without a
+   * `subarray()` view (one object per record on a host's send path).
+   * @throws RangeError if `headLength` is not an integer in 0..head.length,
+   *   or the record exceeds maxRecordBytes.
+   */
+  tryWriteHeaded (head: Uint8Array, headLength: number, body: Uint8Array): boolean {
+    if (!(headLength >= 0 && headLength <= head.length && Number.isInteger(headLength))) {
+      throw new RangeError(`headLength must be an integer in 0..${head.length}, got ${String(headLength)}`)
+    }
+    if (!this.#append(head, headLength, body, headLength + body.length)) return false
     this.publish()
     return true
   }
@@ -316,7 +332,7 @@ export class RingBuffer {
    * @throws RangeError if `bytes.length > maxRecordBytes`.
    */
   tryAppend (bytes: Uint8Array): boolean {
-    return this.#append(bytes, undefined, bytes.length)
+    return this.#append(bytes, bytes.length, undefined, bytes.length)
   }
 
   /**
@@ -324,7 +340,7 @@ export class RingBuffer {
    * @throws RangeError if `a.length + b.length > maxRecordBytes`.
    */
   tryAppend2 (a: Uint8Array, b: Uint8Array): boolean {
-    return this.#append(a, b, a.length + b.length)
+    return this.#append(a, a.length, b, a.length + b.length)
   }
 
   /**
@@ -709,7 +725,8 @@ export class RingBuffer {
     return this.#fitsWith(this.#tailCache, need)
   }
 
-  #append (a: Uint8Array, b: Uint8Array | undefined, len: number): boolean {
+  /** Append the record `a[0, aLen) ‖ b` (`len` = aLen + b's length). */
+  #append (a: Uint8Array, aLen: number, b: Uint8Array | undefined, len: number): boolean {
     if (len > this.maxRecordBytes) {
       throw new RangeError(`record of ${len} bytes exceeds maxRecordBytes=${this.maxRecordBytes}`)
     }
@@ -741,13 +758,15 @@ export class RingBuffer {
     // Plain writes; published by the HEAD store in publish().
     dv.setUint32(off, len, true)
     const u8 = this.#u8
+    const whole = aLen === a.length
     if (len < FILL_MIN_BYTES) {
       // Small records (the common case) stay on the inlined set() path.
-      u8.set(a, off + 4)
-      if (b !== undefined) u8.set(b, off + 4 + a.length)
+      if (whole) u8.set(a, off + 4)
+      else for (let i = 0; i < aLen; i++) u8[off + 4 + i] = a[i] as number
+      if (b !== undefined) u8.set(b, off + 4 + aLen)
     } else {
-      copyBytes(u8, off + 4, a)
-      if (b !== undefined) copyBytes(u8, off + 4 + a.length, b)
+      copyBytes(u8, off + 4, whole ? a : a.subarray(0, aLen))
+      if (b !== undefined) copyBytes(u8, off + 4 + aLen, b)
     }
     this.#head = (head + need) >>> 0
     this.#pendingRecords++

@@ -193,7 +193,7 @@ describe('RingBuffer write / drain', () => {
     }
   })
 
-  it('tryWrite2(a, b) stores exactly a‖b', () => {
+  it('tryWrite2(a, b) and tryWriteHeaded(scratch, n, b) store exactly a‖b', () => {
     const ring = RingBuffer.create(4096)
     const cases: Array<[number, number]> = [[0, 0], [0, 5], [5, 0], [1, 1], [3, 4], [8, 1000], [17, 3]]
     for (const [la, lb] of cases) {
@@ -205,6 +205,18 @@ describe('RingBuffer write / drain', () => {
       concat.set(b, la)
       expect(drainAll(ring)).toEqual([concat])
     }
+    // tryWriteHeaded: the first headLength bytes of a larger scratch buffer, small and large records.
+    for (const [la, lb, junk] of [[0, 5, 3], [4, 0, 10], [12, 30, 50], [16, 400, 7], [0, 0, 0]] as const) {
+      const scratch = new Uint8Array(la + junk).fill(0xee)
+      const a = payload(la + 7, la)
+      scratch.set(a)
+      const b = payload(lb + 2000, lb)
+      expect(ring.tryWriteHeaded(scratch, la, b)).toBe(true)
+      expect(drainAll(ring)).toEqual([Uint8Array.of(...a, ...b)])
+    }
+    expect(() => ring.tryWriteHeaded(new Uint8Array(4), 5, new Uint8Array(1))).toThrow(RangeError)
+    expect(() => ring.tryWriteHeaded(new Uint8Array(4), -1, new Uint8Array(1))).toThrow(RangeError)
+    expect(() => ring.tryWriteHeaded(new Uint8Array(4), 1.5, new Uint8Array(1))).toThrow(RangeError)
     // tryAppend2 is the batch form.
     expect(ring.tryAppend2(payload(1, 3), payload(2, 2))).toBe(true)
     expect(ring.isEmpty()).toBe(true)
@@ -503,6 +515,7 @@ describe('Doorbell', () => {
 type Op =
   | { kind: 'write', len: number }
   | { kind: 'write2', len: number, split: number }
+  | { kind: 'headed', len: number, split: number, junk: number }
   | { kind: 'append', len: number }
   | { kind: 'publish' }
   | { kind: 'drain', max: number }
@@ -517,6 +530,8 @@ const lenArb = fc.oneof(
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: lenArb.map((len) => ({ kind: 'write' as const, len })) },
   { weight: 2, arbitrary: fc.tuple(lenArb, fc.nat()).map(([len, s]) => ({ kind: 'write2' as const, len, split: s % (len + 1) })) },
+  // A header in a larger scratch buffer (tryWriteHeaded): only its first `split` bytes are the record's.
+  { weight: 1, arbitrary: fc.tuple(lenArb, fc.nat(), fc.nat({ max: 40 })).map(([len, s, junk]) => ({ kind: 'headed' as const, len, split: s % (len + 1), junk })) },
   { weight: 3, arbitrary: lenArb.map((len) => ({ kind: 'append' as const, len })) },
   { weight: 2, arbitrary: fc.constant({ kind: 'publish' as const }) },
   { weight: 3, arbitrary: fc.integer({ min: 0, max: 12 }).map((max) => ({ kind: 'drain' as const, max })) },
@@ -567,6 +582,7 @@ describe('RingBuffer model-based', () => {
           switch (op.kind) {
             case 'write':
             case 'write2':
+            case 'headed':
             case 'append': {
               const p = payload(seq++, Math.min(op.len, max))
               const expected = modelAppend(p)
@@ -574,6 +590,11 @@ describe('RingBuffer model-based', () => {
               if (op.kind === 'write2') {
                 const split = Math.min(op.split, p.length)
                 got = producer.tryWrite2(p.subarray(0, split), p.subarray(split))
+              } else if (op.kind === 'headed') {
+                const split = Math.min(op.split, p.length)
+                const scratch = new Uint8Array(split + op.junk).fill(0xee)
+                scratch.set(p.subarray(0, split))
+                got = producer.tryWriteHeaded(scratch, split, p.subarray(split))
               } else if (op.kind === 'write') {
                 got = producer.tryWrite(p)
               } else {
