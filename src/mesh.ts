@@ -8,7 +8,7 @@ import { Supervisor, type IoSlot } from './supervisor/supervisor.js'
 import { RingBuffer } from './ring/ring-buffer.js'
 import { InboundKind, INBOUND_ENVELOPE_BYTES, readHandle, readKind } from './actor/inbound-record.js'
 import { decodeControl } from './codec/control.js'
-import { decodeFrame, forEachFrame } from './codec/decode.js'
+import { decodeFrame, forEachFrame, frameScratch } from './codec/decode.js'
 import { encodeHeaderOnlyInto } from './codec/encode.js'
 import { FrameFlag, FrameType, Lane, MAX_LANE, PROTOCOL_VERSION, type FrameHeader } from './codec/frame.js'
 import { encodePayload, encodePayloadTo, decodePayload, type EncodedPayload } from './codec/payload.js'
@@ -217,6 +217,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   readonly #enc: EncodedPayload = { bytes: new Uint8Array(0), flags: 0 }
   readonly #frameHeader: FrameHeader = { version: PROTOCOL_VERSION, type: 0, lane: 0, flags: 0, src: null, dst: null, stream: 0, seq: 0 }
   readonly #prefix: SendRecordPrefix = { seq: 0, enqueuedAt: 0, stream: 0, chunk: 0, flags: 0 }
+  /** Inbound frames are parsed into this one object (forEachFrame `into`), unless a listener re-entered #dispatch (then `#rxFrameBusy`). */
+  readonly #rxFrame = frameScratch()
+  #rxFrameBusy = false
   /** Prompt-ACK threshold for what peers send us (ackEagerBytes of our IO workers' credit). */
   #ackEagerBytes = ackEagerBytes(receiveWindowBytes(0))
   #localPublishes = 0
@@ -889,18 +892,26 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       const stream = rx.stream
       let urgent = false
       // Frames were validated by the IO worker; parsing them again here is cheap and keeps one decoder.
-      forEachFrame(body, undefined, (f) => {
-        if (f.type === FrameType.SKIP) { rx.skip(f.stream, f.seq); return }
-        // Stream 0: an unreliable message, outside sequencing (and never chunked).
-        if (f.stream !== 0 ? rx.accept(f.stream, f.seq) !== 'deliver' : f.type !== FrameType.DATA || (f.flags & (FrameFlag.MORE | FrameFlag.CONTINUATION)) !== 0) return
-        if ((f.flags & FrameFlag.ACK_REQUESTED) !== 0) urgent = true
-        try {
-          this.#deliver(entry, f)
-        } catch (err) {
-          // A throwing listener must not lose the rest of the batch: rethrow it outside the dispatch loop.
-          process.nextTick(() => { throw err })
-        }
-      })
+      // Into one reused object (nothing below keeps `f`), except in a delivery nested in a listener
+      // (e.g. one that closes the mesh), whose outer frame is still being read.
+      const into = this.#rxFrameBusy ? undefined : this.#rxFrame
+      if (into !== undefined) this.#rxFrameBusy = true
+      try {
+        forEachFrame(body, undefined, (f) => {
+          if (f.type === FrameType.SKIP) { rx.skip(f.stream, f.seq); return }
+          // Stream 0: an unreliable message, outside sequencing (and never chunked).
+          if (f.stream !== 0 ? rx.accept(f.stream, f.seq) !== 'deliver' : f.type !== FrameType.DATA || (f.flags & (FrameFlag.MORE | FrameFlag.CONTINUATION)) !== 0) return
+          if ((f.flags & FrameFlag.ACK_REQUESTED) !== 0) urgent = true
+          try {
+            this.#deliver(entry, f)
+          } catch (err) {
+            // A throwing listener must not lose the rest of the batch: rethrow it outside the dispatch loop.
+            process.nextTick(() => { throw err })
+          }
+        }, into)
+      } finally {
+        if (into !== undefined) this.#rxFrameBusy = false
+      }
       if (rx.delivered !== before || rx.stream !== stream) {
         // Everything up to rx.delivered is now the application's: the IO worker acks it,
         // at once if the sender waits for that or much is unacknowledged.

@@ -2,7 +2,7 @@ import { WebSocket, type RawData } from 'ws'
 import { Handshake, type HandshakeAction, type HandshakeConfig, type HandshakeResult, type RejectReason, type DecideStage } from '../handshake/handshake.js'
 import { FrameType, CloseCode, ProtocolReason, STREAM_FRAME_TYPES } from '../codec/frame.js'
 import { encodeFrame } from '../codec/encode.js'
-import { decodeFrames, forEachFrame } from '../codec/decode.js'
+import { decodeFrames, forEachFrame, frameScratch } from '../codec/decode.js'
 import type { CodecLimits } from '../codec/limits.js'
 import { MeshError, ErrorCode } from '../errors.js'
 import type { WorkerLogger } from '../observability/worker-logger.js'
@@ -13,6 +13,9 @@ import type { HeartbeatClient, HeartbeatScheduler } from '../liveness/heartbeat-
 export const WRITE_HIGH_WATER = 512 * 1024
 /** ... and below which we start again. */
 export const WRITE_LOW_WATER = 128 * 1024
+
+/** The validation pass parses every inbound frame into this one object (it only reads the type). */
+const VALIDATED = frameScratch()
 
 /** What a Connection needs from its IO worker. */
 export interface ConnectionOwner {
@@ -232,7 +235,7 @@ export class Connection implements FrameSink {
         } else {
           throw new MeshError(ErrorCode.PROTOCOL, `frame type ${f.type} is not allowed after the handshake`, { details: { reason: ProtocolReason.UNEXPECTED_FRAME, closeCode: CloseCode.PROTOCOL_ERROR, offset: start } })
         }
-      })
+      }, VALIDATED)
     } catch (err) {
       this.#protocolError(err as MeshError)
       return

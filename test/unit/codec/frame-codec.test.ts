@@ -8,7 +8,7 @@ import { DEFAULT_LIMITS, resolveCodecLimits, type CodecLimits } from '../../../s
 import {
   encodeFrame, encodeFrameInto, encodeHeaderInto, encodeHeaderOnlyInto, frameSize, headerSize,
 } from '../../../src/codec/encode.js'
-import { decodeFrame, decodeFrames, forEachFrame, isFrameVersionSupported } from '../../../src/codec/decode.js'
+import { decodeFrame, decodeFrames, forEachFrame, frameScratch, isFrameVersionSupported } from '../../../src/codec/decode.js'
 import { decodeControl, encodeControl, MAX_CONTROL_BYTES } from '../../../src/codec/control.js'
 import { GOLDEN_FRAMES, hexBytes } from '../../fixtures/golden-frames.js'
 
@@ -359,6 +359,14 @@ describe('many frames per message', () => {
       count++
     }
     expect(count).toBe(many.length)
+  })
+
+  it('forEachFrame into a scratch frame: a malformed frame leaves the last good one there', () => {
+    const into = frameScratch()
+    const seen: number[] = []
+    expectProtocol(() => forEachFrame(concat(message, Uint8Array.of(0x99)), undefined, (f) => { seen.push(f.seq) }, into), 'truncated')
+    expect(seen).toEqual(many.map((f) => f.seq))
+    expect(norm(into)).toEqual(norm(many.at(-1)!))
   })
 
   it('trailing garbage after valid frames is an error, not ignored', () => {

@@ -5,7 +5,7 @@ import { MeshError } from '../../../src/errors.js'
 import { FrameType, Lane, PROTOCOL_VERSION, type Frame } from '../../../src/codec/frame.js'
 import { DEFAULT_LIMITS, KNOWN_FRAME_TYPES, type CodecLimits } from '../../../src/codec/limits.js'
 import { encodeFrame, encodeHeaderInto, frameSize } from '../../../src/codec/encode.js'
-import { decodeFrame, decodeFrames, forEachFrame } from '../../../src/codec/decode.js'
+import { decodeFrame, decodeFrames, forEachFrame, frameScratch } from '../../../src/codec/decode.js'
 import { decodeControl, encodeControl } from '../../../src/codec/control.js'
 
 // Run counts: enough to reach every decoder branch many times over, while the
@@ -115,6 +115,16 @@ describe('fuzz: valid frames round-trip', () => {
         i++
       })
       expect(i).toBe(frames.length)
+      // Parsed into one reused object: the same frames, every time that object.
+      const into = frameScratch()
+      let j = 0
+      forEachFrame(msg, undefined, (f) => {
+        expect(f).toBe(into)
+        expect(norm(f)).toEqual(norm(frames[j]!))
+        expect(samePayload(f.payload, frames[j]!.payload)).toBe(true)
+        j++
+      }, into)
+      expect(j).toBe(frames.length)
     }), { numRuns: Math.floor(RUNS / 6) })
   })
 })
