@@ -220,8 +220,6 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   /** Inbound frames are parsed into this one object (forEachFrame `into`), unless a listener re-entered #dispatch (then `#rxFrameBusy`). */
   readonly #rxFrame = frameScratch()
   #rxFrameBusy = false
-  /** Prompt-ACK threshold for what peers send us (ackEagerBytes of our IO workers' credit). */
-  #ackEagerBytes = ackEagerBytes(receiveWindowBytes(0))
   #localPublishes = 0
   #status: MeshStatus = { state: 'healthy', members: 0, reachable: 0, unreachable: 0 }
   #routes: RouteInfo[] = []
@@ -304,8 +302,6 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     const level = typeof this.#log.level === 'string' ? this.#log.level : 'info'
     // The inbound ring must hold several of the largest WebSocket messages.
     const ringBytes = Math.max(this.#opts.ringBytes, 4 * (MAX_WS_MESSAGE_BYTES + FRAME_OVERHEAD + 64))
-    // Our IO workers grant credit by their inbound ring's size (its header aside).
-    this.#ackEagerBytes = ackEagerBytes(receiveWindowBytes(ringBytes))
     this.#sup = new Supervisor({
       selfId: this.id,
       identityDer: identity.privateDer,
@@ -435,7 +431,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       if (n < 0) return Promise.reject(new MeshError(ErrorCode.PROTOCOL, 'internal: frame header does not fit its scratch buffer'))
       if (laneRoom(entry.ring, laneNo, n + bytes.length) && entry.ring.tryWriteHeaded(this.#header, n, bytes)) {
         entry.seq = seq
-        entry.unaskedBytes = asked & FrameFlag.ACK_REQUESTED ? 0 : entry.unaskedBytes + bytes.length
+        this.#queued(entry, asked, bytes.length)
         this.#wake(entry, true)
         if (type !== FrameType.SUBSCRIBE) { entry.messagesSent++; entry.bytesSent += bytes.length }
         const durable = this.#persist(entry, seq, seq, now, n, bytes)
@@ -468,6 +464,11 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    */
   #askFlag (entry: PeerEntry, bytes: number): number {
     return asksForAck(entry.unaskedBytes, bytes, entry.ring.capacity) ? FrameFlag.ACK_REQUESTED : 0
+  }
+
+  /** A record of `bytes` with frame `flags` is in the peer's queue: count it towards the next ask, or start over if it asked. */
+  #queued (entry: PeerEntry, flags: number, bytes: number): void {
+    entry.unaskedBytes = (flags & FrameFlag.ACK_REQUESTED) !== 0 ? 0 : entry.unaskedBytes + bytes
   }
 
   /** Encode the send-queue record prefix and frame header of one chunk into the scratch buffer. */
@@ -573,7 +574,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       if (!laneRoom(entry.ring, p.laneNo, n + part.length)) return Math.min(entry.ring.maxRecordBytes, n + part.length + laneReserve(entry.ring, p.laneNo))
       if (!entry.ring.tryWriteHeaded(this.#header, n, part)) return n + part.length
       entry.seq = seq
-      entry.unaskedBytes = cflags & FrameFlag.ACK_REQUESTED ? 0 : entry.unaskedBytes + part.length
+      this.#queued(entry, cflags, part.length)
       if (i === 0) p.first = seq
       p.last = seq
       p.next++
@@ -918,7 +919,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         // Otherwise the worker finds the progress when it next sends to the
         // peer (the ACK rides along) or by its ACK timer: no wake-up here.
         entry.ackBytes += body.length
-        const prompt = urgent || entry.ackBytes >= this.#ackEagerBytes || rx.stream !== stream
+        // The threshold follows the credit the IO worker grants, from the same ring size it uses.
+        const prompt = urgent || entry.ackBytes >= ackEagerBytes(receiveWindowBytes(slot.inbound.sab.byteLength)) || rx.stream !== stream
         if (prompt) {
           entry.ackBytes = 0
           entry.board.markUrgent()
@@ -1402,7 +1404,6 @@ function reviveError (err: unknown): MeshError {
 export async function createMesh (options?: MeshOptions): Promise<Mesh> {
   return await Mesh.create(options)
 }
-
 
 /**
  * Room a record on `laneNo` must leave free in a send queue: bulk messages

@@ -19,7 +19,8 @@
 import { Worker } from 'node:worker_threads'
 import { randomBytes } from 'node:crypto'
 import { RingBuffer } from '../../src/ring/ring-buffer.js'
-import { copyBytes } from '../../src/ring/copy-bytes.js'
+import { copyBytes, copyOut } from '../../src/ring/copy-bytes.js'
+import { CHUNK_BYTES } from '../../src/io/io-worker.js'
 import { BORROW_MIN_BYTES } from '../../src/codec/payload-lender.js'
 import { serve, type FloodResult } from '../lib/ipc.js'
 import { FloodClock, RateMeter, defaultTickBytes } from '../lib/measure.js'
@@ -51,10 +52,11 @@ async function message<T> (w: Worker, key: string): Promise<T> {
 
 /** The receiving host: copy every record out of the ring, count it. */
 async function drainLoop (ring: RingBuffer): Promise<void> {
-  const lent = new Uint8Array(64 * 1024)
+  // What the receiving host of meshwork does: borrowPayloads' size range into one reused buffer, else a fresh copy.
+  const lent = new Uint8Array(CHUNK_BYTES)
   const take = (rec: Uint8Array): void => {
     if (rec.length >= BORROW_MIN_BYTES && rec.length <= lent.length) copyBytes(lent, 0, rec)
-    else copyBytes(Buffer.allocUnsafe(rec.length), 0, rec)
+    else copyOut(rec)
     meter.hit(rec.length)
   }
   for (;;) {

@@ -30,6 +30,7 @@ import type { FloorNodeApi } from '../procs/floor-node.js'
 import type { EldSummary, FloodResult, RateResult } from '../lib/ipc.js'
 import { procUrl, type Child } from '../lib/child.js'
 import { BORROW_MIN_BYTES } from '../../src/codec/payload-lender.js'
+import { CHUNK_BYTES } from '../../src/io/io-worker.js'
 import type { ResultRecord, RunOptions, Scenario, ScenarioOutput } from '../lib/scenario.js'
 import { fixed, int, KiB, max, median, MiB, ratio, ratioCell, round, sizeName } from '../lib/stats.js'
 
@@ -67,8 +68,8 @@ export interface Round {
 /** An idle process measuring its own event-loop delay during each round (see procs/mesh-node.ts `eldProbe`). */
 export type EldProbe = Child<MeshNodeApi>
 
-/** Sizes the borrowing side runs: payloads a `borrowPayloads` receiver lends (8 KiB up to one frame). */
-function lends (size: number): boolean { return size >= BORROW_MIN_BYTES && size <= 64 * KiB }
+/** Sizes the borrowing side runs: payloads a `borrowPayloads` receiver lends (8 KiB up to one frame, as mesh.ts's PayloadLender). */
+function lends (size: number): boolean { return size >= BORROW_MIN_BYTES && size <= CHUNK_BYTES }
 
 /** A receiver silent this long has drained the previous round's backlog. */
 const QUIET_MS = 100
@@ -373,7 +374,8 @@ export const throughput: Scenario = {
   timeoutMs (o) {
     const t = timing(o)
     const sides = t.sizes.reduce((n, size) => n + (lends(size) ? 4 : 3), 0)
-    return 3 * PAIR_SETUP_MS + sides * t.rounds * (t.warmupMs + t.measureMs + ROUND_SLACK_MS)
+    // Four pairs (raw, mesh, borrowing mesh, floor) and the probe.
+    return 5 * PAIR_SETUP_MS + sides * t.rounds * (t.warmupMs + t.measureMs + ROUND_SLACK_MS)
   },
   async run (o): Promise<ScenarioOutput> {
     const t = timing(o)
