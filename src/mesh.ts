@@ -753,9 +753,11 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   /** Every peer this node has linked with (current state included). */
   peers (): PeerInfo[] {
     return [...this.#peers.values()].filter((e) => e.handle !== 0 || e.info.state !== 'connecting').map((e) => {
-      // The IO worker keeps the latest RTT in shared memory: fresh without a wake-up per pong.
+      // The IO worker keeps the latest RTT in shared memory: fresh without a
+      // wake-up per pong. (A sample of 0 is one: falling back to the last
+      // event's value for it showed a stale RTT.)
       const rtt = e.board.rtt()
-      return { ...e.info, ...(rtt > 0 && e.slot !== undefined ? { rttMs: rtt } : {}), lanes: [...e.info.lanes] }
+      return { ...e.info, ...(rtt >= 0 && e.slot !== undefined ? { rttMs: rtt } : {}), lanes: [...e.info.lanes] }
     })
   }
 

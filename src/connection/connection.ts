@@ -349,16 +349,16 @@ export class Connection implements FrameSink {
   /** This connection as the worker's HeartbeatScheduler sees it. */
   readonly #hbClient: HeartbeatClient = {
     heartbeatDeadline: () => this.#health?.nextDeadline() ?? Infinity,
-    onHeartbeatTimer: (now) => { this.#onHealthTimer(now) },
+    onHeartbeatTimer: (now, clock) => { this.#onHealthTimer(now, clock) },
   }
 
-  #onHealthTimer (now: number): void {
+  #onHealthTimer (now: number, clock: number): void {
     const hm = this.#health
     if (hm === undefined || this.#state !== 'open') return
     // While we hold the socket paused (our host is not keeping up), the peer's
     // frames wait in the kernel: their silence is our doing, not a failure.
     if (this.#paused) hm.onActivity(now)
-    hm.tick(now)
+    hm.tick(now, clock)
     this.#drainHealth()
   }
 

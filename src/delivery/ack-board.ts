@@ -24,7 +24,8 @@
  *                   its restarted self would reuse). +Infinity without a
  *                   durable outbox.
  *  f64[5] rttMs     (byte 40) latest heartbeat RTT, written by the worker on
- *                   every pong, read by the host when asked (no wake-up)
+ *                   every pong, read by the host when asked (no wake-up);
+ *                   -1 before the first (0 is a sample, not "none")
  *  f64[4] dropped   (byte 32) unreliable messages the actor discarded
  *                   oldest-first (sendQueue.policy 'drop-oldest'); written
  *                   by the worker only, read by the host for metrics.
@@ -72,6 +73,7 @@ export class AckBoard {
   static create (durable = false): AckBoard {
     const b = new AckBoard(new SharedArrayBuffer(BOARD_BYTES))
     b.#f64[COMMITTED_F64] = durable ? 0 : Infinity
+    b.#f64[RTT_F64] = -1
     return b
   }
   static attach (sab: SharedArrayBuffer): AckBoard {
@@ -135,7 +137,7 @@ export class AckBoard {
 
   /** Worker: the latest heartbeat RTT. */
   setRtt (ms: number): void { this.#f64[RTT_F64] = ms }
-  /** The latest heartbeat RTT in ms (0 before the first pong). */
+  /** The latest heartbeat RTT in ms (-1 before the first pong). */
   rtt (): number { return this.#f64[RTT_F64] as number }
 
   /** Worker: count unreliable messages it discarded. */

@@ -295,7 +295,9 @@ export class HealthMonitor {
         if (s < seq) this.#pingsLost++ // a newer one was answered: this one never will be
         this.#outstanding.delete(s)
       }
-      this.#recordRtt(t - sentAt)
+      // The clock as read, not `t`: time advanced past it by a rounded-up
+      // tick (see tick()) is not part of the round trip.
+      this.#recordRtt(Math.max(0, now - sentAt))
       this.#pingsAnswered++
       sampled = true
     }
@@ -320,8 +322,15 @@ export class HealthMonitor {
    * (or after) {@link nextDeadline}; calling it earlier or more often is
    * harmless. A tick that comes several intervals late sends one ping, not a
    * burst, and may go straight from `healthy` to `dead` (one transition).
+   *
+   * `clock` is the clock's actual reading when the owner ticks a deadline it
+   * rounds up to (a timer that fires a fraction of a millisecond early, see
+   * heartbeat-scheduler.ts): a ping sent now is timed from `clock`, so its RTT
+   * is the real one. Timing it from the deadline in the future made a pong
+   * that came back within that fraction an RTT of 0, and every other one
+   * short by up to the fraction. Default: `now`.
    */
-  tick (now: number): void {
+  tick (now: number, clock: number = now): void {
     if (this.#phase !== Phase.RUNNING || this.#state === HealthState.DEAD) return
     const t = this.#advance(now)
     // Liveness first: proof of life fed before this tick has already moved
@@ -338,7 +347,7 @@ export class HealthMonitor {
       this.#transition(HealthState.UNHEALTHY)
     }
     if (t >= this.#nextPingAt) {
-      this.#sendPing(t)
+      this.#sendPing(Math.min(t, clock))
       // Stay on the grid anchored at start(); skip slots a late tick missed.
       const behind = Math.floor((t - this.#nextPingAt) / this.#intervalMs) + 1
       this.#nextPingAt += behind * this.#intervalMs

@@ -24,8 +24,12 @@
 export interface HeartbeatClient {
   /** When {@link onHeartbeatTimer} must run next (ms on the scheduler's clock); `Infinity` = never. */
   heartbeatDeadline (): number
-  /** The deadline has come: tick the health monitor at `now` (≥ the deadline). */
-  onHeartbeatTimer (now: number): void
+  /**
+   * The deadline has come: tick the health monitor at `now` (≥ the deadline).
+   * `clock` is the clock's actual reading, up to DUE_SLACK_MS earlier than
+   * `now` when the timer fired that much early: what a ping sent now is timed from.
+   */
+  onHeartbeatTimer (now: number, clock: number): void
 }
 
 /** Clock and timer functions, injectable for tests. */
@@ -122,7 +126,7 @@ export class HeartbeatScheduler {
       if (!this.#clients.has(c)) continue // removed by an earlier client's tick
       let d = c.heartbeatDeadline()
       if (d <= now + DUE_SLACK_MS) {
-        c.onHeartbeatTimer(Math.max(now, d))
+        c.onHeartbeatTimer(Math.max(now, d), now)
         if (!this.#clients.has(c)) continue
         d = c.heartbeatDeadline()
       }

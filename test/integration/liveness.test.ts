@@ -80,6 +80,33 @@ describe('liveness: heartbeats in the IO workers', () => {
     })
   })
 
+  it('peers().rttMs follows the heartbeat samples of both ends: never 0, never an older sample again', async () => {
+    // A ping timed from a deadline rounded up by the scheduler (its timer fired
+    // early) measured 0 for a fast pong, and peers() then showed the RTT of an
+    // old event instead: at a 10 ms beat, a few stale samples a second.
+    const hb = { heartbeat: { intervalMs: 10, missesUnhealthy: 10, missesDead: 20 } }
+    const a = await makeMesh(hb)
+    const b = await makeMesh(hb)
+    await b.connect(a.addresses[0] as string)
+    const seen = { a: [] as number[], b: [] as number[] }
+    const end = performance.now() + 1500
+    while (performance.now() < end) {
+      for (const [m, other, list] of [[a, b, seen.a], [b, a, seen.b]] as const) {
+        const r = m.peers().find((p) => p.id === other.id)?.rttMs
+        if (r !== undefined && r !== list.at(-1)) list.push(r)
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1))
+    }
+    for (const list of [seen.a, seen.b]) {
+      expect(list.length).toBeGreaterThan(20)
+      expect(list.filter((r) => !(r > 0))).toEqual([])
+    }
+    // The dialer's own samples are full-resolution floats, so distinct samples
+    // differ: one seen again after another was stale. (The listener's come in
+    // whole µs in the pings, where equal samples do happen.)
+    expect(seen.b.filter((r, i) => seen.b.indexOf(r) !== i)).toEqual([])
+  })
+
   it('kill -9 of a peer: peer:down promptly (the socket closes)', async () => {
     const child = await spawnNode(FAST)
     const a = await makeMesh(FAST)

@@ -175,6 +175,26 @@ describe('HealthMonitor RTT', () => {
     expect(hm.rttStats().count).toBe(2)
   })
 
+  it('times a ping from the clock as read when its tick is a deadline rounded up, not from the deadline', () => {
+    // The scheduler ticks a deadline up to 1 ms ahead when its timer fires
+    // that early. Timing the ping from the deadline made a pong that came back
+    // within that fraction an RTT of 0 (and peers() then showed a stale RTT).
+    const { hm, first } = started(FAST, 1_000)
+    expect(hm.onPong(first.seq, 1_001)).toBe(true)
+    hm.tick(1_100, 1_099.3)
+    const [p1] = pings(drain(hm))
+    expect(p1).toEqual({ kind: 'send-ping', seq: 1, sentAt: 1_099.3 })
+    expect(hm.onPong(1, 1_099.7)).toBe(true)
+    expect(hm.rttMs).toBeCloseTo(0.4, 9)
+    // The grid stays where it was: the next ping is due at 1_200.
+    expect(hm.nextDeadline()).toBe(1_200)
+    // A late pong after a rounded-up tick: still clock − sentAt.
+    hm.tick(1_200, 1_199.5)
+    const [p2] = pings(drain(hm))
+    expect(hm.onPong(p2!.seq, 1_203.5)).toBe(true)
+    expect(hm.rttMs).toBeCloseTo(4, 9)
+  })
+
   it('ignores unknown seqs (never sent) for RTT, but counts the pong as proof of life', () => {
     const { hm } = started(FAST, 0)
     hm.tick(300)

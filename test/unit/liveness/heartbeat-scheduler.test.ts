@@ -90,6 +90,16 @@ describe('HeartbeatScheduler', () => {
     expect(ok.pings.at(-1)).toBe(12_000)
   })
 
+  it('a client due within the slack is ticked at its deadline and told the clock as read', () => {
+    const clock = new FakeClock()
+    const sched = new HeartbeatScheduler(clock)
+    const seen: Array<[string, number, number]> = []
+    sched.add({ heartbeatDeadline: () => seen.length === 0 ? 100 : Infinity, onHeartbeatTimer: (now, clock) => { seen.push(['a', now, clock]) } })
+    sched.add({ heartbeatDeadline: () => seen.length < 2 ? 100.6 : Infinity, onHeartbeatTimer: (now, clock) => { seen.push(['b', now, clock]) } })
+    clock.run(100)
+    expect(seen).toEqual([['a', 100, 100], ['b', 100.6, 100]])
+  })
+
   it('a deadline that moved earlier is honoured (wake), one that moved later costs at most one spurious wake-up', () => {
     const clock = new FakeClock()
     const sched = new HeartbeatScheduler(clock)
