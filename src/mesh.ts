@@ -406,6 +406,22 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     }
     // Either way the worker serving the peer looks: it sends, or sheds the oldest.
     this.#wake(entry)
+    return this.#settled(id)
+  }
+
+  /**
+   * The promise of a send that is done at once. A `for (;;) await send()`
+   * loop whose sends all resolve at once would never let the event loop turn
+   * (the host's own timers and I/O, and our inbound dispatch, would starve):
+   * every YIELD_EVERY such sends, or after YIELD_AFTER_MS, one resolves on the
+   * next macrotask instead. Reliable and unreliable sends count together.
+   */
+  #settled (id: string): Promise<string> {
+    if (++this.#sinceYield >= YIELD_EVERY || (this.#sinceYield & 31) === 0 && performance.now() - this.#lastYield > YIELD_AFTER_MS) {
+      this.#sinceYield = 0
+      this.#lastYield = performance.now()
+      return new Promise((resolve) => { setImmediate(resolve, id) })
+    }
     return Promise.resolve(id)
   }
 
@@ -439,17 +455,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           return durable.then(async () => ack ? await this.#ackPromise(entry, seq, seq, signal) : decimal(seq))
         }
         if (ack) return this.#ackPromise(entry, seq, seq, signal)
-        // A `for (;;) await send()` loop whose sends all resolve at once would
-        // never let the event loop turn (the host's own timers and I/O, and our
-        // inbound dispatch, would starve). Every YIELD_EVERY immediate sends, one
-        // resolves on the next macrotask instead.
-        if (++this.#sinceYield >= YIELD_EVERY || (this.#sinceYield & 31) === 0 && performance.now() - this.#lastYield > YIELD_AFTER_MS) {
-          this.#sinceYield = 0
-          this.#lastYield = performance.now()
-          const id = decimal(seq)
-          return new Promise((resolve) => { setImmediate(resolve, id) })
-        }
-        return Promise.resolve(decimal(seq))
+        return this.#settled(decimal(seq))
       }
     }
     // Copy: the caller may reuse its buffer, and msgpackr reuses its own, while

@@ -221,6 +221,20 @@ describe('unreliable messages ({ reliable: false })', () => {
     await expect(a.send(b.id, 1, { reliable: false, ack: true })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' })
   })
 
+  it('a `for (;;) await send()` loop of them still lets the event loop turn (a timer stops it), as a reliable one does', async () => {
+    const [a, b] = await makePair()
+    for (const opts of [{ reliable: false }, {}]) {
+      // Sends that all resolve at once never leave the microtask queue unless
+      // the mesh resolves one on a macrotask now and then: the timer below
+      // would never fire (the loop is bounded so a regression fails instead of hanging).
+      let stop = false
+      setTimeout(() => { stop = true }, 20)
+      let sent = 0
+      while (!stop && sent < 2_000_000) { await a.send(b.id, sent, opts); sent++ }
+      expect(stop).toBe(true)
+    }
+  })
+
   for (const policy of ['drop-oldest', 'drop-newest'] as const) {
     it(`follow sendQueue.policy '${policy}' while the peer is away; every drop is counted`, async () => {
       const { a, bid, comeBack } = await awayPeer({ sendQueue: { capacityBytes: 256 * 1024, policy } })
