@@ -18,7 +18,8 @@
  *    GC of every heap, net of the V8 heaps' free page space) from 5 s into
  *    the slow phase to its end, against the queue budgets + 20 % (plain RSS
  *    growth, against the warm phase, and peak RSS growth are reported too);
- *    heartbeat RTT p99 against idle; peer:down count.
+ *    heartbeat RTT p99 (100 ms beats) against 10 s idle of the same pair,
+ *    warm, after the fast phase; peer:down count.
  *
  * @module
  */
@@ -266,6 +267,9 @@ async function bulk (o: RunOptions): Promise<{ record: ResultRecord; row: string
 
 // ---- d. slow consumer ----
 
+/** Idle window of the slow-consumer pair (heartbeat 100 ms: ~100 RTT samples). */
+const IDLE_RTT_MS = 10_000
+
 async function slowConsumer (o: RunOptions): Promise<{ records: ResultRecord[]; row: string[] }> {
   const size = 4096
   const sendQueue = 1 * MiB
@@ -275,11 +279,15 @@ async function slowConsumer (o: RunOptions): Promise<{ records: ResultRecord[]; 
   const slowMs = o.durationMs ?? (o.quick ? 3_000 : 30_000)
   const p = await nodePair(o, 'slow consumer', { heartbeatMs: 100 }, { heartbeatMs: 100, sendQueueBytes: sendQueue })
   try {
-    await p.send.call('rttStart', { to: p.to, everyMs: 10 }, 5_000)
-    await new Promise((resolve) => { setTimeout(resolve, o.quick ? 1_000 : 5_000) })
-    const idle = await p.send.call('rttStop', null, 5_000)
     const warm = await p.send.call('produce', { to: p.to, size, durationMs: warmMs, first: 0 }, warmMs + 30_000)
     await p.recv.call('waitCount', { count: warm.accepted, timeoutMs: 30_000 }, 40_000)
+    // The idle reference: the same pair, warm (after the fast phase, everything
+    // delivered) and long enough for a p99 (~100 beats). Taken right after the
+    // link came up it was ~50 beats of a cold pair, and its p99 (the worst of
+    // them, up to 14 ms) made the "< 2× idle" test easy.
+    await p.send.call('rttStart', { to: p.to, everyMs: 10 }, 5_000)
+    await new Promise((resolve) => { setTimeout(resolve, o.quick ? 1_000 : IDLE_RTT_MS) })
+    const idle = await p.send.call('rttStop', null, 5_000)
     const fastRate = warm.accepted / (warmMs / 1000)
     const base = await Promise.all([p.send.call('memPeak', null, 5_000), p.recv.call('memPeak', null, 5_000)])
     const settledWarm = await Promise.all([p.send.call('memSettled', null, 10_000), p.recv.call('memSettled', null, 10_000)])
@@ -385,7 +393,7 @@ export const reliability: Scenario = {
         'Two processes per figure on loopback. a: median of interleaved rounds (raw ws, mesh unreliable, mesh reliable), counted at the receiver\'s `message` handler; the unreliable flood sends `{ reliable: false }` (default queue policy drop-oldest: what the queue cannot take is dropped and counted), so its figure is what got through. ' +
         'b: `request()` to a handler returning its payload; 64 loops each with one request outstanding; paced = one request every 1 ms on a fixed schedule (setTimeout, ~1 ms jitter; the loop is never spun), RTT per request from its actual start, measured after 5 s of the same paced requests (a fresh process is slower while V8 compiles the paced path; the warm-up\'s p99 is shown); baseline: raw ws echo paced the same way (and back to back). ' +
         'c: 1 MiB messages on lane \'bulk\' (64 KiB frames), heartbeat every 10 ms, 8 rounds; RTT = the IO worker\'s heartbeat samples read from `peers()[].rttMs` (polled every 1 ms; a new value is a new sample), sender side unless stated; idle windows of the same pair interleaved; Linux: how long the two processes\' threads were ready to run but had no CPU (/proc schedstat run-queue wait, ms per s of the window, all threads summed, and the most-delayed thread). ' +
-        'd: producer `for (;;) await send()` of 4 KiB messages, sendQueue 1 MiB; consumer listener busy-spins so it takes 1 % of the warm (fast-consumer) rate; RSS peaks sampled every 100 ms, every 8 received and 64 sent messages; budget = 1.2 × (send queue + credit) for the producer, 1.2 × inbound ring for the consumer. The figure: growth of what each process holds, RSS after a full GC of every heap (main thread, IO and router workers) less those heaps\' free page space (resident pages − live objects: V8\'s sizing), from 5 s into the slow phase to its end, the backlog queued at both; also shown: the plain RSS growth and its V8 page slack, the same against the end of the warm phase (same traffic, fast consumer, caught up), the growth of the V8 heaps\' live objects between those points, and the growth of the peak RSS (sampled every 100 ms, every 8 received and 64 sent messages) over the warm phase\'s peak, which is mostly garbage not yet collected.',
+        'd: producer `for (;;) await send()` of 4 KiB messages, sendQueue 1 MiB; consumer listener busy-spins so it takes 1 % of the warm (fast-consumer) rate; RSS peaks sampled every 100 ms, every 8 received and 64 sent messages; budget = 1.2 × (send queue + credit) for the producer, 1.2 × inbound ring for the consumer; heartbeat every 100 ms, idle RTT from 10 s of the warm pair after the fast phase (all delivered). The figure: growth of what each process holds, RSS after a full GC of every heap (main thread, IO and router workers) less those heaps\' free page space (resident pages − live objects: V8\'s sizing), from 5 s into the slow phase to its end, the backlog queued at both; also shown: the plain RSS growth and its V8 page slack, the same against the end of the warm phase (same traffic, fast consumer, caught up), the growth of the V8 heaps\' live objects between those points, and the growth of the peak RSS (sampled every 100 ms, every 8 received and 64 sent messages) over the warm phase\'s peak, which is mostly garbage not yet collected.',
       ],
     }
   },
