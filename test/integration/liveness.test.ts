@@ -101,10 +101,13 @@ describe('liveness: heartbeats in the IO workers', () => {
       expect(list.length).toBeGreaterThan(20)
       expect(list.filter((r) => !(r > 0))).toEqual([])
     }
-    // The dialer's own samples are full-resolution floats, so distinct samples
-    // differ: one seen again after another was stale. (The listener's come in
-    // whole µs in the pings, where equal samples do happen.)
-    expect(seen.b.filter((r, i) => seen.b.indexOf(r) !== i)).toEqual([])
+    // The dialer's own samples are ns-resolution floats, so distinct samples
+    // rarely coincide (~2 % of runs see one pair among ~150 samples): a value
+    // seen again is almost always a stale one shown again. The bug showed 25+
+    // a run. (The listener's come in whole µs in the pings, where equal
+    // samples are common.)
+    const again = seen.b.filter((r, i) => seen.b.indexOf(r) !== i)
+    expect(again.length, `samples seen again: ${again.join(', ')}`).toBeLessThanOrEqual(2)
   })
 
   it('kill -9 of a peer: peer:down promptly (the socket closes)', async () => {
