@@ -222,16 +222,23 @@ describe('unreliable messages ({ reliable: false })', () => {
   })
 
   it('a `for (;;) await send()` loop of them still lets the event loop turn (a timer stops it), as a reliable one does', async () => {
-    const [a, b] = await makePair()
+    // A 64 MiB queue: the reliable loop must not be let out by a full queue
+    // (a send that waits for room yields anyway) before the timer is due.
+    const [a, b] = await makePair({ sendQueue: { capacityBytes: 64 * 1024 * 1024 } })
     for (const opts of [{ reliable: false }, {}]) {
       // Sends that all resolve at once never leave the microtask queue unless
       // the mesh resolves one on a macrotask now and then: the timer below
-      // would never fire (the loop is bounded so a regression fails instead of hanging).
+      // would fire only when the loop ends (bounded, so a regression fails instead of hanging).
       let stop = false
-      setTimeout(() => { stop = true }, 20)
+      let late = Infinity
+      const due = performance.now() + 20
+      setTimeout(() => { stop = true; late = performance.now() - due }, 20)
       let sent = 0
       while (!stop && sent < 2_000_000) { await a.send(b.id, sent, opts); sent++ }
       expect(stop).toBe(true)
+      // A turn every 512 sends or 2 ms: the timer runs about on time (a loop
+      // that never yields holds it for its ~1-2 s; the margin is for a loaded box).
+      expect(late, JSON.stringify(opts)).toBeLessThan(300)
     }
   })
 
