@@ -837,6 +837,11 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     return { discarded: this.#discarded, peers }
   }
 
+  /** @internal test hook: as a relay, drop the next `count` envelopes for `to` that pass through this node (a lossy relay). */
+  async _dropRelayed (to: string, count: number): Promise<void> {
+    await Promise.all(this.#sup.slots.map(async (s) => { await s.api.dropRelayed(to, count) }))
+  }
+
   /** @internal test hook: crash IO worker `index` (it is restarted). */
   _crashIoWorker (index = 0): void { this.#sup.crashIo(index) }
 

@@ -67,6 +67,8 @@ export interface IoWorkerApi {
   collectGarbage (): Promise<HeapAfterGc | null>
   /** Test hook: crash this worker with an uncaught exception. */
   crash (): void
+  /** Test hook: as a relay, drop the next `count` FORWARD envelopes for `to` (a lossy relay; counted as dropped 'test'). */
+  dropRelayed (to: string, count: number): Promise<void>
 }
 
 /** What an IO worker exposes to the router (on its controlPort). */

@@ -56,8 +56,11 @@ export const FrameType = {
    */
   ACK: 33,
   /**
-   * The sender gave up on (expired) every sequence up to `seq` of `stream`:
-   * the receiver must not wait for them. Travels in stream order.
+   * Every sequence up to `seq` of `stream` is settled: the sender gave up on
+   * (expired) them, or, sent as the stream's base ahead of the first frame
+   * after each rewind (a new connection, a routed stream's timeout), they were
+   * acknowledged. The receiver must not wait for them; one with no state for
+   * `stream` starts after `seq` (else only at seq 1). Travels in stream order.
    */
   SKIP: 34,
   /** A request (reliable stream frame): payload is msgpack `[id, method, value]`. */

@@ -383,8 +383,7 @@ export class PeerActor {
       put(this.#out(this.#inner.subarray(0, innerOff)))
       innerOff = 0
     }
-    if (this.window.canSend(limit)) this.window.next((raw) => {
-      if (full || conn.writeBlocked) return false
+    const frame = (raw: Uint8Array): void => {
       if (!relay) put(raw)
       else if (raw.length > INNER_BATCH_BYTES) {
         flushInner()
@@ -394,6 +393,18 @@ export class PeerActor {
         copyBytes(this.#inner, innerOff, raw)
         innerOff += raw.length
       }
+    }
+    // After a rewind the stream's base goes first, in the same envelope as
+    // what follows it when routed (see SendWindow.base): lost or kept together.
+    let base = this.window.base()
+    if (this.window.canSend(limit)) this.window.next((raw) => {
+      if (full || conn.writeBlocked) return false
+      if (base !== undefined) {
+        frame(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.SKIP, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: base.stream, seq: base.seq, payload: null }))
+        this.window.baseSent()
+        base = undefined
+      }
+      frame(raw)
       total += raw.length
       // Stop after a batch's worth so one busy peer cannot starve the others; the loop comes back.
       if (total >= BATCH_BYTES - 1024) full = true

@@ -11,9 +11,12 @@
  * when the sender rewinds.
  *
  * A stream the receiver has no state for (a new epoch: the sender restarted
- * without a durable outbox, or this receiver restarted) starts at whatever
- * frame comes first: the sender always resumes at its oldest unacknowledged
- * frame, and everything before that was acknowledged, i.e. taken.
+ * without a durable outbox, or this receiver restarted) starts at seq 1, or
+ * where the sender's base says: after every rewind the sender puts a SKIP
+ * to the seq before its oldest unacknowledged frame ahead of that frame
+ * (everything up to it was taken, or given up on). Any other first frame is
+ * dropped as a gap: it is not the start when a relay lost the frames before
+ * it (routed streams rewind on a timeout, and the base comes again).
  *
  * @module
  */
@@ -41,6 +44,8 @@ export class ReceiveStream {
    */
   accept (stream: number, seq: number): Verdict {
     if (stream !== this.stream) {
+      // Not the start of the stream, and no base for it yet: see the module comment.
+      if (seq !== 1) { this.gaps++; return 'gap' }
       this.stream = stream
       this.delivered = seq
       return 'deliver'
@@ -51,7 +56,11 @@ export class ReceiveStream {
     return 'deliver'
   }
 
-  /** The sender gave up on everything up to `seq` (SKIP frame): do not wait for it. */
+  /**
+   * The sender gave up on, or was acknowledged, everything up to `seq` (SKIP
+   * frame: after expiry, and as the stream's base after each rewind): do not
+   * wait for it. For an unknown epoch this starts the stream after `seq`.
+   */
   skip (stream: number, seq: number): void {
     if (stream !== this.stream) { this.stream = stream; this.delivered = seq; return }
     if (seq > this.delivered) this.delivered = seq

@@ -39,6 +39,8 @@ export class SendWindow {
   readonly #rd: SendRecordReader
   #cursor: number
   #window = INITIAL_WINDOW_BYTES
+  /** The next record sent must be preceded by the stream's base (see {@link base}). */
+  #baseDue = true
 
   constructor (ring: RingBuffer) {
     this.ring = ring
@@ -73,8 +75,31 @@ export class SendWindow {
   /** Anything not yet acknowledged (sent or not)? */
   get pending (): boolean { return this.ring.hasDataAt(this.ring.readStart) }
 
-  /** Start over from the oldest unacknowledged record (a new connection). */
-  rewind (): void { this.#cursor = this.ring.readStart }
+  /** Start over from the oldest unacknowledged record (a new connection, or a relayed stream's timeout). */
+  rewind (): void {
+    this.#cursor = this.ring.readStart
+    this.#baseDue = true
+  }
+
+  /**
+   * Where the stream resumes, owed ahead of the first record sent after a
+   * rewind (and after construction): the record's epoch and the seq before it.
+   * Everything up to that seq was acknowledged or given up on, so a receiver
+   * with no state for the epoch may start there; without it, such a
+   * receiver could not tell a resumed stream from one whose first frames a
+   * relay dropped (it would take the first frame to arrive as the start and
+   * silently lose those before it). Undefined when none is owed, or nothing
+   * is queued to send.
+   */
+  base (): { stream: number; seq: number } | undefined {
+    if (!this.#baseDue) return undefined
+    let b: { stream: number; seq: number } | undefined
+    this.ring.peekAt(this.#cursor, (at) => { b = { stream: this.#rd.stream(at), seq: this.#rd.seq(at) - 1 }; return false })
+    return b
+  }
+
+  /** The base went out ahead of the record at the cursor. */
+  baseSent (): void { this.#baseDue = false }
 
   /**
    * Visit records to send, in order, while credit lasts (with nothing in flight

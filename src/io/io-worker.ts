@@ -237,6 +237,7 @@ export class IoWorker implements ConnectionOwner {
       halt: async () => { this.halt() },
       collectGarbage: async () => collectGarbage(),
       crash: () => { setImmediate(() => { throw new Error('meshwork test hook: IO worker crash requested') }) },
+      dropRelayed: async (to, count) => { if (count > 0) this.#testDrops.set(to, count); else this.#testDrops.delete(to) },
     }
   }
 
@@ -608,6 +609,18 @@ export class IoWorker implements ConnectionOwner {
   /** Frames relayed for other nodes, and those dropped by reason (hop limit, no route, bad inner frame). */
   readonly relay = { forwarded: 0, delivered: 0, dropped: {} as Record<string, number>, retransmits: 0 }
 
+  /** Test hook (IoWorkerApi.dropRelayed): envelopes for others still to drop, by destination. */
+  readonly #testDrops = new Map<string, number>()
+
+  #testDrop (dst: string): boolean {
+    const n = this.#testDrops.get(dst)
+    if (n === undefined) return false
+    if (n <= 1) this.#testDrops.delete(dst)
+    else this.#testDrops.set(dst, n - 1)
+    this.#dropRelayed('test')
+    return true
+  }
+
   #dropRelayed (reason: string): void { this.relay.dropped[reason] = (this.relay.dropped[reason] ?? 0) + 1 }
 
   /**
@@ -621,6 +634,7 @@ export class IoWorker implements ConnectionOwner {
     if (f.src === null || f.dst === null || f.payload === null || f.src === self) { this.#dropRelayed('malformed'); return }
     if (f.dst !== self) {
       if (f.seq <= 1) { this.#dropRelayed('hop-limit'); return }
+      if (this.#testDrops.size !== 0 && this.#testDrop(f.dst)) return
       const next = this.#nextHop(f.dst)
       if (next === undefined || next === conn || next.peerId === conn.peerId) { this.#dropRelayed('no-route'); return }
       const out = encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.FORWARD, lane: Lane.PRIORITY, flags: f.flags, src: f.src, dst: f.dst, stream: 0, seq: f.seq - 1, payload: f.payload })

@@ -94,7 +94,8 @@ describe('PeerActor ACKs', () => {
     queue(ring, 1)
     queue(ring, 2)
     expect(actor.pump()).toBe(true)
-    expect(sent).toEqual([{ frames: 3, types: [FrameType.ACK, FrameType.DATA, FrameType.DATA], acked: [2] }])
+    // The stream's base (a SKIP, first data on this connection: SendWindow.base) goes ahead of the data.
+    expect(sent).toEqual([{ frames: 4, types: [FrameType.ACK, FrameType.SKIP, FrameType.DATA, FrameType.DATA], acked: [2] }])
     expect(actor.ackDue).toBe(false)
   })
 

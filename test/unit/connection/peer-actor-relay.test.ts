@@ -21,8 +21,14 @@ function queue (ring: RingBuffer, seq: number, size: number): void {
   expect(ring.tryWrite2(h.subarray(0, SEND_PREFIX_BYTES + n), new Uint8Array(size).fill(seq & 0xff))).toBe(true)
 }
 
-/** Route `count` frames of `size` payload bytes to a routed peer; returns the FORWARD envelopes sent (inner seqs each). */
-function route (sizes: number[]): Array<{ dst: string | null; src: string | null; hops: number; payloadBytes: number; inner: number[] }> {
+type Envelope = { dst: string | null; src: string | null; hops: number; payloadBytes: number; inner: number[] }
+
+/**
+ * Route frames of `sizes` payload bytes to a routed peer; returns the FORWARD
+ * envelopes sent: the inner seqs of each, a SKIP to seq s as -(s + 1) (so the
+ * base SKIP 0 of a fresh stream is -1). `then` runs after everything went out.
+ */
+function route (sizes: number[], then?: (actor: PeerActor, out: Envelope[]) => void): Envelope[] {
   const ring = RingBuffer.create(1 << 20, { keepAlive: false })
   const board = AckBoard.create()
   const datagrams = RingBuffer.create(64 * 1024, { keepAlive: false })
@@ -36,6 +42,8 @@ function route (sizes: number[]): Array<{ dst: string | null; src: string | null
         expect(f.type).toBe(FrameType.FORWARD)
         const inner: number[] = []
         forEachFrame(f.payload as Uint8Array, undefined, (x) => {
+          // The stream's base (see SendWindow.base): ahead of the first frame after a rewind, in its envelope.
+          if (x.type === FrameType.SKIP) { inner.push(-x.seq - 1); return }
           expect(x.type).toBe(FrameType.DATA)
           expect(x.payload?.every((v) => v === (x.seq & 0xff))).toBe(true)
           inner.push(x.seq)
@@ -47,6 +55,7 @@ function route (sizes: number[]): Array<{ dst: string | null; src: string | null
   actor.attach(conn, { selfId: 'me', via: 'relay', hops: 4 })
   sizes.forEach((size, i) => { queue(ring, i + 1, size) })
   while (actor.pump()) { /* until everything queued went out */ }
+  then?.(actor, out)
   return out
 }
 
@@ -54,7 +63,7 @@ describe('PeerActor toward a routed peer', () => {
   it('small frames share envelopes of at most INNER_BATCH_BYTES, in order', () => {
     const out = route(Array.from({ length: 100 }, () => 40))
     expect(out.length).toBeLessThan(20)
-    expect(out.flatMap((e) => e.inner)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1))
+    expect(out.flatMap((e) => e.inner)).toEqual([-1, ...Array.from({ length: 100 }, (_, i) => i + 1)])
     for (const e of out) {
       expect(e.payloadBytes).toBeLessThanOrEqual(INNER_BATCH_BYTES)
       expect(e).toMatchObject({ src: 'me', dst: 'far-peer', hops: 4 })
@@ -63,7 +72,7 @@ describe('PeerActor toward a routed peer', () => {
 
   it('1 KiB frames share envelopes too (a dozen or more each)', () => {
     const out = route(Array.from({ length: 100 }, () => 1024))
-    expect(out.flatMap((e) => e.inner)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1))
+    expect(out.flatMap((e) => e.inner)).toEqual([-1, ...Array.from({ length: 100 }, (_, i) => i + 1)])
     expect(out.length).toBeLessThanOrEqual(Math.ceil(100 / 12))
     for (const e of out) expect(e.payloadBytes).toBeLessThanOrEqual(INNER_BATCH_BYTES)
   })
@@ -75,7 +84,23 @@ describe('PeerActor toward a routed peer', () => {
   it('a frame larger than a batch travels alone, between the batches around it', () => {
     const sizes = [40, 40, INNER_BATCH_BYTES + 100, 40, 60_000, 40]
     const out = route(sizes)
-    expect(out.flatMap((e) => e.inner)).toEqual([1, 2, 3, 4, 5, 6])
-    expect(out.map((e) => e.inner)).toEqual([[1, 2], [3], [4], [5], [6]])
+    expect(out.map((e) => e.inner)).toEqual([[-1, 1, 2], [3], [4], [5], [6]])
+  })
+
+  it('after a rewind (a relay timeout) the base goes once, in the envelope of the oldest unacknowledged frame', () => {
+    let resent: Envelope[] = []
+    route(Array.from({ length: 10 }, () => 40), (actor, out) => {
+      expect(out.flatMap((e) => e.inner)).toEqual([-1, ...Array.from({ length: 10 }, (_, i) => i + 1)])
+      actor.onAck(STREAM, 4, undefined) // 1..4 taken; 5..10 lost in a relay
+      actor.window.rewind()
+      out.length = 0
+      while (actor.pump()) { /* resend */ }
+      resent = [...out]
+      out.length = 0
+      while (actor.pump()) { /* nothing more */ }
+      expect(out).toEqual([])
+    })
+    // SKIP 4 (everything up to 4 is settled) ahead of 5: a receiver that never saw 1..4 may start at 5, and only there.
+    expect(resent.map((e) => e.inner)).toEqual([[-5, 5, 6, 7, 8, 9, 10]])
   })
 })

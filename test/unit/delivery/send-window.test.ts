@@ -206,6 +206,25 @@ describe('SendWindow', () => {
     expect(send(w)).toEqual([])
   })
 
+  it('base(): owed once after construction and after each rewind, for the record at the cursor (its seq - 1), until baseSent()', () => {
+    const ring = RingBuffer.create(4096)
+    const w = new SendWindow(ring)
+    expect(w.base()).toBeUndefined() // owed, but nothing queued to go with it
+    for (let s = 1; s <= 6; s++) writeRecord(ring, { seq: s }, body(s, 10))
+    expect(w.base()).toEqual({ stream: STREAM, seq: 0 })
+    w.baseSent()
+    expect(seqs(send(w, 4))).toEqual([1, 2, 3, 4])
+    expect(w.base()).toBeUndefined() // a connection in order needs it once
+    w.ack(STREAM, 3, undefined)
+    w.rewind()
+    // Everything up to 3 is settled: a receiver that never saw 1..3 may start at 4.
+    expect(w.base()).toEqual({ stream: STREAM, seq: 3 })
+    w.ack(STREAM, 6, undefined) // an ACK past the cursor moves the cursor: the base follows it
+    expect(w.base()).toBeUndefined()
+    writeRecord(ring, { seq: 7 }, body(7, 10))
+    expect(w.base()).toEqual({ stream: STREAM, seq: 6 })
+  })
+
   it('NOTIFY_ACK on a released record asks for an acked event', () => {
     const ring = RingBuffer.create(4096)
     const w = new SendWindow(ring)
