@@ -30,7 +30,20 @@ const DEGREE = 8
 const K = 3
 const TARGET_MS = 200
 /** Host event-loop delay p99 may rise by less than this while the pool computes. */
-const ELD_DELTA_BOUND_MS = 10
+export const ELD_DELTA_BOUND_MS = 10
+/** monitorEventLoopDelay's resolution here (ms): its samples include it. */
+const ELD_RESOLUTION_MS = 10
+
+/**
+ * The pool figure: met when the host's event-loop delay p99 rose by less than
+ * ELD_DELTA_BOUND_MS while jobs ran; inconclusive (null) when the idle windows
+ * alone were delayed that much (p99 less the resolution): the machine's own
+ * stalls, not the pool's, would then set the figure either way.
+ */
+export function poolEldMet (idleP99Ms: number, busyP99Ms: number): boolean | null {
+  if (idleP99Ms - ELD_RESOLUTION_MS >= ELD_DELTA_BOUND_MS) return null
+  return busyP99Ms - idleP99Ms < ELD_DELTA_BOUND_MS
+}
 
 function mulberry32 (seed: number): () => number {
   let a = seed >>> 0
@@ -150,6 +163,7 @@ export const paths: Scenario = {
     o.log(`paths: pool median ${fixed(poolMedian)} ms (worker ${fixed(workerMedian)} ms); host ELD p99 idle ${idleEld.p99Ms} ms, during pool ${busyEld.p99Ms} ms`)
 
     const inlineMet = yenMedian < TARGET_MS
+    const poolMet = poolEldMet(idleEld.p99Ms, busyEld.p99Ms)
     const records: ResultRecord[] = [
       {
         name: `paths k=${K} to all, ${NODES} nodes deg ${DEGREE} (inline)`,
@@ -183,7 +197,7 @@ export const paths: Scenario = {
         host_eld_during_pool: busyEld,
         host_eld_p99_delta_ms: eldDelta,
         host_csr_build_ms: round(csrMs, 1),
-        target: { metric: 'host_eld_p99_delta_ms', max: ELD_DELTA_BOUND_MS, value: eldDelta, met: eldDelta < ELD_DELTA_BOUND_MS },
+        target: { metric: 'host_eld_p99_delta_ms', max: ELD_DELTA_BOUND_MS, value: eldDelta, met: poolMet },
       },
     ]
     return {
@@ -193,7 +207,7 @@ export const paths: Scenario = {
         rows: [
           [`k=${K} to all, inline`, String(rounds), `${fixed(yenMedian)} ms (CPU ${fixed(yenCpuMedian)} ms)`, yenMs.map((v) => fixed(v, 0)).join(' '), `< ${TARGET_MS} ms (${inlineMet ? 'met' : 'MISSED'})`,
             `${fixed(yenMedian / TARGET_MS, 2)} (CPU ${fixed(yenCpuMedian / TARGET_MS, 2)})`, `all-pairs Dijkstra ${fixed(apspMedian)} ms`, fixed(yenMedian / apspMedian, 2)],
-          [`k=${K} to all, pool`, String(rounds), `${fixed(poolMedian)} ms`, poolMs.map((v) => fixed(v, 0)).join(' '), `host ELD p99 +< ${ELD_DELTA_BOUND_MS} ms (${eldDelta < ELD_DELTA_BOUND_MS ? 'met' : 'MISSED'})`,
+          [`k=${K} to all, pool`, String(rounds), `${fixed(poolMedian)} ms`, poolMs.map((v) => fixed(v, 0)).join(' '), `host ELD p99 +< ${ELD_DELTA_BOUND_MS} ms (${poolMet === null ? 'inconclusive' : poolMet ? 'met' : 'MISSED'})`,
             fixed(poolMedian / TARGET_MS, 2), `inline ${fixed(yenMedian)} ms`, fixed(poolMedian / yenMedian, 2)],
         ],
       },
@@ -201,7 +215,8 @@ export const paths: Scenario = {
         `Graph: ${NODES} nodes, ${cg.targets.length} directed edges (ring + random chords, seed 42), integer costs 1..100 per direction; a different source per run. Timings are wall clock on a shared machine: compare ratios, not absolutes.`,
         `Pool: wall time per job from the caller (structured clone both ways, compute on the piscina thread, decode); worker-side compute median ${fixed(workerMedian)} ms. ` +
           `Host event-loop delay (10 ms resolution) p50/p99/max: idle windows ${idleEld.p50Ms}/${idleEld.p99Ms}/${idleEld.maxMs} ms, while the pool computed ${busyEld.p50Ms}/${busyEld.p99Ms}/${busyEld.maxMs} ms (windows interleaved). ` +
-          `The caller passes the graph in CSR form; building it from the adjacency map takes ${fixed(csrMs)} ms on the caller's thread.`,
+          `The caller passes the graph in CSR form; building it from the adjacency map takes ${fixed(csrMs)} ms on the caller's thread. ` +
+          `The pool figure is inconclusive, not missed, when the idle windows' p99 less the 10 ms resolution is ${ELD_DELTA_BOUND_MS} ms or more: the machine alone then delays the host as much as the bound.`,
       ],
     }
   },
