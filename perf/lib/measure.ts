@@ -55,6 +55,53 @@ export class EldRecorder {
   }
 }
 
+/**
+ * How late a timer of this thread runs, over several windows with gaps
+ * between them (ms, no resolution to subtract). monitorEventLoopDelay cannot
+ * do that: it keeps its last timestamp across disable()/enable(), so the
+ * first sample of each window is the whole gap since the previous one (a
+ * histogram of ~100 ms windows then reads the gaps as its p99). Here a
+ * `resolutionMs` timer chain runs only inside windows; a timer still
+ * pending at stop() counts as a sample if already late (a blocked loop).
+ */
+export class TimerLateness {
+  readonly #samples: number[] = []
+  readonly #resolutionMs: number
+  #timer: NodeJS.Timeout | undefined
+  #due = 0
+  constructor (resolutionMs = ELD_RESOLUTION_MS) { this.#resolutionMs = resolutionMs }
+
+  start (): void {
+    this.#arm(performance.now())
+  }
+
+  stop (): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    const late = performance.now() - this.#due
+    if (late > 0) this.#samples.push(late)
+  }
+
+  readonly #tick = (): void => {
+    const now = performance.now()
+    this.#samples.push(Math.max(0, now - this.#due))
+    this.#arm(now)
+  }
+
+  #arm (now: number): void {
+    this.#due = now + this.#resolutionMs
+    this.#timer = setTimeout(this.#tick, this.#resolutionMs)
+  }
+
+  /** p50 / p99 / max lateness in ms (nearest rank) and the sample count. */
+  summary (): { p50Ms: number; p99Ms: number; maxMs: number; samples: number } {
+    const s = [...this.#samples].sort((a, b) => a - b)
+    const q = (p: number): number => s.length === 0 ? 0 : s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!
+    const r2 = (v: number): number => Math.round(v * 100) / 100
+    return { p50Ms: r2(q(0.5)), p99Ms: r2(q(0.99)), maxMs: r2(s.at(-1) ?? 0), samples: s.length }
+  }
+}
+
 /** CPU of the whole process (every thread: process.cpuUsage covers them all) over a window. */
 export class CpuWindow {
   #cpu = process.cpuUsage()

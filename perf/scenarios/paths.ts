@@ -17,13 +17,14 @@
  *
  * @module
  */
-import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks'
+import { performance } from 'node:perf_hooks'
 import { compactGraph, createGraph, setEdge, type Graph } from '../../src/routing/graph.js'
 import { ShortestPathSearch } from '../../src/routing/dijkstra.js'
 import { KShortestPathsEngine } from '../../src/routing/yen.js'
 import { PathPool } from '../../src/routing/path-pool.js'
 import type { ResultRecord, Scenario, ScenarioOutput } from '../lib/scenario.js'
 import { fixed, median, ratio, round } from '../lib/stats.js'
+import { TimerLateness } from '../lib/measure.js'
 
 const NODES = 1_000
 const DEGREE = 8
@@ -31,17 +32,15 @@ const K = 3
 const TARGET_MS = 200
 /** Host event-loop delay p99 may rise by less than this while the pool computes. */
 export const ELD_DELTA_BOUND_MS = 10
-/** monitorEventLoopDelay's resolution here (ms): its samples include it. */
-const ELD_RESOLUTION_MS = 10
 
 /**
- * The pool figure: met when the host's event-loop delay p99 rose by less than
- * ELD_DELTA_BOUND_MS while jobs ran; inconclusive (null) when the idle windows
- * alone were delayed that much (p99 less the resolution): the machine's own
- * stalls, not the pool's, would then set the figure either way.
+ * The pool figure: met when the host's event-loop delay p99 (timer lateness,
+ * ms) rose by less than ELD_DELTA_BOUND_MS while jobs ran; inconclusive (null)
+ * when the idle windows alone were that late: the machine's own stalls, not
+ * the pool's, would then set the figure either way.
  */
 export function poolEldMet (idleP99Ms: number, busyP99Ms: number): boolean | null {
-  if (idleP99Ms - ELD_RESOLUTION_MS >= ELD_DELTA_BOUND_MS) return null
+  if (idleP99Ms >= ELD_DELTA_BOUND_MS) return null
   return busyP99Ms - idleP99Ms < ELD_DELTA_BOUND_MS
 }
 
@@ -129,30 +128,28 @@ export const paths: Scenario = {
     const pool = new PathPool({ inlineMaxNodes: 200, maxThreads: 1 })
     const poolMs: number[] = []
     const workerMs: number[] = []
-    const idleH = monitorEventLoopDelay({ resolution: 10 })
-    const busyH = monitorEventLoopDelay({ resolution: 10 })
+    // Timer lateness, not monitorEventLoopDelay: its first sample in each window would be the gap since the last (see TimerLateness).
+    const idleH = new TimerLateness()
+    const busyH = new TimerLateness()
     try {
       await pool.kShortestToAll(cg, ids[sources[0]!]!, K) // spawn the thread, warm its JIT
       for (let r = 0; r < rounds; r++) {
-        idleH.enable()
+        idleH.start()
         await new Promise((resolve) => setTimeout(resolve, Math.max(100, poolMs.at(-1) ?? yenMedian)))
-        idleH.disable()
-        busyH.enable()
+        idleH.stop()
+        busyH.start()
         const t0 = performance.now()
         const res = await pool.kShortestToAll(cg, ids[sources[r + 1]!]!, K)
         poolMs.push(performance.now() - t0)
-        busyH.disable()
+        busyH.stop()
         workerMs.push(pool.stats.lastPoolComputeMs)
         if (res.size !== NODES - 1) throw new Error('paths: the pool result misses destinations')
       }
     } finally {
       await pool.close()
     }
-    const eldOf = (h: IntervalHistogram): { p50Ms: number, p99Ms: number, maxMs: number, samples: number } => ({
-      p50Ms: round(h.percentile(50) / 1e6, 2), p99Ms: round(h.percentile(99) / 1e6, 2), maxMs: round(h.max / 1e6, 2), samples: h.count,
-    })
-    const idleEld = eldOf(idleH)
-    const busyEld = eldOf(busyH)
+    const idleEld = idleH.summary()
+    const busyEld = busyH.summary()
     const eldDelta = round(busyEld.p99Ms - idleEld.p99Ms, 2)
     // Host-side share of a pool job: CSR build from the adjacency map and result decode.
     const t1 = performance.now()
@@ -214,9 +211,9 @@ export const paths: Scenario = {
       notes: [
         `Graph: ${NODES} nodes, ${cg.targets.length} directed edges (ring + random chords, seed 42), integer costs 1..100 per direction; a different source per run. Timings are wall clock on a shared machine: compare ratios, not absolutes.`,
         `Pool: wall time per job from the caller (structured clone both ways, compute on the piscina thread, decode); worker-side compute median ${fixed(workerMedian)} ms. ` +
-          `Host event-loop delay (10 ms resolution) p50/p99/max: idle windows ${idleEld.p50Ms}/${idleEld.p99Ms}/${idleEld.maxMs} ms, while the pool computed ${busyEld.p50Ms}/${busyEld.p99Ms}/${busyEld.maxMs} ms (windows interleaved). ` +
+          `Host event-loop delay (lateness of a 10 ms timer chain run only inside the windows) p50/p99/max: idle windows ${idleEld.p50Ms}/${idleEld.p99Ms}/${idleEld.maxMs} ms, while the pool computed ${busyEld.p50Ms}/${busyEld.p99Ms}/${busyEld.maxMs} ms (windows interleaved). ` +
           `The caller passes the graph in CSR form; building it from the adjacency map takes ${fixed(csrMs)} ms on the caller's thread. ` +
-          `The pool figure is inconclusive, not missed, when the idle windows' p99 less the 10 ms resolution is ${ELD_DELTA_BOUND_MS} ms or more: the machine alone then delays the host as much as the bound.`,
+          `The pool figure is inconclusive, not missed, when the idle windows' p99 is ${ELD_DELTA_BOUND_MS} ms or more: the machine alone then delays the host as much as the bound. (Runs before 2026-12-07 used monitorEventLoopDelay across the windows, whose first sample in each window was the gap since the previous one: their p99s of ~100–190 ms were those gaps.)`,
       ],
     }
   },
