@@ -8,6 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs'
 import { getHeapStatistics } from 'node:v8'
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks'
 import type { CpuResult, EldSummary, FloodResult, MemResult, RateResult } from './ipc.js'
+import { quantile } from './stats.js'
 
 /** Sampling interval of {@link EldRecorder}, ms. */
 export const ELD_RESOLUTION_MS = 10
@@ -95,10 +96,9 @@ export class TimerLateness {
 
   /** p50 / p99 / max lateness in ms (nearest rank) and the sample count. */
   summary (): { p50Ms: number; p99Ms: number; maxMs: number; samples: number } {
-    const s = [...this.#samples].sort((a, b) => a - b)
-    const q = (p: number): number => s.length === 0 ? 0 : s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!
-    const r2 = (v: number): number => Math.round(v * 100) / 100
-    return { p50Ms: r2(q(0.5)), p99Ms: r2(q(0.99)), maxMs: r2(s.at(-1) ?? 0), samples: s.length }
+    const s = this.#samples
+    const q = (p: number): number => s.length === 0 ? 0 : round(quantile(s, p), 2)
+    return { p50Ms: q(0.5), p99Ms: q(0.99), maxMs: q(1), samples: s.length }
   }
 }
 

@@ -400,7 +400,7 @@ export class PeerActor {
     if (this.window.canSend(limit)) this.window.next((raw) => {
       if (full || conn.writeBlocked) return false
       if (base !== undefined) {
-        frame(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.SKIP, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: base.stream, seq: base.seq, payload: null }))
+        frame(skipFrame(base))
         this.window.baseSent()
         base = undefined
       }
@@ -416,13 +416,18 @@ export class PeerActor {
   }
 
   #sendSkip (conn: FrameSink, s: { stream: number; seq: number }): void {
-    conn.send(this.#out(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.SKIP, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: s.stream, seq: s.seq, payload: null })), 1)
+    conn.send(this.#out(skipFrame(s)), 1)
   }
 
   /** The peer acknowledged past the skip point: it no longer needs telling. */
   settleSkip (stream: number, seq: number): void {
     if (this.#skip !== undefined && this.#skip.stream === stream && seq >= this.#skip.seq) this.#skip = undefined
   }
+}
+
+/** A SKIP frame: everything of `s.stream` up to `s.seq` is settled (expired, or the stream's base after a rewind). */
+function skipFrame (s: { stream: number; seq: number }): Uint8Array {
+  return encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.SKIP, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: s.stream, seq: s.seq, payload: null })
 }
 
 /**
