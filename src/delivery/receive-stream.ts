@@ -18,6 +18,17 @@
  * dropped as a gap: it is not the start when a relay lost the frames before
  * it (routed streams rewind on a timeout, and the base comes again).
  *
+ * The receiver also remembers where it left the last few epochs it moved
+ * away from ({@link MAX_RETIRED_STREAMS}). A relay can still hold frames of a
+ * sender's previous process (its SKIP base, its first frames) and hand them
+ * over after the new epoch started. Without that memory such a stale frame
+ * switched the stream back and restarted the old epoch at it: everything
+ * after it was delivered a second time, and the live epoch's next frames were
+ * gaps until its sender rewound (never, on a direct link, which has no relay
+ * timeout). Now a frame of a remembered epoch is a duplicate up to where it
+ * was left, the next frame after that resumes it, and a stale SKIP changes
+ * nothing: no message twice, and the live epoch goes on at its next frame.
+ *
  * @module
  */
 
@@ -26,6 +37,14 @@ import type { BufferPool } from '../util/buffer-pool.js'
 
 /** What to do with an incoming stream frame. */
 export type Verdict = 'deliver' | 'duplicate' | 'gap'
+
+/**
+ * Epochs a receiver remembers after moving away from them (besides the
+ * current one): a sender that restarted a few times while frames of its
+ * earlier processes were still in relays. An epoch forgotten beyond these is
+ * unknown again (it starts only at seq 1 or after a base).
+ */
+export const MAX_RETIRED_STREAMS = 4
 
 /** Sequencing state of one peer's incoming stream. */
 export class ReceiveStream {
@@ -37,6 +56,8 @@ export class ReceiveStream {
   duplicates = 0
   /** Frames dropped because one before them is missing. */
   gaps = 0
+  /** Epochs moved away from → the highest seq handed on in each; oldest first. */
+  readonly #retired = new Map<number, number>()
 
   /**
    * Classify frame `seq` of `stream`. 'deliver' advances the stream: the
@@ -44,10 +65,16 @@ export class ReceiveStream {
    */
   accept (stream: number, seq: number): Verdict {
     if (stream !== this.stream) {
-      // Not the start of the stream, and no base for it yet: see the module comment.
-      if (seq !== 1) { this.gaps++; return 'gap' }
-      this.stream = stream
-      this.delivered = seq
+      const left = this.#retired.get(stream)
+      if (left === undefined) {
+        // Not the start of the stream, and no base for it yet: see the module comment.
+        if (seq !== 1) { this.gaps++; return 'gap' }
+      } else {
+        // An epoch we left: where we left it is known, as for the current one.
+        if (seq <= left) { this.duplicates++; return 'duplicate' }
+        if (seq !== left + 1) { this.gaps++; return 'gap' }
+      }
+      this.#switchTo(stream, seq)
       return 'deliver'
     }
     if (seq <= this.delivered) { this.duplicates++; return 'duplicate' }
@@ -59,11 +86,30 @@ export class ReceiveStream {
   /**
    * The sender gave up on, or was acknowledged, everything up to `seq` (SKIP
    * frame: after expiry, and as the stream's base after each rewind): do not
-   * wait for it. For an unknown epoch this starts the stream after `seq`.
+   * wait for it. For an unknown epoch this starts the stream after `seq`; for
+   * an epoch we left, a SKIP to where we left it or before is stale and
+   * changes nothing.
    */
   skip (stream: number, seq: number): void {
-    if (stream !== this.stream) { this.stream = stream; this.delivered = seq; return }
+    if (stream !== this.stream) {
+      const left = this.#retired.get(stream)
+      if (left !== undefined && seq <= left) return
+      this.#switchTo(stream, seq)
+      return
+    }
     if (seq > this.delivered) this.delivered = seq
+  }
+
+  /** Make `stream` current at `delivered`, remembering where the current one was left. */
+  #switchTo (stream: number, delivered: number): void {
+    const r = this.#retired
+    r.delete(stream)
+    if (this.stream !== undefined) {
+      r.set(this.stream, this.delivered) // never in the map while current: goes in last, as the most recently left
+      if (r.size > MAX_RETIRED_STREAMS) r.delete(r.keys().next().value as number)
+    }
+    this.stream = stream
+    this.delivered = delivered
   }
 }
 

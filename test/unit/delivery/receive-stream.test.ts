@@ -2,7 +2,7 @@
 // Reassembly (joining the chunks of large messages). Both sans-IO.
 import { describe, it, expect } from 'vitest'
 import fc from 'fast-check'
-import { ReceiveStream, Reassembly, type Assembled, type Verdict } from '../../../src/delivery/receive-stream.js'
+import { MAX_RETIRED_STREAMS, ReceiveStream, Reassembly, type Assembled, type Verdict } from '../../../src/delivery/receive-stream.js'
 import { BufferPool } from '../../../src/util/buffer-pool.js'
 
 const S = 0xfeedf00d
@@ -71,6 +71,94 @@ describe('ReceiveStream', () => {
     expect(rx.accept(T, 1)).toBe('duplicate')
     expect(rx.accept(T, 2)).toBe('deliver')
     expect(rx.accept(T, 4)).toBe('gap')
+  })
+
+  it('a stale base or frame of an epoch the receiver left (a relay held it across the sender\'s restart) never delivers anything twice', () => {
+    const rx = new ReceiveStream()
+    for (let s = 1; s <= 5; s++) expect(rx.accept(S, s)).toBe('deliver')
+    // The sender restarted without a dataDir: a new epoch.
+    for (let s = 1; s <= 3; s++) expect(rx.accept(T, s)).toBe('deliver')
+    // Its old process's base and frames, late through a relay: where S was left is known.
+    rx.skip(S, 2)
+    expect({ stream: rx.stream, delivered: rx.delivered }).toEqual({ stream: T, delivered: 3 })
+    expect(rx.accept(S, 3)).toBe('duplicate')
+    expect(rx.accept(S, 5)).toBe('duplicate')
+    expect(rx.accept(S, 1)).toBe('duplicate')
+    expect(rx.accept(S, 7)).toBe('gap')
+    expect({ stream: rx.stream, delivered: rx.delivered }).toEqual({ stream: T, delivered: 3 })
+    expect(rx.accept(T, 4)).toBe('deliver')
+    expect({ duplicates: rx.duplicates, gaps: rx.gaps }).toEqual({ duplicates: 3, gaps: 1 })
+  })
+
+  it('a live epoch interrupted by a stale one it never knew resumes at its next frame, with no base (a direct link never rewinds)', () => {
+    const rx = new ReceiveStream()
+    for (let s = 1; s <= 3; s++) rx.accept(T, s)
+    // A base of the sender's previous process (this receiver never saw it) arrives late: it is unknown, so it starts.
+    rx.skip(S, 7)
+    expect(rx.stream).toBe(S)
+    expect(rx.accept(S, 8)).toBe('deliver') // never delivered by this receiver: late, but once
+    // The live epoch's next frame goes on where it was left.
+    expect(rx.accept(T, 3)).toBe('duplicate')
+    expect(rx.accept(T, 4)).toBe('deliver')
+    expect({ stream: rx.stream, delivered: rx.delivered }).toEqual({ stream: T, delivered: 4 })
+    // ...and the stale one stays remembered: a second copy of its frame is a duplicate.
+    expect(rx.accept(S, 8)).toBe('duplicate')
+    expect(rx.accept(T, 5)).toBe('deliver')
+    // A SKIP of a left epoch beyond where it was left (the sender gave up on more) moves it on.
+    rx.skip(S, 12)
+    expect({ stream: rx.stream, delivered: rx.delivered }).toEqual({ stream: S, delivered: 12 })
+    expect(rx.accept(T, 6)).toBe('deliver')
+  })
+
+  it(`remembers the last ${MAX_RETIRED_STREAMS} epochs it left; an older one is unknown again`, () => {
+    const rx = new ReceiveStream()
+    const epochs = Array.from({ length: MAX_RETIRED_STREAMS + 2 }, (_, i) => 100 + i)
+    for (const e of epochs) { rx.accept(e, 1); rx.accept(e, 2) }
+    // Current: the last; remembered: the MAX_RETIRED_STREAMS before it.
+    for (const e of epochs.slice(1, -1)) expect(rx.accept(e, 2)).toBe('duplicate')
+    // The first was forgotten: its seq 1 starts it again, as for any unknown epoch.
+    const first = epochs[0] as number
+    expect(rx.accept(first, 2)).toBe('gap')
+    expect(rx.accept(first, 1)).toBe('deliver')
+    // Going back to a remembered epoch does not cost another one its place.
+    const again = new ReceiveStream()
+    for (const e of epochs.slice(0, MAX_RETIRED_STREAMS + 1)) again.accept(e, 1)
+    expect(again.accept(epochs[0] as number, 2)).toBe('deliver')
+    for (const e of epochs.slice(1, MAX_RETIRED_STREAMS + 1)) expect(again.accept(e, 1)).toBe('duplicate')
+  })
+
+  it('property: stale frames and bases of earlier epochs, interleaved anywhere with a live stream, deliver each (epoch, seq) at most once and the live stream whole, in order', () => {
+    const E0 = 7; const E1 = 8; const LIVE = 9
+    const stale = fc.record({ epoch: fc.constantFrom(E0, E1), seq: fc.integer({ min: 0, max: 12 }), skip: fc.boolean() })
+    fc.assert(fc.property(
+      fc.nat({ max: 10 }), fc.nat({ max: 10 }), fc.integer({ min: 1, max: 30 }),
+      fc.array(fc.tuple(fc.nat({ max: 30 }), stale), { maxLength: 30 }),
+      (seenE0, seenE1, n, interleaved) => {
+        const rx = new ReceiveStream()
+        const delivered = new Set<string>()
+        const live: number[] = []
+        const take = (epoch: number, seq: number): void => {
+          if (rx.accept(epoch, seq) !== 'deliver') return
+          const k = `${epoch}:${seq}`
+          expect(delivered.has(k)).toBe(false)
+          delivered.add(k)
+          if (epoch === LIVE) live.push(seq)
+        }
+        // What this receiver saw of the earlier processes (maybe nothing).
+        for (let s = 1; s <= seenE0; s++) take(E0, s)
+        for (let s = 1; s <= seenE1; s++) take(E1, s)
+        // The live process sends 1..n once, in order, on a direct link (no rewind); stale frames land in between.
+        for (let s = 1; s <= n; s++) {
+          for (const [at, f] of interleaved) {
+            if (at !== s) continue
+            if (f.skip) rx.skip(f.epoch, f.seq)
+            else if (f.seq > 0) take(f.epoch, f.seq)
+          }
+          take(LIVE, s)
+        }
+        expect(live).toEqual(Array.from({ length: n }, (_, i) => i + 1))
+      },
+    ))
   })
 
   it('skip() moves past messages the sender gave up on, never backwards', () => {
