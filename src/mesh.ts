@@ -15,7 +15,7 @@ import { encodePayload, encodePayloadTo, decodePayload, type EncodedPayload } fr
 import { CHUNK_BYTES, FRAME_OVERHEAD, MAX_WS_MESSAGE_BYTES, receiveWindowBytes } from './io/io-worker.js'
 import { ackEagerBytes, asksForAck } from './delivery/ack-pacing.js'
 import { AckBoard } from './delivery/ack-board.js'
-import { ReceiveStream, Reassembly } from './delivery/receive-stream.js'
+import { ReceiveStream, StreamAssemblies } from './delivery/receive-stream.js'
 import { LaneQueue } from './delivery/lane-queue.js'
 import { SEND_PREFIX_BYTES, SendRecordFlag, writeSendPrefix, type SendRecordPrefix } from './delivery/send-record.js'
 import { randomBytes } from 'node:crypto'
@@ -103,8 +103,10 @@ interface PeerEntry {
   /** Receive side: how far this host's application got with the peer's stream (read by the IO worker for ACKs). */
   board: AckBoard
   rx: ReceiveStream
-  /** Chunked messages being reassembled, one per lane (lanes interleave their chunks). */
-  reassembly: Reassembly[]
+  /** Chunked messages being reassembled, per stream epoch and lane (lanes interleave their chunks). */
+  reassembly: StreamAssemblies
+  /** rx.starts when the reassembly last dropped the other epochs' messages in progress. */
+  rxStarts: number
   /** `ack: true` sends waiting for the peer's acknowledgement, by last seq (ascending). */
   ackWaiters: Array<{ id: number; last: number; resolve: (id: string) => void; reject: (e: MeshError) => void }>
   /** Topics the peer subscribes to (it tells us with SUBSCRIBE frames). */
@@ -867,7 +869,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         ring: RingBuffer.create(this.#opts.sendQueue.capacityBytes, { keepAlive: false }),
         board: AckBoard.create(this.#store !== undefined),
         rx: new ReceiveStream(),
-        reassembly: Array.from({ length: MAX_LANE + 1 }, () => new Reassembly(this.#opts.maxMessageBytes, this.#assemblyPool)),
+        reassembly: new StreamAssemblies(MAX_LANE + 1, this.#opts.maxMessageBytes, this.#assemblyPool),
+        rxStarts: 0,
         ackWaiters: [],
         remoteTopics: new Set(),
         unwanted: undefined,
@@ -964,8 +967,10 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     let id = f.seq
     let owned = false
     if ((f.flags & (FrameFlag.MORE | FrameFlag.CONTINUATION)) !== 0) {
+      // A new epoch (the sender restarted): what its previous process left half sent will not complete.
+      if (entry.rxStarts !== entry.rx.starts) { entry.rxStarts = entry.rx.starts; entry.reassembly.keepOnly(f.stream) }
       // f.lane was validated (0..MAX_LANE) by the IO worker's decoder.
-      const r = (entry.reassembly[f.lane] as Reassembly).push(f.payload ?? new Uint8Array(0), f.seq, (f.flags & FrameFlag.CONTINUATION) !== 0, (f.flags & FrameFlag.MORE) !== 0)
+      const r = entry.reassembly.get(f.stream, f.lane).push(f.payload ?? new Uint8Array(0), f.seq, (f.flags & FrameFlag.CONTINUATION) !== 0, (f.flags & FrameFlag.MORE) !== 0)
       if (r.kind === 'partial') return
       if (r.kind === 'orphan' || r.kind === 'too-large') {
         this.#log.warn({ component: 'mesh', event: 'message:discarded', peer: from, reason: r.kind }, r.kind === 'orphan'

@@ -56,6 +56,12 @@ export class ReceiveStream {
   duplicates = 0
   /** Frames dropped because one before them is missing. */
   gaps = 0
+  /**
+   * Times an epoch this receiver did not know started (a sender's first
+   * stream, or a restarted sender's): what was in progress in the others
+   * will most likely never complete (see StreamAssemblies.keepOnly).
+   */
+  starts = 0
   /** Epochs moved away from → the highest seq handed on in each; oldest first. */
   readonly #retired = new Map<number, number>()
 
@@ -103,7 +109,7 @@ export class ReceiveStream {
   /** Make `stream` current at `delivered`, remembering where the current one was left. */
   #switchTo (stream: number, delivered: number): void {
     const r = this.#retired
-    r.delete(stream)
+    if (!r.delete(stream)) this.starts++
     if (this.stream !== undefined) {
       r.set(this.stream, this.delivered) // never in the map while current: goes in last, as the most recently left
       if (r.size > MAX_RETIRED_STREAMS) r.delete(r.keys().next().value as number)
@@ -185,5 +191,60 @@ export class Reassembly {
     return { kind: 'message', bytes: out, firstSeq, owned: true }
   }
 
+  /** Nothing held and nothing being discarded: no message in progress. */
+  get idle (): boolean { return this.#parts.length === 0 && !this.#discarding }
+
   #reset (): void { this.#parts = []; this.#bytes = 0; this.#discarding = false }
+}
+
+/**
+ * The chunked messages being joined for one peer: one {@link Reassembly}
+ * per stream epoch and lane. The chunks of a message are consecutive frames
+ * of one epoch, but a frame of another epoch can come between them (a stale
+ * frame of the sender's previous process, which {@link ReceiveStream}
+ * delivers if it never did). With one assembly per lane, that frame started
+ * over the message in progress, and its remaining chunks, already counted as
+ * delivered, were discarded as orphans. What a sender's previous process
+ * left half sent is dropped when its new epoch starts ({@link keepOnly}).
+ */
+export class StreamAssemblies {
+  readonly #byStream = new Map<number, Reassembly[]>()
+  readonly #lanes: number
+  readonly #maxBytes: number
+  readonly #pool: BufferPool | undefined
+
+  /** `lanes`: lane numbers 0..lanes-1; `maxBytes` and `pool` as for {@link Reassembly}. */
+  constructor (lanes: number, maxBytes: number, pool?: BufferPool) {
+    this.#lanes = lanes
+    this.#maxBytes = maxBytes
+    this.#pool = pool
+  }
+
+  /** Epochs with assembly state (at most MAX_RETIRED_STREAMS + 1). */
+  get streams (): number { return this.#byStream.size }
+
+  /**
+   * Drop the messages in progress of every epoch but `stream`: call when an
+   * epoch the receiver did not know starts ({@link ReceiveStream.starts}),
+   * i.e. the sender restarted, so that a message its previous process was
+   * sending when it died holds no memory.
+   */
+  keepOnly (stream: number): void {
+    for (const s of this.#byStream.keys()) if (s !== stream) this.#byStream.delete(s)
+  }
+
+  /** The assembly of `lane` (0..lanes-1) in epoch `stream`. */
+  get (stream: number, lane: number): Reassembly {
+    let set = this.#byStream.get(stream)
+    if (set === undefined) {
+      // Forget epochs with no message in progress, then the oldest (as ReceiveStream forgets epochs).
+      for (const [s, a] of this.#byStream) if (a.every((r) => r.idle)) this.#byStream.delete(s)
+      while (this.#byStream.size > MAX_RETIRED_STREAMS) this.#byStream.delete(this.#byStream.keys().next().value as number)
+      set = Array.from({ length: this.#lanes }, () => new Reassembly(this.#maxBytes, this.#pool))
+      this.#byStream.set(stream, set)
+    }
+    const r = set[lane]
+    if (r === undefined) throw new RangeError(`lane ${lane} is not in 0..${this.#lanes - 1}`)
+    return r
+  }
 }

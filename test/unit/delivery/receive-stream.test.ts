@@ -2,7 +2,7 @@
 // Reassembly (joining the chunks of large messages). Both sans-IO.
 import { describe, it, expect } from 'vitest'
 import fc from 'fast-check'
-import { MAX_RETIRED_STREAMS, ReceiveStream, Reassembly, type Assembled, type Verdict } from '../../../src/delivery/receive-stream.js'
+import { MAX_RETIRED_STREAMS, ReceiveStream, Reassembly, StreamAssemblies, type Assembled, type Verdict } from '../../../src/delivery/receive-stream.js'
 import { BufferPool } from '../../../src/util/buffer-pool.js'
 
 const S = 0xfeedf00d
@@ -108,6 +108,8 @@ describe('ReceiveStream', () => {
     rx.skip(S, 12)
     expect({ stream: rx.stream, delivered: rx.delivered }).toEqual({ stream: S, delivered: 12 })
     expect(rx.accept(T, 6)).toBe('deliver')
+    // Only the two epochs it did not know counted as starts (the reassembly drops the others' messages then).
+    expect(rx.starts).toBe(2)
   })
 
   it(`remembers the last ${MAX_RETIRED_STREAMS} epochs it left; an older one is unknown again`, () => {
@@ -373,5 +375,52 @@ describe('Reassembly', () => {
         for (const [got, want] of delivered) if (!Buffer.from(got).equals(want)) expect.fail('a delivered message changed later')
       },
     ), { numRuns: 200 })
+  })
+})
+
+describe('StreamAssemblies', () => {
+  const bytes = (...xs: number[]): Uint8Array => Uint8Array.from(xs)
+
+  it('a frame of another epoch between the chunks of a message (a stale one, delivered once) leaves the message whole', () => {
+    const a = new StreamAssemblies(3, 1024)
+    expect(a.get(T, 2).push(bytes(1, 2), 10, false, true).kind).toBe('partial')
+    // A stale whole message of the sender's previous process on the same lane.
+    const stale = a.get(S, 2).push(bytes(9), 4, false, false)
+    expect(stale).toMatchObject({ kind: 'message', firstSeq: 4 })
+    expect(a.get(T, 2).push(bytes(3), 11, true, true).kind).toBe('partial')
+    const r = a.get(T, 2).push(bytes(4), 12, true, false)
+    expect(r.kind).toBe('message')
+    if (r.kind === 'message') {
+      expect([...r.bytes]).toEqual([1, 2, 3, 4])
+      expect(r.firstSeq).toBe(10)
+    }
+    // With one assembly per lane (before), the stale frame started over and the rest was an orphan:
+    const one = new Reassembly(1024)
+    one.push(bytes(1, 2), 10, false, true)
+    one.push(bytes(9), 4, false, false)
+    expect(one.push(bytes(3), 11, true, true).kind).toBe('orphan')
+  })
+
+  it('keepOnly(epoch) drops what other epochs had in progress (a restarted sender\'s previous process will not finish it)', () => {
+    const a = new StreamAssemblies(3, 1024)
+    a.get(S, 0).push(bytes(1), 1, false, true)
+    a.get(S, 1).push(bytes(2), 2, false, true)
+    expect(a.get(S, 0).heldBytes).toBe(1)
+    a.keepOnly(T)
+    expect(a.streams).toBe(0)
+    // The dropped message's continuation, if it ever came, is an orphan; the new epoch is unaffected.
+    expect(a.get(S, 0).push(bytes(3), 3, true, false).kind).toBe('orphan')
+    expect(a.get(T, 0).push(bytes(4), 1, false, false).kind).toBe('message')
+  })
+
+  it(`keeps at most ${MAX_RETIRED_STREAMS + 1} epochs: idle ones go first, then the oldest; bad lanes throw`, () => {
+    const a = new StreamAssemblies(3, 1024)
+    for (let e = 1; e <= 10; e++) a.get(e, 0).push(bytes(e), 1, false, false)
+    // Whole messages leave nothing in progress: each new epoch finds the others idle.
+    expect(a.streams).toBe(1)
+    for (let e = 11; e <= 20; e++) a.get(e, 0).push(bytes(e), 1, false, true)
+    expect(a.streams).toBe(MAX_RETIRED_STREAMS + 1)
+    expect(a.get(20, 0).heldBytes).toBe(1) // the newest is kept
+    expect(() => a.get(20, 3)).toThrow(RangeError)
   })
 })
