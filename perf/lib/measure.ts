@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs'
 import { getHeapStatistics } from 'node:v8'
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks'
 import type { CpuResult, EldSummary, FloodResult, MemResult, RateResult } from './ipc.js'
-import { quantile } from './stats.js'
+import { quantile, round } from './stats.js'
 
 /** Sampling interval of {@link EldRecorder}, ms. */
 export const ELD_RESOLUTION_MS = 10
@@ -46,13 +46,12 @@ export class EldRecorder {
     const n = this.#h.count
     // Histogram values are ns (interval incl. the resolution); with no samples it reports huge mins and NaN means.
     const ms = (ns: number): number => (Number.isFinite(ns) && n > 0 ? Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS) : 0)
-    const r2 = (v: number): number => Math.round(v * 100) / 100
     const p50 = ms(this.#h.percentile(50))
     const p99 = ms(this.#h.percentile(99))
     const max = Math.max(ms(this.#h.max), stallMs)
     // A stall at stop() is one more sample: with few samples it is the p99 (and the p50 with none).
     const p99WithStall = n === 0 || stallMs > p99 && 1 / (n + 1) > 0.01 ? Math.max(p99, stallMs) : p99
-    return { p50Ms: r2(n === 0 ? stallMs : p50), p99Ms: r2(p99WithStall), maxMs: r2(max), samples: n, stallAtStopMs: r2(stallMs) }
+    return { p50Ms: round(n === 0 ? stallMs : p50, 2), p99Ms: round(p99WithStall, 2), maxMs: round(max, 2), samples: n, stallAtStopMs: round(stallMs, 2) }
   }
 }
 
@@ -352,7 +351,5 @@ export async function sleep (ms: number): Promise<void> {
   await new Promise<void>((resolve) => { setTimeout(resolve, ms) })
 }
 
-export function round (v: number, digits = 0): number {
-  const k = 10 ** digits
-  return Math.round(v * k) / k
-}
+// One rounding for every perf figure (stats.ts); re-exported for the child processes that import it from here.
+export { round }
