@@ -844,6 +844,15 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     await Promise.all(this.#sup.slots.map(async (s) => { await s.api.dropRelayed(to, count) }))
   }
 
+  /**
+   * @internal test hook: as a relay, keep a copy of the next `count`
+   * envelopes for `to` while relaying them; `count` 0 relays the copies a
+   * second time (a relay that duplicates late).
+   */
+  async _echoRelayed (to: string, count: number): Promise<void> {
+    await Promise.all(this.#sup.slots.map(async (s) => { await s.api.echoRelayed(to, count) }))
+  }
+
   /** @internal test hook: crash IO worker `index` (it is restarted). */
   _crashIoWorker (index = 0): void { this.#sup.crashIo(index) }
 

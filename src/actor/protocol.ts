@@ -69,6 +69,12 @@ export interface IoWorkerApi {
   crash (): void
   /** Test hook: as a relay, drop the next `count` FORWARD envelopes for `to` (a lossy relay; counted as dropped 'test'). */
   dropRelayed (to: string, count: number): Promise<void>
+  /**
+   * Test hook: as a relay, keep a copy of the next `count` FORWARD envelopes
+   * for `to` while relaying them; `count` 0 relays the copies kept so far a
+   * second time (a relay that duplicates late, e.g. across a sender's restart).
+   */
+  echoRelayed (to: string, count: number): Promise<void>
 }
 
 /** What an IO worker exposes to the router (on its controlPort). */

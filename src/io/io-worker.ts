@@ -238,6 +238,12 @@ export class IoWorker implements ConnectionOwner {
       collectGarbage: async () => collectGarbage(),
       crash: () => { setImmediate(() => { throw new Error('meshwork test hook: IO worker crash requested') }) },
       dropRelayed: async (to, count) => { if (count > 0) this.#testDrops.set(to, count); else this.#testDrops.delete(to) },
+      echoRelayed: async (to, count) => {
+        if (count > 0) { this.#testEchoes.set(to, { left: count, kept: [] }); return }
+        const e = this.#testEchoes.get(to)
+        this.#testEchoes.delete(to)
+        for (const k of e?.kept ?? []) this.forward(k.conn, k.f)
+      },
     }
   }
 
@@ -621,6 +627,16 @@ export class IoWorker implements ConnectionOwner {
     return true
   }
 
+  /** Test hook (IoWorkerApi.echoRelayed): envelopes for others to keep a copy of, and the copies, by destination. */
+  readonly #testEchoes = new Map<string, { left: number; kept: Array<{ conn: Connection; f: { src: string; dst: string; seq: number; flags: number; payload: Uint8Array } }> }>()
+
+  #testEcho (conn: Connection, f: { src: string; dst: string; seq: number; flags: number; payload: Uint8Array }): void {
+    const e = this.#testEchoes.get(f.dst)
+    if (e === undefined || e.left === 0) return
+    e.left--
+    e.kept.push({ conn, f: { src: f.src, dst: f.dst, seq: f.seq, flags: f.flags, payload: Uint8Array.prototype.slice.call(f.payload) } })
+  }
+
   #dropRelayed (reason: string): void { this.relay.dropped[reason] = (this.relay.dropped[reason] ?? 0) + 1 }
 
   /**
@@ -635,6 +651,7 @@ export class IoWorker implements ConnectionOwner {
     if (f.dst !== self) {
       if (f.seq <= 1) { this.#dropRelayed('hop-limit'); return }
       if (this.#testDrops.size !== 0 && this.#testDrop(f.dst)) return
+      if (this.#testEchoes.size !== 0) this.#testEcho(conn, { src: f.src, dst: f.dst, seq: f.seq, flags: f.flags, payload: f.payload })
       const next = this.#nextHop(f.dst)
       if (next === undefined || next === conn || next.peerId === conn.peerId) { this.#dropRelayed('no-route'); return }
       const out = encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.FORWARD, lane: Lane.PRIORITY, flags: f.flags, src: f.src, dst: f.dst, stream: 0, seq: f.seq - 1, payload: f.payload })

@@ -1,5 +1,6 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { mkdtemp } from 'node:fs/promises'
+import { generateKeyPairSync } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Mesh, MeshOptions } from '../../dist/src/index.js'
@@ -106,6 +107,39 @@ describe('multi-hop forwarding', () => {
     const dropped = (await b._ioStats()).reduce((t, s) => t + (s.relay.dropped.test ?? 0), 0)
     expect(dropped).toBe(3)
     expect(c._deliveryStats().peers[a.id]).toMatchObject({ delivered: N })
+  })
+
+  it('a relay that hands over a restarted sender\'s old envelopes late (its base and first messages): nothing is delivered twice, and the new process\'s stream goes on at once', async () => {
+    const key = generateKeyPairSync('ed25519').privateKey
+    const b = await makeMesh(fast)
+    const a1 = await makeMesh({ ...fast, listen: false, identity: { privateKey: key } })
+    const c = await makeMesh({ ...fast, listen: false })
+    await a1.connect(b.addresses[0] as string)
+    await c.connect(b.addresses[0] as string)
+    await routed(a1, c)
+    const got: number[] = []
+    c.on('message', (m) => { if (m.from === a1.id) got.push(m.payload as number) })
+    // b keeps a copy of a1's first envelopes to c (the stream's base and first messages) while it relays them.
+    await b._echoRelayed(c.id, 3)
+    for (let i = 0; i < 5; i++) {
+      await a1.send(c.id, i)
+      await new Promise((resolve) => setTimeout(resolve, 5)) // one envelope each
+    }
+    await until(() => got.length >= 5, { label: () => `a1's 5 delivered (have ${got.join(',')})` })
+    // a1 crashes; a2 is the same node (same key) without a dataDir: a new stream epoch.
+    await a1.destroy()
+    const a2 = await makeMesh({ ...fast, listen: false, identity: { privateKey: key } })
+    expect(a2.id).toBe(a1.id)
+    await a2.connect(b.addresses[0] as string)
+    await routed(a2, c)
+    for (let i = 100; i < 105; i++) await a2.send(c.id, i)
+    await until(() => got.length >= 10, { label: () => `a2's first 5 delivered (have ${got.join(',')})` })
+    const dupsBefore = c._deliveryStats().peers[a1.id]?.duplicates ?? 0
+    // Now b hands a1's old envelopes over again: on the old rule their base restarted a1's epoch at c and 0, 1, 2 came twice.
+    await b._echoRelayed(c.id, 0)
+    for (let i = 105; i < 110; i++) await a2.send(c.id, i)
+    await until(() => got.length >= 15 && (c._deliveryStats().peers[a1.id]?.duplicates ?? 0) > dupsBefore, { label: () => `a2's next 5 delivered and the old copies seen (have ${got.join(',')})` })
+    expect(got).toEqual([0, 1, 2, 3, 4, ...Array.from({ length: 10 }, (_, i) => 100 + i)])
   })
 
   it('diamond a → {b, c} → d: when the relay in use closes, traffic moves to the other one with 0 lost, 0 duplicated, 0 reordered', async () => {
