@@ -105,8 +105,6 @@ interface PeerEntry {
   rx: ReceiveStream
   /** Chunked messages being reassembled, per stream epoch and lane (lanes interleave their chunks). */
   reassembly: StreamAssemblies
-  /** rx.starts when the reassembly last dropped the other epochs' messages in progress. */
-  rxStarts: number
   /** `ack: true` sends waiting for the peer's acknowledgement, by last seq (ascending). */
   ackWaiters: Array<{ id: number; last: number; resolve: (id: string) => void; reject: (e: MeshError) => void }>
   /** Topics the peer subscribes to (it tells us with SUBSCRIBE frames). */
@@ -879,7 +877,6 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         board: AckBoard.create(this.#store !== undefined),
         rx: new ReceiveStream(),
         reassembly: new StreamAssemblies(MAX_LANE + 1, this.#opts.maxMessageBytes, this.#assemblyPool),
-        rxStarts: 0,
         ackWaiters: [],
         remoteTopics: new Set(),
         unwanted: undefined,
@@ -976,11 +973,11 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     let id = f.seq
     let owned = false
     if ((f.flags & (FrameFlag.MORE | FrameFlag.CONTINUATION)) !== 0) {
-      // A new epoch (the sender restarted): what its previous process left half sent will not complete.
-      if (entry.rxStarts !== entry.rx.starts) { entry.rxStarts = entry.rx.starts; entry.reassembly.keepOnly(f.stream) }
       // f.lane was validated (0..MAX_LANE) by the IO worker's decoder.
       const r = entry.reassembly.get(f.stream, f.lane).push(f.payload ?? new Uint8Array(0), f.seq, (f.flags & FrameFlag.CONTINUATION) !== 0, (f.flags & FrameFlag.MORE) !== 0)
       if (r.kind === 'partial') return
+      // A message of this epoch completed on this lane: another epoch's half-sent one there will not.
+      if (r.kind === 'message') entry.reassembly.settled(f.stream, f.lane)
       if (r.kind === 'orphan' || r.kind === 'too-large') {
         this.#log.warn({ component: 'mesh', event: 'message:discarded', peer: from, reason: r.kind }, r.kind === 'orphan'
           ? 'discarded the rest of a chunked message whose start went to a previous incarnation of this node'

@@ -28,6 +28,9 @@
  * timeout). Now a frame of a remembered epoch is a duplicate up to where it
  * was left, the next frame after that resumes it, and a stale SKIP changes
  * nothing: no message twice, and the live epoch goes on at its next frame.
+ * The one ACK slot (AckBoard) follows the epoch heard from last, duplicates
+ * included: a live sender that resends because a stale frame took the slot
+ * before its ACK went out gets that ACK then.
  *
  * @module
  */
@@ -56,12 +59,6 @@ export class ReceiveStream {
   duplicates = 0
   /** Frames dropped because one before them is missing. */
   gaps = 0
-  /**
-   * Times an epoch this receiver did not know started (a sender's first
-   * stream, or a restarted sender's): what was in progress in the others
-   * will most likely never complete (see StreamAssemblies.keepOnly).
-   */
-  starts = 0
   /** Epochs moved away from → the highest seq handed on in each; oldest first. */
   readonly #retired = new Map<number, number>()
 
@@ -77,7 +74,11 @@ export class ReceiveStream {
         if (seq !== 1) { this.gaps++; return 'gap' }
       } else {
         // An epoch we left: where we left it is known, as for the current one.
-        if (seq <= left) { this.duplicates++; return 'duplicate' }
+        // A duplicate makes it current again all the same: the acknowledgement
+        // follows the epoch heard from last. Its sender resends what it has
+        // not seen acknowledged; the ACK it waits for is this epoch's, which
+        // a stale frame of another epoch may have replaced meanwhile.
+        if (seq <= left) { this.duplicates++; this.#switchTo(stream, left); return 'duplicate' }
         if (seq !== left + 1) { this.gaps++; return 'gap' }
       }
       this.#switchTo(stream, seq)
@@ -109,7 +110,7 @@ export class ReceiveStream {
   /** Make `stream` current at `delivered`, remembering where the current one was left. */
   #switchTo (stream: number, delivered: number): void {
     const r = this.#retired
-    if (!r.delete(stream)) this.starts++
+    r.delete(stream)
     if (this.stream !== undefined) {
       r.set(this.stream, this.delivered) // never in the map while current: goes in last, as the most recently left
       if (r.size > MAX_RETIRED_STREAMS) r.delete(r.keys().next().value as number)
@@ -194,6 +195,12 @@ export class Reassembly {
   /** Nothing held and nothing being discarded: no message in progress. */
   get idle (): boolean { return this.#parts.length === 0 && !this.#discarding }
 
+  /** Forget the message in progress (its chunks go back to the pool). */
+  reset (): void {
+    if (this.#pool !== undefined) for (const b of this.#parts) this.#pool.give(b)
+    this.#reset()
+  }
+
   #reset (): void { this.#parts = []; this.#bytes = 0; this.#discarding = false }
 }
 
@@ -205,7 +212,8 @@ export class Reassembly {
  * delivers if it never did). With one assembly per lane, that frame started
  * over the message in progress, and its remaining chunks, already counted as
  * delivered, were discarded as orphans. What a sender's previous process
- * left half sent is dropped when its new epoch starts ({@link keepOnly}).
+ * left half sent is dropped once another epoch completes a message on the
+ * same lane ({@link settled}), or when the epoch is forgotten.
  */
 export class StreamAssemblies {
   readonly #byStream = new Map<number, Reassembly[]>()
@@ -224,13 +232,15 @@ export class StreamAssemblies {
   get streams (): number { return this.#byStream.size }
 
   /**
-   * Drop the messages in progress of every epoch but `stream`: call when an
-   * epoch the receiver did not know starts ({@link ReceiveStream.starts}),
-   * i.e. the sender restarted, so that a message its previous process was
-   * sending when it died holds no memory.
+   * A message of epoch `stream` on `lane` was completed: drop what the other
+   * epochs had in progress on that lane. The sender's live epoch moving on
+   * there means an older one's half-sent message (its process died while
+   * sending it) will not complete, and it holds no memory after this. (On
+   * the live epoch's first chunk instead, a stale first chunk of a dead
+   * epoch would discard the live epoch's message in progress.)
    */
-  keepOnly (stream: number): void {
-    for (const s of this.#byStream.keys()) if (s !== stream) this.#byStream.delete(s)
+  settled (stream: number, lane: number): void {
+    for (const [s, set] of this.#byStream) if (s !== stream) set[lane]?.reset()
   }
 
   /** The assembly of `lane` (0..lanes-1) in epoch `stream`. */

@@ -85,8 +85,11 @@ describe('ReceiveStream', () => {
     expect(rx.accept(S, 5)).toBe('duplicate')
     expect(rx.accept(S, 1)).toBe('duplicate')
     expect(rx.accept(S, 7)).toBe('gap')
-    expect({ stream: rx.stream, delivered: rx.delivered }).toEqual({ stream: T, delivered: 3 })
+    // Nothing delivered; the ACK slot follows the epoch heard from last (S, where it was left)...
+    expect({ stream: rx.stream, delivered: rx.delivered }).toEqual({ stream: S, delivered: 5 })
+    // ...until the live one's next frame.
     expect(rx.accept(T, 4)).toBe('deliver')
+    expect({ stream: rx.stream, delivered: rx.delivered }).toEqual({ stream: T, delivered: 4 })
     expect({ duplicates: rx.duplicates, gaps: rx.gaps }).toEqual({ duplicates: 3, gaps: 1 })
   })
 
@@ -108,8 +111,18 @@ describe('ReceiveStream', () => {
     rx.skip(S, 12)
     expect({ stream: rx.stream, delivered: rx.delivered }).toEqual({ stream: S, delivered: 12 })
     expect(rx.accept(T, 6)).toBe('deliver')
-    // Only the two epochs it did not know counted as starts (the reassembly drops the others' messages then).
-    expect(rx.starts).toBe(2)
+  })
+
+  it('a duplicate of an epoch it left makes it current again: the ACK goes back to the epoch heard from last (a stale frame does not keep it)', () => {
+    const rx = new ReceiveStream()
+    for (let s = 1; s <= 10; s++) rx.accept(S, s)
+    for (let s = 1; s <= 6; s++) rx.accept(T, s) // the restarted sender; its ACK for 6 not sent yet
+    expect(rx.accept(S, 11)).toBe('deliver') // a stale frame of the old process, never delivered: the ACK slot is S's now
+    expect(rx.stream).toBe(S)
+    // The live sender resends 6 (it saw no ACK): a duplicate, and T is current again, at 6: its ACK goes out.
+    expect(rx.accept(T, 6)).toBe('duplicate')
+    expect({ stream: rx.stream, delivered: rx.delivered }).toEqual({ stream: T, delivered: 6 })
+    expect(rx.accept(T, 7)).toBe('deliver')
   })
 
   it(`remembers the last ${MAX_RETIRED_STREAMS} epochs it left; an older one is unknown again`, () => {
@@ -401,16 +414,32 @@ describe('StreamAssemblies', () => {
     expect(one.push(bytes(3), 11, true, true).kind).toBe('orphan')
   })
 
-  it('keepOnly(epoch) drops what other epochs had in progress (a restarted sender\'s previous process will not finish it)', () => {
+  it('a stale first chunk of an epoch it never knew, in the middle of the live epoch\'s message, loses neither; the live one completing drops the stale one', () => {
+    const rx = new ReceiveStream()
     const a = new StreamAssemblies(3, 1024)
-    a.get(S, 0).push(bytes(1), 1, false, true)
-    a.get(S, 1).push(bytes(2), 2, false, true)
-    expect(a.get(S, 0).heldBytes).toBe(1)
-    a.keepOnly(T)
-    expect(a.streams).toBe(0)
-    // The dropped message's continuation, if it ever came, is an orphan; the new epoch is unaffected.
+    const push = (stream: number, seq: number, data: number, continuation: boolean, more: boolean): Assembled | undefined =>
+      rx.accept(stream, seq) === 'deliver' ? a.get(stream, 2).push(bytes(data), seq, continuation, more) : undefined
+    expect(push(T, 1, 1, false, true)?.kind).toBe('partial')
+    expect(push(T, 2, 2, true, true)?.kind).toBe('partial')
+    // The dead process's first chunk, late through a relay: an epoch this receiver never saw, so it starts.
+    expect(push(S, 1, 9, false, true)?.kind).toBe('partial')
+    expect(push(T, 3, 3, true, false)).toMatchObject({ kind: 'message', firstSeq: 1 })
+    a.settled(T, 2)
+    expect(a.get(S, 2).idle).toBe(true) // the stale half message holds nothing
+    expect(a.get(T, 2).idle).toBe(true)
+  })
+
+  it('settled(epoch, lane) drops what other epochs had in progress on that lane only, chunk copies back to the pool', () => {
+    const pool = new BufferPool(1024, 8)
+    const a = new StreamAssemblies(3, 4096, pool)
+    a.get(S, 0).push(new Uint8Array(600), 1, false, true)
+    a.get(S, 1).push(new Uint8Array(600), 2, false, true)
+    a.get(T, 0).push(bytes(4), 1, false, false)
+    a.settled(T, 0)
+    expect(a.get(S, 0).idle).toBe(true)
+    expect(a.get(S, 1).heldBytes).toBe(600) // another lane: untouched
+    // The dropped message's continuation, if it ever came, is an orphan.
     expect(a.get(S, 0).push(bytes(3), 3, true, false).kind).toBe('orphan')
-    expect(a.get(T, 0).push(bytes(4), 1, false, false).kind).toBe('message')
   })
 
   it(`keeps at most ${MAX_RETIRED_STREAMS + 1} epochs: idle ones go first, then the oldest; bad lanes throw`, () => {
