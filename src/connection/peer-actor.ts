@@ -133,6 +133,10 @@ export class PeerActor {
     this.#relay = relay
     this.#park(false)
     this.board.claim(this.#worker)
+    // An actor of another worker may have consumed the queues since this one
+    // last did (the peer was served through a relay from there meanwhile).
+    this.ring.resyncConsumer()
+    this.datagrams.resyncConsumer()
     this.window.rewind()
     this.#ackedVersion = -1
     this.#ackPrompt = true

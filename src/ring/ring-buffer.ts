@@ -521,6 +521,19 @@ export class RingBuffer {
   get readStart (): number { return this.#tail }
 
   /**
+   * Consumer handover: another instance (another thread) consumed from this
+   * ring since this one last did; take the read position from shared memory.
+   * Call when this instance becomes the consumer again, while no other one
+   * consumes. Without it the instance resumed at its own stale position:
+   * released records were read as if they were live (resent, or misread as
+   * corrupt once overwritten), and a later release moved TAIL backwards.
+   */
+  resyncConsumer (): void {
+    // Atomics.load (seq-cst) = acquire of the other consumer's last TAIL store.
+    this.#tail = Atomics.load(this.#i32, TAIL) >>> 0
+  }
+
+  /**
    * Consumer, cursor mode: visit published records from `cursor` (a position
    * returned by {@link readStart} or an earlier peek) WITHOUT releasing them.
    * `fn(record, end)` gets a view of the record (valid until it is released)

@@ -104,3 +104,50 @@ describe('PeerActor toward a routed peer', () => {
     expect(resent.map((e) => e.inner)).toEqual([[-5, 5, 6, 7, 8, 9, 10]])
   })
 })
+
+describe('PeerActor: the peer served from another IO worker meanwhile', () => {
+  it('attach() picks up the queue where the other worker\'s actor left it (a ring\'s worth and more later): resends start at the oldest unacknowledged frame, after its base', () => {
+    const ring = RingBuffer.create(1024, { keepAlive: false })
+    const board = AckBoard.create()
+    const datagrams = RingBuffer.create(64 * 1024, { keepAlive: false })
+    const sent: number[][] = []
+    const conn = {
+      state: 'open',
+      writeBlocked: false,
+      send (buf: Uint8Array) {
+        forEachFrame(Buffer.from(buf), undefined, (f) => {
+          const inner: number[] = []
+          forEachFrame(f.payload as Uint8Array, undefined, (x) => { inner.push(x.type === FrameType.SKIP ? -x.seq - 1 : x.seq) })
+          sent.push(inner)
+        })
+      },
+    } as unknown as Connection
+    const relay = { selfId: 'me', via: 'relay', hops: 4 }
+    const onWorker0 = new PeerActor('far-peer', 1, ring.sab, board.sab, datagrams.sab, 0, 1 << 20, false)
+    const onWorker1 = new PeerActor('far-peer', 1, ring.sab, board.sab, datagrams.sab, 1, 1 << 20, false)
+    let seq = 0
+    const pumpAll = (a: PeerActor): number[] => { sent.length = 0; while (a.pump()) { /* all out */ } return sent.flat() }
+    onWorker0.attach(conn, relay)
+    for (let i = 0; i < 4; i++) queue(ring, ++seq, 100)
+    expect(pumpAll(onWorker0)).toEqual([-1, 1, 2, 3, 4])
+    onWorker0.onAck(STREAM, 2, undefined)
+    onWorker0.detach(conn)
+    // Worker 1 serves the peer now, and moves ~1.5 KiB through the 1 KiB queue.
+    onWorker1.attach(conn, relay)
+    expect(pumpAll(onWorker1)).toEqual([-3, 3, 4])
+    for (let round = 0; round < 8; round++) {
+      queue(ring, ++seq, 100)
+      queue(ring, ++seq, 100)
+      pumpAll(onWorker1)
+      onWorker1.onAck(STREAM, seq - 1, undefined)
+    }
+    onWorker1.detach(conn)
+    queue(ring, ++seq, 100)
+    // Back on worker 0 (before: it resumed at its own stale position, inside records overwritten since).
+    onWorker0.attach(conn, relay)
+    expect(onWorker0.owns).toBe(true)
+    expect(pumpAll(onWorker0)).toEqual([-20, 20, 21])
+    expect(onWorker0.onAck(STREAM, 21, undefined).released).toBe(2)
+    expect(ring.usedBytes()).toBe(0)
+  })
+})

@@ -225,6 +225,36 @@ describe('SendWindow', () => {
     expect(w.base()).toEqual({ stream: STREAM, seq: 6 })
   })
 
+  it('consumer handover: another worker\'s window consumed the queue meanwhile (a ring\'s worth and more); after resyncConsumer() + rewind() this one resumes at the oldest unacknowledged record', () => {
+    const host = RingBuffer.create(1024)
+    const a = new SendWindow(RingBuffer.attach(host.sab))
+    const b = new SendWindow(RingBuffer.attach(host.sab))
+    let seq = 0
+    const write = (): void => { seq++; expect(writeRecord(host, { seq }, body(seq, 100))).toBe(true) }
+    for (let i = 0; i < 4; i++) write()
+    expect(seqs(send(a))).toEqual([1, 2, 3, 4])
+    a.ack(STREAM, 2, undefined)
+    // a's link drops; b (another IO worker) serves the peer through a relay and gets far ahead.
+    b.ring.resyncConsumer()
+    b.rewind()
+    expect(b.base()).toEqual({ stream: STREAM, seq: 2 })
+    for (let round = 0; round < 8; round++) {
+      write()
+      write()
+      send(b)
+      b.ack(STREAM, seq - 1, undefined)
+    }
+    expect(seq).toBe(20) // ~1.5 KiB of records through a 1 KiB ring: a's old position is long overwritten
+    write()
+    // The direct link is back on a's worker.
+    a.ring.resyncConsumer()
+    a.rewind()
+    expect(a.base()).toEqual({ stream: STREAM, seq: 19 })
+    expect(seqs(send(a))).toEqual([20, 21])
+    expect(a.ack(STREAM, 21, undefined).released).toBe(2)
+    expect(host.usedBytes()).toBe(0)
+  })
+
   it('NOTIFY_ACK on a released record asks for an acked event', () => {
     const ring = RingBuffer.create(4096)
     const w = new SendWindow(ring)
