@@ -105,6 +105,8 @@ interface PeerEntry {
   rx: ReceiveStream
   /** Chunked messages being reassembled, per stream epoch and lane (lanes interleave their chunks). */
   reassembly: StreamAssemblies
+  /** A seq of the latest chunked message discarded unfinished, and its epoch: told to the sender with our ACKs. */
+  discarded: { stream: number; seq: number } | undefined
   /** `ack: true` sends waiting for the peer's acknowledgement, by last seq (ascending). */
   ackWaiters: Array<{ id: number; last: number; resolve: (id: string) => void; reject: (e: MeshError) => void }>
   /** Topics the peer subscribes to (it tells us with SUBSCRIBE frames). */
@@ -877,6 +879,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         board: AckBoard.create(this.#store !== undefined),
         rx: new ReceiveStream(),
         reassembly: new StreamAssemblies(MAX_LANE + 1, this.#opts.maxMessageBytes, this.#assemblyPool),
+        discarded: undefined,
         ackWaiters: [],
         remoteTopics: new Set(),
         unwanted: undefined,
@@ -947,7 +950,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           entry.ackBytes = 0
           entry.board.markUrgent()
         }
-        entry.board.publish(rx.stream ?? 0, rx.delivered)
+        const d = entry.discarded
+        entry.board.publish(rx.stream ?? 0, rx.delivered, d !== undefined && d.stream === rx.stream ? d.seq : 0)
         if (prompt) slot.doorbell.ring()
         else if (entry.board.takeWaiting()) {
           // The actor stopped looking for our progress (we took nothing for a while): prompt it.
@@ -979,6 +983,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       // A message of this epoch completed on this lane: another epoch's half-sent one there will not.
       if (r.kind === 'message') entry.reassembly.settled(f.stream, f.lane)
       if (r.kind === 'orphan' || r.kind === 'too-large') {
+        // Our ACKs cover its chunks: they tell the sender, which reports it undelivered.
+        entry.discarded = { stream: f.stream, seq: f.seq }
         this.#log.warn({ component: 'mesh', event: 'message:discarded', peer: from, reason: r.kind }, r.kind === 'orphan'
           ? 'discarded the rest of a chunked message whose start went to a previous incarnation of this node'
           : `discarded a chunked message larger than maxMessageBytes (${this.#opts.maxMessageBytes})`)

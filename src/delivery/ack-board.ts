@@ -39,6 +39,13 @@
  *                   new ones would only wake the worker to find that out.
  *                   The worker rings itself when it ends (an ACK, a
  *                   writable socket) and clears it on attach and detach.
+ *  i32[14] disc lo  (byte 56) receive side, under the seqlock with stream
+ *  i32[15] disc hi  and seq: a seq (of that stream) of the latest chunked
+ *                   message the host discarded unfinished (its first chunks
+ *                   went to this node's previous process, or it outgrew
+ *                   maxMessageBytes), 0 if none. It rides in the ACK so
+ *                   the sender reports that message `undelivered` instead
+ *                   of taking the acknowledgement of its chunks as delivery.
  * ```
  *
  * @module
@@ -55,7 +62,9 @@ const DROPPED_F64 = 4
 const RTT_F64 = 5
 const WAITING = 12
 const PARKED = 13
-const BOARD_BYTES = 56
+const DISC_LO = 14
+const DISC_HI = 15
+const BOARD_BYTES = 64
 
 /** One peer's ack board. */
 export class AckBoard {
@@ -95,22 +104,28 @@ export class AckBoard {
     return Atomics.load(this.#i32, PARKED) !== 0
   }
 
-  /** Host: the application has taken everything of `stream` up to `seq`. */
-  publish (stream: number, seq: number): void {
+  /**
+   * Host: the application has taken everything of `stream` up to `seq`;
+   * `discarded`: a seq of that stream's latest chunked message discarded
+   * unfinished, 0 if none (see the layout).
+   */
+  publish (stream: number, seq: number, discarded = 0): void {
     const i32 = this.#i32
     // Atomics.add (seq-cst): version becomes odd before the fields change, even after.
     Atomics.add(i32, VERSION, 1)
     Atomics.store(i32, STREAM, stream | 0)
     Atomics.store(i32, SEQ_LO, seq % 0x1_0000_0000 | 0)
     Atomics.store(i32, SEQ_HI, Math.floor(seq / 0x1_0000_0000) | 0)
+    Atomics.store(i32, DISC_LO, discarded % 0x1_0000_0000 | 0)
+    Atomics.store(i32, DISC_HI, Math.floor(discarded / 0x1_0000_0000) | 0)
     Atomics.add(i32, VERSION, 1)
   }
 
   /** Current version (even when stable); cheap "anything new?" check for the reader. */
   version (): number { return Atomics.load(this.#i32, VERSION) }
 
-  /** Worker: a consistent (stream, seq) snapshot, or undefined if nothing was published yet. */
-  read (): { version: number; stream: number; seq: number } | undefined {
+  /** Worker: a consistent (stream, seq, discarded) snapshot, or undefined if nothing was published yet. */
+  read (): { version: number; stream: number; seq: number; discarded: number } | undefined {
     const i32 = this.#i32
     for (;;) {
       const v1 = Atomics.load(i32, VERSION)
@@ -118,8 +133,9 @@ export class AckBoard {
       if (v1 === 0) return undefined
       const stream = Atomics.load(i32, STREAM) >>> 0
       const seq = (Atomics.load(i32, SEQ_HI) >>> 0) * 0x1_0000_0000 + (Atomics.load(i32, SEQ_LO) >>> 0)
+      const discarded = (Atomics.load(i32, DISC_HI) >>> 0) * 0x1_0000_0000 + (Atomics.load(i32, DISC_LO) >>> 0)
       // Atomics.load (seq-cst) after the field loads: if the version is unchanged, no write overlapped them.
-      if (Atomics.load(i32, VERSION) === v1) return { version: v1, stream, seq }
+      if (Atomics.load(i32, VERSION) === v1) return { version: v1, stream, seq, discarded }
     }
   }
 

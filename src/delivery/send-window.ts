@@ -102,6 +102,21 @@ export class SendWindow {
   baseSent (): void { this.#baseDue = false }
 
   /**
+   * The message id (its first chunk's seq) of queued record `seq` of
+   * `stream`, or undefined if no unacknowledged record has that seq.
+   */
+  messageOf (stream: number, seq: number): number | undefined {
+    const rd = this.#rd
+    let id: number | undefined
+    this.ring.peekAt(this.ring.readStart, (at) => {
+      const s = rd.seq(at)
+      if (rd.stream(at) === stream && s === seq) id = s - rd.chunk(at)
+      return id === undefined && s < seq
+    })
+    return id
+  }
+
+  /**
    * Visit records to send, in order, while credit lasts (with nothing in flight
    * one record always goes, so a record larger than the window is not stuck). `fn`
    * returns false to stop before a record (it stays for the next call).

@@ -439,34 +439,40 @@ export class IoWorker implements ConnectionOwner {
   ack (conn: Connection, stream: number, seq: number, payload: Uint8Array | null): void {
     const actor = conn.peerId === undefined ? undefined : this.#actors.get(conn.peerId)
     if (actor === undefined || actor.direct !== conn) return
-    let w: number | undefined
-    if (payload !== null) {
-      try {
-        const v = decodeControl(payload) as { w?: unknown }
-        if (typeof v.w === 'number' && Number.isInteger(v.w) && v.w > 0) w = v.w
-      } catch {
-        // A malformed credit is ignored; the ACK itself is still good.
-      }
-    }
-    this.#onAck(actor, stream, seq, payload, w)
+    this.#onAck(actor, stream, seq, payload)
   }
 
-  #onAck (actor: PeerActor, stream: number, seq: number, payload: Uint8Array | null, credit?: number): void {
-    let w = credit
-    if (w === undefined && payload !== null) {
+  #onAck (actor: PeerActor, stream: number, seq: number, payload: Uint8Array | null): void {
+    let w: number | undefined
+    let d: number | undefined
+    if (payload !== null) {
       try {
-        const v = decodeControl(payload) as { w?: unknown }
+        const v = decodeControl(payload) as { w?: unknown, d?: unknown }
         if (typeof v.w === 'number' && Number.isInteger(v.w) && v.w > 0) w = v.w
+        if (typeof v.d === 'number' && Number.isInteger(v.d) && v.d > 0 && v.d <= seq) d = v.d
       } catch {
         // A malformed credit is ignored; the ACK itself is still good.
       }
     }
+    // The peer discarded a chunked message unfinished (it restarted between its chunks, or the message
+    // outgrew its maxMessageBytes): report it before the ACK releases its last chunks, which would read as delivery.
+    if (d !== undefined) this.#discarded(actor, stream, d)
     const r = actor.onAck(stream, seq, w)
     actor.settleSkip(stream, seq)
     if (r.released > 0 && actor.via !== undefined) this.#rto.set(actor, { since: performance.now(), rto: RELAY_RTO_MS })
     if (r.notify) this.#inbound.event(actor.handle, { type: 'acked', peerId: actor.peerId, stream, seq })
     // Credit opened: pump, if that lets anything go (a wake-up of our own loop costs a syscall).
     if ((r.released > 0 || w !== undefined) && actor.ready) this.#doorbell.ring()
+  }
+
+  #discarded (actor: PeerActor, stream: number, seq: number): void {
+    const id = actor.window.messageOf(stream, seq)
+    // Records already released: an ACK carrying the same report again.
+    if (id === undefined || id === actor.discardReported) return
+    actor.discardReported = id
+    const reason = 'discarded by the receiver (it restarted between the chunks, or the message exceeds its maxMessageBytes)'
+    this.log.info({ event: 'undelivered', peer: actor.peerId, messages: 1, reason }, `message ${id} to ${actor.peerId} was ${reason}`)
+    this.#inbound.event(actor.handle, { type: 'undelivered', peerId: actor.peerId, ids: [id], reason, stream, throughSeq: 0 })
   }
 
   readonly #rttSamples = new Map<PeerActor, number[]>()

@@ -42,9 +42,10 @@ export async function rawConnect (url: string, maxPayload?: number): Promise<Raw
 }
 
 /** Complete a real handshake as dialer; resolves the peer with its (fresh) id. */
-export async function rawHandshake (url: string, o: { versions?: number[] } = {}): Promise<RawPeer & { result: HandshakeAction[] }> {
+export async function rawHandshake (url: string, o: { versions?: number[]; me?: ReturnType<typeof keypair> } = {}): Promise<RawPeer & { result: HandshakeAction[] }> {
   const p = await rawConnect(url)
-  const me = keypair()
+  // `me`: the same identity again (a peer that restarted).
+  const me = o.me ?? keypair()
   const hs = new Handshake({
     role: 'dialer', selfId: me.id, sign: me.sign, verify: verifyBy, nonce: randomBytes(32),
     versions: o.versions ?? [1], features: ['batch', 'raw-payload'], listen: [], deadline: Date.now() + 5000,

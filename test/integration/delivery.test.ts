@@ -2,9 +2,9 @@ import { describe, it, expect, afterEach } from 'vitest'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { MeshError, encodeFrame, type Mesh } from '../../dist/src/index.js'
+import { MeshError, encodeFrame, encodeControl, decodeControl, FrameType, type Mesh } from '../../dist/src/index.js'
 import { makeMesh, makePair, closeAll, collect, until, waitFor } from '../helpers/mesh.js'
-import { rawHandshake } from '../helpers/raw-peer.js'
+import { rawHandshake, keypair, type RawPeer } from '../helpers/raw-peer.js'
 import { asksForAck } from '../../dist/src/delivery/ack-pacing.js'
 
 afterEach(closeAll)
@@ -484,6 +484,77 @@ describe('acknowledgements', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_200))
     expect(await wakes() - w0).toBe(0)
     expect((await b._ioStats()).every((x) => !x.retentionCheck)).toBe(true)
+  })
+})
+
+describe('a chunked message cut by a receiver restart', () => {
+  const MORE = 2
+  const RAW = 4
+  const CONTINUATION = 8
+  const dataFrames = (p: RawPeer): RawPeer['frames'] => p.frames.filter((f) => f.type === FrameType.DATA && f.stream !== 0)
+  const ack = (stream: number, seq: number, control: Record<string, number>): Uint8Array =>
+    encodeFrame({ version: 1, type: FrameType.ACK, lane: 0, flags: 0, src: null, dst: null, stream, seq, payload: encodeControl(control) })
+
+  it('the sender is told: its { ack: true } send rejects and the message is reported undelivered (it used to resolve)', async () => {
+    const a = await makeMesh()
+    const me = keypair()
+    const p1 = await rawHandshake(a.addresses[0] as string, { me })
+    await until(() => a.peers().some((p) => p.id === me.id && p.state === 'healthy'), { label: 'raw peer up' })
+    const undelivered: any[] = []
+    a.on('undelivered', (u) => { undelivered.push(u) })
+    // 200 KiB: chunks of 64, 64, 64 and 8 KiB, all within the initial credit.
+    const settled = a.send(me.id, new Uint8Array(200 * 1024).fill(3), { ack: true }).then(() => 'resolved', (e: unknown) => e)
+    await until(() => dataFrames(p1).length === 4, { label: () => `4 chunks on the wire (have ${dataFrames(p1).length})` })
+    const [c1, c2] = dataFrames(p1) as [RawPeer['frames'][0], RawPeer['frames'][0]]
+    expect((c1.flags & MORE) !== 0 && (c2.flags & CONTINUATION) !== 0).toBe(true)
+    // The receiver's application got the first two chunks (held for reassembly) and acked them; then its process restarts.
+    p1.ws.send(ack(c1.stream, c2.seq, { w: 4 << 20 }))
+    await until(() => (a._deliveryStats().peers[me.id]?.queuedBytes ?? Infinity) < 100 * 1024, { label: 'first two chunks released' })
+    p1.ws.terminate()
+    const p2 = await rawHandshake(a.addresses[0] as string, { me })
+    // a resends from the oldest unacknowledged chunk, after the stream's base.
+    await until(() => dataFrames(p2).length === 2, { label: () => `2 chunks resent (have ${dataFrames(p2).length})` })
+    expect(p2.frames.find((f) => f.type === FrameType.SKIP)?.seq).toBe(c2.seq)
+    const [c3, c4] = dataFrames(p2) as [RawPeer['frames'][0], RawPeer['frames'][0]]
+    expect(c3.seq).toBe(c2.seq + 1)
+    expect((c4.flags & MORE) === 0 && (c4.flags & CONTINUATION) !== 0).toBe(true)
+    // The restarted receiver cannot complete it (its start went to the previous process): it acks the chunks and says it discarded the message.
+    p2.ws.send(ack(c1.stream, c4.seq, { w: 4 << 20, d: c3.seq }))
+    const r = await settled
+    expect(r).toBeInstanceOf(MeshError)
+    expect((r as MeshError).message).toMatch(/discarded by the receiver/)
+    await until(() => undelivered.length === 1, { label: 'undelivered reported' })
+    expect(undelivered[0]).toMatchObject({ to: me.id, id: String(c1.seq) })
+    expect(undelivered[0].reason).toMatch(/discarded by the receiver/)
+    // The same report riding on a later ACK is not a second event.
+    p2.ws.send(ack(c1.stream, c4.seq, { w: 4 << 20, d: c3.seq }))
+    await a.send(me.id, 'next')
+    await until(() => dataFrames(p2).length === 3, { label: 'the next message sent' })
+    p2.ws.send(ack(c1.stream, (dataFrames(p2)[2] as RawPeer['frames'][0]).seq, { w: 4 << 20, d: c3.seq }))
+    await until(() => (a._deliveryStats().peers[me.id]?.queuedBytes ?? 1) === 0, { label: 'all acknowledged' })
+    expect(undelivered).toHaveLength(1)
+    p2.ws.terminate()
+  })
+
+  it('the receiver that gets the rest of a message whose start went to its previous process delivers none of it and says so in its ACK', async () => {
+    const b = await makeMesh()
+    const raw = await rawHandshake(b.addresses[0] as string)
+    await until(() => b.peers().some((p) => p.id === raw.id && p.state === 'healthy'), { label: 'raw peer up' })
+    const got: unknown[] = []
+    b.on('message', (m) => { got.push(m.payload) })
+    // As a sender resuming after b restarted: the stream's base (SKIP to 7), the last chunk of a message begun
+    // before it (seq 8), then a whole message (seq 9).
+    raw.ws.send(Buffer.concat([
+      encodeFrame({ version: 1, type: FrameType.SKIP, lane: 0, flags: 0, src: null, dst: null, stream: 7, seq: 7, payload: null }),
+      encodeFrame({ version: 1, type: FrameType.DATA, lane: 2, flags: RAW | CONTINUATION, src: null, dst: null, stream: 7, seq: 8, payload: new Uint8Array(1000) }),
+      encodeFrame({ version: 1, type: FrameType.DATA, lane: 2, flags: RAW | 1, src: null, dst: null, stream: 7, seq: 9, payload: Uint8Array.of(9) }),
+    ]))
+    await until(() => raw.frames.some((f) => f.type === FrameType.ACK && f.stream === 7 && f.seq === 9), { label: 'b acked 9' })
+    expect(got).toEqual([Buffer.of(9)])
+    const acked = raw.frames.filter((f) => f.type === FrameType.ACK && f.stream === 7 && f.seq === 9)
+    expect(acked.map((f) => (decodeControl(f.payload as Uint8Array) as { d?: number }).d)).toContain(8)
+    expect(b._deliveryStats().discarded).toBe(1)
+    raw.ws.terminate()
   })
 })
 

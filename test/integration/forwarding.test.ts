@@ -1,6 +1,6 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { mkdtemp } from 'node:fs/promises'
-import { generateKeyPairSync } from 'node:crypto'
+import { seededKeyPair } from '../helpers/ed25519.js'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Mesh, MeshOptions } from '../../dist/src/index.js'
@@ -110,7 +110,7 @@ describe('multi-hop forwarding', () => {
   })
 
   it('a relay that hands over a restarted sender\'s old envelopes late (its base and first messages): nothing is delivered twice, and the new process\'s stream goes on at once', async () => {
-    const key = generateKeyPairSync('ed25519').privateKey
+    const key = seededKeyPair().privateKey // never generateKeyPairSync in tests: see helpers/ed25519.ts
     const b = await makeMesh(fast)
     const a1 = await makeMesh({ ...fast, listen: false, identity: { privateKey: key } })
     const c = await makeMesh({ ...fast, listen: false })

@@ -18,6 +18,7 @@ interface Fixture {
   BASE: number
   done (n: number): number
   streamOf (seq: number): number
+  discardedOf (seq: number): number
   write (board: AckBoard, n: number, seen?: Int32Array, timeoutMs?: number): void
   read (board: AckBoard, n: number, deadline: number): ReadResult
 }
@@ -54,13 +55,16 @@ describe('AckBoard', () => {
     expect(board.version()).toBe(0)
     expect(board.read()).toBeUndefined()
     board.publish(7, 1)
-    expect(board.read()).toEqual({ version: 2, stream: 7, seq: 1 })
-    board.publish(0xffffffff, Number.MAX_SAFE_INTEGER)
-    expect(board.read()).toEqual({ version: 4, stream: 0xffffffff, seq: Number.MAX_SAFE_INTEGER })
+    expect(board.read()).toEqual({ version: 2, stream: 7, seq: 1, discarded: 0 })
+    board.publish(0xffffffff, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER - 1)
+    expect(board.read()).toEqual({ version: 4, stream: 0xffffffff, seq: Number.MAX_SAFE_INTEGER, discarded: Number.MAX_SAFE_INTEGER - 1 })
     board.publish(0x80000000, 0)
-    expect(board.read()).toEqual({ version: 6, stream: 0x80000000, seq: 0 })
+    expect(board.read()).toEqual({ version: 6, stream: 0x80000000, seq: 0, discarded: 0 })
+    // A discarded chunked message (its seq rides in the ACK) goes with the pair it was published with.
+    board.publish(9, 40, 37)
+    expect(board.read()).toEqual({ version: 8, stream: 9, seq: 40, discarded: 37 })
     // The version moves by 2 per publish and is even whenever nobody writes.
-    expect(board.version()).toBe(6)
+    expect(board.version()).toBe(8)
     // Reading changes nothing.
     expect(board.read()).toEqual(board.read())
   })
@@ -71,7 +75,7 @@ describe('AckBoard', () => {
     expect(worker.read()).toBeUndefined()
     host.publish(3, 9)
     expect(worker.version()).toBe(host.version())
-    expect(worker.read()).toEqual({ version: 2, stream: 3, seq: 9 })
+    expect(worker.read()).toEqual({ version: 2, stream: 3, seq: 9, discarded: 0 })
     expect(() => AckBoard.attach(new SharedArrayBuffer(8))).toThrow(TypeError)
     expect(() => AckBoard.attach(new ArrayBuffer(host.sab.byteLength) as unknown as SharedArrayBuffer)).toThrow(TypeError)
   })
@@ -92,7 +96,7 @@ describe('AckBoard', () => {
     expect(host.read()).toBeUndefined()
     host.publish(1, 2)
     w0.claim(0)
-    expect(host.read()).toEqual({ version: 2, stream: 1, seq: 2 })
+    expect(host.read()).toEqual({ version: 2, stream: 1, seq: 2, discarded: 0 })
   })
 
   it('committed: Infinity without a durable outbox, else 0 and monotonic', () => {
@@ -121,7 +125,7 @@ describe('AckBoard', () => {
     const r = await result
     expect(r.error).toBeUndefined()
     expect(r.distinct).toBeGreaterThan(1) // it really read while we wrote
-    expect(board.read()).toEqual({ version: 2 * N, stream: fx.streamOf(fx.done(N)), seq: fx.done(N) })
+    expect(board.read()).toEqual({ version: 2 * N, stream: fx.streamOf(fx.done(N)), seq: fx.done(N), discarded: fx.discardedOf(fx.done(N)) })
   })
 
   it(`two threads: a worker publishes ${N} pairs, the reader here never sees a torn pair`, async () => {

@@ -255,6 +255,23 @@ describe('SendWindow', () => {
     expect(host.usedBytes()).toBe(0)
   })
 
+  it('messageOf(): the message id (first chunk\'s seq) of a queued record, undefined once released or for another stream', () => {
+    const ring = RingBuffer.create(4096)
+    const w = new SendWindow(ring)
+    writeRecord(ring, { seq: 1 }, body(1, 10))
+    writeRecord(ring, { seq: 2, flags: FrameFlag.MORE }, body(2, 10)) // message 2: chunks 2, 4, 5
+    writeRecord(ring, { seq: 3, stream: OTHER_STREAM }, body(3, 10))
+    writeRecord(ring, { seq: 4, chunk: 2, flags: FrameFlag.MORE | FrameFlag.CONTINUATION }, body(4, 10))
+    writeRecord(ring, { seq: 5, chunk: 3, flags: FrameFlag.CONTINUATION }, body(5, 10))
+    expect([1, 2, 4, 5].map((s) => w.messageOf(STREAM, s))).toEqual([1, 2, 2, 2])
+    expect(w.messageOf(STREAM, 3)).toBeUndefined() // another stream's record
+    expect(w.messageOf(STREAM, 6)).toBeUndefined()
+    send(w)
+    w.ack(STREAM, 2, undefined)
+    expect(w.messageOf(STREAM, 2)).toBeUndefined() // released
+    expect(w.messageOf(STREAM, 5)).toBe(2)
+  })
+
   it('NOTIFY_ACK on a released record asks for an acked event', () => {
     const ring = RingBuffer.create(4096)
     const w = new SendWindow(ring)
