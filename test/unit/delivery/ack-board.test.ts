@@ -20,7 +20,7 @@ interface Fixture {
   streamOf (seq: number): number
   discardedOf (seq: number): number
   write (board: AckBoard, n: number, seen?: Int32Array, timeoutMs?: number): void
-  read (board: AckBoard, n: number, deadline: number): ReadResult
+  read (board: AckBoard, n: number, deadline: number, seen?: Int32Array): ReadResult
 }
 
 async function loadFixture (): Promise<Fixture> {
@@ -132,7 +132,10 @@ describe('AckBoard', () => {
     const fx = await loadFixture()
     const board = AckBoard.create()
     const go = new SharedArrayBuffer(4)
-    const worker = startWorker({ role: 'write', sab: board.sab, go, n: N, timeoutMs: TIMEOUT_MS })
+    // As above: the writer holds back its second half until we have seen a pair of the first (on a
+    // loaded box it could otherwise publish them all before this thread reads once: CI saw distinct 1).
+    const seen = new SharedArrayBuffer(4)
+    const worker = startWorker({ role: 'write', sab: board.sab, go, seen, n: N, timeoutMs: TIMEOUT_MS })
     const written = resultOf<{ written?: number, error?: string }>(worker)
     await once(worker, 'online', { signal: AbortSignal.timeout(TIMEOUT_MS) })
     // Atomics.store + notify: release the writer; we start reading at once.
@@ -140,7 +143,7 @@ describe('AckBoard', () => {
     const g = new Int32Array(go)
     Atomics.store(g, 0, 1)
     Atomics.notify(g, 0)
-    const r = fx.read(board, N, performance.now() + TIMEOUT_MS)
+    const r = fx.read(board, N, performance.now() + TIMEOUT_MS, new Int32Array(seen))
     expect(await written).toEqual({ written: N })
     expect(r.error).toBeUndefined()
     expect(r.distinct).toBeGreaterThan(1)
