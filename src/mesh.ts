@@ -1279,12 +1279,6 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       case 'undelivered': {
         if (ev.stream === this.#epoch) this.#store?.ackThrough(ev.peerId, ev.throughSeq)
         const e = this.#peers.get(ev.peerId)
-        // Given up on half queued: stop queueing the rest, and the send rejects like an expired { ack: true } one.
-        if (e !== undefined && ev.partial !== undefined) {
-          for (const q of e.sends.removeWhere((q) => q.next > 0 && ev.partial?.includes(q.first) === true)) {
-            q.reject(new MeshError(ErrorCode.TIMEOUT, `message ${q.first} to ${ev.peerId} was given up on: ${ev.reason}`, { details: { peer: ev.peerId, id: String(q.first), reason: ev.reason } }))
-          }
-        }
         for (const id of ev.ids) {
           const i = e === undefined ? -1 : e.ackWaiters.findIndex((w) => w.id === id)
           if (e !== undefined && i >= 0) {

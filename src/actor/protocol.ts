@@ -260,5 +260,5 @@ export type InboundEvent =
   /** The peer acknowledged our stream up to `seq`, releasing records that asked to be told (ack: true, durable outbox). */
   | { type: 'acked'; peerId: string; stream: number; seq: number }
   /** Messages given up on (retention expired, peer failed): ids are first-chunk seqs. */
-  | { type: 'undelivered'; peerId: string; ids: number[]; reason: string; stream: number; throughSeq: number; partial?: number[] }
+  | { type: 'undelivered'; peerId: string; ids: number[]; reason: string; stream: number; throughSeq: number }
   | { type: 'error'; error: WireError }

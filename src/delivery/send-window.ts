@@ -16,11 +16,6 @@ export interface Expired {
   throughSeq: number
   /** Ids of the messages given up on (first-chunk seqs), ascending, each once. */
   ids: number[]
-  /**
-   * Those of `ids` given up on before all their chunks were queued: the
-   * host must stop queueing the rest (see {@link SendWindow.expire}).
-   */
-  partial: number[]
 }
 
 /** Credit assumed before the receiver's first ACK. */
@@ -184,13 +179,6 @@ export class SendWindow {
    * run then stops before the split message, which goes once the records
    * after it are due too. (A message whose first chunks were acknowledged
    * already is given up on with its remaining chunks, all at once.)
-   *
-   * When everything queued is due and the oldest message is still split
-   * (its last chunks are not queued yet), all of it is given up on, split
-   * messages included, which are listed in `partial`: a message larger than
-   * the queue waits for the queue to drain before the host can queue its
-   * last chunks, so without this it was never given up on, held the queue
-   * full for good and was never reported.
    */
   expire (now: number, retainMs: number): Expired | undefined {
     const rd = this.#rd
@@ -202,9 +190,8 @@ export class SendWindow {
     const internal: boolean[] = []
     // Messages with chunks still to come in the run: id → index of their first record in it.
     const open = new Map<number, number>()
-    let newer = false
     this.ring.peekAt(this.ring.readStart, (at, _len, end) => {
-      if (rd.enqueuedAt(at) > limit) { newer = true; return false }
+      if (rd.enqueuedAt(at) > limit) return false
       const seq = rd.seq(at)
       const id = seq - rd.chunk(at)
       if ((rd.flags(at) & SendRecordFlag.MORE) !== 0) {
@@ -221,19 +208,11 @@ export class SendWindow {
     })
     let n = ends.length
     for (const first of open.values()) if (first < n) n = first
-    let partial: number[] = []
-    if (n === 0) {
-      // Records not due follow: the split message's rest may be among them, and goes with them later.
-      if (ends.length === 0 || newer) return undefined
-      // Everything queued is due and the oldest message is still split: its rest is not queued
-      // yet (see above). Give up on all of it.
-      n = ends.length
-      partial = [...open.keys()].filter((id) => !internal[open.get(id) as number]).sort((a, b) => a - b)
-    }
+    if (n === 0) return undefined
     // The mesh's own messages go too, unreported (see SendRecordFlag.INTERNAL): ids may be empty.
     const ids = [...new Set(idOf.slice(0, n).filter((_, i) => !internal[i]))].sort((a, b) => a - b)
     this.#releaseTo(ends[n - 1] as number, n)
-    return { stream: streams[n - 1] as number, throughSeq: seqs[n - 1] as number, ids, partial }
+    return { stream: streams[n - 1] as number, throughSeq: seqs[n - 1] as number, ids }
   }
 
   /** Enqueue time of the oldest unacknowledged record, if any. */

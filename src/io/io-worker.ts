@@ -568,17 +568,11 @@ export class IoWorker implements ConnectionOwner {
   #expireAll (now: number, retainMs: number, reason: string, only?: string): void {
     for (const a of this.#actors.values()) {
       if (only !== undefined && a.peerId !== only) continue
-      const x = a.expire(now, retainMs)
-      if (x === undefined) continue
-      // The rest of a message given up on half queued (queued before the host heard): reported already.
-      const done = a.discardReported
-      const e = done === undefined ? x : { ...x, ids: x.ids.filter((id) => id !== done), partial: x.partial.filter((id) => id !== done) }
+      const e = a.expire(now, retainMs)
+      if (e === undefined) continue
       if (e.ids.length > 0) this.log.info({ event: 'undelivered', peer: a.peerId, messages: e.ids.length, reason }, `gave up on ${e.ids.length} message(s) to ${a.peerId}: ${reason}`)
       else this.log.debug({ event: 'undelivered', peer: a.peerId, messages: 0, reason }, `gave up on queued subscription updates to ${a.peerId}: ${reason}`)
-      // A message given up on half queued: its later chunks, queued before the host hears of it, reach the
-      // peer as the rest of a message it never started; its report of that discard is this one.
-      if (e.partial.length > 0) a.discardReported = e.partial[e.partial.length - 1] as number
-      this.#inbound.event(a.handle, { type: 'undelivered', peerId: a.peerId, ids: e.ids, reason, stream: e.stream, throughSeq: e.throughSeq, ...(e.partial.length > 0 ? { partial: e.partial } : {}) })
+      this.#inbound.event(a.handle, { type: 'undelivered', peerId: a.peerId, ids: e.ids, reason, stream: e.stream, throughSeq: e.throughSeq })
     }
   }
 

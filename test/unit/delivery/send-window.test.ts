@@ -304,14 +304,14 @@ describe('SendWindow', () => {
     expect(w.expire(199, 100)).toBeUndefined()
     // The limit is inclusive: enqueuedAt <= now - retainMs expires.
     expect(seqs(send(w, 3))).toEqual([1, 2, 3]) // B half sent when the link went down
-    expect(w.expire(200, 100)).toEqual({ stream: STREAM, throughSeq: 4, ids: [1, 2], partial: [] })
+    expect(w.expire(200, 100)).toEqual({ stream: STREAM, throughSeq: 4, ids: [1, 2] })
     expect(w.oldestEnqueuedAt()).toBe(200)
     // The cursor is not left pointing into released space: C is next.
     expect(seqs(send(w))).toEqual([5, 6, 7])
-    expect(w.expire(250, 0)).toEqual({ stream: STREAM, throughSeq: 5, ids: [5], partial: [] })
+    expect(w.expire(250, 0)).toEqual({ stream: STREAM, throughSeq: 5, ids: [5] })
     // D partly acknowledged: its id is still its first chunk's seq.
     expect(w.ack(STREAM, 6, undefined).released).toBe(1)
-    expect(w.expire(10_000, 0)).toEqual({ stream: STREAM, throughSeq: 7, ids: [6], partial: [] })
+    expect(w.expire(10_000, 0)).toEqual({ stream: STREAM, throughSeq: 7, ids: [6] })
     expect(w.pending).toBe(false)
     expect(ring.isEmpty()).toBe(true)
     expect(w.oldestEnqueuedAt()).toBeUndefined()
@@ -323,11 +323,11 @@ describe('SendWindow', () => {
     writeRecord(ring, { seq: 1, enqueuedAt: 100, internal: true }, body(1, 8)) // e.g. the SUBSCRIBE set sent on peer:up
     writeRecord(ring, { seq: 2, enqueuedAt: 100 }, body(2, 8))
     writeRecord(ring, { seq: 3, enqueuedAt: 100, internal: true }, body(3, 8))
-    expect(w.expire(200, 0)).toEqual({ stream: STREAM, throughSeq: 3, ids: [2], partial: [] })
+    expect(w.expire(200, 0)).toEqual({ stream: STREAM, throughSeq: 3, ids: [2] })
     expect(ring.isEmpty()).toBe(true)
     // Only internal ones: given up on all the same (the receiver must skip them), with no id to report.
     writeRecord(ring, { seq: 4, enqueuedAt: 300, internal: true }, body(4, 8))
-    expect(w.expire(400, 0)).toEqual({ stream: STREAM, throughSeq: 4, ids: [], partial: [] })
+    expect(w.expire(400, 0)).toEqual({ stream: STREAM, throughSeq: 4, ids: [] })
     expect(w.pending).toBe(false)
   })
 
@@ -344,12 +344,12 @@ describe('SendWindow', () => {
     writeRecord(ring, { seq: 6, enqueuedAt: 100, chunk: 4, flags: FrameFlag.CONTINUATION }, body(6, 8))
     writeRecord(ring, { seq: 7, enqueuedAt: 300 }, body(7, 8))
     // At limit 150, A and B's first two chunks are due, P is not: A goes, B stays whole.
-    expect(w.expire(150, 0)).toEqual({ stream: STREAM, throughSeq: 1, ids: [1], partial: [] })
+    expect(w.expire(150, 0)).toEqual({ stream: STREAM, throughSeq: 1, ids: [1] })
     expect(w.expire(150, 0)).toBeUndefined()
     // Once P is due, B goes with it, all of it: each id once, ascending.
-    expect(w.expire(250, 0)).toEqual({ stream: STREAM, throughSeq: 6, ids: [2, 4], partial: [] })
+    expect(w.expire(250, 0)).toEqual({ stream: STREAM, throughSeq: 6, ids: [2, 4] })
     expect(w.oldestEnqueuedAt()).toBe(300)
-    expect(w.expire(300, 0)).toEqual({ stream: STREAM, throughSeq: 7, ids: [7], partial: [] })
+    expect(w.expire(300, 0)).toEqual({ stream: STREAM, throughSeq: 7, ids: [7] })
     expect(ring.isEmpty()).toBe(true)
   })
 
@@ -363,24 +363,7 @@ describe('SendWindow', () => {
     expect(seqs(send(w, 1))).toEqual([1])
     expect(w.ack(STREAM, 1, undefined).released).toBe(1)
     expect(w.expire(150, 0)).toBeUndefined() // 2 is not due: 3 and 4 stay (after it)
-    expect(w.expire(200, 0)).toEqual({ stream: STREAM, throughSeq: 4, ids: [1, 2], partial: [] })
-  })
-
-  it('expire() with everything due and the oldest message still split (larger than the queue: its last chunks not queued yet) gives up all of it, listing that message as partial', () => {
-    const ring = RingBuffer.create(4096)
-    const w = new SendWindow(ring)
-    // M: a message at t=100 whose chunks 1..3 fill the queue (the host holds the rest); A: seq 4 whole, between
-    // them (another lane), also t=100. Nothing else: the host waits for room to queue M's next chunk.
-    writeRecord(ring, { seq: 1, enqueuedAt: 100, chunk: 0, flags: FrameFlag.MORE }, body(1, 8))
-    writeRecord(ring, { seq: 2, enqueuedAt: 100, chunk: 1, flags: FrameFlag.MORE | FrameFlag.CONTINUATION }, body(2, 8))
-    writeRecord(ring, { seq: 3, enqueuedAt: 100 }, body(3, 8))
-    writeRecord(ring, { seq: 4, enqueuedAt: 100, chunk: 3, flags: FrameFlag.MORE | FrameFlag.CONTINUATION }, body(4, 8))
-    expect(w.expire(99, 0)).toBeUndefined() // not due
-    expect(w.expire(100, 0)).toEqual({ stream: STREAM, throughSeq: 4, ids: [1, 3], partial: [1] })
-    expect(ring.isEmpty()).toBe(true)
-    // The rest the host queued before it heard: the rest of a message given up on, given up on in turn.
-    writeRecord(ring, { seq: 5, enqueuedAt: 100, chunk: 4, flags: FrameFlag.CONTINUATION }, body(5, 8))
-    expect(w.expire(100, 0)).toEqual({ stream: STREAM, throughSeq: 5, ids: [1], partial: [] })
+    expect(w.expire(200, 0)).toEqual({ stream: STREAM, throughSeq: 4, ids: [1, 2] })
   })
 
   it('runs many laps of a small ring: records cross the ring end and arrive in order, intact', () => {
