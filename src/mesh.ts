@@ -14,7 +14,7 @@ import { FrameFlag, FrameType, Lane, MAX_LANE, PROTOCOL_VERSION, type FrameHeade
 import { encodePayload, encodePayloadTo, decodePayload, type EncodedPayload } from './codec/payload.js'
 import { CHUNK_BYTES, FRAME_OVERHEAD, MAX_WS_MESSAGE_BYTES, receiveWindowBytes } from './io/io-worker.js'
 import { ackEagerBytes, asksForAck } from './delivery/ack-pacing.js'
-import { AckBoard } from './delivery/ack-board.js'
+import { AckBoard, MAX_DISCARDED } from './delivery/ack-board.js'
 import { ReceiveStream, StreamAssemblies } from './delivery/receive-stream.js'
 import { LaneQueue } from './delivery/lane-queue.js'
 import { SEND_PREFIX_BYTES, SendRecordFlag, writeSendPrefix, type SendRecordPrefix } from './delivery/send-record.js'
@@ -85,6 +85,8 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 
 const LANES: readonly LaneName[] = ['control', 'priority', 'bulk']
 /** Immediate sends after which one send resolves on a macrotask (host event-loop fairness). */
+/** Own message ids reported undelivered that a peer entry remembers (see PeerEntry.givenUp). */
+const MAX_GIVEN_UP = 64
 const YIELD_EVERY = 512
 /** …or after this long (checked every 32 sends), whichever comes first. */
 const YIELD_AFTER_MS = 2
@@ -105,8 +107,10 @@ interface PeerEntry {
   rx: ReceiveStream
   /** Chunked messages being reassembled, per stream epoch and lane (lanes interleave their chunks). */
   reassembly: StreamAssemblies
-  /** A seq of the latest chunked message discarded unfinished, and its epoch: told to the sender with our ACKs. */
-  discarded: { stream: number; seq: number } | undefined
+  /** A seq of each of the latest chunked messages discarded unfinished (MAX_DISCARDED), and their epoch: told to the sender with our ACKs. */
+  discarded: { stream: number; seqs: number[] } | undefined
+  /** Ids of own messages reported undelivered lately (MAX_GIVEN_UP): a send of one that was still being queued rejects. */
+  givenUp: Set<number>
   /** `ack: true` sends waiting for the peer's acknowledgement, by last seq (ascending). */
   ackWaiters: Array<{ id: number; last: number; resolve: (id: string) => void; reject: (e: MeshError) => void }>
   /** Topics the peer subscribes to (it tells us with SUBSCRIBE frames). */
@@ -598,9 +602,15 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   async #finishSend (entry: PeerEntry, p: PendingSend): Promise<string> {
     if (p.type !== FrameType.SUBSCRIBE) { entry.messagesSent++; entry.bytesSent += p.size }
     const last = p.last
+    // Reported undelivered while its chunks were being queued or stored (see the 'undelivered' event).
+    const givenUp = (): MeshError => new MeshError(ErrorCode.TIMEOUT, `message ${p.first} to ${entry.info.id} was given up on`, { details: { peer: entry.info.id, id: String(p.first) } })
+    if (p.wantAck && entry.givenUp.has(p.first)) throw givenUp()
     const acked = (p.recFlags & SendRecordFlag.NOTIFY_ACK) !== 0 && this.#store === undefined ? this.#ackPromise(entry, p.first, last, p.signal) : undefined
     if (p.durable !== undefined) await p.durable
-    if (this.#store !== undefined && p.wantAck) return await this.#ackPromise(entry, p.first, last, p.signal)
+    if (this.#store !== undefined && p.wantAck) {
+      if (entry.givenUp.has(p.first)) throw givenUp()
+      return await this.#ackPromise(entry, p.first, last, p.signal)
+    }
     if (acked !== undefined) return await acked
     return decimal(p.first)
   }
@@ -880,6 +890,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         rx: new ReceiveStream(),
         reassembly: new StreamAssemblies(MAX_LANE + 1, this.#opts.maxMessageBytes, this.#assemblyPool),
         discarded: undefined,
+        givenUp: new Set(),
         ackWaiters: [],
         remoteTopics: new Set(),
         unwanted: undefined,
@@ -951,7 +962,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           entry.board.markUrgent()
         }
         const d = entry.discarded
-        entry.board.publish(rx.stream ?? 0, rx.delivered, d !== undefined && d.stream === rx.stream ? d.seq : 0)
+        entry.board.publish(rx.stream ?? 0, rx.delivered, d !== undefined && d.stream === rx.stream ? d.seqs : undefined)
         if (prompt) slot.doorbell.ring()
         else if (entry.board.takeWaiting()) {
           // The actor stopped looking for our progress (we took nothing for a while): prompt it.
@@ -980,11 +991,14 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       // f.lane was validated (0..MAX_LANE) by the IO worker's decoder.
       const r = entry.reassembly.get(f.stream, f.lane).push(f.payload ?? new Uint8Array(0), f.seq, (f.flags & FrameFlag.CONTINUATION) !== 0, (f.flags & FrameFlag.MORE) !== 0)
       if (r.kind === 'partial') return
-      // A message of this epoch completed on this lane: another epoch's half-sent one there will not.
-      if (r.kind === 'message') entry.reassembly.settled(f.stream, f.lane)
       if (r.kind === 'orphan' || r.kind === 'too-large') {
         // Our ACKs cover its chunks: they tell the sender, which reports it undelivered.
-        entry.discarded = { stream: f.stream, seq: f.seq }
+        const d = entry.discarded
+        if (d === undefined || d.stream !== f.stream) entry.discarded = { stream: f.stream, seqs: [f.seq] }
+        else {
+          d.seqs.push(f.seq)
+          if (d.seqs.length > MAX_DISCARDED) d.seqs.shift()
+        }
         this.#log.warn({ component: 'mesh', event: 'message:discarded', peer: from, reason: r.kind }, r.kind === 'orphan'
           ? 'discarded the rest of a chunked message whose start went to a previous incarnation of this node'
           : `discarded a chunked message larger than maxMessageBytes (${this.#opts.maxMessageBytes})`)
@@ -1279,6 +1293,19 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       case 'undelivered': {
         if (ev.stream === this.#epoch) this.#store?.ackThrough(ev.peerId, ev.throughSeq)
         const e = this.#peers.get(ev.peerId)
+        if (e !== undefined) {
+          // A send still being queued (the receiver discarded what it got of it): queue no more of it, and
+          // reject it as the { ack: true } send of a message given up on; one queued but not yet waiting
+          // for its ACK (its durable copy pending) finds its id in givenUp.
+          const mine = (q: PendingSend): boolean => q.next > 0 && ev.ids.includes(q.first)
+          for (const q of e.sends.removeWhere(mine)) {
+            q.reject(new MeshError(ErrorCode.TIMEOUT, `message ${q.first} to ${ev.peerId} was given up on: ${ev.reason}`, { details: { peer: ev.peerId, id: String(q.first), reason: ev.reason } }))
+          }
+          for (const id of ev.ids) {
+            e.givenUp.add(id)
+            if (e.givenUp.size > MAX_GIVEN_UP) e.givenUp.delete(e.givenUp.values().next().value as number)
+          }
+        }
         for (const id of ev.ids) {
           const i = e === undefined ? -1 : e.ackWaiters.findIndex((w) => w.id === id)
           if (e !== undefined && i >= 0) {

@@ -97,8 +97,8 @@ export class PeerActor {
   #baseRttMs = Infinity
   /** Expired messages the peer must be told to skip (sent first on the next connection). */
   #skip: { stream: number; seq: number } | undefined
-  /** The last message the peer said it discarded unfinished (an ACK's `d`), reported once. */
-  discardReported: number | undefined
+  /** Messages the peer said it discarded unfinished (an ACK's `d`), reported once each (the latest few). */
+  readonly discardReported = new Set<number>()
   /** What we last told the host through AckBoard parked (see pump()). */
   #parked = false
 
@@ -304,7 +304,7 @@ export class PeerActor {
     this.#ackWaits = 0
     this.#ackPrompt = false
     // d: a chunked message the host discarded unfinished (AckBoard layout), for the sender to report.
-    const control = b.discarded > 0 ? { w: this.credit, d: b.discarded } : { w: this.credit }
+    const control = b.discarded.length > 0 ? { w: this.credit, d: b.discarded } : { w: this.credit }
     return this.#out(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.ACK, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: b.stream, seq: b.seq, payload: encodeControl(control) }))
   }
 

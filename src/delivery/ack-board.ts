@@ -39,13 +39,15 @@
  *                   new ones would only wake the worker to find that out.
  *                   The worker rings itself when it ends (an ACK, a
  *                   writable socket) and clears it on attach and detach.
- *  i32[14] disc lo  (byte 56) receive side, under the seqlock with stream
- *  i32[15] disc hi  and seq: a seq (of that stream) of the latest chunked
- *                   message the host discarded unfinished (its first chunks
- *                   went to this node's previous process, or it outgrew
- *                   maxMessageBytes), 0 if none. It rides in the ACK so
- *                   the sender reports that message `undelivered` instead
- *                   of taking the acknowledgement of its chunks as delivery.
+ *  i32[14..21]     (byte 56) receive side, under the seqlock with stream
+ *   discarded       and seq: up to MAX_DISCARDED seqs (lo, hi pairs) of
+ *                   that stream, one of each of the latest chunked messages
+ *                   the host discarded unfinished (their first chunks went
+ *                   to this node's previous process, or they outgrew
+ *                   maxMessageBytes), 0 for none. They ride in the ACK so
+ *                   the sender reports those messages `undelivered` instead
+ *                   of taking the acknowledgement of their chunks as
+ *                   delivery. Several: a restart cuts one message per lane.
  * ```
  *
  * @module
@@ -62,9 +64,11 @@ const DROPPED_F64 = 4
 const RTT_F64 = 5
 const WAITING = 12
 const PARKED = 13
-const DISC_LO = 14
-const DISC_HI = 15
-const BOARD_BYTES = 64
+const DISC = 14
+/** Discarded messages an ACK can report at once (see the layout). */
+export const MAX_DISCARDED = 4
+const BOARD_BYTES = 88
+const NONE: readonly number[] = []
 
 /** One peer's ack board. */
 export class AckBoard {
@@ -106,18 +110,23 @@ export class AckBoard {
 
   /**
    * Host: the application has taken everything of `stream` up to `seq`;
-   * `discarded`: a seq of that stream's latest chunked message discarded
-   * unfinished, 0 if none (see the layout).
+   * `discarded`: seqs of that stream's latest chunked messages discarded
+   * unfinished, one each, at most MAX_DISCARDED (the latest ones are kept;
+   * see the layout).
    */
-  publish (stream: number, seq: number, discarded = 0): void {
+  publish (stream: number, seq: number, discarded: readonly number[] = NONE): void {
     const i32 = this.#i32
     // Atomics.add (seq-cst): version becomes odd before the fields change, even after.
     Atomics.add(i32, VERSION, 1)
     Atomics.store(i32, STREAM, stream | 0)
     Atomics.store(i32, SEQ_LO, seq % 0x1_0000_0000 | 0)
     Atomics.store(i32, SEQ_HI, Math.floor(seq / 0x1_0000_0000) | 0)
-    Atomics.store(i32, DISC_LO, discarded % 0x1_0000_0000 | 0)
-    Atomics.store(i32, DISC_HI, Math.floor(discarded / 0x1_0000_0000) | 0)
+    const skip = Math.max(0, discarded.length - MAX_DISCARDED)
+    for (let i = 0; i < MAX_DISCARDED; i++) {
+      const d = discarded[skip + i] ?? 0
+      Atomics.store(i32, DISC + 2 * i, d % 0x1_0000_0000 | 0)
+      Atomics.store(i32, DISC + 2 * i + 1, Math.floor(d / 0x1_0000_0000) | 0)
+    }
     Atomics.add(i32, VERSION, 1)
   }
 
@@ -125,7 +134,7 @@ export class AckBoard {
   version (): number { return Atomics.load(this.#i32, VERSION) }
 
   /** Worker: a consistent (stream, seq, discarded) snapshot, or undefined if nothing was published yet. */
-  read (): { version: number; stream: number; seq: number; discarded: number } | undefined {
+  read (): { version: number; stream: number; seq: number; discarded: readonly number[] } | undefined {
     const i32 = this.#i32
     for (;;) {
       const v1 = Atomics.load(i32, VERSION)
@@ -133,7 +142,11 @@ export class AckBoard {
       if (v1 === 0) return undefined
       const stream = Atomics.load(i32, STREAM) >>> 0
       const seq = (Atomics.load(i32, SEQ_HI) >>> 0) * 0x1_0000_0000 + (Atomics.load(i32, SEQ_LO) >>> 0)
-      const discarded = (Atomics.load(i32, DISC_HI) >>> 0) * 0x1_0000_0000 + (Atomics.load(i32, DISC_LO) >>> 0)
+      let discarded = NONE
+      for (let i = 0; i < MAX_DISCARDED; i++) {
+        const d = (Atomics.load(i32, DISC + 2 * i + 1) >>> 0) * 0x1_0000_0000 + (Atomics.load(i32, DISC + 2 * i) >>> 0)
+        if (d !== 0) discarded = discarded === NONE ? [d] : [...discarded, d]
+      }
       // Atomics.load (seq-cst) after the field loads: if the version is unchanged, no write overlapped them.
       if (Atomics.load(i32, VERSION) === v1) return { version: v1, stream, seq, discarded }
     }

@@ -195,12 +195,6 @@ export class Reassembly {
   /** Nothing held and nothing being discarded: no message in progress. */
   get idle (): boolean { return this.#parts.length === 0 && !this.#discarding }
 
-  /** Forget the message in progress (its chunks go back to the pool). */
-  reset (): void {
-    if (this.#pool !== undefined) for (const b of this.#parts) this.#pool.give(b)
-    this.#reset()
-  }
-
   #reset (): void { this.#parts = []; this.#bytes = 0; this.#discarding = false }
 }
 
@@ -211,12 +205,17 @@ export class Reassembly {
  * frame of the sender's previous process, which {@link ReceiveStream}
  * delivers if it never did). With one assembly per lane, that frame started
  * over the message in progress, and its remaining chunks, already counted as
- * delivered, were discarded as orphans. What a sender's previous process
- * left half sent is dropped once another epoch completes a message on the
- * same lane ({@link settled}), or when the epoch is forgotten.
+ * delivered, were discarded as orphans. Which epoch is the live one cannot
+ * be told from here (a stale frame of a dead one looks like any other), so
+ * a message an epoch left half sent is kept until that epoch is forgotten:
+ * the least recently used of more than MAX_RETIRED_STREAMS + 1 epochs with
+ * state, idle ones first. At most that many half messages per lane, each up
+ * to maxMessageBytes, and only after a sender died mid-message.
  */
 export class StreamAssemblies {
   readonly #byStream = new Map<number, Reassembly[]>()
+  /** The epoch of the last get() (already last in #byStream). */
+  #last: number | undefined
   readonly #lanes: number
   readonly #maxBytes: number
   readonly #pool: BufferPool | undefined
@@ -231,21 +230,15 @@ export class StreamAssemblies {
   /** Epochs with assembly state (at most MAX_RETIRED_STREAMS + 1). */
   get streams (): number { return this.#byStream.size }
 
-  /**
-   * A message of epoch `stream` on `lane` was completed: drop what the other
-   * epochs had in progress on that lane. The sender's live epoch moving on
-   * there means an older one's half-sent message (its process died while
-   * sending it) will not complete, and it holds no memory after this. (On
-   * the live epoch's first chunk instead, a stale first chunk of a dead
-   * epoch would discard the live epoch's message in progress.)
-   */
-  settled (stream: number, lane: number): void {
-    for (const [s, set] of this.#byStream) if (s !== stream) set[lane]?.reset()
-  }
-
   /** The assembly of `lane` (0..lanes-1) in epoch `stream`. */
   get (stream: number, lane: number): Reassembly {
     let set = this.#byStream.get(stream)
+    if (set !== undefined && this.#last !== stream) {
+      // Least recently used goes first when one must: the epoch in use moves to the end.
+      this.#byStream.delete(stream)
+      this.#byStream.set(stream, set)
+    }
+    this.#last = stream
     if (set === undefined) {
       // Forget epochs with no message in progress, then the oldest (as ReceiveStream forgets epochs).
       for (const [s, a] of this.#byStream) if (a.every((r) => r.idle)) this.#byStream.delete(s)

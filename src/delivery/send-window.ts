@@ -103,17 +103,18 @@ export class SendWindow {
 
   /**
    * The message id (its first chunk's seq) of queued record `seq` of
-   * `stream`, or undefined if no unacknowledged record has that seq.
+   * `stream`, and whether it is one of the mesh's own (INTERNAL), or
+   * undefined if no unacknowledged record has that seq.
    */
-  messageOf (stream: number, seq: number): number | undefined {
+  messageOf (stream: number, seq: number): { id: number; internal: boolean } | undefined {
     const rd = this.#rd
-    let id: number | undefined
+    let m: { id: number; internal: boolean } | undefined
     this.ring.peekAt(this.ring.readStart, (at) => {
       const s = rd.seq(at)
-      if (rd.stream(at) === stream && s === seq) id = s - rd.chunk(at)
-      return id === undefined && s < seq
+      if (rd.stream(at) === stream && s === seq) m = { id: s - rd.chunk(at), internal: (rd.flags(at) & SendRecordFlag.INTERNAL) !== 0 }
+      return m === undefined && s < seq
     })
-    return id
+    return m
   }
 
   /**

@@ -444,19 +444,19 @@ export class IoWorker implements ConnectionOwner {
 
   #onAck (actor: PeerActor, stream: number, seq: number, payload: Uint8Array | null): void {
     let w: number | undefined
-    let d: number | undefined
+    let d: number[] | undefined
     if (payload !== null) {
       try {
         const v = decodeControl(payload) as { w?: unknown, d?: unknown }
         if (typeof v.w === 'number' && Number.isInteger(v.w) && v.w > 0) w = v.w
-        if (typeof v.d === 'number' && Number.isInteger(v.d) && v.d > 0 && v.d <= seq) d = v.d
+        if (Array.isArray(v.d)) d = v.d.filter((x): x is number => typeof x === 'number' && Number.isInteger(x) && x > 0 && x <= seq)
       } catch {
         // A malformed credit is ignored; the ACK itself is still good.
       }
     }
     // The peer discarded a chunked message unfinished (it restarted between its chunks, or the message
     // outgrew its maxMessageBytes): report it before the ACK releases its last chunks, which would read as delivery.
-    if (d !== undefined) this.#discarded(actor, stream, d)
+    if (d !== undefined) for (const x of d) this.#discarded(actor, stream, x)
     const r = actor.onAck(stream, seq, w)
     actor.settleSkip(stream, seq)
     if (r.released > 0 && actor.via !== undefined) this.#rto.set(actor, { since: performance.now(), rto: RELAY_RTO_MS })
@@ -466,10 +466,14 @@ export class IoWorker implements ConnectionOwner {
   }
 
   #discarded (actor: PeerActor, stream: number, seq: number): void {
-    const id = actor.window.messageOf(stream, seq)
-    // Records already released: an ACK carrying the same report again.
-    if (id === undefined || id === actor.discardReported) return
-    actor.discardReported = id
+    const m = actor.window.messageOf(stream, seq)
+    // Records already released (an ACK carrying the same report again), or the mesh's own message (no id the application knows).
+    if (m === undefined || m.internal) return
+    const id = m.id
+    const reported = actor.discardReported
+    if (reported.has(id)) return
+    reported.add(id)
+    if (reported.size > 16) reported.delete(reported.values().next().value as number)
     const reason = 'discarded by the receiver (it restarted between the chunks, or the message exceeds its maxMessageBytes)'
     this.log.info({ event: 'undelivered', peer: actor.peerId, messages: 1, reason }, `message ${id} to ${actor.peerId} was ${reason}`)
     this.#inbound.event(actor.handle, { type: 'undelivered', peerId: actor.peerId, ids: [id], reason, stream, throughSeq: 0 })

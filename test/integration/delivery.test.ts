@@ -492,7 +492,7 @@ describe('a chunked message cut by a receiver restart', () => {
   const RAW = 4
   const CONTINUATION = 8
   const dataFrames = (p: RawPeer): RawPeer['frames'] => p.frames.filter((f) => f.type === FrameType.DATA && f.stream !== 0)
-  const ack = (stream: number, seq: number, control: Record<string, number>): Uint8Array =>
+  const ack = (stream: number, seq: number, control: Record<string, number | number[]>): Uint8Array =>
     encodeFrame({ version: 1, type: FrameType.ACK, lane: 0, flags: 0, src: null, dst: null, stream, seq, payload: encodeControl(control) })
 
   it('the sender is told: its { ack: true } send rejects and the message is reported undelivered (it used to resolve)', async () => {
@@ -519,7 +519,7 @@ describe('a chunked message cut by a receiver restart', () => {
     expect(c3.seq).toBe(c2.seq + 1)
     expect((c4.flags & MORE) === 0 && (c4.flags & CONTINUATION) !== 0).toBe(true)
     // The restarted receiver cannot complete it (its start went to the previous process): it acks the chunks and says it discarded the message.
-    p2.ws.send(ack(c1.stream, c4.seq, { w: 4 << 20, d: c3.seq }))
+    p2.ws.send(ack(c1.stream, c4.seq, { w: 4 << 20, d: [c3.seq] }))
     const r = await settled
     expect(r).toBeInstanceOf(MeshError)
     expect((r as MeshError).message).toMatch(/discarded by the receiver/)
@@ -527,13 +527,39 @@ describe('a chunked message cut by a receiver restart', () => {
     expect(undelivered[0]).toMatchObject({ to: me.id, id: String(c1.seq) })
     expect(undelivered[0].reason).toMatch(/discarded by the receiver/)
     // The same report riding on a later ACK is not a second event.
-    p2.ws.send(ack(c1.stream, c4.seq, { w: 4 << 20, d: c3.seq }))
+    p2.ws.send(ack(c1.stream, c4.seq, { w: 4 << 20, d: [c3.seq] }))
     await a.send(me.id, 'next')
     await until(() => dataFrames(p2).length === 3, { label: 'the next message sent' })
-    p2.ws.send(ack(c1.stream, (dataFrames(p2)[2] as RawPeer['frames'][0]).seq, { w: 4 << 20, d: c3.seq }))
+    p2.ws.send(ack(c1.stream, (dataFrames(p2)[2] as RawPeer['frames'][0]).seq, { w: 4 << 20, d: [c3.seq] }))
     await until(() => (a._deliveryStats().peers[me.id]?.queuedBytes ?? 1) === 0, { label: 'all acknowledged' })
     expect(undelivered).toHaveLength(1)
     p2.ws.terminate()
+  })
+
+  it('a report that arrives while the message is still being queued: the rest is not queued, and the send rejects', async () => {
+    // A 64 KiB queue and a 256 KiB message (~32 KiB chunks): most chunks wait in the host when the report comes.
+    const a = await makeMesh({ sendQueue: { capacityBytes: 64 * 1024 } })
+    const raw = await rawHandshake(a.addresses[0] as string)
+    await until(() => a.peers().some((p) => p.id === raw.id && p.state === 'healthy'), { label: 'raw peer up' })
+    const undelivered: any[] = []
+    a.on('undelivered', (u) => { undelivered.push(u) })
+    // The raw receiver acks every chunk it gets, naming the message discarded from its first chunk on
+    // (as one over its maxMessageBytes, or cut by its restart, would be).
+    let first: number | undefined
+    raw.ws.on('message', () => {
+      const last = dataFrames(raw).at(-1)
+      if (last === undefined) return
+      first ??= last.seq
+      raw.ws.send(ack(last.stream, last.seq, { w: 4 << 20, d: [first] }))
+    })
+    const outcome = await a.send(raw.id, new Uint8Array(256 * 1024), { ack: true }).then(() => 'resolved', (e: unknown) => e)
+    expect(outcome).toBeInstanceOf(MeshError)
+    expect((outcome as MeshError).code).toBe('TIMEOUT')
+    await until(() => undelivered.length === 1, { label: 'undelivered reported' })
+    expect(undelivered[0]).toMatchObject({ to: raw.id, id: String(first) })
+    // Not all 8 chunks went out: the host stopped queueing the rest once it heard.
+    expect(dataFrames(raw).length).toBeLessThan(8)
+    raw.ws.terminate()
   })
 
   it('the receiver that gets the rest of a message whose start went to its previous process delivers none of it and says so in its ACK', async () => {
@@ -542,18 +568,21 @@ describe('a chunked message cut by a receiver restart', () => {
     await until(() => b.peers().some((p) => p.id === raw.id && p.state === 'healthy'), { label: 'raw peer up' })
     const got: unknown[] = []
     b.on('message', (m) => { got.push(m.payload) })
-    // As a sender resuming after b restarted: the stream's base (SKIP to 7), the last chunk of a message begun
-    // before it (seq 8), then a whole message (seq 9).
+    // As a sender resuming after b restarted: the stream's base (SKIP to 7), the rest of two messages begun
+    // before it on two lanes (seqs 8 and 10 on bulk, 9 on priority, interleaved), then a whole message (seq 11).
+    const cont = (lane: number, seq: number, more: boolean): Uint8Array =>
+      encodeFrame({ version: 1, type: FrameType.DATA, lane, flags: RAW | CONTINUATION | (more ? MORE : 0), src: null, dst: null, stream: 7, seq, payload: new Uint8Array(1000) })
     raw.ws.send(Buffer.concat([
       encodeFrame({ version: 1, type: FrameType.SKIP, lane: 0, flags: 0, src: null, dst: null, stream: 7, seq: 7, payload: null }),
-      encodeFrame({ version: 1, type: FrameType.DATA, lane: 2, flags: RAW | CONTINUATION, src: null, dst: null, stream: 7, seq: 8, payload: new Uint8Array(1000) }),
-      encodeFrame({ version: 1, type: FrameType.DATA, lane: 2, flags: RAW | 1, src: null, dst: null, stream: 7, seq: 9, payload: Uint8Array.of(9) }),
+      cont(2, 8, true), cont(1, 9, false), cont(2, 10, false),
+      encodeFrame({ version: 1, type: FrameType.DATA, lane: 2, flags: RAW | 1, src: null, dst: null, stream: 7, seq: 11, payload: Uint8Array.of(11) }),
     ]))
-    await until(() => raw.frames.some((f) => f.type === FrameType.ACK && f.stream === 7 && f.seq === 9), { label: 'b acked 9' })
-    expect(got).toEqual([Buffer.of(9)])
-    const acked = raw.frames.filter((f) => f.type === FrameType.ACK && f.stream === 7 && f.seq === 9)
-    expect(acked.map((f) => (decodeControl(f.payload as Uint8Array) as { d?: number }).d)).toContain(8)
-    expect(b._deliveryStats().discarded).toBe(1)
+    await until(() => raw.frames.some((f) => f.type === FrameType.ACK && f.stream === 7 && f.seq === 11), { label: 'b acked 11' })
+    expect(got).toEqual([Buffer.of(11)])
+    // Both cut messages are named in the ACK (one seq each), not only the last.
+    const acked = raw.frames.filter((f) => f.type === FrameType.ACK && f.stream === 7 && f.seq === 11)
+    expect(acked.map((f) => (decodeControl(f.payload as Uint8Array) as { d?: number[] }).d)).toContainEqual([8, 9])
+    expect(b._deliveryStats().discarded).toBe(2)
     raw.ws.terminate()
   })
 })

@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads'
 import { existsSync } from 'node:fs'
 import { once } from 'node:events'
 import { describe, it, expect, onTestFinished } from 'vitest'
-import { AckBoard } from '../../../src/delivery/ack-board.js'
+import { AckBoard, MAX_DISCARDED } from '../../../src/delivery/ack-board.js'
 
 const FIXTURE = new URL('../../fixtures/ack-board-worker.mjs', import.meta.url)
 const COMPILED = new URL('../../../dist/src/delivery/ack-board.js', import.meta.url)
@@ -18,7 +18,7 @@ interface Fixture {
   BASE: number
   done (n: number): number
   streamOf (seq: number): number
-  discardedOf (seq: number): number
+  discardedOf (seq: number): number[]
   write (board: AckBoard, n: number, seen?: Int32Array, timeoutMs?: number): void
   read (board: AckBoard, n: number, deadline: number, seen?: Int32Array): ReadResult
 }
@@ -55,16 +55,20 @@ describe('AckBoard', () => {
     expect(board.version()).toBe(0)
     expect(board.read()).toBeUndefined()
     board.publish(7, 1)
-    expect(board.read()).toEqual({ version: 2, stream: 7, seq: 1, discarded: 0 })
-    board.publish(0xffffffff, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER - 1)
-    expect(board.read()).toEqual({ version: 4, stream: 0xffffffff, seq: Number.MAX_SAFE_INTEGER, discarded: Number.MAX_SAFE_INTEGER - 1 })
+    expect(board.read()).toEqual({ version: 2, stream: 7, seq: 1, discarded: [] })
+    board.publish(0xffffffff, Number.MAX_SAFE_INTEGER, [Number.MAX_SAFE_INTEGER - 1])
+    expect(board.read()).toEqual({ version: 4, stream: 0xffffffff, seq: Number.MAX_SAFE_INTEGER, discarded: [Number.MAX_SAFE_INTEGER - 1] })
     board.publish(0x80000000, 0)
-    expect(board.read()).toEqual({ version: 6, stream: 0x80000000, seq: 0, discarded: 0 })
-    // A discarded chunked message (its seq rides in the ACK) goes with the pair it was published with.
-    board.publish(9, 40, 37)
-    expect(board.read()).toEqual({ version: 8, stream: 9, seq: 40, discarded: 37 })
+    expect(board.read()).toEqual({ version: 6, stream: 0x80000000, seq: 0, discarded: [] })
+    // Discarded chunked messages (a seq of each rides in the ACK) go with the pair they were published with;
+    // a restart cuts one message per lane, so several: the latest MAX_DISCARDED.
+    board.publish(9, 40, [37, 38])
+    expect(board.read()).toEqual({ version: 8, stream: 9, seq: 40, discarded: [37, 38] })
+    board.publish(9, 50, [41, 42, 43, 44, 45, 46])
+    expect(board.read()?.discarded).toEqual([43, 44, 45, 46])
+    expect(MAX_DISCARDED).toBe(4)
     // The version moves by 2 per publish and is even whenever nobody writes.
-    expect(board.version()).toBe(8)
+    expect(board.version()).toBe(10)
     // Reading changes nothing.
     expect(board.read()).toEqual(board.read())
   })
@@ -75,7 +79,7 @@ describe('AckBoard', () => {
     expect(worker.read()).toBeUndefined()
     host.publish(3, 9)
     expect(worker.version()).toBe(host.version())
-    expect(worker.read()).toEqual({ version: 2, stream: 3, seq: 9, discarded: 0 })
+    expect(worker.read()).toEqual({ version: 2, stream: 3, seq: 9, discarded: [] })
     expect(() => AckBoard.attach(new SharedArrayBuffer(8))).toThrow(TypeError)
     expect(() => AckBoard.attach(new ArrayBuffer(host.sab.byteLength) as unknown as SharedArrayBuffer)).toThrow(TypeError)
   })
@@ -96,7 +100,7 @@ describe('AckBoard', () => {
     expect(host.read()).toBeUndefined()
     host.publish(1, 2)
     w0.claim(0)
-    expect(host.read()).toEqual({ version: 2, stream: 1, seq: 2, discarded: 0 })
+    expect(host.read()).toEqual({ version: 2, stream: 1, seq: 2, discarded: [] })
   })
 
   it('committed: Infinity without a durable outbox, else 0 and monotonic', () => {

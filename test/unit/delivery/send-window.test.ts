@@ -263,13 +263,16 @@ describe('SendWindow', () => {
     writeRecord(ring, { seq: 3, stream: OTHER_STREAM }, body(3, 10))
     writeRecord(ring, { seq: 4, chunk: 2, flags: FrameFlag.MORE | FrameFlag.CONTINUATION }, body(4, 10))
     writeRecord(ring, { seq: 5, chunk: 3, flags: FrameFlag.CONTINUATION }, body(5, 10))
-    expect([1, 2, 4, 5].map((s) => w.messageOf(STREAM, s))).toEqual([1, 2, 2, 2])
+    expect([1, 2, 4, 5].map((s) => w.messageOf(STREAM, s)?.id)).toEqual([1, 2, 2, 2])
+    expect(w.messageOf(STREAM, 4)?.internal).toBe(false)
     expect(w.messageOf(STREAM, 3)).toBeUndefined() // another stream's record
     expect(w.messageOf(STREAM, 6)).toBeUndefined()
     send(w)
     w.ack(STREAM, 2, undefined)
     expect(w.messageOf(STREAM, 2)).toBeUndefined() // released
-    expect(w.messageOf(STREAM, 5)).toBe(2)
+    expect(w.messageOf(STREAM, 5)).toEqual({ id: 2, internal: false })
+    writeRecord(ring, { seq: 6, internal: true }, body(6, 10)) // the mesh's own (e.g. a SUBSCRIBE set)
+    expect(w.messageOf(STREAM, 6)).toEqual({ id: 6, internal: true })
   })
 
   it('NOTIFY_ACK on a released record asks for an acked event', () => {
