@@ -15,7 +15,7 @@ import { encodePayload, encodePayloadTo, decodePayload, type EncodedPayload } fr
 import { CHUNK_BYTES, FRAME_OVERHEAD, MAX_WS_MESSAGE_BYTES, receiveWindowBytes } from './io/io-worker.js'
 import { ackEagerBytes, asksForAck } from './delivery/ack-pacing.js'
 import { AckBoard, MAX_DISCARDED } from './delivery/ack-board.js'
-import { ReceiveStream, StreamAssemblies } from './delivery/receive-stream.js'
+import { MAX_RETIRED_STREAMS, ReceiveStream, StreamAssemblies } from './delivery/receive-stream.js'
 import { LaneQueue } from './delivery/lane-queue.js'
 import { SEND_PREFIX_BYTES, SendRecordFlag, writeSendPrefix, type SendRecordPrefix } from './delivery/send-record.js'
 import { randomBytes } from 'node:crypto'
@@ -107,8 +107,12 @@ interface PeerEntry {
   rx: ReceiveStream
   /** Chunked messages being reassembled, per stream epoch and lane (lanes interleave their chunks). */
   reassembly: StreamAssemblies
-  /** A seq of each of the latest chunked messages discarded unfinished (MAX_DISCARDED), and their epoch: told to the sender with our ACKs. */
-  discarded: { stream: number; seqs: number[] } | undefined
+  /**
+   * Per stream epoch, a seq of each of its latest chunked messages discarded
+   * unfinished (MAX_DISCARDED): told to the sender with our ACKs of that
+   * epoch. Per epoch: a stale epoch's discard must not replace the live one's.
+   */
+  discarded: Map<number, number[]>
   /** Ids of own messages reported undelivered lately (MAX_GIVEN_UP): a send of one that was still being queued rejects. */
   givenUp: Set<number>
   /** `ack: true` sends waiting for the peer's acknowledgement, by last seq (ascending). */
@@ -171,9 +175,14 @@ interface PendingSend {
   first: number
   last: number
   durable: Promise<void> | undefined
+  /** Reported undelivered while being queued: only an empty closing chunk is left to write, and it is already rejected. */
+  cut?: true
   resolve: (id: string) => void
   reject: (err: unknown) => void
 }
+
+/** The closing chunk of a message cut short (see the 'undelivered' event): CONTINUATION without MORE, no bytes. */
+const CLOSING_CHUNK = Buffer.alloc(0)
 
 /** Event name → listener arguments, in the form node:events' typed EventEmitter takes. */
 export type MeshEventArgs = { [K in keyof MeshEvents]: [MeshEvents[K]] }
@@ -458,7 +467,12 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         if (type !== FrameType.SUBSCRIBE) { entry.messagesSent++; entry.bytesSent += bytes.length }
         const durable = this.#persist(entry, seq, seq, now, n, bytes)
         if (durable !== undefined) {
-          return durable.then(async () => ack ? await this.#ackPromise(entry, seq, seq, signal) : decimal(seq))
+          return durable.then(async () => {
+            if (!ack) return decimal(seq)
+            // Given up on (expired) while its durable copy was being written: no waiter existed to reject.
+            if (entry.givenUp.has(seq)) throw new MeshError(ErrorCode.TIMEOUT, `message ${seq} to ${entry.info.id} was given up on`, { details: { peer: entry.info.id, id: decimal(seq) } })
+            return await this.#ackPromise(entry, seq, seq, signal)
+          })
         }
         if (ack) return this.#ackPromise(entry, seq, seq, signal)
         return this.#settled(decimal(seq))
@@ -515,7 +529,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    * the stream stays in order on the wire; the receiver reassembles chunked
    * messages per lane. A send that has written nothing is refused with
    * QUEUE_FULL once no record could be written for blockTimeoutMs; one that
-   * is partly queued always finishes (the receiver would wait for the rest).
+   * is partly queued always finishes (the receiver would wait for the rest),
+   * unless the receiver reported it discarded: then it is closed with one
+   * empty chunk (see the 'undelivered' event).
    */
   async #pumpSends (entry: PeerEntry): Promise<void> {
     if (entry.pumping) return
@@ -542,7 +558,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         if (p.next > before) { progressAt = Date.now(); warned = false }
         if (need === 0) {
           entry.sends.shift(p.laneNo)
-          this.#finishSend(entry, p).then(p.resolve, p.reject)
+          // A cut message was settled when it was cut (see the 'undelivered' event).
+          if (p.cut !== true) this.#finishSend(entry, p).then(p.resolve, p.reject)
           continue
         }
         let left = progressAt + blockMs - Date.now()
@@ -889,7 +906,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         board: AckBoard.create(this.#store !== undefined),
         rx: new ReceiveStream(),
         reassembly: new StreamAssemblies(MAX_LANE + 1, this.#opts.maxMessageBytes, this.#assemblyPool),
-        discarded: undefined,
+        discarded: new Map(),
         givenUp: new Set(),
         ackWaiters: [],
         remoteTopics: new Set(),
@@ -961,8 +978,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           entry.ackBytes = 0
           entry.board.markUrgent()
         }
-        const d = entry.discarded
-        entry.board.publish(rx.stream ?? 0, rx.delivered, d !== undefined && d.stream === rx.stream ? d.seqs : undefined)
+        entry.board.publish(rx.stream ?? 0, rx.delivered, rx.stream === undefined ? undefined : entry.discarded.get(rx.stream))
         if (prompt) slot.doorbell.ring()
         else if (entry.board.takeWaiting()) {
           // The actor stopped looking for our progress (we took nothing for a while): prompt it.
@@ -993,11 +1009,15 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       if (r.kind === 'partial') return
       if (r.kind === 'orphan' || r.kind === 'too-large') {
         // Our ACKs cover its chunks: they tell the sender, which reports it undelivered.
-        const d = entry.discarded
-        if (d === undefined || d.stream !== f.stream) entry.discarded = { stream: f.stream, seqs: [f.seq] }
-        else {
-          d.seqs.push(f.seq)
-          if (d.seqs.length > MAX_DISCARDED) d.seqs.shift()
+        const ds = entry.discarded
+        const seqs = ds.get(f.stream)
+        if (seqs !== undefined) {
+          seqs.push(f.seq)
+          if (seqs.length > MAX_DISCARDED) seqs.shift()
+        } else {
+          ds.set(f.stream, [f.seq])
+          // As many epochs as ReceiveStream remembers (oldest first out).
+          if (ds.size > MAX_RETIRED_STREAMS + 1) ds.delete(ds.keys().next().value as number)
         }
         this.#log.warn({ component: 'mesh', event: 'message:discarded', peer: from, reason: r.kind }, r.kind === 'orphan'
           ? 'discarded the rest of a chunked message whose start went to a previous incarnation of this node'
@@ -1294,13 +1314,18 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         if (ev.stream === this.#epoch) this.#store?.ackThrough(ev.peerId, ev.throughSeq)
         const e = this.#peers.get(ev.peerId)
         if (e !== undefined) {
-          // A send still being queued (the receiver discarded what it got of it): queue no more of it, and
-          // reject it as the { ack: true } send of a message given up on; one queued but not yet waiting
-          // for its ACK (its durable copy pending) finds its id in givenUp.
-          const mine = (q: PendingSend): boolean => q.next > 0 && ev.ids.includes(q.first)
-          for (const q of e.sends.removeWhere(mine)) {
+          // A send still being queued (the receiver discarded what it got of it): queue no more of its
+          // bytes and reject it as the { ack: true } send of a message given up on. One empty chunk still
+          // closes it in the queue: a message whose last queued record says more follows could never be
+          // given up on whole by retention (SendWindow.expire), and would hold the queue while the peer is
+          // away. One queued but not yet waiting for its ACK (its durable copy pending) finds its id in givenUp.
+          e.sends.removeWhere((q) => {
+            if (q.next === 0 || q.cut === true || !ev.ids.includes(q.first)) return false
+            for (const b of q.parts.splice(q.next, Infinity, CLOSING_CHUNK)) this.#chunkPool.give(b)
+            q.cut = true
             q.reject(new MeshError(ErrorCode.TIMEOUT, `message ${q.first} to ${ev.peerId} was given up on: ${ev.reason}`, { details: { peer: ev.peerId, id: String(q.first), reason: ev.reason } }))
-          }
+            return false
+          })
           for (const id of ev.ids) {
             e.givenUp.add(id)
             if (e.givenUp.size > MAX_GIVEN_UP) e.givenUp.delete(e.givenUp.values().next().value as number)

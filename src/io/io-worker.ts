@@ -29,6 +29,7 @@ import { hostSlowdown } from '../routing/link-cost.js'
 import { HeartbeatScheduler } from '../liveness/heartbeat-scheduler.js'
 import { collectGarbage } from '../util/gc.js'
 import type { DialResult, ForwardingEntry, HostCallbacks, IoWorkerApi, IoWorkerData, IoWorkerStats, IoPeerControl, LinkSnapshot, LinkStatsReport, RouterApi } from '../actor/protocol.js'
+import { MAX_DISCARDED } from '../delivery/ack-board.js'
 
 /** Features this build speaks; negotiated down to the common set in the handshake. */
 export const FEATURES = ['batch', 'raw-payload', ONE_WAY_HEARTBEAT] as const
@@ -449,7 +450,8 @@ export class IoWorker implements ConnectionOwner {
       try {
         const v = decodeControl(payload) as { w?: unknown, d?: unknown }
         if (typeof v.w === 'number' && Number.isInteger(v.w) && v.w > 0) w = v.w
-        if (Array.isArray(v.d)) d = v.d.filter((x): x is number => typeof x === 'number' && Number.isInteger(x) && x > 0 && x <= seq)
+        // At most MAX_DISCARDED from a well-behaved peer: each costs a walk of the queue's head.
+        if (Array.isArray(v.d)) d = v.d.slice(0, MAX_DISCARDED).filter((x): x is number => typeof x === 'number' && Number.isInteger(x) && x > 0 && x <= seq)
       } catch {
         // A malformed credit is ignored; the ACK itself is still good.
       }

@@ -557,8 +557,34 @@ describe('a chunked message cut by a receiver restart', () => {
     expect((outcome as MeshError).code).toBe('TIMEOUT')
     await until(() => undelivered.length === 1, { label: 'undelivered reported' })
     expect(undelivered[0]).toMatchObject({ to: raw.id, id: String(first) })
-    // Not all 8 chunks went out: the host stopped queueing the rest once it heard.
-    expect(dataFrames(raw).length).toBeLessThan(8)
+    // Not all 8 chunks went out: the host stopped queueing the rest once it heard, and closed the message
+    // with one empty chunk (so that no queued record is left saying more follows).
+    await until(() => { const l = dataFrames(raw).at(-1); return l !== undefined && (l.flags & MORE) === 0 }, { label: 'the closing chunk' })
+    const frames = dataFrames(raw)
+    expect(frames.length).toBeLessThan(8)
+    const closing = frames.at(-1) as RawPeer['frames'][0]
+    expect((closing.flags & CONTINUATION) !== 0 && (closing.payload ?? new Uint8Array(0)).length === 0).toBe(true)
+    expect(frames.slice(0, -1).every((f) => f.payload?.length !== 0)).toBe(true)
+    raw.ws.terminate()
+  })
+
+  it('a stale epoch\'s discard (a dead process\'s frames, late through a relay) does not replace the live epoch\'s in its ACKs', async () => {
+    const b = await makeMesh()
+    const raw = await rawHandshake(b.addresses[0] as string)
+    await until(() => b.peers().some((p) => p.id === raw.id && p.state === 'healthy'), { label: 'raw peer up' })
+    const frame = (type: number, lane: number, flags: number, stream: number, seq: number, payload: Uint8Array | null): Uint8Array =>
+      encodeFrame({ version: 1, type, lane, flags, src: null, dst: null, stream, seq, payload })
+    raw.ws.send(Buffer.concat([
+      // The live epoch 7 resumes after b's restart: the rest of a message b cannot complete (seq 8).
+      frame(FrameType.SKIP, 0, 0, 7, 7, null), frame(FrameType.DATA, 2, RAW | CONTINUATION, 7, 8, new Uint8Array(100)),
+      // A dead epoch 5's base and the rest of one of its messages, late.
+      frame(FrameType.SKIP, 0, 0, 5, 3, null), frame(FrameType.DATA, 1, RAW | CONTINUATION, 5, 4, new Uint8Array(100)),
+      // Epoch 7 goes on.
+      frame(FrameType.DATA, 2, RAW | 1, 7, 9, Uint8Array.of(9)),
+    ]))
+    await until(() => raw.frames.some((f) => f.type === FrameType.ACK && f.stream === 7 && f.seq === 9), { label: 'b acked 9 of epoch 7' })
+    const acks = raw.frames.filter((f) => f.type === FrameType.ACK && f.stream === 7 && f.seq === 9)
+    expect(acks.map((f) => (decodeControl(f.payload as Uint8Array) as { d?: number[] }).d)).toContainEqual([8])
     raw.ws.terminate()
   })
 
