@@ -600,7 +600,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       // A chunk's record carries its distance to the first chunk (seq - first = message id), which
       // other lanes' messages may make larger than its index, and whether more chunks follow.
       const n = this.#recordHeader(p.type, p.laneNo, cflags, seq, i === 0 ? 0 : seq - p.first, p.now, p.recFlags | (more ? SendRecordFlag.MORE : 0), part.length)
-      if (!laneRoom(entry.ring, p.laneNo, n + part.length)) return Math.min(entry.ring.maxRecordBytes, n + part.length + laneReserve(entry.ring, p.laneNo))
+      // A cut send's empty closing chunk takes any room (see the 'undelivered' event): it must not wait behind the lane's reserve.
+      if (p.cut !== true && !laneRoom(entry.ring, p.laneNo, n + part.length)) return Math.min(entry.ring.maxRecordBytes, n + part.length + laneReserve(entry.ring, p.laneNo))
       if (!entry.ring.tryWriteHeaded(this.#header, n, part)) return n + part.length
       entry.seq = seq
       this.#queued(entry, cflags, part.length)
@@ -1010,14 +1011,15 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       if (r.kind === 'orphan' || r.kind === 'too-large') {
         // Our ACKs cover its chunks: they tell the sender, which reports it undelivered.
         const ds = entry.discarded
-        const seqs = ds.get(f.stream)
-        if (seqs !== undefined) {
-          seqs.push(f.seq)
-          if (seqs.length > MAX_DISCARDED) seqs.shift()
-        } else {
-          ds.set(f.stream, [f.seq])
-          // As many epochs as ReceiveStream remembers (oldest first out).
-          if (ds.size > MAX_RETIRED_STREAMS + 1) ds.delete(ds.keys().next().value as number)
+        const seqs = ds.get(f.stream) ?? []
+        seqs.push(f.seq)
+        if (seqs.length > MAX_DISCARDED) seqs.shift()
+        // Least recently discarded epoch out first, never the current one; as many as ReceiveStream remembers.
+        ds.delete(f.stream)
+        ds.set(f.stream, seqs)
+        for (const s of ds.keys()) {
+          if (ds.size <= MAX_RETIRED_STREAMS + 1) break
+          if (s !== entry.rx.stream) ds.delete(s)
         }
         this.#log.warn({ component: 'mesh', event: 'message:discarded', peer: from, reason: r.kind }, r.kind === 'orphan'
           ? 'discarded the rest of a chunked message whose start went to a previous incarnation of this node'
@@ -1313,6 +1315,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       case 'undelivered': {
         if (ev.stream === this.#epoch) this.#store?.ackThrough(ev.peerId, ev.throughSeq)
         const e = this.#peers.get(ev.peerId)
+        // Reported once: a message the receiver said it discarded may expire later with its queued rest.
+        const fresh = e === undefined ? ev.ids : ev.ids.filter((id) => !e.givenUp.has(id))
         if (e !== undefined) {
           // A send still being queued (the receiver discarded what it got of it): queue no more of its
           // bytes and reject it as the { ack: true } send of a message given up on. One empty chunk still
@@ -1326,12 +1330,12 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
             q.reject(new MeshError(ErrorCode.TIMEOUT, `message ${q.first} to ${ev.peerId} was given up on: ${ev.reason}`, { details: { peer: ev.peerId, id: String(q.first), reason: ev.reason } }))
             return false
           })
-          for (const id of ev.ids) {
+          for (const id of fresh) {
             e.givenUp.add(id)
             if (e.givenUp.size > MAX_GIVEN_UP) e.givenUp.delete(e.givenUp.values().next().value as number)
           }
         }
-        for (const id of ev.ids) {
+        for (const id of fresh) {
           const i = e === undefined ? -1 : e.ackWaiters.findIndex((w) => w.id === id)
           if (e !== undefined && i >= 0) {
             const [w] = e.ackWaiters.splice(i, 1)

@@ -326,7 +326,9 @@ export class PeerActor {
   /** Give up on messages older than `retainMs` (only while no connection is up). */
   expire (now: number, retainMs: number): Expired | undefined {
     if (this.#conn !== undefined || !this.owns) return undefined
-    const e = this.window.expire(now, retainMs)
+    // Messages the peer reported discarded: the host cuts them short (an empty closing chunk, which may
+    // not have found room yet); their queued chunks must not hold back retention.
+    const e = this.window.expire(now, retainMs, this.discardReported)
     if (e !== undefined) this.#skip = { stream: e.stream, seq: e.throughSeq }
     return e
   }

@@ -179,9 +179,10 @@ export class SendWindow {
    * enqueue time, but another lane's later message may sit between them: the
    * run then stops before the split message, which goes once the records
    * after it are due too. (A message whose first chunks were acknowledged
-   * already is given up on with its remaining chunks, all at once.)
+   * already is given up on with its remaining chunks, all at once.) Ids in
+   * `cut` count as whole whatever is queued of them (see PeerActor).
    */
-  expire (now: number, retainMs: number): Expired | undefined {
+  expire (now: number, retainMs: number, cut?: ReadonlySet<number>): Expired | undefined {
     const rd = this.#rd
     const limit = now - retainMs
     const ends: number[] = []
@@ -195,7 +196,9 @@ export class SendWindow {
       if (rd.enqueuedAt(at) > limit) return false
       const seq = rd.seq(at)
       const id = seq - rd.chunk(at)
-      if ((rd.flags(at) & SendRecordFlag.MORE) !== 0) {
+      // `cut`: messages the receiver reported discarded, closed by the host with an empty last chunk
+      // that may not be queued yet: whole as far as they are queued.
+      if ((rd.flags(at) & SendRecordFlag.MORE) !== 0 && cut?.has(id) !== true) {
         if (!open.has(id)) open.set(id, ends.length)
       } else {
         open.delete(id)

@@ -450,8 +450,8 @@ export class IoWorker implements ConnectionOwner {
       try {
         const v = decodeControl(payload) as { w?: unknown, d?: unknown }
         if (typeof v.w === 'number' && Number.isInteger(v.w) && v.w > 0) w = v.w
-        // At most MAX_DISCARDED from a well-behaved peer: each costs a walk of the queue's head.
-        if (Array.isArray(v.d)) d = v.d.slice(0, MAX_DISCARDED).filter((x): x is number => typeof x === 'number' && Number.isInteger(x) && x > 0 && x <= seq)
+        // At most MAX_DISCARDED (the latest) from a well-behaved peer: each costs a walk of the queue's head.
+        if (Array.isArray(v.d)) d = v.d.slice(-MAX_DISCARDED).filter((x): x is number => typeof x === 'number' && Number.isInteger(x) && x > 0 && x <= seq)
       } catch {
         // A malformed credit is ignored; the ACK itself is still good.
       }

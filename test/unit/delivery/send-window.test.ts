@@ -369,6 +369,17 @@ describe('SendWindow', () => {
     expect(w.expire(200, 0)).toEqual({ stream: STREAM, throughSeq: 4, ids: [1, 2] })
   })
 
+  it('expire() counts a message listed as cut (the receiver discarded it; its closing chunk may not be queued yet) as whole', () => {
+    const ring = RingBuffer.create(4096)
+    const w = new SendWindow(ring)
+    writeRecord(ring, { seq: 1, enqueuedAt: 100, chunk: 0, flags: FrameFlag.MORE }, body(1, 8))
+    writeRecord(ring, { seq: 2, enqueuedAt: 100, chunk: 1, flags: FrameFlag.MORE | FrameFlag.CONTINUATION }, body(2, 8))
+    writeRecord(ring, { seq: 3, enqueuedAt: 100 }, body(3, 8))
+    expect(w.expire(200, 0)).toBeUndefined() // 1..2 say more follows: nothing can go
+    expect(w.expire(200, 0, new Set([1]))).toEqual({ stream: STREAM, throughSeq: 3, ids: [1, 3] })
+    expect(ring.isEmpty()).toBe(true)
+  })
+
   it('runs many laps of a small ring: records cross the ring end and arrive in order, intact', () => {
     const ring = RingBuffer.create(1024)
     const w = new SendWindow(ring)
