@@ -75,6 +75,8 @@ export class AckBoard {
   readonly sab: SharedArrayBuffer
   readonly #i32: Int32Array
   readonly #f64: Float64Array
+  /** Host: the last publish wrote discarded seqs (the slots hold some). One host writes a board. */
+  #discards = false
 
   private constructor (sab: SharedArrayBuffer) {
     this.sab = sab
@@ -121,11 +123,15 @@ export class AckBoard {
     Atomics.store(i32, STREAM, stream | 0)
     Atomics.store(i32, SEQ_LO, seq % 0x1_0000_0000 | 0)
     Atomics.store(i32, SEQ_HI, Math.floor(seq / 0x1_0000_0000) | 0)
-    const skip = Math.max(0, discarded.length - MAX_DISCARDED)
-    for (let i = 0; i < MAX_DISCARDED; i++) {
-      const d = discarded[skip + i] ?? 0
-      Atomics.store(i32, DISC + 2 * i, d % 0x1_0000_0000 | 0)
-      Atomics.store(i32, DISC + 2 * i + 1, Math.floor(d / 0x1_0000_0000) | 0)
+    // Nothing to write while no discard was ever published by this host (the common case: no extra stores per publish).
+    if (discarded.length > 0 || this.#discards) {
+      this.#discards = discarded.length > 0
+      const skip = Math.max(0, discarded.length - MAX_DISCARDED)
+      for (let i = 0; i < MAX_DISCARDED; i++) {
+        const d = discarded[skip + i] ?? 0
+        Atomics.store(i32, DISC + 2 * i, d % 0x1_0000_0000 | 0)
+        Atomics.store(i32, DISC + 2 * i + 1, Math.floor(d / 0x1_0000_0000) | 0)
+      }
     }
     Atomics.add(i32, VERSION, 1)
   }
