@@ -181,6 +181,12 @@ interface PendingSend {
   reject: (err: unknown) => void
 }
 
+/** Longest request() timeout: what setTimeout takes. */
+const MAX_REQUEST_TIMEOUT_MS = 2 ** 31 - 1
+
+/** What #decodeOrDrop returns for a payload it dropped. */
+const MALFORMED: unique symbol = Symbol('malformed')
+
 /** The closing chunk of a message cut short (see the 'undelivered' event): CONTINUATION without MORE, no bytes. */
 const CLOSING_CHUNK = Buffer.alloc(0)
 
@@ -213,7 +219,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   readonly #lender: PayloadLender | undefined
   readonly #handlers = new Map<string, RequestHandler>()
   readonly #requests = new Map<number, { peer: string; resolve: (v: unknown) => void; reject: (e: MeshError) => void; timer: NodeJS.Timeout | undefined; cleanup: () => void }>()
-  #nextRequest = 0
+  // Random start (per process): a restarted node with the same id must not take a response meant for its
+  // previous process's request (still queued at the peer, or resent from its outbox) for its own new one.
+  #nextRequest = randomBytes(4).readUInt32LE(0) * 0x1000
   readonly #topics = new Map<string, Set<TopicHandler>>()
   #sup!: Supervisor
   readonly #metrics: MeshMetrics
@@ -1041,19 +1049,28 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         // Lent (borrowPayloads): the listeners get the reused buffer, taken back (detached) when they return.
         const lent = lender !== undefined && !owned && bytes !== null && (f.flags & FrameFlag.RAW_PAYLOAD) !== 0 && lender.canLend(bytes.length) ? lender.lend(bytes) : undefined
         try {
-          this.emit('message', { from, payload: lent ?? decodePayload(bytes, f.flags, owned), lane, id: f.stream === 0 ? 'unreliable' : decimal(id) })
+          let payload: unknown = lent
+          if (lent === undefined) {
+            payload = this.#decodeOrDrop(entry, f.type, bytes, f.flags, owned)
+            if (payload === MALFORMED) return
+          }
+          this.emit('message', { from, payload, lane, id: f.stream === 0 ? 'unreliable' : decimal(id) })
         } finally {
           if (lent !== undefined) lender?.revoke()
         }
         return
       }
       case FrameType.REQUEST: {
-        const [reqId, method, value] = decodePayload(bytes, f.flags, owned) as [number, string, unknown]
-        this.#serve(entry, reqId, String(method), value, f.lane)
+        const x = this.#decodeOrDrop(entry, f.type, bytes, f.flags, owned, (v) => Array.isArray(v) && v.length === 3 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string')
+        if (x === MALFORMED) return
+        const [reqId, method, value] = x as [number, string, unknown]
+        this.#serve(entry, reqId, method, value, f.lane)
         return
       }
       case FrameType.RESPONSE: {
-        const [reqId, ok, value] = decodePayload(bytes, f.flags, owned) as [number, number, unknown]
+        const x = this.#decodeOrDrop(entry, f.type, bytes, f.flags, owned, (v) => Array.isArray(v) && v.length === 3 && Number.isSafeInteger(v[0]) && (v[1] === 0 || v[1] === 1))
+        if (x === MALFORMED) return
+        const [reqId, ok, value] = x as [number, number, unknown]
         const r = this.#requests.get(reqId)
         if (r === undefined || r.peer !== from) return // timed out or aborted meanwhile
         this.#requests.delete(reqId)
@@ -1065,7 +1082,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         return
       }
       case FrameType.PUBLISH: {
-        const [topic, value] = decodePayload(bytes, f.flags, owned) as [string, unknown]
+        const x = this.#decodeOrDrop(entry, f.type, bytes, f.flags, owned, (v) => Array.isArray(v) && v.length === 2 && typeof v[0] === 'string')
+        if (x === MALFORMED) return
+        const [topic, value] = x as [string, unknown]
         const handlers = this.#topics.get(topic)
         if (handlers === undefined || handlers.size === 0) { this.#unwanted(entry, topic); return } // not ours to see
         const msg = { from, payload: value, lane, topic, id: decimal(id) }
@@ -1076,12 +1095,38 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         return
       }
       case FrameType.SUBSCRIBE: {
-        const [op, topics] = decodePayload(bytes, f.flags, owned) as [string, string[]]
+        const x = this.#decodeOrDrop(entry, f.type, bytes, f.flags, owned, (v) => Array.isArray(v) && v.length === 2 && (v[0] === 'set' || v[0] === 'add' || v[0] === 'del') && Array.isArray(v[1]) && (v[1] as unknown[]).every((t) => typeof t === 'string'))
+        if (x === MALFORMED) return
+        const [op, topics] = x as [string, string[]]
         if (op === 'set') entry.remoteTopics = new Set(topics)
         else if (op === 'add') for (const t of topics) entry.remoteTopics.add(t)
         else if (op === 'del') for (const t of topics) entry.remoteTopics.delete(t)
       }
     }
+  }
+
+  /**
+   * A received payload, decoded, or MALFORMED (logged, counted as discarded)
+   * when it does not decode or, for the mesh's own frame types, does not
+   * have the shape `ok` checks. A peer's bad bytes must not throw out of the
+   * dispatch: its rethrow (meant for the application's listeners) would end
+   * the host process.
+   */
+  #decodeOrDrop (entry: PeerEntry, type: number, bytes: Uint8Array | null, flags: number, owned: boolean, ok?: (v: unknown) => boolean): unknown {
+    let v: unknown
+    try {
+      v = decodePayload(bytes, flags, owned)
+    } catch (err) {
+      return this.#malformed(entry, type, (err as Error).message)
+    }
+    if (ok !== undefined && !ok(v)) return this.#malformed(entry, type, 'unexpected shape')
+    return v
+  }
+
+  #malformed (entry: PeerEntry, type: number, why: string): typeof MALFORMED {
+    this.#discarded++
+    this.#log.warn({ component: 'mesh', event: 'message:malformed', peer: entry.info.id, type, err: why }, `discarded a message from ${entry.info.id} whose payload is malformed: ${why}`)
+    return MALFORMED
   }
 
   #serve (entry: PeerEntry, reqId: number, method: string, value: unknown, laneNo: number): void {
@@ -1133,7 +1178,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   request (to: string, method: string, payload?: unknown, options?: RequestOptions): Promise<any> {
     if (typeof method !== 'string' || method === '') return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, 'request(to, method): method must be a non-empty string'))
     const timeoutMs = options?.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
-    if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, `options.timeoutMs must be a positive number (got ${String(timeoutMs)})`))
+    // setTimeout takes at most 2^31 - 1 ms; Node runs a longer delay after 1 ms.
+    if (!(Number.isFinite(timeoutMs) && timeoutMs > 0 && timeoutMs <= MAX_REQUEST_TIMEOUT_MS)) return Promise.reject(new MeshError(ErrorCode.INVALID_OPTIONS, `options.timeoutMs must be a positive number of ms up to ${MAX_REQUEST_TIMEOUT_MS} (got ${String(timeoutMs)})`))
     const laneNo = laneNumber(options?.lane)
     if (laneNo instanceof MeshError) return Promise.reject(laneNo)
     const signal = options?.signal
@@ -1171,7 +1217,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       this.#topics.set(topic, set)
       this.#announce('add', [topic])
     }
-    const mine = handler
+    // A wrapper per subscription: the same function subscribed twice is two subscriptions (one Set entry each).
+    const mine: TopicHandler = (m) => { handler(m) }
     set.add(mine)
     let done = false
     return () => {
@@ -1198,17 +1245,28 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     const lane = options?.lane ?? 'priority'
     const laneNo = laneNumber(lane)
     if (laneNo instanceof MeshError) throw laneNo
+    // The local copy first: a payload msgpack cannot encode throws here, before any send to a peer was
+    // started (a send rejected in `sends` and never awaited was an unhandled rejection).
+    const local = this.#topics.get(topic)
+    let localMsg: Parameters<TopicHandler>[0] | undefined
+    if (local !== undefined && local.size > 0) {
+      let enc
+      try {
+        enc = encodePayload(payload)
+      } catch (err) {
+        throw new MeshError(ErrorCode.INVALID_OPTIONS, `payload cannot be encoded: ${(err as Error).message}`, { cause: err })
+      }
+      // Through msgpack, like a remote subscriber would see it: no aliasing of the caller's object.
+      localMsg = { from: this.id, payload: decodePayload(enc.bytes, enc.flags), lane, topic, id: `local-${++this.#localPublishes}` }
+    }
     const sends: Array<Promise<string>> = []
     for (const e of this.#peers.values()) {
       if (e.remoteTopics.has(topic)) sends.push(this.#send(e.info.id, FrameType.PUBLISH, laneNo, [topic, payload], false, undefined))
     }
     let n = sends.length
-    const local = this.#topics.get(topic)
-    if (local !== undefined && local.size > 0) {
+    if (localMsg !== undefined) {
       n++
-      // Through msgpack, like a remote subscriber would see it: no aliasing of the caller's object.
-      const enc = encodePayload(payload)
-      const msg = { from: this.id, payload: decodePayload(enc.bytes, enc.flags), lane, topic, id: `local-${++this.#localPublishes}` }
+      const msg = localMsg
       queueMicrotask(() => {
         for (const h of [...(this.#topics.get(topic) ?? [])]) {
           try { h(msg) } catch (err) { process.nextTick(() => { throw err }) }

@@ -650,4 +650,47 @@ describe('pub/sub', () => {
     await until(() => got.length === 1)
     expect(got[0]).toMatchObject({ from: a.id, topic: 't', payload: 'x' })
   })
+
+  it('the same function subscribed twice is two subscriptions: one unsubscribe leaves the other', async () => {
+    const a = await makeMesh()
+    const got: string[] = []
+    const h = (m: { payload: any }): void => { got.push(m.payload as string) }
+    const off1 = a.subscribe('t', h)
+    a.subscribe('t', h)
+    await a.publish('t', 'two')
+    await until(() => got.length === 2, { label: 'both subscriptions called' })
+    off1()
+    await a.publish('t', 'one')
+    await until(() => got.length === 3, { label: 'the remaining subscription called' })
+    expect(got).toEqual(['two', 'two', 'one'])
+  })
+
+  it('publish() of a payload msgpack cannot encode rejects INVALID_OPTIONS, with remote and local subscribers, and leaves no unhandled rejection', async () => {
+    const [a, b] = await makePair()
+    b.subscribe('t', () => {})
+    a.subscribe('t', () => {})
+    await until(() => a.peers().length === 1)
+    // b's subscription reaches a: a publication to b is sent.
+    await a.publish('t', 'warm')
+    const unhandled: unknown[] = []
+    const on = (r: unknown): void => { unhandled.push(r) }
+    process.on('unhandledRejection', on)
+    try {
+      await expect(a.publish('t', Symbol('x'))).rejects.toMatchObject({ code: 'INVALID_OPTIONS' })
+      await new Promise((resolve) => setImmediate(resolve))
+      await new Promise((resolve) => setImmediate(resolve))
+    } finally {
+      process.off('unhandledRejection', on)
+    }
+    expect(unhandled).toEqual([])
+  })
+})
+
+describe('request() options', () => {
+  it('a timeoutMs beyond what a timer takes (2^31 - 1 ms) is refused, not run as ~1 ms', async () => {
+    const [a, b] = await makePair()
+    b.handle('echo', (v) => v)
+    await expect(a.request(b.id, 'echo', 1, { timeoutMs: 2 ** 31 })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' })
+    expect(await a.request(b.id, 'echo', 2, { timeoutMs: 2 ** 31 - 1 })).toBe(2)
+  })
 })

@@ -142,3 +142,37 @@ describe('bad input closes that connection only', () => {
     for (const ws of flood) ws.terminate()
   })
 })
+
+describe('payloads a peer got wrong', () => {
+  it('a request, response, publication, subscription or message whose payload does not decode or has the wrong shape is dropped and counted; the host process lives on', async () => {
+    const b = await makeMesh()
+    const raw = await rawHandshake(b.addresses[0] as string)
+    await until(() => b.peers().some((p) => p.id === raw.id && p.state === 'healthy'), { label: 'raw peer up' })
+    const got: unknown[] = []
+    b.on('message', (m) => { got.push(m.payload) })
+    let seq = 0
+    // Types: DATA 16, REQUEST 35, RESPONSE 36, PUBLISH 37, SUBSCRIBE 38 (msgpack payloads unless RAW).
+    const frame = (type: number, payload: Uint8Array | null): Uint8Array =>
+      encodeFrame({ version: 1, type, lane: 1, flags: 0, src: null, dst: null, stream: 7, seq: ++seq, payload })
+    raw.ws.send(Buffer.concat([
+      frame(35, null), // a request with no payload
+      frame(35, encodeControl(['not', 'a', 'request', 'tuple'])),
+      frame(36, encodeControl('nope')),
+      frame(37, encodeControl([42, 'topic must be a string'])),
+      frame(38, encodeControl(['set', 5])),
+      frame(16, Uint8Array.of(0xd9, 0x05, 0x61, 0x62)), // a str8 of 5 bytes with 2: truncated msgpack
+      frame(16, encodeControl('fine')),
+    ]))
+    const closedEarly = await Promise.race([raw.closed, new Promise((resolve) => setTimeout(resolve, 1000, 'open'))])
+    expect(closedEarly).toBe('open')
+    await until(() => got.length === 1, { label: () => `the good message delivered (discarded ${b._deliveryStats().discarded}, got ${JSON.stringify(got)})` })
+    expect(got).toEqual(['fine'])
+    expect(b._deliveryStats().discarded).toBe(6)
+    // Still serving: a normal peer's request works.
+    b.handle('echo', (v) => v)
+    const a = await makeMesh()
+    await a.connect(b.addresses[0] as string)
+    expect(await a.request(b.id, 'echo', 5)).toBe(5)
+    raw.ws.terminate()
+  })
+})
