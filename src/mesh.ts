@@ -1136,6 +1136,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       if (this.#closing !== undefined) return
       this.#send(from, FrameType.RESPONSE, laneNo, [reqId, ok, v], false, undefined).catch((err: MeshError) => {
         this.#log.warn({ component: 'mesh', event: 'response:failed', peer: from, method, err: err.message }, 'could not queue a response')
+        // The result could not go (too large, not encodable, queue full): the caller gets REMOTE_ERROR now
+        // instead of its TIMEOUT later. Once: an error reply that cannot go either is only logged.
+        if (ok === 1 && err.code !== ErrorCode.CLOSED) reply(0, { code: ErrorCode.REMOTE_ERROR, message: `the response could not be sent: ${err.message}` })
       })
     }
     if (handler === undefined) {

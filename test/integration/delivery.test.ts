@@ -687,6 +687,16 @@ describe('pub/sub', () => {
 })
 
 describe('request() options', () => {
+  it('a handler result that cannot be sent back (not encodable) comes back as REMOTE_ERROR at once, not as TIMEOUT', async () => {
+    const [a, b] = await makePair()
+    b.handle('bad', () => Symbol('not msgpack'))
+    const t0 = performance.now()
+    const err = await a.request(b.id, 'bad', null, { timeoutMs: 10_000 }).then(() => undefined, (e: unknown) => e)
+    expect(err).toMatchObject({ code: 'REMOTE_ERROR' })
+    expect((err as Error).message).toMatch(/could not be sent/)
+    expect(performance.now() - t0).toBeLessThan(5_000)
+  })
+
   it('a timeoutMs beyond what a timer takes (2^31 - 1 ms) is refused, not run as ~1 ms', async () => {
     const [a, b] = await makePair()
     b.handle('echo', (v) => v)
