@@ -712,11 +712,18 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
 
   #ackPromise (entry: PeerEntry, first: number, last: number, signal: AbortSignal | undefined): Promise<string> {
     return new Promise<string>((resolve, reject) => {
-      entry.ackWaiters.push({ id: first, last, resolve, reject })
-      signal?.addEventListener('abort', () => {
+      if (signal === undefined) {
+        entry.ackWaiters.push({ id: first, last, resolve, reject })
+        return
+      }
+      const onAbort = (): void => {
         this.#dropAckWaiter(entry, first)
         reject(new MeshError(ErrorCode.TIMEOUT, 'send aborted while waiting for the acknowledgement (the message stays queued)', { cause: signal.reason }))
-      }, { once: true })
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      // Settled otherwise: let go of the listener (a long-lived signal passed to many sends collected one each).
+      const done = (): void => { signal.removeEventListener('abort', onAbort) }
+      entry.ackWaiters.push({ id: first, last, resolve: (id) => { done(); resolve(id) }, reject: (e) => { done(); reject(e) } })
     })
   }
 

@@ -1,5 +1,6 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { mkdtemp } from 'node:fs/promises'
+import { getEventListeners } from 'node:events'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MeshError, encodeFrame, encodeControl, decodeControl, FrameType, type Mesh } from '../../dist/src/index.js'
@@ -45,6 +46,13 @@ async function expiringPeer (): Promise<{ a: Mesh; bid: string; undelivered: any
 }
 
 describe('reliable delivery', () => {
+  it('a long-lived AbortSignal passed to many { ack: true } sends keeps no listener once they are acknowledged', async () => {
+    const [a, b] = await makePair()
+    const ctl = new AbortController()
+    for (let i = 0; i < 50; i++) await a.send(b.id, i, { ack: true, signal: ctl.signal })
+    expect(getEventListeners(ctl.signal, 'abort')).toHaveLength(0)
+  })
+
   it('send({ ack: true }) resolves after the receiver\'s application took the message', async () => {
     const [a, b] = await makePair()
     let taken = false
