@@ -19,6 +19,7 @@ import { MAX_RETIRED_STREAMS, ReceiveStream, StreamAssemblies } from './delivery
 import { LaneQueue } from './delivery/lane-queue.js'
 import { SEND_PREFIX_BYTES, SendRecordFlag, writeSendPrefix, type SendRecordPrefix } from './delivery/send-record.js'
 import { randomBytes } from 'node:crypto'
+import { addBounded } from './util/bounded-set.js'
 import { OutboxStore } from './delivery/outbox-store.js'
 import { MeshMetrics } from './observability/metrics.js'
 import type { Registry } from 'prom-client'
@@ -84,9 +85,9 @@ export type TopicHandler = (message: { from: string; payload: any; lane: LaneNam
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 
 const LANES: readonly LaneName[] = ['control', 'priority', 'bulk']
-/** Immediate sends after which one send resolves on a macrotask (host event-loop fairness). */
 /** Own message ids reported undelivered that a peer entry remembers (see PeerEntry.givenUp). */
 const MAX_GIVEN_UP = 64
+/** Immediate sends after which one send resolves on a macrotask (host event-loop fairness). */
 const YIELD_EVERY = 512
 /** …or after this long (checked every 32 sends), whichever comes first. */
 const YIELD_AFTER_MS = 2
@@ -179,6 +180,11 @@ interface PendingSend {
   cut?: true
   resolve: (id: string) => void
   reject: (err: unknown) => void
+}
+
+/** The rejection of an { ack: true } send whose message was given up on (`reason` as reported). */
+function givenUpError (peer: string, id: number, reason?: string): MeshError {
+  return new MeshError(ErrorCode.TIMEOUT, `message ${id} to ${peer} was given up on${reason === undefined ? '' : `: ${reason}`}`, { details: { peer, id: String(id), ...(reason === undefined ? {} : { reason }) } })
 }
 
 /** Longest request() timeout: what setTimeout takes. */
@@ -478,7 +484,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           return durable.then(async () => {
             if (!ack) return decimal(seq)
             // Given up on (expired) while its durable copy was being written: no waiter existed to reject.
-            if (entry.givenUp.has(seq)) throw new MeshError(ErrorCode.TIMEOUT, `message ${seq} to ${entry.info.id} was given up on`, { details: { peer: entry.info.id, id: decimal(seq) } })
+            if (entry.givenUp.has(seq)) throw givenUpError(entry.info.id, seq)
             return await this.#ackPromise(entry, seq, seq, signal)
           })
         }
@@ -629,12 +635,11 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     if (p.type !== FrameType.SUBSCRIBE) { entry.messagesSent++; entry.bytesSent += p.size }
     const last = p.last
     // Reported undelivered while its chunks were being queued or stored (see the 'undelivered' event).
-    const givenUp = (): MeshError => new MeshError(ErrorCode.TIMEOUT, `message ${p.first} to ${entry.info.id} was given up on`, { details: { peer: entry.info.id, id: String(p.first) } })
-    if (p.wantAck && entry.givenUp.has(p.first)) throw givenUp()
+    if (p.wantAck && entry.givenUp.has(p.first)) throw givenUpError(entry.info.id, p.first)
     const acked = (p.recFlags & SendRecordFlag.NOTIFY_ACK) !== 0 && this.#store === undefined ? this.#ackPromise(entry, p.first, last, p.signal) : undefined
     if (p.durable !== undefined) await p.durable
     if (this.#store !== undefined && p.wantAck) {
-      if (entry.givenUp.has(p.first)) throw givenUp()
+      if (entry.givenUp.has(p.first)) throw givenUpError(entry.info.id, p.first)
       return await this.#ackPromise(entry, p.first, last, p.signal)
     }
     if (acked !== undefined) return await acked
@@ -1391,23 +1396,19 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           // closes it in the queue: a message whose last queued record says more follows could never be
           // given up on whole by retention (SendWindow.expire), and would hold the queue while the peer is
           // away. One queued but not yet waiting for its ACK (its durable copy pending) finds its id in givenUp.
-          e.sends.removeWhere((q) => {
-            if (q.next === 0 || q.cut === true || !ev.ids.includes(q.first)) return false
+          e.sends.forEach((q) => {
+            if (q.next === 0 || q.cut === true || !ev.ids.includes(q.first)) return
             for (const b of q.parts.splice(q.next, Infinity, CLOSING_CHUNK)) this.#chunkPool.give(b)
             q.cut = true
-            q.reject(new MeshError(ErrorCode.TIMEOUT, `message ${q.first} to ${ev.peerId} was given up on: ${ev.reason}`, { details: { peer: ev.peerId, id: String(q.first), reason: ev.reason } }))
-            return false
+            q.reject(givenUpError(ev.peerId, q.first, ev.reason))
           })
-          for (const id of fresh) {
-            e.givenUp.add(id)
-            if (e.givenUp.size > MAX_GIVEN_UP) e.givenUp.delete(e.givenUp.values().next().value as number)
-          }
+          for (const id of fresh) addBounded(e.givenUp, id, MAX_GIVEN_UP)
         }
         for (const id of fresh) {
           const i = e === undefined ? -1 : e.ackWaiters.findIndex((w) => w.id === id)
           if (e !== undefined && i >= 0) {
             const [w] = e.ackWaiters.splice(i, 1)
-            w?.reject(new MeshError(ErrorCode.TIMEOUT, `message ${id} to ${ev.peerId} was given up on: ${ev.reason}`, { details: { peer: ev.peerId, id: String(id), reason: ev.reason } }))
+            w?.reject(givenUpError(ev.peerId, id, ev.reason))
           }
           this.#emitSafe('undelivered', { to: ev.peerId, id: String(id), reason: ev.reason })
         }

@@ -50,6 +50,11 @@ export class LaneQueue<T> {
     return false
   }
 
+  /** Visit every waiting send (all lanes, lane order, then call order). */
+  forEach (fn: (item: T) => void): void {
+    for (const q of this.#lanes) for (const it of q) fn(it)
+  }
+
   /** Remove every send for which `pred` is true (all lanes, order kept); returns them. */
   removeWhere (pred: (item: T) => boolean): T[] {
     const out: T[] = []

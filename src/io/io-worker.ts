@@ -30,6 +30,7 @@ import { HeartbeatScheduler } from '../liveness/heartbeat-scheduler.js'
 import { collectGarbage } from '../util/gc.js'
 import type { DialResult, ForwardingEntry, HostCallbacks, IoWorkerApi, IoWorkerData, IoWorkerStats, IoPeerControl, LinkSnapshot, LinkStatsReport, RouterApi } from '../actor/protocol.js'
 import { MAX_DISCARDED } from '../delivery/ack-board.js'
+import { addBounded } from '../util/bounded-set.js'
 
 /** Features this build speaks; negotiated down to the common set in the handshake. */
 export const FEATURES = ['batch', 'raw-payload', ONE_WAY_HEARTBEAT] as const
@@ -41,6 +42,8 @@ export const MAX_PENDING_HANDSHAKES = 64
 export const FRAME_OVERHEAD = 256
 /** Largest payload of one frame: bigger messages travel as chunks of this size (lanes stay responsive). */
 export const CHUNK_BYTES = 64 * 1024
+/** Messages a peer reported discarded that an actor remembers, so each is reported once (PeerActor.discardReported). */
+const MAX_DISCARD_REPORTS = 16
 /**
  * Largest FORWARD envelope payload every node accepts, whatever its
  * maxMessageBytes: one chunk frame wrapped once, with room to spare. Relays
@@ -472,10 +475,8 @@ export class IoWorker implements ConnectionOwner {
     // Records already released (an ACK carrying the same report again), or the mesh's own message (no id the application knows).
     if (m === undefined || m.internal) return
     const id = m.id
-    const reported = actor.discardReported
-    if (reported.has(id)) return
-    reported.add(id)
-    if (reported.size > 16) reported.delete(reported.values().next().value as number)
+    if (actor.discardReported.has(id)) return
+    addBounded(actor.discardReported, id, MAX_DISCARD_REPORTS)
     const reason = 'discarded by the receiver (it restarted between the chunks, or the message exceeds its maxMessageBytes)'
     this.log.info({ event: 'undelivered', peer: actor.peerId, messages: 1, reason }, `message ${id} to ${actor.peerId} was ${reason}`)
     this.#inbound.event(actor.handle, { type: 'undelivered', peerId: actor.peerId, ids: [id], reason, stream, throughSeq: 0 })

@@ -8,6 +8,7 @@ import { decodeFrames } from '../../dist/src/codec/decode.js'
 import { base32Decode } from '../../dist/src/identity/peer-id.js'
 import type { Frame } from '../../dist/src/codec/frame.js'
 import { seededPeer } from './ed25519.js'
+import { until } from './mesh.js'
 
 export interface RawPeer {
   ws: WebSocket
@@ -70,4 +71,14 @@ export async function rawHandshake (url: string, o: { versions?: number[]; me?: 
   run(hs.start())
   await done
   return { ...p, id: me.id, result: out }
+}
+
+/**
+ * A raw protocol peer linked to `mesh` (dialed at its first address): waits
+ * until the mesh counts it as a healthy peer. `me`: as for {@link rawHandshake}.
+ */
+export async function rawPeerOf (mesh: { addresses: readonly string[]; peers (): Array<{ id: string; state: string }> }, o: { me?: ReturnType<typeof keypair> } = {}): Promise<RawPeer & { result: HandshakeAction[] }> {
+  const raw = await rawHandshake(mesh.addresses[0] as string, o)
+  await until(() => mesh.peers().some((p) => p.id === raw.id && p.state === 'healthy'), { label: 'raw peer up' })
+  return raw
 }

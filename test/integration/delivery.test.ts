@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MeshError, encodeFrame, encodeControl, decodeControl, FrameType, type Mesh } from '../../dist/src/index.js'
 import { makeMesh, makePair, closeAll, collect, until, waitFor } from '../helpers/mesh.js'
-import { rawHandshake, keypair, type RawPeer } from '../helpers/raw-peer.js'
+import { rawHandshake, rawPeerOf, keypair, type RawPeer } from '../helpers/raw-peer.js'
 import { asksForAck } from '../../dist/src/delivery/ack-pacing.js'
 
 afterEach(closeAll)
@@ -411,8 +411,7 @@ describe('acknowledgements', () => {
     // A prompt ACK is a WebSocket message and a wake-up of both IO workers; at
     // 16 KiB a 64 KiB flood paid one per message (delivery/ack-pacing.ts).
     const b = await makeMesh(quiet)
-    const raw = await rawHandshake(b.addresses[0] as string)
-    await until(() => b.peers().some((p) => p.id === raw.id && p.state === 'healthy'), { label: 'raw peer up' })
+    const raw = await rawPeerOf(b)
     let seq = 0
     let got = 0
     b.on('message', () => { got++ })
@@ -447,8 +446,7 @@ describe('acknowledgements', () => {
     // (or ACK timer) would run a 64 KiB queue in steps of the timer.
     const check = async (capacityBytes: number): Promise<number[]> => {
       const b = await makeMesh({ ...quiet, sendQueue: { capacityBytes } })
-      const raw = await rawHandshake(b.addresses[0] as string)
-      await until(() => b.peers().some((p) => p.id === raw.id && p.state === 'healthy'), { label: 'raw peer up' })
+      const raw = await rawPeerOf(b)
       // 40 KiB: within the queue and the initial credit, so all go out though the raw peer never acks.
       for (let i = 0; i < 40; i++) await b.send(raw.id, new Uint8Array(1000))
       const data = (): typeof raw.frames => raw.frames.filter((f) => f.type === 16 && f.stream !== 0)
@@ -506,8 +504,7 @@ describe('a chunked message cut by a receiver restart', () => {
   it('the sender is told: its { ack: true } send rejects and the message is reported undelivered (it used to resolve)', async () => {
     const a = await makeMesh()
     const me = keypair()
-    const p1 = await rawHandshake(a.addresses[0] as string, { me })
-    await until(() => a.peers().some((p) => p.id === me.id && p.state === 'healthy'), { label: 'raw peer up' })
+    const p1 = await rawPeerOf(a, { me })
     const undelivered: any[] = []
     a.on('undelivered', (u) => { undelivered.push(u) })
     // 200 KiB: chunks of 64, 64, 64 and 8 KiB, all within the initial credit.
@@ -547,8 +544,7 @@ describe('a chunked message cut by a receiver restart', () => {
   it('a report that arrives while the message is still being queued: the rest is not queued, and the send rejects', async () => {
     // A 64 KiB queue and a 256 KiB message (~32 KiB chunks): most chunks wait in the host when the report comes.
     const a = await makeMesh({ sendQueue: { capacityBytes: 64 * 1024 } })
-    const raw = await rawHandshake(a.addresses[0] as string)
-    await until(() => a.peers().some((p) => p.id === raw.id && p.state === 'healthy'), { label: 'raw peer up' })
+    const raw = await rawPeerOf(a)
     const undelivered: any[] = []
     a.on('undelivered', (u) => { undelivered.push(u) })
     // The raw receiver acks every chunk it gets, naming the message discarded from its first chunk on
@@ -578,8 +574,7 @@ describe('a chunked message cut by a receiver restart', () => {
 
   it('a stale epoch\'s discard (a dead process\'s frames, late through a relay) does not replace the live epoch\'s in its ACKs', async () => {
     const b = await makeMesh()
-    const raw = await rawHandshake(b.addresses[0] as string)
-    await until(() => b.peers().some((p) => p.id === raw.id && p.state === 'healthy'), { label: 'raw peer up' })
+    const raw = await rawPeerOf(b)
     const frame = (type: number, lane: number, flags: number, stream: number, seq: number, payload: Uint8Array | null): Uint8Array =>
       encodeFrame({ version: 1, type, lane, flags, src: null, dst: null, stream, seq, payload })
     raw.ws.send(Buffer.concat([
@@ -598,8 +593,7 @@ describe('a chunked message cut by a receiver restart', () => {
 
   it('the receiver that gets the rest of a message whose start went to its previous process delivers none of it and says so in its ACK', async () => {
     const b = await makeMesh()
-    const raw = await rawHandshake(b.addresses[0] as string)
-    await until(() => b.peers().some((p) => p.id === raw.id && p.state === 'healthy'), { label: 'raw peer up' })
+    const raw = await rawPeerOf(b)
     const got: unknown[] = []
     b.on('message', (m) => { got.push(m.payload) })
     // As a sender resuming after b restarted: the stream's base (SKIP to 7), the rest of two messages begun

@@ -35,6 +35,15 @@ describe('LaneQueue', () => {
     expect([q.shift(0), q.shift(0), q.shift(1), q.shift(1)]).toEqual([2, undefined, 1, 3])
   })
 
+  it('forEach visits every waiting send, lane order then call order, and removes none', () => {
+    const q = new LaneQueue<number>(2)
+    for (const n of [1, 2, 3, 4]) q.push(n % 2, n)
+    const seen: number[] = []
+    q.forEach((n) => { seen.push(n) })
+    expect(seen).toEqual([2, 4, 1, 3])
+    expect(q.size).toBe(4)
+  })
+
   it('rejects a bad lane count and an out-of-range lane', () => {
     expect(() => new LaneQueue(0)).toThrow(RangeError)
     expect(() => new LaneQueue<number>(2).push(2, 1)).toThrow(/lane 2 out of range 0..1/)
