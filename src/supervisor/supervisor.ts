@@ -10,6 +10,7 @@ import { forwardLogs } from '../observability/logger.js'
 import type { HostCallbacks, IoWorkerApi, IoWorkerData, RouterApi, RouterHostCallbacks, RouterWorkerData } from '../actor/protocol.js'
 import type { WorkerConfig } from '../options.js'
 import { RestartPolicy } from './restart-policy.js'
+import { holdWorkerHeapFloor } from './worker-heap.js'
 import { CROSS_RING_BYTES, type CrossWorkerData } from '../io/cross-worker.js'
 
 const IO_WORKER_URL = new URL('../../workers/io.worker.js', import.meta.url)
@@ -253,6 +254,7 @@ export class Supervisor {
       logLevel: this.#o.logLevel,
       handleBase: slot.generation * HANDLE_GENERATION_SHIFT,
     }
+    const release = holdWorkerHeapFloor()
     const worker = new Worker(IO_WORKER_URL, {
       workerData: data,
       transferList: [toRouter.port2, toIo.port1, hostChannel.port2],
@@ -261,6 +263,8 @@ export class Supervisor {
       name: `meshwork-io-${slot.index}`,
       resourceLimits: { maxYoungGenerationSizeMb: IO_WORKER_YOUNG_GENERATION_MB },
     })
+    // The isolate exists once the worker runs JavaScript (or has failed).
+    worker.once('online', release).once('error', release).once('exit', release)
     worker.stdout.resume()
     slot.worker = worker
     slot.api = untilExit(wrap<IoWorkerApi>(nodeEndpoint(worker)), worker, `IO worker ${slot.index}`)
