@@ -21,6 +21,7 @@ import { SEND_PREFIX_BYTES, SendRecordFlag, writeSendPrefix, type SendRecordPref
 import { randomBytes } from 'node:crypto'
 import { addBounded } from './util/bounded-set.js'
 import { OutboxStore } from './delivery/outbox-store.js'
+import { DataDirLock } from './identity/data-dir-lock.js'
 import { MeshMetrics } from './observability/metrics.js'
 import type { Registry } from 'prom-client'
 import type { InboundEvent, IoWorkerStats } from './actor/protocol.js'
@@ -238,6 +239,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #lastYield = 0
   /** With dataDir: unacknowledged reliable messages, durable across a restart of this process. */
   readonly #store: OutboxStore | undefined
+  /** With dataDir: this node's claim on it (one node per dataDir). */
+  readonly #lock: DataDirLock | undefined
   #discarded = 0
   #unreliableSent = 0
   // Scratch objects of the send path, filled per message and read synchronously
@@ -253,12 +256,13 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #status: MeshStatus = { state: 'healthy', members: 0, reachable: 0, unreachable: 0 }
   #routes: RouteInfo[] = []
 
-  private constructor (opts: ResolvedMeshOptions, identity: Identity, log: Logger, store: OutboxStore | undefined) {
+  private constructor (opts: ResolvedMeshOptions, identity: Identity, log: Logger, store: OutboxStore | undefined, lock: DataDirLock | undefined) {
     super()
     this.#opts = opts
     this.id = identity.id
     this.#log = log
     this.#store = store
+    this.#lock = lock
     // A durable outbox keeps the epoch, so receivers dedup what a restarted sender resends.
     this.#epoch = store?.epoch ?? (randomBytes(4).readUInt32LE(0) || 1)
     this.#lender = opts.borrowPayloads ? new PayloadLender(CHUNK_BYTES) : undefined
@@ -288,8 +292,19 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     const opts = resolveOptions(options)
     refuseUnenforced(opts)
     const log = createLogger(opts.logger)
-    const identity = await loadIdentity({ dataDir: opts.dataDir, identity: opts.identity as any })
+    const lock = opts.dataDir === undefined ? undefined : await DataDirLock.acquire(opts.dataDir)
     let store: OutboxStore | undefined
+    const undo = async (): Promise<void> => {
+      await store?.close()
+      await lock?.release()
+    }
+    let identity: Identity
+    try {
+      identity = await loadIdentity({ dataDir: opts.dataDir, identity: opts.identity as any })
+    } catch (err) {
+      await undo()
+      throw err
+    }
     if (opts.dataDir !== undefined) {
       try {
         // noSync: a committed message survives a crash or kill of this
@@ -297,21 +312,22 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         // commit would cost every durable send about a disk flush.
         store = await OutboxStore.open(opts.dataDir, { noSync: true })
       } catch (err) {
+        await undo()
         throw new MeshError(ErrorCode.INVALID_OPTIONS, `options.dataDir: cannot open the outbox in ${opts.dataDir}: ${(err as Error).message}`, { cause: err, details: { path: 'options.dataDir' } })
       }
     }
     let mesh: Mesh
     try {
-      mesh = new Mesh(opts, identity, log.child({ node: identity.id }), store)
+      mesh = new Mesh(opts, identity, log.child({ node: identity.id }), store, lock)
     } catch (err) {
-      await store?.close()
+      await undo()
       // prom-client refuses a second registration of the same metric name.
       throw new MeshError(ErrorCode.INVALID_OPTIONS, `options.metrics.registry: ${(err as Error).message} (use one registry per mesh)`, { cause: err, details: { path: 'options.metrics.registry' } })
     }
     try {
       await mesh.#start(identity)
     } catch (err) {
-      await store?.close()
+      await undo()
       throw err
     }
     // Peers may already be linked and sending: their messages and events are
@@ -826,6 +842,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       await this.#sup.close(this.#opts.closeTimeoutMs)
       this.#finish()
       await this.#store?.close()
+      await this.#lock?.release()
     })()
     await this.#closing
   }
@@ -837,6 +854,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         await this.#sup.destroy()
         this.#finish()
         await this.#store?.close()
+        await this.#lock?.release()
       })()
     }
     await this.#closing

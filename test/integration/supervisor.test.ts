@@ -118,6 +118,31 @@ describe('supervisor', () => {
   })
 })
 
+describe('one node per dataDir', () => {
+  it('a second mesh on a dataDir in use is refused (INVALID_OPTIONS naming it) and starts once the first closed; so does one after a destroy()', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meshwork-lock-'))
+    try {
+      const m1 = await makeMesh({ dataDir: dir })
+      const err = await makeMesh({ dataDir: dir }).then(() => undefined, (e: unknown) => e)
+      expect(err).toBeInstanceOf(MeshError)
+      expect((err as MeshError).code).toBe('INVALID_OPTIONS')
+      expect((err as MeshError).message).toContain('options.dataDir')
+      expect((err as MeshError).message).toContain('in use')
+      // The refused attempt changed nothing: m1 still works and keeps its lock.
+      await stat(join(dir, 'meshwork.lock'))
+      await m1.close()
+      await expect(stat(join(dir, 'meshwork.lock'))).rejects.toThrow()
+      const m2 = await makeMesh({ dataDir: dir })
+      expect(m2.id).toBe(m1.id)
+      await m2.destroy()
+      const m3 = await makeMesh({ dataDir: dir })
+      expect(m3.id).toBe(m1.id)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('inbound gate (messages wait until createMesh() resolved)', () => {
   it('records in the inbound ring are dispatched only after openInbound()', async () => {
     const { Supervisor } = await import('../../dist/src/supervisor/supervisor.js')
