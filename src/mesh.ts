@@ -360,7 +360,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         ringFor: (peerId) => { const e = this.#entryFor(peerId); return { ring: e.ring.sab, board: e.board.sab, datagrams: e.datagrams.sab } },
         dispatch: (slot, rec) => { this.#dispatch(slot, rec) },
         workerLost: (slot) => { this.#workerLost(slot) },
-        workerRestarted: (slot) => { this.#redial(slot) },
+        workerRestarted: (slot) => { this.#redial(slot); this.#adoptOrphans() },
         membership: {
           routes: (routes, changes) => { this.#onRoutes(routes, changes) },
           status: (st) => { this.#onStatus(st) },
@@ -697,7 +697,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       list.push(m)
     }
     let n = 0
-    await Promise.all([...byPeer].map(async ([peer, list]) => {
+    const reloads = Promise.all([...byPeer].map(async ([peer, list]) => {
       const e = this.#entryFor(peer)
       for (const m of list) if (m.seq > e.seq) e.seq = m.seq
       // A message's last stored record: the records before it carry MORE (see SendWindow.expire).
@@ -728,6 +728,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         if (e.sends.size > 0) void this.#pumpSends(e)
       }
     }))
+    // Each peer's entry exists now (#entryFor above): a peer that never links again must not hold its messages forever.
+    this.#adoptOrphans(byPeer.keys())
+    await reloads
     if (n > 0) this.#log.info({ component: 'mesh', event: 'outbox:reloaded', messages: n }, `resending ${n} unacknowledged message(s) from the durable outbox`)
   }
 
@@ -1470,8 +1473,44 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #workerLost (slot: IoSlot): void {
     const m = this.#byHandle.get(slot)
     this.#byHandle.delete(slot)
-    for (const e of this.#peers.values()) if (e.home === slot) e.home = undefined
+    for (const e of this.#peers.values()) {
+      if (e.home === slot) e.home = undefined
+      // Its actors are gone: their queues are free for another worker to adopt (see #adoptOrphans).
+      e.board.disown(slot.index)
+    }
     for (const e of m?.values() ?? []) if (e.slot === slot) this.#markDown(e)
+  }
+
+  /**
+   * Hand the queues of peers no IO worker looks after to one, so that what
+   * waits in them expires after delivery.retainMs (and is reported
+   * `undelivered`) if the peer never comes back: messages reloaded from the
+   * durable outbox for a peer this process has not linked (`only`), and,
+   * after an IO worker restart, every peer neither linked nor served
+   * through a relay (their actors died with the worker). A worker takes a
+   * queue only if no other consumes it (PeerActor.adopt); a peer linking
+   * later takes it over.
+   */
+  #adoptOrphans (only?: Iterable<string>): void {
+    const slots = this.#sup.slots
+    if (slots.length === 0 || this.#closing !== undefined) return
+    const bySlot = new Map<IoSlot, string[]>()
+    const entries = only === undefined ? this.#peers.values() : [...only].map((id) => this.#peers.get(id))
+    for (const e of entries) {
+      // Not linked, and no worker serving it through a relay (home) either.
+      if (e === undefined || e.slot !== undefined || e.home !== undefined) continue
+      const id = e.info.id
+      // Spread over the workers by peer id (stable: the same peer goes to the same worker).
+      const s = slots[(id.charCodeAt(id.length - 1) + id.charCodeAt(id.length - 2)) % slots.length] as IoSlot
+      const list = bySlot.get(s)
+      if (list === undefined) bySlot.set(s, [id])
+      else list.push(id)
+    }
+    for (const [s, ids] of bySlot) {
+      s.api.adopt(ids).catch((err: unknown) => {
+        if (this.#closing === undefined) this.#log.warn({ component: 'mesh', event: 'queue:adopt-failed', peers: ids.length, err: (err as Error).message }, 'could not hand unlinked peers\' queues to an IO worker (their messages expire when a worker next serves them)')
+      })
+    }
   }
 
   #redial (slot: IoSlot): void {

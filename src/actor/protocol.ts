@@ -65,6 +65,12 @@ export interface IoWorkerApi {
   halt (): Promise<void>
   /** Diagnostics (util/gc.ts): collect this worker's heap and say what is left; null without --expose-gc. */
   collectGarbage (): Promise<HeapAfterGc | null>
+  /**
+   * Look after the queues of peers no worker consumes (PeerActor.adopt), so
+   * that what waits in them expires after delivery.retainMs. Resolves with
+   * the peers adopted.
+   */
+  adopt (peerIds: string[]): Promise<string[]>
   /** Test hook: crash this worker with an uncaught exception. */
   crash (): void
   /** Test hook: as a relay, drop the next `count` FORWARD envelopes for `to` (a lossy relay; counted as dropped 'test'). */

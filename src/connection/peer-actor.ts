@@ -147,6 +147,21 @@ export class PeerActor {
   }
 
   /**
+   * Look after the peer's queue without a connection: messages queued for a
+   * peer no worker has linked in this process (reloaded from the durable
+   * outbox, or orphaned by a restarted IO worker) can then expire
+   * (delivery.retainMs) instead of waiting forever. Only if no worker
+   * consumes the queue yet; any later attach takes it over. True if adopted.
+   */
+  adopt (): boolean {
+    if (this.#conn !== undefined || !this.board.claimIfFree(this.#worker)) return false
+    this.ring.resyncConsumer()
+    this.datagrams.resyncConsumer()
+    this.window.rewind()
+    return true
+  }
+
+  /**
    * Called after the actor loses its connection: the owner starts what only
    * a disconnected peer needs (the IO worker's retention timer, see
    * {@link expire}).

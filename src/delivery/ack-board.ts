@@ -208,6 +208,10 @@ export class AckBoard {
 
   /** Worker: claim consumption of the peer's send ring (the newest attach wins). */
   claim (workerIndex: number): void { Atomics.store(this.#i32, OWNER, workerIndex + 1) }
+  /** Worker: claim consumption of the ring only if no worker has (see PeerActor.adopt). True if claimed. */
+  claimIfFree (workerIndex: number): boolean { return Atomics.compareExchange(this.#i32, OWNER, 0, workerIndex + 1) === 0 }
+  /** Host: a dead worker consumes nothing: clear its claim (if it is still the claimant). */
+  disown (workerIndex: number): void { Atomics.compareExchange(this.#i32, OWNER, workerIndex + 1, 0) }
   /** Worker: does `workerIndex` currently consume the ring? */
   ownedBy (workerIndex: number): boolean { return Atomics.load(this.#i32, OWNER) === workerIndex + 1 }
 }

@@ -240,6 +240,12 @@ export class IoWorker implements ConnectionOwner {
       stats: async () => this.stats(),
       halt: async () => { this.halt() },
       collectGarbage: async () => collectGarbage(),
+      adopt: async (peerIds) => {
+        const out: string[] = []
+        for (const id of peerIds) if (!this.#closing && (await this.#ensureActor(id)).adopt()) out.push(id)
+        if (out.length > 0) this.log.debug({ event: 'queue:adopted', peers: out.length }, `looking after the queues of ${out.length} unlinked peer(s)`)
+        return out
+      },
       crash: () => { setImmediate(() => { throw new Error('meshwork test hook: IO worker crash requested') }) },
       dropRelayed: async (to, count) => { if (count > 0) this.#testDrops.set(to, count); else this.#testDrops.delete(to) },
       echoRelayed: async (to, count) => {

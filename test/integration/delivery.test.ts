@@ -179,6 +179,37 @@ describe('reliable delivery', () => {
     expect(undelivered.map((u) => u.to)).toEqual([bid, bid])
   })
 
+  it('messages reloaded from the durable outbox for a peer that never comes back expire after retainMs (undelivered), and leave the outbox', async () => {
+    const aDir = await mkdtemp(join(tmpdir(), 'mw-orphans-'))
+    const { a, bid } = await awayPeer({ dataDir: aDir, closeTimeoutMs: 100 })
+    const ids = [await a.send(bid, 'one'), await a.send(bid, Buffer.alloc(200 * 1024, 2), { lane: 'bulk' }), await a.send(bid, 'three')]
+    await a.destroy()
+    // Restarted without a way to reach b: b's queue is only the reloaded messages, and no IO worker ever links b.
+    const a2 = await makeMesh({ dataDir: aDir, delivery: { retainMs: 300 } })
+    const undelivered: any[] = []
+    a2.on('undelivered', (u) => undelivered.push(u))
+    await until(() => undelivered.length >= 3, { timeoutMs: 5000, label: 'the reloaded messages reported undelivered' })
+    expect(undelivered.map((u) => [u.to, u.id, u.reason])).toEqual(ids.map((id) => [bid, id, 'expired']))
+    await a2.close()
+    const { OutboxStore } = await import('../../dist/src/delivery/outbox-store.js')
+    const store = await OutboxStore.open(aDir)
+    try {
+      expect([...store.pending()]).toEqual([])
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('after an IO worker restart, the queue of a peer that is away still expires (its actor died with the worker)', async () => {
+    const { a, bid, undelivered } = await expiringPeer()
+    a._crashIoWorker(0)
+    // Until the new worker answers (calls to the dying one reject CLOSED).
+    await until(async () => await a.metrics().then((t) => t.includes('meshwork_worker_restarts_total 1'), () => false), { label: 'the IO worker restarted' })
+    const id = await a.send(bid, 'after the restart')
+    await until(() => undelivered.length >= 1, { timeoutMs: 5000, label: 'the message reported undelivered' })
+    expect(undelivered[0]).toMatchObject({ to: bid, id, reason: 'expired' })
+  })
+
   it('a full queue holds the sender back: send waits blockTimeoutMs, then QUEUE_FULL; nothing accepted is lost', async () => {
     const { a, bid, comeBack } = await awayPeer({ sendQueue: { capacityBytes: 64 * 1024, blockTimeoutMs: 200 } })
     const accepted: number[] = []

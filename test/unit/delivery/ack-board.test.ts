@@ -103,6 +103,23 @@ describe('AckBoard', () => {
     expect(host.read()).toEqual({ version: 2, stream: 1, seq: 2, discarded: [] })
   })
 
+  it('claimIfFree takes an unowned board only; disown clears a dead worker\'s claim, not a newer one', () => {
+    const host = AckBoard.create()
+    const w0 = AckBoard.attach(host.sab)
+    const w1 = AckBoard.attach(host.sab)
+    expect(w1.claimIfFree(1)).toBe(true)
+    expect(w0.claimIfFree(0)).toBe(false) // an adoption never steals
+    expect(w1.ownedBy(1)).toBe(true)
+    host.disown(0) // not the claimant: nothing changes
+    expect(w1.ownedBy(1)).toBe(true)
+    host.disown(1) // worker 1 died
+    expect(w1.ownedBy(1)).toBe(false)
+    expect(w0.claimIfFree(0)).toBe(true)
+    w1.claim(1) // an attach always takes over
+    expect(w1.ownedBy(1)).toBe(true)
+    expect(w0.ownedBy(0)).toBe(false)
+  })
+
   it('committed: Infinity without a durable outbox, else 0 and monotonic', () => {
     expect(AckBoard.create().committed()).toBe(Infinity)
     const host = AckBoard.create(true)
