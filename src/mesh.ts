@@ -295,8 +295,13 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     const lock = opts.dataDir === undefined ? undefined : await DataDirLock.acquire(opts.dataDir)
     let store: OutboxStore | undefined
     const undo = async (): Promise<void> => {
-      await store?.close()
-      await lock?.release()
+      try {
+        await store?.close()
+      } catch (err) {
+        log.warn({ component: 'mesh', event: 'outbox:close-failed', err: (err as Error).message }, 'closing the durable outbox failed')
+      } finally {
+        await lock?.release()
+      }
     }
     let identity: Identity
     try {
@@ -356,6 +361,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       ringBytes,
       logger: this.#log,
       logLevel: level,
+      lockFile: this.#lock?.file,
       host: {
         ringFor: (peerId) => { const e = this.#entryFor(peerId); return { ring: e.ring.sab, board: e.board.sab, datagrams: e.datagrams.sab } },
         dispatch: (slot, rec) => { this.#dispatch(slot, rec) },
@@ -842,10 +848,13 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    */
   async close (): Promise<void> {
     this.#closing ??= (async () => {
-      await this.#sup.close(this.#opts.closeTimeoutMs)
-      this.#finish()
-      await this.#store?.close()
-      await this.#lock?.release()
+      try {
+        await this.#sup.close(this.#opts.closeTimeoutMs)
+        this.#finish()
+        await this.#store?.close()
+      } finally {
+        await this.#lock?.release()
+      }
     })()
     await this.#closing
   }
@@ -854,10 +863,13 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   async destroy (): Promise<void> {
     if (this.#closing === undefined) {
       this.#closing = (async () => {
-        await this.#sup.destroy()
-        this.#finish()
-        await this.#store?.close()
-        await this.#lock?.release()
+        try {
+          await this.#sup.destroy()
+          this.#finish()
+          await this.#store?.close()
+        } finally {
+          await this.#lock?.release()
+        }
       })()
     }
     await this.#closing

@@ -6,10 +6,12 @@ import { lowerThreadPriority } from '../src/util/thread-priority.js'
 import { RouterService } from '../src/router/router-service.js'
 import { identityFromDer } from '../src/identity/identity.js'
 import type { RouterWorkerData } from '../src/actor/protocol.js'
+import { keepLockFresh } from '../src/identity/data-dir-lock.js'
 
 if (parentPort === null) throw new Error('router.worker must run in a worker thread')
 const data = workerData as RouterWorkerData
 lowerThreadPriority(data.config.threads.nice)
+if (data.lockFile !== undefined) keepLockFresh(data.lockFile)
 expose(new RouterService({
   selfId: data.selfId,
   join: data.config.join,

@@ -45,6 +45,8 @@ export interface RouterWorkerData {
   identityDer: Uint8Array
   config: WorkerConfig
   logLevel: string
+  /** With dataDir: the lock file to keep fresh (keepLockFresh). */
+  lockFile?: string
 }
 
 /** What an IO worker exposes to the supervisor over comlink. */

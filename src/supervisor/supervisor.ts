@@ -73,6 +73,8 @@ export interface SupervisorOptions {
   ringBytes: number
   logger: Logger
   logLevel: string
+  /** With dataDir: the lock file the router worker keeps fresh (DataDirLock). */
+  lockFile?: string | undefined
   host: SupervisorHost
 }
 
@@ -220,7 +222,7 @@ export class Supervisor {
   }
 
   #spawnRouter (): void {
-    const data: RouterWorkerData = { kind: 'router', selfId: this.#o.selfId, identityDer: this.#o.identityDer, config: this.#o.config, logLevel: this.#o.logLevel }
+    const data: RouterWorkerData = { kind: 'router', selfId: this.#o.selfId, identityDer: this.#o.identityDer, config: this.#o.config, logLevel: this.#o.logLevel, ...(this.#o.lockFile === undefined ? {} : { lockFile: this.#o.lockFile }) }
     this.#router = new Worker(ROUTER_WORKER_URL, { workerData: data, stdout: true, stderr: false, name: 'meshwork-router' })
     // A stray console.log in the router must not pile up in host memory (nor reach its stdout).
     this.#router.stdout.resume()
@@ -255,14 +257,20 @@ export class Supervisor {
       handleBase: slot.generation * HANDLE_GENERATION_SHIFT,
     }
     const release = holdWorkerHeapFloor()
-    const worker = new Worker(IO_WORKER_URL, {
-      workerData: data,
-      transferList: [toRouter.port2, toIo.port1, hostChannel.port2],
-      // Workers log through the host logger; a stray console.log must not reach the host's stdout.
-      stdout: true,
-      name: `meshwork-io-${slot.index}`,
-      resourceLimits: { maxYoungGenerationSizeMb: IO_WORKER_YOUNG_GENERATION_MB },
-    })
+    let worker: Worker
+    try {
+      worker = new Worker(IO_WORKER_URL, {
+        workerData: data,
+        transferList: [toRouter.port2, toIo.port1, hostChannel.port2],
+        // Workers log through the host logger; a stray console.log must not reach the host's stdout.
+        stdout: true,
+        name: `meshwork-io-${slot.index}`,
+        resourceLimits: { maxYoungGenerationSizeMb: IO_WORKER_YOUNG_GENERATION_MB },
+      })
+    } catch (err) {
+      release() // no isolate will read the flag
+      throw err
+    }
     // The isolate exists once the worker runs JavaScript (or has failed).
     worker.once('online', release).once('error', release).once('exit', release)
     worker.stdout.resume()

@@ -30,10 +30,12 @@ const FLAG = 'initial-old-space-size'
 
 let holds = 0
 
-/** Whether this process was started with its own `--initial-old-space-size` (then it applies to our workers too, and we leave it alone). */
+/** V8 flags that size a new heap's old generation: an operator who gave one keeps it (it applies to our workers too). Node refuses them in NODE_OPTIONS. */
+const OPERATOR_FLAGS = [`--${FLAG}`, '--initial-heap-size']
+
+/** Whether this process was started with its own initial heap sizing (then we leave the flag alone). */
 function setByOperator (): boolean {
-  const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)]
-  return given.some((a) => a.replace(/_/g, '-').startsWith(`--${FLAG}`))
+  return process.execArgv.some((a) => OPERATOR_FLAGS.some((f) => a.replace(/_/g, '-').startsWith(f)))
 }
 
 /**
@@ -44,7 +46,10 @@ function setByOperator (): boolean {
  * release puts V8's default back, so workers the application starts later
  * are unaffected (one started meanwhile gets the floor too, which costs it
  * nothing but heap). A process started with its own
- * `--initial-old-space-size` keeps it untouched.
+ * `--initial-old-space-size` or `--initial-heap-size` keeps it untouched.
+ * Holds are counted per thread: meshes created from several threads at
+ * once may restore the default while another's worker starts (that worker
+ * then runs without the floor: slower, not wrong).
  */
 export function holdWorkerHeapFloor (): () => void {
   if (setByOperator()) return () => {}

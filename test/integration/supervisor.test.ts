@@ -137,6 +137,13 @@ describe('one node per dataDir', () => {
       await m2.destroy()
       const m3 = await makeMesh({ dataDir: dir })
       expect(m3.id).toBe(m1.id)
+      // A start that fails (its listen address is taken) lets go of the directory too.
+      await m3.close()
+      const other = await makeMesh()
+      const err2 = await makeMesh({ dataDir: dir, listen: other.addresses[0] as string }).then(() => undefined, (e: unknown) => e)
+      expect(err2).toBeInstanceOf(MeshError)
+      await expect(stat(join(dir, 'meshwork.lock'))).rejects.toThrow()
+      expect((await makeMesh({ dataDir: dir })).id).toBe(m1.id)
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

@@ -12,13 +12,8 @@ const { holdWorkerHeapFloor, IO_WORKER_OLD_SPACE_FLOOR_MB } = await import('../.
 
 describe('holdWorkerHeapFloor', () => {
   const execArgv = process.execArgv
-  const nodeOptions = process.env.NODE_OPTIONS
   beforeEach(() => { calls.length = 0 })
-  afterEach(() => {
-    process.execArgv = execArgv
-    if (nodeOptions === undefined) delete process.env.NODE_OPTIONS
-    else process.env.NODE_OPTIONS = nodeOptions
-  })
+  afterEach(() => { process.execArgv = execArgv })
 
   it('sets the floor on the first hold and V8 default (0) after the last release; releasing twice counts once', () => {
     const a = holdWorkerHeapFloor()
@@ -35,11 +30,10 @@ describe('holdWorkerHeapFloor', () => {
     expect(calls).toHaveLength(4)
   })
 
-  it("leaves an operator's own --initial-old-space-size alone (command line or NODE_OPTIONS, either spelling)", () => {
+  it("leaves an operator's own initial heap sizing alone (--initial-old-space-size or --initial-heap-size, either spelling)", () => {
     process.execArgv = [...execArgv, '--initial-old-space-size=256']
     holdWorkerHeapFloor()()
-    process.execArgv = execArgv
-    process.env.NODE_OPTIONS = '--inspect --initial_old_space_size=128'
+    process.execArgv = [...execArgv, '--initial_heap_size=128']
     holdWorkerHeapFloor()()
     expect(calls).toEqual([])
   })
