@@ -117,6 +117,8 @@ interface PeerEntry {
   discarded: Map<number, number[]>
   /** Ids of own messages reported undelivered lately (MAX_GIVEN_UP): a send of one that was still being queued rejects. */
   givenUp: Set<number>
+  /** Requests out to the peer, by the message id of their REQUEST: one reported undelivered fails at once. */
+  requestsByMessage: Map<number, number>
   /** `ack: true` sends waiting for the peer's acknowledgement, by last seq (ascending). */
   ackWaiters: Array<{ id: number; last: number; resolve: (id: string) => void; reject: (e: MeshError) => void }>
   /** Topics the peer subscribes to (it tells us with SUBSCRIBE frames). */
@@ -962,6 +964,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         reassembly: new StreamAssemblies(MAX_LANE + 1, this.#opts.maxMessageBytes, this.#assemblyPool),
         discarded: new Map(),
         givenUp: new Set(),
+        requestsByMessage: new Map(),
         ackWaiters: [],
         remoteTopics: new Set(),
         unwanted: undefined,
@@ -1244,10 +1247,21 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       // The caller's own deadline: the one timer of the mesh's on the host thread, and only while a request is out.
       const timer = setTimeout(() => { fail(new MeshError(ErrorCode.TIMEOUT, `request ${method} to ${to} got no response within ${timeoutMs} ms`, { details: { peer: to, method, timeoutMs } })) }, timeoutMs)
       timer.unref()
-      const cleanup = (): void => { clearTimeout(timer); signal?.removeEventListener('abort', onAbort) }
+      let byMessage: { entry: PeerEntry; id: number } | undefined
+      const cleanup = (): void => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        if (byMessage !== undefined) byMessage.entry.requestsByMessage.delete(byMessage.id)
+      }
       signal?.addEventListener('abort', onAbort, { once: true })
       this.#requests.set(reqId, { peer: to, resolve, reject, timer, cleanup })
-      this.#send(to, FrameType.REQUEST, laneNo, [reqId, method, payload], false, signal).catch((err: MeshError) => { fail(err) })
+      this.#send(to, FrameType.REQUEST, laneNo, [reqId, method, payload], false, signal).then((msgId) => {
+        const entry = this.#peers.get(to)
+        // Still out (a fast response may have settled it already): an 'undelivered' report of its message fails it.
+        if (entry === undefined || !this.#requests.has(reqId)) return
+        byMessage = { entry, id: Number(msgId) }
+        entry.requestsByMessage.set(byMessage.id, reqId)
+      }, (err: MeshError) => { fail(err) })
     })
   }
 
@@ -1442,6 +1456,14 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           if (e !== undefined && i >= 0) {
             const [w] = e.ackWaiters.splice(i, 1)
             w?.reject(givenUpError(ev.peerId, id, ev.reason))
+          }
+          // A request whose REQUEST will never arrive fails now, not at its timeout.
+          const reqId = e?.requestsByMessage.get(id)
+          const r = reqId === undefined ? undefined : this.#requests.get(reqId)
+          if (reqId !== undefined && r !== undefined) {
+            this.#requests.delete(reqId)
+            r.cleanup()
+            r.reject(new MeshError(ErrorCode.TIMEOUT, `request to ${ev.peerId} was not delivered: ${ev.reason}`, { details: { peer: ev.peerId, reason: ev.reason } }))
           }
           this.#emitSafe('undelivered', { to: ev.peerId, id: String(id), reason: ev.reason })
         }

@@ -336,6 +336,17 @@ describe('request / response', () => {
     await expect(a.request(b.id, 'sum', { a: 1, b: 1 })).rejects.toMatchObject({ code: 'CLOSED' })
   })
 
+  it('a request whose message is given up on (its peer stayed away past retainMs) fails then, not at its timeout', async () => {
+    const { a, bid, undelivered } = await expiringPeer()
+    const t0 = Date.now()
+    const err = await a.request(bid, 'm', 1, { timeoutMs: 20_000 }).then(() => undefined, (e: unknown) => e)
+    expect(err).toBeInstanceOf(MeshError)
+    expect(err).toMatchObject({ code: 'TIMEOUT', message: expect.stringMatching(/was not delivered: expired/) })
+    expect(Date.now() - t0).toBeLessThan(10_000)
+    // Reported like any message given up on.
+    expect(undelivered).toHaveLength(1)
+  })
+
   it('64 requests in flight all complete, each with its own answer', async () => {
     const [a, b] = await makePair()
     b.handle('echo', (p: number) => p * 2)
