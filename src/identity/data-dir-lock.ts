@@ -1,6 +1,6 @@
-import { mkdir, open, readFile, realpath, rename, stat, unlink, utimes } from 'node:fs/promises'
+import { link, mkdir, open, readFile, realpath, rename, stat, unlink, utimes } from 'node:fs/promises'
 import { readFileSync, readlinkSync } from 'node:fs'
-import { hostname } from 'node:os'
+import { hostname, uptime } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { ErrorCode, MeshError } from '../errors.js'
@@ -20,14 +20,18 @@ import { ErrorCode, MeshError } from '../errors.js'
  *   That tells a dead owner from a reused pid, and a live one from this
  *   very process (another mesh in a worker thread, or a second copy of
  *   the library), which is refused.
- * - Written in a previous boot of this host: stale.
+ * - Last touched before this host booted (same hostname): stale.
  * - Anything else (another container's pid namespace, another host on a
- *   shared file system, an older or unreadable lock): stale once it has
- *   not been touched for {@link LOCK_STALE_MS}. A container restarted
- *   under a new hostname so waits at most that long.
+ *   shared file system, an unreadable lock): stale once it has not been
+ *   touched for {@link LOCK_STALE_MS}. A container restarted under a new
+ *   hostname so waits at most that long.
  *
- * A stale lock is renamed away (one contender wins the rename) and a fresh
- * one created exclusively.
+ * A lock is created complete (written, synced, then linked into place) and
+ * never changed in place. A stale one is removed under a takeover mutex
+ * (`meshwork.lock.takeover`, created the same way), only if it still holds
+ * what was judged; a fresh one is then created. A mutex left by a process
+ * that died within those few milliseconds is removed after 10 s (if
+ * several contenders do that at once, the known race remains).
  */
 export const LOCK_FILE = 'meshwork.lock'
 /** How often the owner touches its lock file (ms). */
@@ -46,6 +50,9 @@ export interface LockOwner {
   /** Linux: the process's start time (clock ticks after boot, /proc/<pid>/stat field 22). */
   start?: number
 }
+
+/** Lock attempts before giving up (each: create, or judge and move a stale lock aside). */
+const MAX_ATTEMPTS = 4
 
 /** Directories locked by meshes of this thread (realpaths; the file check covers other threads). */
 const held = new Set<string>()
@@ -84,31 +91,25 @@ export class DataDirLock {
     const me: LockOwner & { token: string } = { ...self(), token: randomBytes(8).toString('hex') }
     const lock = new DataDirLock(dir, me.token)
     const file = lock.#file
+    const busy = (): MeshError => fail(`${dataDir} is being locked by another process (${file}); one node per dataDir`)
     try {
-      // Twice at most: a stale lock renamed away, then created afresh.
-      for (let attempt = 0; ; attempt++) {
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         if (await createExclusive(file, `${JSON.stringify(me)}\n`)) return lock
-        const text = await readFile(file, 'utf8').catch(() => undefined)
-        if (text === undefined) continue // removed meanwhile: try again
+        let text: string
+        try {
+          text = await readFile(file, 'utf8')
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue // removed meanwhile: try again
+          throw fail(`cannot read ${file}: ${(err as Error).message}`, err)
+        }
         const mtime = (await stat(file).catch(() => undefined))?.mtimeMs ?? 0
         const verdict = judge(parseOwner(text), now() - mtime)
         if (verdict !== 'stale') throw fail(`${dataDir} ${verdict} (${file}); one node per dataDir`)
-        if (attempt > 0) throw fail(`${dataDir} is being locked by another process (${file}); one node per dataDir`)
-        // Rename the stale lock away: of processes taking it over at once, one wins the rename.
-        const aside = `${file}.stale-${randomBytes(4).toString('hex')}`
-        try {
-          await rename(file, aside)
-        } catch {
-          continue // someone else took it over: look again
-        }
-        const moved = await readFile(aside, 'utf8').catch(() => '')
-        if (moved !== text) {
-          // Not the lock we judged (a fresh one replaced it meanwhile): put it back.
-          await rename(aside, file).catch(() => {})
-          throw fail(`${dataDir} is being locked by another process (${file}); one node per dataDir`)
-        }
-        await unlink(aside).catch(() => {})
+        // Remove it under the takeover mutex: only its holder removes a lock, and only the one it
+        // judged (a lock is never changed in place, so the same text is the same lock).
+        if (!await removeUnderMutex(file, text, now)) throw busy()
       }
+      throw busy()
     } catch (err) {
       held.delete(dir)
       if (err instanceof MeshError) throw err
@@ -144,40 +145,90 @@ export function keepLockFresh (file: string): () => void {
   return () => { clearInterval(t) }
 }
 
-/** Create `file` with `text` if it does not exist; written and synced before it is visible as complete. */
-async function createExclusive (file: string, text: string): Promise<boolean> {
-  let fh
+/** A takeover mutex older than this (ms) was left by a process that died taking over: it is removed. */
+const MUTEX_STALE_MS = 10_000
+
+/**
+ * Remove the stale lock `file` if it still holds `text`, under the mutex
+ * `<file>.takeover` (created like a lock). False if another process holds
+ * the mutex. True otherwise, removed or not (the caller tries again).
+ */
+async function removeUnderMutex (file: string, text: string, now: () => number): Promise<boolean> {
+  const mutex = `${file}.takeover`
+  if (!await createExclusive(mutex, `${process.pid}\n`)) {
+    const m = await stat(mutex).catch(() => undefined)
+    if (m !== undefined && now() - m.mtimeMs <= MUTEX_STALE_MS) return false
+    // Its holder died mid-takeover: move it aside (one contender wins the rename).
+    const aside = `${mutex}.stale-${randomBytes(4).toString('hex')}`
+    if (await rename(mutex, aside).then(() => true, () => false)) await unlink(aside).catch(() => {})
+    return true
+  }
   try {
-    fh = await open(file, 'wx', 0o600)
+    const still = await readFile(file, 'utf8').catch(() => undefined)
+    if (still === text) await unlink(file)
+    return true
+  } finally {
+    await unlink(mutex).catch(() => {})
+  }
+}
+
+/**
+ * Create `file` holding `text` if it does not exist. The text is written and
+ * synced to a private file first and then linked into place, so a lock is
+ * never seen half written (a contender would take an empty lock for a
+ * stale one).
+ */
+async function createExclusive (file: string, text: string): Promise<boolean> {
+  const tmp = `${file}.new-${randomBytes(4).toString('hex')}`
+  const fh = await open(tmp, 'wx', 0o600)
+  try {
+    try {
+      await fh.writeFile(text)
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    await link(tmp, file)
+    return true
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
     throw err
-  }
-  try {
-    await fh.writeFile(text)
-    await fh.sync()
   } finally {
-    await fh.close()
+    await unlink(tmp).catch(() => {})
   }
-  return true
 }
 
 /** Why a lock is not stale (for the error message), or 'stale'. `ageMs`: since it was last touched. */
 export function judge (owner: LockOwner | undefined, ageMs: number, here: LockOwner = self()): string {
+  const untouched = ageMs > LOCK_STALE_MS
   const touched = `last touched ${Math.round(ageMs / 1000)} s ago; taken over ${Math.round(LOCK_STALE_MS / 1000)} s after that`
-  if (owner === undefined) return ageMs > LOCK_STALE_MS ? 'stale' : `is being locked by another process (unreadable lock, ${touched})`
-  if (here.boot !== undefined && owner.boot !== undefined && owner.pidNs !== undefined && here.pidNs !== undefined) {
-    if (owner.boot === here.boot && owner.pidNs === here.pidNs) {
-      const start = startTime(owner.pid)
-      if (start === undefined || start !== owner.start) return 'stale'
-      return owner.pid === process.pid ? 'is in use by another mesh of this process (another thread, or another copy of meshwork)' : `is in use by process ${owner.pid}`
-    }
-    if (owner.boot !== here.boot && owner.host === here.host) return 'stale' // a previous boot of this host
-  } else if (owner.host === here.host && here.boot === undefined) {
+  if (owner === undefined) return untouched ? 'stale' : `is being locked by another process (unreadable lock, ${touched})`
+  const checkable = here.boot !== undefined && here.pidNs !== undefined && here.start !== undefined &&
+    owner.boot === here.boot && owner.pidNs === here.pidNs && owner.start !== undefined
+  if (checkable) {
+    const start = startTime(owner.pid)
+    // No such process: gone, unless /proc hides it (hidepid): then kill() says whether it runs.
+    if (start === undefined ? !isRunning(owner.pid) || existsProc(owner.pid) : start !== owner.start) return 'stale'
+    return owner.pid === process.pid ? 'is in use by another mesh of this process (another thread, or another copy of meshwork)' : `is in use by process ${owner.pid}`
+  }
+  if (here.boot === undefined && owner.boot === undefined && owner.host === here.host) {
     // No /proc (not Linux): the pid alone.
     return isRunning(owner.pid) ? `is in use by process ${owner.pid}` : 'stale'
   }
-  return ageMs > LOCK_STALE_MS ? 'stale' : `is locked by process ${owner.pid} on host ${owner.host} (${touched})`
+  // Untouched since before this host booted: its owner ran in an earlier boot.
+  if (owner.host === here.host && ageMs > uptime() * 1000) return 'stale'
+  // Another host, pid namespace or boot: only the owner's refreshes tell.
+  return untouched ? 'stale' : `is locked by process ${owner.pid} on host ${owner.host} (${touched})`
+}
+
+/** Whether /proc shows `pid` at all (with hidepid, other users' processes are hidden). */
+function existsProc (pid: number): boolean {
+  try {
+    readFileSync(`/proc/${pid}/stat`)
+    return true
+  } catch {
+    return false
+  }
 }
 
 /** This process, as a lock names it. */

@@ -1,11 +1,11 @@
 // DataDirLock (src/identity/data-dir-lock.ts): one node per dataDir; a lock whose owner is gone is taken over,
 // exactly when its owner can be checked (same boot and pid namespace), after LOCK_STALE_MS untouched otherwise.
 import { describe, it, expect, afterEach, vi } from 'vitest'
-import { mkdtemp, readFile, rm, writeFile, access, stat, utimes, readdir } from 'node:fs/promises'
+import { mkdtemp, mkdir, readFile, rm, writeFile, access, stat, utimes, readdir } from 'node:fs/promises'
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { hostname, tmpdir } from 'node:os'
+import { hostname, tmpdir, uptime } from 'node:os'
 import { join } from 'node:path'
 import { DataDirLock, LOCK_FILE, LOCK_REFRESH_MS, LOCK_STALE_MS, keepLockFresh, type LockOwner } from '../../../src/identity/data-dir-lock.js'
 import { ErrorCode, MeshError } from '../../../src/errors.js'
@@ -103,9 +103,11 @@ describe('DataDirLock', () => {
 
   it.runIf(linux)('a pid that is a thread, or a zombie, is no owner: taken over', async () => {
     const dir = await tempDir()
-    const tid = Number(readdirSync('/proc/self/task').find((t) => Number(t) !== process.pid))
+    // The oldest other thread (V8's platform threads live as long as the process).
+    const tid = Math.min(...readdirSync('/proc/self/task').map(Number).filter((t) => t !== process.pid))
     expect(tid).toBeGreaterThan(0)
-    await writeLock(dir, ownerHere(tid))
+    const s = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+    await writeLock(dir, ownerHere(tid, Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[19])))
     await takesOver(dir)
     // `true` exits; its parent then execs `sleep`, which never reaps it.
     const sh = spawn('sh', ['-c', 'true & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] })
@@ -141,10 +143,62 @@ describe('DataDirLock', () => {
     }
   })
 
-  it.runIf(linux)('a lock of this host written before its last boot is stale at once', async () => {
+  it.runIf(linux)('a lock of this host last touched before its last boot is stale at once; one of another boot touched since is not (another machine with this hostname)', async () => {
     const dir = await tempDir()
-    await writeLock(dir, { ...ownerHere(process.pid), boot: 'an-earlier-boot' })
+    const file = await writeLock(dir, { ...ownerHere(process.pid), boot: 'an-earlier-boot' })
+    expect((await refused(DataDirLock.acquire(dir))).message).toMatch(/last touched 0 s ago/)
+    const beforeBoot = (Date.now() - uptime() * 1000) / 1000 - 3600
+    await utimes(file, beforeBoot, beforeBoot)
     await takesOver(dir)
+  })
+
+  it('an unreadable lock (a directory in its place, or another user\'s file) is refused with the reason, not retried forever', async () => {
+    const dir = await tempDir()
+    await mkdir(join(dir, LOCK_FILE))
+    expect((await refused(DataDirLock.acquire(dir))).message).toMatch(/cannot read .*meshwork\.lock/)
+  })
+
+  it.runIf(linux)('a live owner without a start time in its lock (e.g. an older version) falls back to its refreshes', async () => {
+    const dir = await tempDir()
+    const { start: _, ...noStart } = ownerHere(process.pid)
+    await writeLock(dir, noStart)
+    await refused(DataDirLock.acquire(dir))
+    await takesOver(dir, () => Date.now() + LOCK_STALE_MS + 5_000)
+  })
+
+  it('processes taking over one stale lock at once: never two holders at a time, and one gets it', async () => {
+    const script = `
+      import { DataDirLock } from ${JSON.stringify(new URL('../../../dist/src/identity/data-dir-lock.js', import.meta.url).href)}
+      const [dir, at] = process.argv.slice(1)
+      while (Date.now() < Number(at)) {}
+      try {
+        const l = await DataDirLock.acquire(dir)
+        const t0 = performance.timeOrigin + performance.now()
+        await new Promise((r) => setTimeout(r, 50))
+        const t1 = performance.timeOrigin + performance.now()
+        await l.release()
+        console.log('GOT', t0, t1)
+      } catch (e) { console.log('NO', e.code) }`
+    for (const stale of ['', JSON.stringify({ pid: 2 ** 22 + 1, host: 'elsewhere' })]) {
+      for (let round = 0; round < 3; round++) {
+        const dir = await tempDir()
+        const file = await writeLock(dir, stale)
+        await utimes(file, 1000, 1000)
+        const at = Date.now() + 600
+        const outs = await Promise.all(Array.from({ length: 4 }, async () => {
+          const c = spawn(process.execPath, ['--input-type=module', '-e', script, dir, String(at)], { stdio: ['ignore', 'pipe', 'inherit'] })
+          let out = ''
+          c.stdout.on('data', (d: Buffer) => { out += String(d) })
+          await once(c, 'exit')
+          return out.trim()
+        }))
+        const held = outs.filter((o) => o.startsWith('GOT')).map((o) => o.split(' ').slice(1).map(Number) as [number, number])
+        expect(held.length, outs.join(' | ')).toBeGreaterThanOrEqual(1)
+        for (const a of held) for (const b of held) if (a !== b) expect(a[0] < b[1] && b[0] < a[1], outs.join(' | ')).toBe(false)
+        expect(outs.filter((o) => !o.startsWith('GOT')).every((o) => o === 'NO INVALID_OPTIONS'), outs.join(' | ')).toBe(true)
+        expect((await readdir(dir)).filter((f) => f.startsWith(LOCK_FILE))).toEqual([])
+      }
+    }
   })
 
   it('release() leaves a lock that is no longer ours alone', async () => {
