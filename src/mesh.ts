@@ -13,6 +13,7 @@ import { encodeHeaderOnlyInto } from './codec/encode.js'
 import { FrameFlag, FrameType, Lane, MAX_LANE, PROTOCOL_VERSION, type FrameHeader } from './codec/frame.js'
 import { encodePayload, encodePayloadTo, decodePayload, type EncodedPayload } from './codec/payload.js'
 import { CHUNK_BYTES, FRAME_OVERHEAD, MAX_WS_MESSAGE_BYTES, receiveWindowBytes } from './io/io-worker.js'
+import { routedHome } from './io/cross-worker.js'
 import { ackEagerBytes, asksForAck } from './delivery/ack-pacing.js'
 import { AckBoard, MAX_DISCARDED } from './delivery/ack-board.js'
 import { MAX_RETIRED_STREAMS, ReceiveStream, StreamAssemblies } from './delivery/receive-stream.js'
@@ -1534,8 +1535,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       // Not linked, and no worker serving it through a relay (home) either.
       if (e === undefined || e.slot !== undefined || e.home !== undefined) continue
       const id = e.info.id
-      // Spread over the workers by peer id (stable: the same peer goes to the same worker).
-      const s = slots[(id.charCodeAt(id.length - 1) + id.charCodeAt(id.length - 2)) % slots.length] as IoSlot
+      // The worker that serves the peer through relays too (routedHome): no handover when it is routed later.
+      const s = slots[routedHome(id, slots.length)] as IoSlot
       const list = bySlot.get(s)
       if (list === undefined) bySlot.set(s, [id])
       else list.push(id)

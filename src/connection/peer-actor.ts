@@ -279,12 +279,16 @@ export class PeerActor {
    * nothing here: the host refuses what does not fit, and counts it.)
    */
   shedDatagrams (): number {
-    if (!this.#datagramPressure) return 0
-    const target = this.datagrams.capacity >> 1
-    let n = 0
-    this.datagrams.drain(() => { n++; return this.datagrams.usedBytes() > target })
-    if (n > 0) this.board.addDropped(n)
-    return n
+    if (!this.#datagramPressure || !this.board.holdBusy(this.#worker)) return 0
+    try {
+      const target = this.datagrams.capacity >> 1
+      let n = 0
+      this.datagrams.drain(() => { n++; return this.datagrams.usedBytes() > target })
+      if (n > 0) this.board.addDropped(n)
+      return n
+    } finally {
+      this.board.endBusy(this.#worker)
+    }
   }
 
   /** The host handed the peer's messages to its application since our last ACK. */
@@ -340,12 +344,17 @@ export class PeerActor {
 
   /** Give up on messages older than `retainMs` (only while no connection is up). */
   expire (now: number, retainMs: number): Expired | undefined {
-    if (this.#conn !== undefined || !this.owns) return undefined
-    // Messages the peer reported discarded: the host cuts them short (an empty closing chunk, which may
-    // not have found room yet); their queued chunks must not hold back retention.
-    const e = this.window.expire(now, retainMs, this.discardReported)
-    if (e !== undefined) this.#skip = { stream: e.stream, seq: e.throughSeq }
-    return e
+    // Busy: another worker attaching meanwhile waits for our release before it reads the ring.
+    if (this.#conn !== undefined || !this.board.holdBusy(this.#worker)) return undefined
+    try {
+      // Messages the peer reported discarded: the host cuts them short (an empty closing chunk, which may
+      // not have found room yet); their queued chunks must not hold back retention.
+      const e = this.window.expire(now, retainMs, this.discardReported)
+      if (e !== undefined) this.#skip = { stream: e.stream, seq: e.throughSeq }
+      return e
+    } finally {
+      this.board.endBusy(this.#worker)
+    }
   }
 
   /**

@@ -9,7 +9,7 @@
  * ```
  *  i32[0] version   odd while the host writes
  *  i32[1] stream    the peer's stream epoch being acked
- *  i32[2] owner     IO worker index + 1 currently consuming this peer's send ring
+ *  i32[2] owner     IO worker index + 1 currently consuming this peer's send ring (| OWNER_BUSY while it releases without a connection)
  *  i32[3] urgent    bumped by the host when the ACK should go out now (the
  *                   sender waits on it, or much is unacknowledged); the
  *                   actor otherwise delays ACKs to ride on its own traffic
@@ -56,6 +56,10 @@
 const VERSION = 0
 const STREAM = 1
 const OWNER = 2
+/** Owner bit: the owner is releasing records without a connection (PeerActor.expire): a claim waits for it. */
+const OWNER_BUSY = 0x4000_0000
+/** A claim waits at most this long (ms) for a busy owner: one still busy by then died in the act (its worker crashed). */
+const CLAIM_WAIT_MS = 1_000
 const URGENT = 3
 const SEQ_LO = 4
 const SEQ_HI = 5
@@ -206,12 +210,47 @@ export class AckBoard {
   /** Worker: the urgency token; a value other than the last one acted on means "ACK now". */
   urgentToken (): number { return Atomics.load(this.#i32, URGENT) }
 
-  /** Worker: claim consumption of the peer's send ring (the newest attach wins). */
-  claim (workerIndex: number): void { Atomics.store(this.#i32, OWNER, workerIndex + 1) }
+  /**
+   * Worker: claim consumption of the peer's send ring (the newest attach
+   * wins). Waits (blocking this worker, for as long as a retention pass
+   * takes) while another worker holds it busy (see {@link holdBusy}): its
+   * release of records must land before this worker reads the ring.
+   */
+  claim (workerIndex: number): void {
+    const deadline = Date.now() + CLAIM_WAIT_MS
+    for (;;) {
+      const cur = Atomics.load(this.#i32, OWNER)
+      if ((cur & OWNER_BUSY) !== 0 && Date.now() < deadline) {
+        Atomics.wait(this.#i32, OWNER, cur, 1)
+        continue
+      }
+      if (Atomics.compareExchange(this.#i32, OWNER, cur, workerIndex + 1) === cur) return
+    }
+  }
+
+  /**
+   * Worker: as the owner, keep other workers from claiming the ring while
+   * this one releases records without a connection (retention). False if
+   * `workerIndex` does not own it. Pair with {@link endBusy}.
+   */
+  holdBusy (workerIndex: number): boolean {
+    return Atomics.compareExchange(this.#i32, OWNER, workerIndex + 1, (workerIndex + 1) | OWNER_BUSY) === workerIndex + 1
+  }
+
+  /** Worker: the release {@link holdBusy} guarded is done. */
+  endBusy (workerIndex: number): void {
+    Atomics.compareExchange(this.#i32, OWNER, (workerIndex + 1) | OWNER_BUSY, workerIndex + 1)
+    Atomics.notify(this.#i32, OWNER)
+  }
   /** Worker: claim consumption of the ring only if no worker has (see PeerActor.adopt). True if claimed. */
   claimIfFree (workerIndex: number): boolean { return Atomics.compareExchange(this.#i32, OWNER, 0, workerIndex + 1) === 0 }
   /** Host: a dead worker consumes nothing: clear its claim (if it is still the claimant). */
-  disown (workerIndex: number): void { Atomics.compareExchange(this.#i32, OWNER, workerIndex + 1, 0) }
+  disown (workerIndex: number): void {
+    Atomics.compareExchange(this.#i32, OWNER, workerIndex + 1, 0)
+    // It may have died holding the ring busy.
+    Atomics.compareExchange(this.#i32, OWNER, (workerIndex + 1) | OWNER_BUSY, 0)
+    Atomics.notify(this.#i32, OWNER)
+  }
   /** Worker: does `workerIndex` currently consume the ring? */
-  ownedBy (workerIndex: number): boolean { return Atomics.load(this.#i32, OWNER) === workerIndex + 1 }
+  ownedBy (workerIndex: number): boolean { return (Atomics.load(this.#i32, OWNER) & ~OWNER_BUSY) === workerIndex + 1 }
 }

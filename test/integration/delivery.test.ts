@@ -210,6 +210,23 @@ describe('reliable delivery', () => {
     expect(undelivered[0]).toMatchObject({ to: bid, id, reason: 'expired' })
   })
 
+  it('with two IO workers, after either one restarts, the queue of a peer that is away still expires', async () => {
+    for (const crashed of [0, 1]) {
+      const [a, b] = await makePair({ threads: { io: 2 }, delivery: { retainMs: 300 }, reconnect: { initialDelayMs: 50, maxDelayMs: 100 } })
+      const down = waitFor(a, 'peer:down')
+      await b.close()
+      await down
+      const undelivered: any[] = []
+      a.on('undelivered', (u) => undelivered.push(u))
+      a._crashIoWorker(crashed)
+      await until(async () => await a.metrics().then((t) => t.includes('meshwork_worker_restarts_total 1'), () => false), { label: `IO worker ${crashed} restarted` })
+      const id = await a.send(b.id, `after worker ${crashed} restarted`)
+      await until(() => undelivered.length >= 1, { timeoutMs: 5000, label: `the message reported undelivered (worker ${crashed} restarted)` })
+      expect(undelivered[0]).toMatchObject({ to: b.id, id, reason: 'expired' })
+      await a.close()
+    }
+  })
+
   it('a full queue holds the sender back: send waits blockTimeoutMs, then QUEUE_FULL; nothing accepted is lost', async () => {
     const { a, bid, comeBack } = await awayPeer({ sendQueue: { capacityBytes: 64 * 1024, blockTimeoutMs: 200 } })
     const accepted: number[] = []

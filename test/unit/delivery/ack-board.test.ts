@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs'
 import { once } from 'node:events'
 import { describe, it, expect, onTestFinished } from 'vitest'
 import { AckBoard, MAX_DISCARDED } from '../../../src/delivery/ack-board.js'
+import { until } from '../../helpers/mesh.js'
 
 const FIXTURE = new URL('../../fixtures/ack-board-worker.mjs', import.meta.url)
 const COMPILED = new URL('../../../dist/src/delivery/ack-board.js', import.meta.url)
@@ -118,6 +119,43 @@ describe('AckBoard', () => {
     w1.claim(1) // an attach always takes over
     expect(w1.ownedBy(1)).toBe(true)
     expect(w0.ownedBy(0)).toBe(false)
+  })
+
+  it('holdBusy: only the owner holds the ring busy; a claim from another thread waits until endBusy (it must see the release)', async () => {
+    const host = AckBoard.create()
+    const w0 = AckBoard.attach(host.sab)
+    expect(w0.holdBusy(0)).toBe(false) // not the owner
+    w0.claim(0)
+    expect(w0.holdBusy(0)).toBe(true)
+    expect(w0.ownedBy(0)).toBe(true) // still the owner while busy
+    expect(AckBoard.attach(host.sab).holdBusy(1)).toBe(false)
+    // flag[0]: 1 = the worker is about to claim, 2 = it claimed; flag[1]: the "released" marker; flag[2]: the marker as the worker saw it once it had claimed.
+    const flag = new Int32Array(new SharedArrayBuffer(12))
+    const w = new Worker(`import(${JSON.stringify(COMPILED.href)}).then(({ AckBoard }) => {
+      const { sab, flag } = require('node:worker_threads').workerData
+      const board = AckBoard.attach(sab)
+      Atomics.store(flag, 0, 1)
+      board.claim(1)
+      Atomics.store(flag, 2, Atomics.load(flag, 1))
+      Atomics.store(flag, 0, 2)
+    })`, { eval: true, workerData: { sab: host.sab, flag } })
+    try {
+      await until(() => Atomics.load(flag, 0) >= 1, { label: 'the worker about to claim' })
+      // The release the busy state guards (here: a marker), then endBusy: the claim must return after both.
+      Atomics.store(flag, 1, 42)
+      expect(w0.ownedBy(0)).toBe(true)
+      w0.endBusy(0)
+      await until(() => Atomics.load(flag, 0) === 2, { label: 'the claim after endBusy' })
+      expect(Atomics.load(flag, 2)).toBe(42)
+      expect(w0.ownedBy(0)).toBe(false)
+      expect(w0.ownedBy(1)).toBe(true)
+    } finally {
+      await w.terminate()
+    }
+    // A worker that died busy: disown() frees the ring.
+    expect(w0.holdBusy(1)).toBe(true)
+    host.disown(1)
+    expect(w0.claimIfFree(0)).toBe(true)
   })
 
   it('committed: Infinity without a durable outbox, else 0 and monotonic', () => {
