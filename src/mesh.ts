@@ -187,6 +187,11 @@ interface PendingSend {
 }
 
 /** The rejection of an { ack: true } send whose message was given up on (`reason` as reported). */
+/** A request whose REQUEST message was given up on (reported undelivered; it may have arrived, only its ACK missing). */
+function requestGivenUp (peer: string, reason: string): MeshError {
+  return new MeshError(ErrorCode.TIMEOUT, `request to ${peer} was given up on (${reason}): the peer may still have handled it; its response is no longer awaited`, { details: { peer, reason } })
+}
+
 function givenUpError (peer: string, id: number, reason?: string): MeshError {
   return new MeshError(ErrorCode.TIMEOUT, `message ${id} to ${peer} was given up on${reason === undefined ? '' : `: ${reason}`}`, { details: { peer, id: String(id), ...(reason === undefined ? {} : { reason }) } })
 }
@@ -1260,7 +1265,10 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         const entry = this.#peers.get(to)
         // Still out (a fast response may have settled it already): an 'undelivered' report of its message fails it.
         if (entry === undefined || !this.#requests.has(reqId)) return
-        byMessage = { entry, id: Number(msgId) }
+        const id = Number(msgId)
+        // Reported before send() resolved (a durable send waits for its commit): fail now.
+        if (entry.givenUp.has(id)) { fail(requestGivenUp(to, 'given up on before it was sent')); return }
+        byMessage = { entry, id }
         entry.requestsByMessage.set(byMessage.id, reqId)
       }, (err: MeshError) => { fail(err) })
     })
@@ -1464,7 +1472,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           if (reqId !== undefined && r !== undefined) {
             this.#requests.delete(reqId)
             r.cleanup()
-            r.reject(new MeshError(ErrorCode.TIMEOUT, `request to ${ev.peerId} was not delivered: ${ev.reason}`, { details: { peer: ev.peerId, reason: ev.reason } }))
+            r.reject(requestGivenUp(ev.peerId, ev.reason))
           }
           this.#emitSafe('undelivered', { to: ev.peerId, id: String(id), reason: ev.reason })
         }

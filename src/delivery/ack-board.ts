@@ -217,10 +217,10 @@ export class AckBoard {
    * release of records must land before this worker reads the ring.
    */
   claim (workerIndex: number): void {
-    const deadline = Date.now() + CLAIM_WAIT_MS
+    const deadline = performance.now() + CLAIM_WAIT_MS
     for (;;) {
       const cur = Atomics.load(this.#i32, OWNER)
-      if ((cur & OWNER_BUSY) !== 0 && Date.now() < deadline) {
+      if ((cur & OWNER_BUSY) !== 0 && performance.now() < deadline) {
         Atomics.wait(this.#i32, OWNER, cur, 1)
         continue
       }

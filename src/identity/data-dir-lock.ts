@@ -1,4 +1,4 @@
-import { link, mkdir, open, readFile, realpath, rename, stat, unlink, utimes } from 'node:fs/promises'
+import { link, mkdir, open, readdir, readFile, realpath, rename, stat, unlink, utimes } from 'node:fs/promises'
 import { readFileSync, readlinkSync } from 'node:fs'
 import { hostname, uptime } from 'node:os'
 import { join } from 'node:path'
@@ -94,7 +94,10 @@ export class DataDirLock {
     const busy = (): MeshError => fail(`${dataDir} is being locked by another process (${file}); one node per dataDir`)
     try {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        if (await createExclusive(file, `${JSON.stringify(me)}\n`)) return lock
+        if (await createExclusive(file, `${JSON.stringify(me)}\n`)) {
+          await sweep(dir, now)
+          return lock
+        }
         let text: string
         try {
           text = await readFile(file, 'utf8')
@@ -164,37 +167,68 @@ async function removeUnderMutex (file: string, text: string, now: () => number):
     return true
   }
   try {
+    // Read, then unlink by name: safe while we hold the mutex, because only its holder removes a
+    // lock and a lock is only created where none is (moving the file aside to check it instead
+    // would leave a moment with no lock, in which a fresh one could be created and then lost).
     const still = await readFile(file, 'utf8').catch(() => undefined)
-    if (still === text) await unlink(file)
+    if (still === text) await unlink(file).catch(() => {})
     return true
   } finally {
     await unlink(mutex).catch(() => {})
   }
 }
 
+/** link() errors of file systems without hard links (vfat, exfat, some SMB/FUSE mounts). */
+const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV'])
+
 /**
  * Create `file` holding `text` if it does not exist. The text is written and
  * synced to a private file first and then linked into place, so a lock is
  * never seen half written (a contender would take an empty lock for a
- * stale one).
+ * stale one). Where the file system has no hard links: created in place
+ * (exclusively); a contender then refuses a fresh empty lock (see
+ * {@link judge}) rather than taking it over.
  */
 async function createExclusive (file: string, text: string): Promise<boolean> {
   const tmp = `${file}.new-${randomBytes(4).toString('hex')}`
-  const fh = await open(tmp, 'wx', 0o600)
+  await writeSynced(tmp, text)
   try {
-    try {
-      await fh.writeFile(text)
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
     await link(tmp, file)
+    return true
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? ''
+    if (code === 'EEXIST') return false
+    if (!NO_LINKS.has(code) && process.platform !== 'win32') throw err
+  } finally {
+    await unlink(tmp).catch(() => {})
+  }
+  try {
+    await writeSynced(file, text)
     return true
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
     throw err
+  }
+}
+
+async function writeSynced (file: string, text: string): Promise<void> {
+  const fh = await open(file, 'wx', 0o600)
+  try {
+    await fh.writeFile(text)
+    await fh.sync()
   } finally {
-    await unlink(tmp).catch(() => {})
+    await fh.close()
+  }
+}
+
+/** Remove what a process that died locking left beside the lock (its temporary and moved-aside files). */
+async function sweep (dir: string, now: () => number): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[])
+  for (const n of names) {
+    if (!n.startsWith(`${LOCK_FILE}.`) || !/\.(new|stale)-[0-9a-f]{8}$/.test(n)) continue
+    const f = join(dir, n)
+    const st = await stat(f).catch(() => undefined)
+    if (st !== undefined && now() - st.mtimeMs > LOCK_STALE_MS) await unlink(f).catch(() => {})
   }
 }
 
@@ -212,8 +246,8 @@ export function judge (owner: LockOwner | undefined, ageMs: number, here: LockOw
     return owner.pid === process.pid ? 'is in use by another mesh of this process (another thread, or another copy of meshwork)' : `is in use by process ${owner.pid}`
   }
   if (here.boot === undefined && owner.boot === undefined && owner.host === here.host) {
-    // No /proc (not Linux): the pid alone.
-    return isRunning(owner.pid) ? `is in use by process ${owner.pid}` : 'stale'
+    // No /proc (not Linux): a dead pid is stale at once; a live one (maybe reused) only while the lock is kept fresh.
+    return isRunning(owner.pid) && !untouched ? `is in use by process ${owner.pid}` : 'stale'
   }
   // Untouched since before this host booted: its owner ran in an earlier boot.
   if (owner.host === here.host && ageMs > uptime() * 1000) return 'stale'

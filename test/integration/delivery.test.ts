@@ -358,7 +358,7 @@ describe('request / response', () => {
     const t0 = Date.now()
     const err = await a.request(bid, 'm', 1, { timeoutMs: 20_000 }).then(() => undefined, (e: unknown) => e)
     expect(err).toBeInstanceOf(MeshError)
-    expect(err).toMatchObject({ code: 'TIMEOUT', message: expect.stringMatching(/was not delivered: expired/) })
+    expect(err).toMatchObject({ code: 'TIMEOUT', message: expect.stringMatching(/was given up on \(expired\)/) })
     expect(Date.now() - t0).toBeLessThan(10_000)
     // Reported like any message given up on.
     expect(undelivered).toHaveLength(1)

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { hostname, tmpdir, uptime } from 'node:os'
 import { join } from 'node:path'
-import { DataDirLock, LOCK_FILE, LOCK_REFRESH_MS, LOCK_STALE_MS, keepLockFresh, type LockOwner } from '../../../src/identity/data-dir-lock.js'
+import { DataDirLock, LOCK_FILE, LOCK_REFRESH_MS, LOCK_STALE_MS, judge, keepLockFresh, type LockOwner } from '../../../src/identity/data-dir-lock.js'
 import { ErrorCode, MeshError } from '../../../src/errors.js'
 import { until } from '../../helpers/mesh.js'
 
@@ -199,6 +199,29 @@ describe('DataDirLock', () => {
         expect((await readdir(dir)).filter((f) => f.startsWith(LOCK_FILE))).toEqual([])
       }
     }
+  })
+
+  it('files a process that died locking left beside the lock are swept once they are old', async () => {
+    const dir = await tempDir()
+    const old = join(dir, `${LOCK_FILE}.new-0123abcd`)
+    const young = join(dir, `${LOCK_FILE}.takeover.stale-89abcdef`)
+    const other = join(dir, 'identity.key')
+    for (const f of [old, young, other]) await writeFile(f, 'x')
+    await utimes(old, 1000, 1000)
+    await utimes(other, 1000, 1000)
+    const lock = await DataDirLock.acquire(dir)
+    expect(await exists(old)).toBe(false)
+    expect(await exists(young)).toBe(true) // maybe another process's, in use
+    expect(await exists(other)).toBe(true)
+    await lock.release()
+  })
+
+  it('judge() without /proc (not Linux): a dead pid is stale at once; a live pid only while its lock is kept fresh (pids get reused)', () => {
+    const here: LockOwner = { pid: process.pid, host: hostname() }
+    const child = { pid: process.pid, host: hostname() }
+    expect(judge(child, 1_000, here)).toMatch(/in use by process/)
+    expect(judge(child, LOCK_STALE_MS + 1, here)).toBe('stale')
+    expect(judge({ pid: 2 ** 22 + 1, host: hostname() }, 0, here)).toBe('stale')
   })
 
   it('release() leaves a lock that is no longer ours alone', async () => {
