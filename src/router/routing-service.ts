@@ -106,6 +106,8 @@ export interface RoutingServiceOptions {
   /** LSAs not refreshed for this long age out. @default 120000 (link-state-db.ts) */
   maxAgeMs?: number
   /** This node re-originates this often. @default 40000 (link-state-db.ts) */
+  /** Fraction of refreshMs by which each LSA refresh comes early, at random (LinkStateDbConfig.refreshJitter). @default REFRESH_JITTER */
+  refreshJitter?: number
   refreshMs?: number
 }
 
@@ -153,6 +155,9 @@ export interface RoutingStats {
 }
 
 /** Sans-IO link-state routing of one node; see the module doc. */
+/** Refreshes come up to a quarter early (in 30..40 s with the default refreshMs): nodes started together spread theirs. */
+export const REFRESH_JITTER = 0.25
+
 export class RoutingService {
   readonly selfId: string
   /** `k` and `maxHops` for the computations this service asks for. */
@@ -191,6 +196,7 @@ export class RoutingService {
       initialSeq: o.initialSeq,
       ...(o.maxAgeMs === undefined ? {} : { maxAgeMs: o.maxAgeMs }),
       ...(o.refreshMs === undefined ? {} : { refreshMs: o.refreshMs }),
+      refreshJitter: o.refreshJitter ?? REFRESH_JITTER,
     })
     for (const f of ['k', 'maxHops'] as const) {
       if (!Number.isSafeInteger(o.routes[f]) || o.routes[f] < 1) throw new RangeError(`routes.${f} must be an integer >= 1 (got ${String(o.routes[f])})`)

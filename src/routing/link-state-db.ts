@@ -51,6 +51,15 @@ export interface LinkStateDbConfig {
   maxAgeMs?: number
   /** This node re-originates its LSA this often. Integer >= 1. @default 40000 */
   refreshMs?: number
+  /**
+   * Each refresh comes up to this fraction of refreshMs early, at random, so
+   * nodes started together do not flood their refreshes in the same moment
+   * (a 16-node full mesh started at once sent ~3 KB/s per link for a while
+   * every 40 s, and next to nothing in between). 0..0.5. @default 0
+   */
+  refreshJitter?: number
+  /** Random numbers in [0, 1) for the jitter (tests pass a fixed one). @default Math.random */
+  random?: () => number
   /** Most LSAs held (LSAs from new origins beyond it are dropped: 'db-full'). @default 4096 */
   maxEntries?: number
   /** Signature check; defaults to {@link verifyLsa} (ed25519 against the origin id). */
@@ -131,6 +140,8 @@ export class LinkStateDb {
   readonly maxAgeMs: number
   readonly refreshMs: number
   readonly maxEntries: number
+  readonly refreshJitter: number
+  readonly #random: () => number
   readonly #signer: LsaSigner
   readonly #verify: (lsa: Lsa) => boolean
   readonly #entries = new Map<string, LsdbEntry>()
@@ -153,6 +164,10 @@ export class LinkStateDb {
     this.refreshMs = positiveInt(config.refreshMs ?? LSDB_DEFAULTS.refreshMs, 'refreshMs')
     this.maxEntries = positiveInt(config.maxEntries ?? LSDB_DEFAULTS.maxEntries, 'maxEntries')
     if (this.refreshMs >= this.maxAgeMs) throw new RangeError(`refreshMs (${this.refreshMs}) must be less than maxAgeMs (${this.maxAgeMs})`)
+    const jitter = config.refreshJitter ?? 0
+    if (!(jitter >= 0 && jitter <= 0.5)) throw new RangeError(`refreshJitter must be in 0..0.5 (got ${String(config.refreshJitter)})`)
+    this.refreshJitter = jitter
+    this.#random = config.random ?? Math.random
     this.#verify = config.verify ?? verifyLsa
   }
 
@@ -203,7 +218,8 @@ export class LinkStateDb {
     const prev = this.#entries.get(this.selfId)
     this.#ownLinks = lsa.links
     this.#entries.set(this.selfId, { lsa, receivedAt: now, expiresAt: Infinity })
-    this.#refreshAt = now + this.refreshMs
+    // Early by a random part of the jitter, never late: maxAgeMs still holds.
+    this.#refreshAt = now + Math.round(this.refreshMs * (1 - this.refreshJitter * this.#random()))
     const changed = prev === undefined || !sameLinks(prev.lsa.links, lsa.links)
     if (changed) this.#version++
     return { sends: [...this.#neighbors].map((to) => ({ to, lsa })), changed }

@@ -37,6 +37,20 @@ describe('LinkStateDb', () => {
     expect(again.changed).toBe(false) // same links: a refresh, not a topology change
   })
 
+  it('refreshJitter: each refresh comes early by a random part of it, never late; out of 0..0.5 is refused', () => {
+    const draws = [0, 0.5, 0.999]
+    const x = db({ refreshJitter: 0.25, random: () => draws.shift() ?? 0 })
+    x.originate([], 0)
+    expect(x.nextDeadline()).toBe(4_000) // random 0: on time
+    x.originate([], 0)
+    expect(x.nextDeadline()).toBe(3_500) // a half of the quarter early
+    x.originate([], 0)
+    expect(x.nextDeadline()).toBe(3_001) // at most a quarter early
+    expect(db().refreshJitter).toBe(0)
+    expect(() => db({ refreshJitter: 0.6 })).toThrow(/refreshJitter/)
+    expect(() => db({ refreshJitter: -0.1 })).toThrow(/refreshJitter/)
+  })
+
   it('installs newer LSAs and floods to all neighbours but the sender; older, equal, forged are dropped with a reason', () => {
     const x = db()
     for (const n of [b.id, c.id, d.id]) x.addNeighbor(n, 0)
