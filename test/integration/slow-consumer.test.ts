@@ -3,6 +3,7 @@
 // consumer are separate processes (their RSS is their own).
 import { describe, it, expect, afterEach } from 'vitest'
 import { spawnDeliveryNode, reply, killDeliveryChildren, type DeliveryChild } from '../helpers/delivery-child.js'
+import { IO_WORKER_OLD_SPACE_FLOOR_MB } from '../../dist/src/supervisor/worker-heap.js'
 
 afterEach(killDeliveryChildren)
 
@@ -78,8 +79,12 @@ describe('slow consumer (issue 4)', () => {
     // seen once against 5 MiB); the strict budget + 20 % figure is measured by
     // perf/scenarios/reliability.ts (slow consumer, 30 s). Unbounded buffering
     // of a 10 s flood would be hundreds of MiB, so this still catches it.
-    expect(growth.producer).toBeLessThan(1.2 * (SEND_QUEUE + CREDIT) + 8 * MiB)
-    expect(growth.consumer).toBeLessThan(1.2 * RING_BYTES + 8 * MiB)
+    // Peak RSS also holds the garbage an IO worker may keep until its first full GC, up to its
+    // old-generation floor (src/supervisor/worker-heap.ts): the producer's peak grew 18 MiB once
+    // in eight suite runs after the floor came in. The after-GC figure in perf/ stays strict.
+    const workerGarbage = IO_WORKER_OLD_SPACE_FLOOR_MB * MiB
+    expect(growth.producer).toBeLessThan(1.2 * (SEND_QUEUE + CREDIT) + 8 * MiB + workerGarbage)
+    expect(growth.consumer).toBeLessThan(1.2 * RING_BYTES + 8 * MiB + workerGarbage)
     // Heartbeats unaffected: no unhealthy, no peer:down, and 9 in 10 RTTs under load within 2× the idle
     // p99 (10 ms floor). Heartbeats held behind a paused socket would be late most of the time; the p99
     // of ~100 samples is their maximum, and one scheduling stall of a shared 2-core box sets it (177 ms
