@@ -186,12 +186,12 @@ interface PendingSend {
   reject: (err: unknown) => void
 }
 
-/** The rejection of an { ack: true } send whose message was given up on (`reason` as reported). */
 /** A request whose REQUEST message was given up on (reported undelivered; it may have arrived, only its ACK missing). */
 function requestGivenUp (peer: string, reason: string): MeshError {
   return new MeshError(ErrorCode.TIMEOUT, `request to ${peer} was given up on (${reason}): the peer may still have handled it; its response is no longer awaited`, { details: { peer, reason } })
 }
 
+/** The rejection of an { ack: true } send whose message was given up on (`reason` as reported). */
 function givenUpError (peer: string, id: number, reason?: string): MeshError {
   return new MeshError(ErrorCode.TIMEOUT, `message ${id} to ${peer} was given up on${reason === undefined ? '' : `: ${reason}`}`, { details: { peer, id: String(id), ...(reason === undefined ? {} : { reason }) } })
 }
@@ -1243,12 +1243,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     if (signal?.aborted === true) return Promise.reject(new MeshError(ErrorCode.TIMEOUT, `request ${method} to ${to} aborted`, { cause: signal.reason }))
     const reqId = ++this.#nextRequest
     return new Promise((resolve, reject) => {
-      const fail = (e: MeshError): void => {
-        if (!this.#requests.has(reqId)) return
-        this.#requests.delete(reqId)
-        cleanup()
-        reject(e)
-      }
+      const fail = (e: MeshError): void => { this.#failRequest(reqId, e) }
       const onAbort = (): void => { fail(new MeshError(ErrorCode.TIMEOUT, `request ${method} to ${to} aborted`, { cause: signal?.reason, details: { peer: to, method } })) }
       // The caller's own deadline: the one timer of the mesh's on the host thread, and only while a request is out.
       const timer = setTimeout(() => { fail(new MeshError(ErrorCode.TIMEOUT, `request ${method} to ${to} got no response within ${timeoutMs} ms`, { details: { peer: to, method, timeoutMs } })) }, timeoutMs)
@@ -1272,6 +1267,15 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         entry.requestsByMessage.set(byMessage.id, reqId)
       }, (err: MeshError) => { fail(err) })
     })
+  }
+
+  /** Settle request `reqId` with `err` if it is still out: forget it, clear its timer and listeners. */
+  #failRequest (reqId: number, err: MeshError): void {
+    const r = this.#requests.get(reqId)
+    if (r === undefined) return
+    this.#requests.delete(reqId)
+    r.cleanup()
+    r.reject(err)
   }
 
   /**
@@ -1468,12 +1472,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           }
           // A request whose REQUEST will never arrive fails now, not at its timeout.
           const reqId = e?.requestsByMessage.get(id)
-          const r = reqId === undefined ? undefined : this.#requests.get(reqId)
-          if (reqId !== undefined && r !== undefined) {
-            this.#requests.delete(reqId)
-            r.cleanup()
-            r.reject(requestGivenUp(ev.peerId, ev.reason))
-          }
+          if (reqId !== undefined) this.#failRequest(reqId, requestGivenUp(ev.peerId, ev.reason))
           this.#emitSafe('undelivered', { to: ev.peerId, id: String(id), reason: ev.reason })
         }
         break
@@ -1601,7 +1600,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     for (const e of this.#peers.values()) if (e.slot !== undefined) this.#markDown(e)
     for (const e of this.#peers.values()) { e.ring.close(); e.datagrams.close() }
     const closed = (): MeshError => new MeshError(ErrorCode.CLOSED, 'the mesh closed')
-    for (const [id, r] of this.#requests) { this.#requests.delete(id); r.cleanup(); r.reject(closed()) }
+    for (const id of [...this.#requests.keys()]) this.#failRequest(id, closed())
     for (const e of this.#peers.values()) for (const w of e.ackWaiters.splice(0)) w.reject(closed())
     for (const list of this.#upWaiters.values()) for (const w of list) w()
     this.#upWaiters.clear()
