@@ -109,11 +109,13 @@ describe('DataDirLock', () => {
     const s = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
     await writeLock(dir, ownerHere(tid, Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[19])))
     await takesOver(dir)
-    // `true` exits; its parent then execs `sleep`, which never reaps it.
-    const sh = spawn('sh', ['-c', 'true & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] })
+    // The background child exits a second later, by when its parent has exec'd `sleep`, which never
+    // reaps it. (A child that exits at once can be reaped by the shell itself before its exec: CI saw
+    // ESRCH.)
+    const sh = spawn('sh', ['-c', 'sleep 1 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] })
     try {
       const zombie = Number(String((await once(sh.stdout, 'data'))[0]).trim())
-      await until(() => readFileSync(`/proc/${zombie}/stat`, 'utf8').includes(') Z '), { label: 'a zombie' })
+      await until(() => readFileSync(`/proc/${zombie}/stat`, 'utf8').includes(') Z '), { label: 'a zombie', timeoutMs: 10_000 })
       await writeLock(dir, ownerHere(zombie))
       await takesOver(dir)
     } finally {
