@@ -282,8 +282,12 @@ export class PeerActor {
     if (!this.#datagramPressure || !this.board.holdBusy(this.#worker)) return 0
     try {
       const target = this.datagrams.capacity >> 1
+      // Counted down here: drain() releases what it consumed only when it returns, so the ring's own
+      // usedBytes() stays put meanwhile (reading it shed the whole queue). Wrap skips are not
+      // subtracted: at worst one record more goes.
+      let used = this.datagrams.usedBytes()
       let n = 0
-      this.datagrams.drain(() => { n++; return this.datagrams.usedBytes() > target })
+      this.datagrams.drain((rec) => { n++; used -= RingBuffer.recordSize(rec.length); return used > target })
       if (n > 0) this.board.addDropped(n)
       return n
     } finally {

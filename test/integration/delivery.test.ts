@@ -319,14 +319,18 @@ describe('unreliable messages ({ reliable: false })', () => {
       await waitFor(b2, 'peer:up')
       await a.send(bid, 'marker', { ack: true }) // reliable: after the survivors were flushed on the new link
       const kept = got.length
-      if (kept === 0) {
-        // Seen twice under full-suite load, never alone: say what each side saw.
+      if (kept < 16) {
+        // Say what each side saw (0 kept was seen under full-suite load: shedding once took the whole queue).
         const [sa, sb] = await Promise.all([a._ioStats(), b2._ioStats()])
-        console.log(`${policy}: nothing kept; dropped ${await dropped()}; a out ${JSON.stringify(sa.map((x) => [x.framesOut, x.wsMessagesOut, x.connections]))}; b2 in ${JSON.stringify(sb.map((x) => [x.framesIn, x.wsMessagesIn, x.connections]))}; b2 peers ${JSON.stringify(b2.peers().map((p) => [p.direction, p.state]))}`)
+        console.log(`${policy}: ${kept} kept; dropped ${await dropped()}; a out ${JSON.stringify(sa.map((x) => [x.framesOut, x.wsMessagesOut, x.connections]))}; b2 in ${JSON.stringify(sb.map((x) => [x.framesIn, x.wsMessagesIn, x.connections]))}; b2 peers ${JSON.stringify(b2.peers().map((p) => [p.direction, p.state]))}`)
       }
       expect(kept).toBeGreaterThan(0)
       expect(kept + (await dropped())).toBe(N)
-      if (policy === 'drop-oldest') expect(got[got.length - 1]).toBe((N - 1) & 0xff) // the newest survived
+      if (policy === 'drop-oldest') {
+        expect(got[got.length - 1]).toBe((N - 1) & 0xff) // the newest survived
+        // Shedding stops at half the 64 KiB queue (~31 of these): it once shed the whole queue.
+        expect(kept).toBeGreaterThanOrEqual(16)
+      }
       else expect(got[0]).toBe(0) // the oldest survived
     })
   }
