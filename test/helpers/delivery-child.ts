@@ -8,9 +8,14 @@ const children = new Set<ChildProcess>()
 
 export interface DeliveryChild { proc: ChildProcess; id: string; addresses: string[] }
 
-/** Fork a node with mesh `options` and fixture `role`; resolves when its mesh has started. */
-export async function spawnDeliveryNode (options: Record<string, unknown>, role: Record<string, unknown> = {}, readyTimeoutMs = 15_000): Promise<DeliveryChild> {
-  const proc = fork(FIXTURE, [JSON.stringify(options), JSON.stringify(role)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+/**
+ * Fork a node with mesh `options` and fixture `role`; resolves when its mesh
+ * has started. `exposeGc`: the child runs with --expose-gc (its 'mem-settled'
+ * command needs it).
+ */
+export async function spawnDeliveryNode (options: Record<string, unknown>, role: Record<string, unknown> = {}, readyTimeoutMs = 15_000, o: { exposeGc?: boolean } = {}): Promise<DeliveryChild> {
+  const execArgv = o.exposeGc === true ? [...process.execArgv, '--expose-gc'] : process.execArgv
+  const proc = fork(FIXTURE, [JSON.stringify(options), JSON.stringify(role)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv })
   children.add(proc)
   proc.once('exit', () => { children.delete(proc) })
   const msg = await reply(proc, undefined, 'ready', readyTimeoutMs)
