@@ -369,7 +369,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       ringBytes,
       logger: this.#log,
       logLevel: level,
-      lockFile: this.#lock?.file,
+      lock: this.#lock === undefined ? undefined : { file: this.#lock.file, text: this.#lock.text },
       host: {
         ringFor: (peerId) => { const e = this.#entryFor(peerId); return { ring: e.ring.sab, board: e.board.sab, datagrams: e.datagrams.sab } },
         dispatch: (slot, rec) => { this.#dispatch(slot, rec) },
@@ -379,6 +379,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           routes: (routes, changes) => { this.#onRoutes(routes, changes) },
           status: (st) => { this.#onStatus(st) },
           member: (m) => { this.#log.debug({ component: 'membership', event: 'member', peer: m.id, state: m.state, previous: m.previous }, `member ${m.state}`) },
+          lockLost: (why) => { this.#onLockLost(why) },
         },
       },
     })
@@ -1613,6 +1614,22 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     } catch (err) {
       process.nextTick(() => { throw err })
     }
+  }
+
+  /**
+   * Another process holds our dataDir's lock now: it judged ours stale (this
+   * process was paused, or could not refresh it, for over 30 s where the
+   * other could not check our pid) and runs as this node, same id, same
+   * outbox. Two of us would displace each other's links and write one
+   * store: this one stops, at once (a graceful close would still send as
+   * the id, and announce it leaving). Reported as `error` (CLOSED).
+   */
+  #onLockLost (why: string): void {
+    if (this.#closing !== undefined) return
+    const err = new MeshError(ErrorCode.CLOSED, `dataDir lock lost: ${why}; this node stops (one node per dataDir)`, { details: { path: 'options.dataDir', reason: 'lock-lost' } })
+    this.#log.error({ component: 'mesh', event: 'lock:lost', err: err.message }, 'dataDir lock lost; stopping this node')
+    this.#error(err)
+    this.destroy().catch((e: unknown) => { this.#log.error({ component: 'mesh', event: 'lock:lost', err: (e as Error).message }, 'stopping after the lost lock failed') })
   }
 
   /** `error` is emitted only when someone listens: an unheard library fault must not crash the host. */

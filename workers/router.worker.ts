@@ -11,8 +11,7 @@ import { keepLockFresh } from '../src/identity/data-dir-lock.js'
 if (parentPort === null) throw new Error('router.worker must run in a worker thread')
 const data = workerData as RouterWorkerData
 lowerThreadPriority(data.config.threads.nice)
-if (data.lockFile !== undefined) keepLockFresh(data.lockFile)
-expose(new RouterService({
+const service = new RouterService({
   selfId: data.selfId,
   join: data.config.join,
   allow: data.config.allow,
@@ -21,4 +20,6 @@ expose(new RouterService({
   maxPeers: data.config.maxPeers,
   // The router signs this node's link-state advertisements with the node key.
   routing: { signer: identityFromDer(data.identityDer), k: data.config.routing.k, maxHops: data.config.routing.maxHops, tuning: { costWeights: data.config.routing.cost } },
-}), nodeEndpoint(parentPort))
+})
+if (data.lock !== undefined) keepLockFresh(data.lock.file, data.lock.text, (why) => { service.lockLost(why) })
+expose(service, nodeEndpoint(parentPort))

@@ -45,8 +45,8 @@ export interface RouterWorkerData {
   identityDer: Uint8Array
   config: WorkerConfig
   logLevel: string
-  /** With dataDir: the lock file to keep fresh (keepLockFresh). */
-  lockFile?: string
+  /** With dataDir: the lock file to keep fresh, and its exact content (keepLockFresh). */
+  lock?: { file: string; text: string }
 }
 
 /** What an IO worker exposes to the supervisor over comlink. */
@@ -194,6 +194,8 @@ export interface RouterHostCallbacks {
   member (m: { id: string; state: string; previous: string | undefined; addresses: string[] }): void
   /** The route table changed: every route now, and each destination whose next hop changed. */
   routes (routes: Array<{ to: string; via: string; hops: number; cost: number; paths: string[][] }>, changes: Array<{ to: string; via: string | undefined; previousVia: string | undefined }>): void
+  /** The dataDir lock this node held is another process's now (keepLockFresh): why. */
+  lockLost (why: string): void
 }
 
 /** Host-side callbacks an IO worker may call (passed as a comlink proxy). */

@@ -61,16 +61,21 @@ export class DataDirLock {
   readonly #dir: string
   readonly #file: string
   readonly #token: string
+  readonly #text: string
   #released = false
 
-  private constructor (dir: string, token: string) {
+  private constructor (dir: string, token: string, text: string) {
     this.#dir = dir
     this.#file = join(dir, LOCK_FILE)
     this.#token = token
+    this.#text = text
   }
 
   /** The lock file's path. */
   get file (): string { return this.#file }
+
+  /** The lock file's exact content (a lock is never changed in place: the same text is the same lock). */
+  get text (): string { return this.#text }
 
   /**
    * Lock `dataDir` (created if missing) for this mesh.
@@ -89,12 +94,12 @@ export class DataDirLock {
     if (held.has(dir)) throw fail(`${dataDir} is in use by another mesh of this process (one node per dataDir)`)
     held.add(dir)
     const me: LockOwner & { token: string } = { ...self(), token: randomBytes(8).toString('hex') }
-    const lock = new DataDirLock(dir, me.token)
+    const lock = new DataDirLock(dir, me.token, `${JSON.stringify(me)}\n`)
     const file = lock.#file
     const busy = (): MeshError => fail(`${dataDir} is being locked by another process (${file}); one node per dataDir`)
     try {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        if (await createExclusive(file, `${JSON.stringify(me)}\n`)) {
+        if (await createExclusive(file, lock.#text)) {
           await sweep(dir, now)
           return lock
         }
@@ -135,17 +140,48 @@ export class DataDirLock {
 }
 
 /**
- * Touch `file` every {@link LOCK_REFRESH_MS} (the owner's proof of life for
- * contenders that cannot check its pid). Returns a stop function. The timer
- * does not keep the thread alive.
+ * Keep the lock whose file holds `text` fresh: every {@link LOCK_REFRESH_MS}
+ * touch it (the owner's proof of life for contenders that cannot check its
+ * pid), after checking it is still this one. Lost means another process
+ * holds the file now (it judged ours stale: this process was paused, or its
+ * refreshes failed, for over {@link LOCK_STALE_MS} where it could not check
+ * the pid): `onLost` is called once with why, and the file, no longer ours,
+ * is not touched again. A lock file deleted under us (by hand) is created
+ * again if nobody else has. Returns a stop function; the timer does not
+ * keep the thread alive.
  */
-export function keepLockFresh (file: string): () => void {
+export function keepLockFresh (file: string, text: string, onLost: (why: string) => void, everyMs = LOCK_REFRESH_MS): () => void {
+  let busy = false
   const t = setInterval(() => {
-    const d = new Date()
-    utimes(file, d, d).catch(() => { /* gone (the directory was removed): nothing to keep fresh */ })
-  }, LOCK_REFRESH_MS)
+    if (busy) return
+    busy = true
+    checkAndTouch(file, text).then((lost) => {
+      if (lost === undefined) return
+      clearInterval(t)
+      onLost(lost)
+    }, () => { /* unreadable this time (the directory removed, a permission): try again next time */ }).finally(() => { busy = false })
+  }, everyMs)
   t.unref()
   return () => { clearInterval(t) }
+}
+
+/** One refresh: touch the lock if it is still `text`, or re-create it if it is gone; why it is lost otherwise. */
+async function checkAndTouch (file: string, text: string): Promise<string | undefined> {
+  let now: string
+  try {
+    now = await readFile(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    if (await createExclusive(file, text)) return undefined
+    now = await readFile(file, 'utf8')
+  }
+  if (now === text) {
+    const d = new Date()
+    await utimes(file, d, d)
+    return undefined
+  }
+  const owner = parseOwner(now)
+  return owner === undefined ? `${file} was replaced by another process's (unreadable) lock` : `${file} is now held by process ${owner.pid} on host ${owner.host}`
 }
 
 /** A takeover mutex older than this (ms) was left by a process that died taking over: it is removed. */

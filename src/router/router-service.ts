@@ -51,6 +51,8 @@ export class RouterService implements RouterApi {
   #swim: Swim | undefined
   #addresses: string[] = []
   #host: RouterHostCallbacks | undefined
+  /** A lost dataDir lock reported before the host called in. */
+  #lockLost: string | undefined
   #timer: NodeJS.Timeout | undefined
 
   /** Link-state routing (absent when constructed without `routing`, e.g. in membership-only tests). */
@@ -90,8 +92,15 @@ export class RouterService implements RouterApi {
 
   // ---- membership (SWIM over the node's existing connections) ----
 
+  /** The dataDir lock is another process's now (keepLockFresh): tell the host, now or once it has called in. */
+  lockLost (why: string): void {
+    if (this.#host === undefined) { this.#lockLost = why; return }
+    void Promise.resolve(this.#host.lockLost(why)).catch(() => {})
+  }
+
   async startMembership (addresses: string[], host: RouterHostCallbacks): Promise<void> {
     this.#host = host
+    if (this.#lockLost !== undefined) this.lockLost(this.#lockLost)
     this.#settledSince = performance.now()
     this.#addresses = addresses
     const period = this.#swimConfig.protocolPeriodMs

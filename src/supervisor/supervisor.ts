@@ -73,8 +73,8 @@ export interface SupervisorOptions {
   ringBytes: number
   logger: Logger
   logLevel: string
-  /** With dataDir: the lock file the router worker keeps fresh (DataDirLock). */
-  lockFile?: string | undefined
+  /** With dataDir: the lock the router worker keeps fresh (DataDirLock's file and text). */
+  lock?: { file: string; text: string } | undefined
   host: SupervisorHost
 }
 
@@ -222,7 +222,7 @@ export class Supervisor {
   }
 
   #spawnRouter (): void {
-    const data: RouterWorkerData = { kind: 'router', selfId: this.#o.selfId, identityDer: this.#o.identityDer, config: this.#o.config, logLevel: this.#o.logLevel, ...(this.#o.lockFile === undefined ? {} : { lockFile: this.#o.lockFile }) }
+    const data: RouterWorkerData = { kind: 'router', selfId: this.#o.selfId, identityDer: this.#o.identityDer, config: this.#o.config, logLevel: this.#o.logLevel, ...(this.#o.lock === undefined ? {} : { lock: this.#o.lock }) }
     this.#router = new Worker(ROUTER_WORKER_URL, { workerData: data, stdout: true, stderr: false, name: 'meshwork-router' })
     // A stray console.log in the router must not pile up in host memory (nor reach its stdout).
     this.#router.stdout.resume()

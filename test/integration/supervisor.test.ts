@@ -1,5 +1,5 @@
 import { describe, it, expect, afterEach } from 'vitest'
-import { mkdtemp, stat, rm } from 'node:fs/promises'
+import { mkdtemp, stat, rm, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer, type Server, type Socket } from 'node:net'
@@ -148,6 +148,29 @@ describe('one node per dataDir', () => {
       await rm(dir, { recursive: true, force: true })
     }
   })
+
+  it('a node whose lock another process took over (it judged ours stale) stops at its next refresh: error CLOSED, and the other\'s lock stays', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meshwork-lock-'))
+    try {
+      const m = await makeMesh({ dataDir: dir })
+      const errors: MeshError[] = []
+      m.on('error', (e) => errors.push(e))
+      const file = join(dir, 'meshwork.lock')
+      // What a contender on another host (a shared volume) writes once ours is 30 s untouched.
+      const theirs = `${JSON.stringify({ pid: 4242, host: 'other-host', token: 'theirs' })}\n`
+      await rm(file)
+      await writeFile(file, theirs)
+      // The router worker checks every LOCK_REFRESH_MS (10 s).
+      await until(() => errors.length > 0, { timeoutMs: 25_000, label: 'the lost lock reported' })
+      expect(errors[0]?.code).toBe('CLOSED')
+      expect(errors[0]?.message).toBe(`dataDir lock lost: ${file} is now held by process 4242 on host other-host; this node stops (one node per dataDir)`)
+      await until(async () => await m.send(m.id, 'x').then(() => false, (e: MeshError) => e.code === 'CLOSED'), { label: 'sends refused (CLOSED) once stopped' })
+      await m.close() // idempotent after the stop
+      expect(await readFile(file, 'utf8')).toBe(theirs)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 40_000)
 })
 
 describe('inbound gate (messages wait until createMesh() resolved)', () => {
@@ -172,7 +195,7 @@ describe('inbound gate (messages wait until createMesh() resolved)', () => {
         dispatch: (_slot, rec) => { dispatched.push(rec[0] ?? -1) },
         workerLost: () => {},
         workerRestarted: () => {},
-        membership: { routes: () => {}, status: () => {}, member: () => {} },
+        membership: { routes: () => {}, status: () => {}, member: () => {}, lockLost: () => {} },
       },
     })
     try {

@@ -241,18 +241,59 @@ describe('DataDirLock', () => {
   })
 
   it('keepLockFresh touches the lock every LOCK_REFRESH_MS until stopped', async () => {
-    const dir = await tempDir()
-    const file = await writeLock(dir, 'x')
-    await utimes(file, 1000, 1000)
+    const lock = await DataDirLock.acquire(await tempDir())
+    await utimes(lock.file, 1000, 1000)
+    const lost: string[] = []
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] })
     try {
-      const stop = keepLockFresh(file)
+      const stop = keepLockFresh(lock.file, lock.text, (why) => lost.push(why))
       vi.advanceTimersByTime(LOCK_REFRESH_MS - 1)
       vi.advanceTimersByTime(1)
       stop()
     } finally {
       vi.useRealTimers()
     }
-    await until(async () => (await stat(file)).mtimeMs > Date.now() - 60_000, { label: 'the lock touched' })
+    await until(async () => (await stat(lock.file)).mtimeMs > Date.now() - 60_000, { label: 'the lock touched' })
+    expect(lost).toEqual([])
+    await lock.release()
+  })
+
+  it('keepLockFresh: a lock another process holds now is reported lost once and never touched again', async () => {
+    const dir = await tempDir()
+    const lock = await DataDirLock.acquire(dir)
+    const lost: string[] = []
+    const stop = keepLockFresh(lock.file, lock.text, (why) => lost.push(why), 5)
+    try {
+      // Another process judged ours stale and took over: its lock replaces ours.
+      await rm(lock.file)
+      const theirs = await writeLock(dir, { pid: 4242, host: 'other-host', boot: 'b', pidNs: 'pid:[1]', start: 1 })
+      await until(() => lost.length > 0, { label: 'the lock reported lost' })
+      expect(lost[0]).toBe(`${theirs} is now held by process 4242 on host other-host`)
+      await utimes(theirs, 1000, 1000)
+      // Proving a negative: 40 refresh periods.
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      expect(lost).toHaveLength(1)
+      expect((await stat(theirs)).mtimeMs).toBe(1000 * 1000)
+      // And release() leaves another's lock alone.
+      await lock.release()
+      expect(JSON.parse(await readFile(theirs, 'utf8'))).toMatchObject({ pid: 4242, token: 'theirs' })
+    } finally {
+      stop()
+    }
+  })
+
+  it('keepLockFresh: a lock file deleted under its owner is created again, the same lock', async () => {
+    const lock = await DataDirLock.acquire(await tempDir())
+    const lost: string[] = []
+    const stop = keepLockFresh(lock.file, lock.text, (why) => lost.push(why), 5)
+    try {
+      await rm(lock.file)
+      await until(async () => await exists(lock.file) && await readFile(lock.file, 'utf8') === lock.text, { label: 'the lock created again' })
+      expect(lost).toEqual([])
+    } finally {
+      stop()
+      await lock.release()
+    }
+    expect(await exists(lock.file)).toBe(false)
   })
 })

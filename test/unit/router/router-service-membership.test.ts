@@ -26,7 +26,7 @@ describe('RouterService: SWIM over heartbeat-healthy links', () => {
         return true
       },
     })
-    await svc.startMembership(['ws://127.0.0.1:1'], { status: () => {}, member: () => {}, routes: () => {} })
+    await svc.startMembership(['ws://127.0.0.1:1'], { status: () => {}, member: () => {}, routes: () => {}, lockLost: () => {} })
     expect((await svc.claim({ connKey: '0:1', worker: 0, peerId: peer, dialerId: self })).ok).toBe(true)
     await svc.linkUp('0:1', ['ws://127.0.0.1:2'])
 
@@ -50,5 +50,18 @@ describe('RouterService: SWIM over heartbeat-healthy links', () => {
     await until(() => sent.slice(before).some((s) => s.t === 'ping' && s.to === peer), 'a ping sent over the link', 5_000)
     expect(svc.localAcks).toBe(acks)
     await svc.leave().catch(() => {})
+  })
+})
+
+describe('RouterService: a lost dataDir lock', () => {
+  it('reaches the host once it has called in (startMembership), or at once after', async () => {
+    const svc = new RouterService({ selfId: generateIdentity().id, join: 'open', protocolPeriodMs: 20 })
+    const lost: string[] = []
+    svc.lockLost('early') // keepLockFresh may report before the host's first call
+    await svc.startMembership([], { status: () => {}, member: () => {}, routes: () => {}, lockLost: (why) => { lost.push(why) } })
+    expect(lost).toEqual(['early'])
+    svc.lockLost('later')
+    expect(lost).toEqual(['early', 'later'])
+    await svc.leave()
   })
 })
