@@ -123,6 +123,9 @@ export class PeerActor {
 
   get connection (): FrameSink | undefined { return this.#conn }
 
+  /** Whether this worker owned the ring at the last pump (see #pump). */
+  #owned = true
+
   /**
    * Take over sending on `conn`: resend everything unacknowledged, after any
    * pending SKIP. With `relay`, `conn` is the next hop's connection and the
@@ -341,9 +344,19 @@ export class PeerActor {
     return true
   }
 
-  /** The peer's ACK for our stream. */
+  /**
+   * The peer's ACK for our stream. Ignored unless this worker owns the ring:
+   * an ACK still arriving on a link another worker has replaced must not
+   * release records that worker now reads (it gets the peer's ACK on its own
+   * link: the peer sends one when a link comes up).
+   */
   onAck (stream: number, seq: number, windowBytes: number | undefined): AckResult {
-    return this.window.ack(stream, seq, windowBytes)
+    if (!this.board.holdBusy(this.#worker)) return NOTHING_ACKED
+    try {
+      return this.window.ack(stream, seq, windowBytes)
+    } finally {
+      this.board.endBusy(this.#worker)
+    }
   }
 
   /** Give up on messages older than `retainMs` (only while no connection is up). */
@@ -376,7 +389,8 @@ export class PeerActor {
     // and both ring this worker's doorbell themselves. In a reliable flood
     // the host otherwise rang at every send while we waited for credit: the
     // worker woke ~10,000 times a second to find nothing it could send.
-    this.#park(c !== undefined && c.state === 'open' && (c.writeBlocked || this.window.creditBlocked))
+    // The parked flag is the owner's to set: another worker's link carries the queue now.
+    if (this.#owned) this.#park(c !== undefined && c.state === 'open' && (c.writeBlocked || this.window.creditBlocked))
     return sent
   }
 
@@ -389,6 +403,27 @@ export class PeerActor {
   #pump (): boolean {
     const conn = this.#conn
     if (conn === undefined || conn.state !== 'open' || conn.writeBlocked) return this.shedDatagrams() > 0
+    // Only the ring's owner reads and releases its records, and it holds the ring busy meanwhile so that
+    // no other worker claims it mid-batch. A link of ours that another worker's replaced (it claimed the
+    // ring; ours is closing) sends nothing of the queue: what it read could be released under it.
+    this.#owned = this.board.holdBusy(this.#worker)
+    if (!this.#owned) return this.#ackOnly(conn)
+    try {
+      return this.#send(conn)
+    } finally {
+      this.board.endBusy(this.#worker)
+    }
+  }
+
+  /** Not the ring's owner: our ACK for the peer's stream may still go on this link. */
+  #ackOnly (conn: FrameSink): boolean {
+    const ack = this.ackDue && this.#ackNow(performance.now()) ? this.#takeAck() : undefined
+    if (ack === undefined) return false
+    conn.send(ack, 1)
+    return true
+  }
+
+  #send (conn: FrameSink): boolean {
     const limit = this.board.committed()
     const datagrams = !this.datagrams.isEmpty()
     const data = datagrams || this.window.canSend(limit)
@@ -462,6 +497,9 @@ export class PeerActor {
     if (this.#skip !== undefined && this.#skip.stream === stream && seq >= this.#skip.seq) this.#skip = undefined
   }
 }
+
+/** onAck's result for an actor that does not own the ring. */
+const NOTHING_ACKED: AckResult = Object.freeze({ released: 0, notify: false })
 
 /** A SKIP frame: everything of `s.stream` up to `s.seq` is settled (expired, or the stream's base after a rewind). */
 function skipFrame (s: { stream: number; seq: number }): Uint8Array {

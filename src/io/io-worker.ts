@@ -1223,7 +1223,8 @@ export class IoWorker implements ConnectionOwner {
         a.flushAck() // nothing is held back now: the peers learn what our host took before we go
         const c = a.connection
         // Graceful close waits for the peer to acknowledge what was queued (within the deadline).
-        if (c !== undefined && c.state === 'open' && (a.window.pending || c.bufferedBytes > 0)) pending = true
+        // (Only the ring's owner can see its messages acknowledged: another worker's link replaced ours.)
+        if (c !== undefined && c.state === 'open' && ((a.owns && a.window.pending) || c.bufferedBytes > 0)) pending = true
       }
       if (!pending) break
       await new Promise<void>((resolve) => { setTimeout(resolve, 2).unref() })

@@ -1,0 +1,83 @@
+// Two IO workers, one peer: when a new link on worker 1 replaces worker 0's
+// (its actor claims the peer's send ring), worker 0's actor, whose link is
+// still open for a moment, must neither release records (an ACK still
+// arriving on its link) nor read and send them: worker 1 consumes the ring
+// now, and what it releases the host overwrites.
+import { describe, it, expect } from 'vitest'
+import { PeerActor } from '../../../src/connection/peer-actor.js'
+import type { Connection } from '../../../src/connection/connection.js'
+import { RingBuffer } from '../../../src/ring/ring-buffer.js'
+import { AckBoard } from '../../../src/delivery/ack-board.js'
+import { queueData } from '../../helpers/send-queue.js'
+import { forEachFrame } from '../../../src/codec/decode.js'
+import { FrameType } from '../../../src/codec/frame.js'
+
+const STREAM = 42
+
+function fakeConnection (): { conn: Connection; data: number[]; acks: number } {
+  const out = { conn: undefined as unknown as Connection, data: [] as number[], acks: 0 }
+  out.conn = {
+    state: 'open',
+    writeBlocked: false,
+    send (buf: Uint8Array) {
+      forEachFrame(Buffer.from(buf), undefined, (f) => {
+        if (f.type === FrameType.DATA) out.data.push(f.seq)
+        if (f.type === FrameType.ACK) out.acks++
+      })
+    },
+  } as unknown as Connection
+  return out
+}
+
+describe('PeerActor: the send ring has one owner', () => {
+  it('a replaced link\'s actor releases nothing on a late ACK and sends nothing of the queue; the new owner resends and releases', () => {
+    const ring = RingBuffer.create(64 * 1024, { keepAlive: false })
+    const board = AckBoard.create()
+    const datagrams = RingBuffer.create(64 * 1024, { keepAlive: false })
+    const old = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 0, 1 << 20, false)
+    const fresh = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 1, 1 << 20, false)
+    const a = fakeConnection()
+    old.attach(a.conn)
+    old.onAck(STREAM, 0, 1 << 20)
+    for (let seq = 1; seq <= 4; seq++) queueData(ring, STREAM, seq, new Uint8Array(100))
+    old.pump()
+    expect(a.data).toEqual([1, 2, 3, 4])
+
+    // Worker 1's link comes up: it claims the ring and resends what is unacknowledged.
+    const b = fakeConnection()
+    fresh.attach(b.conn)
+    fresh.onAck(STREAM, 0, 1 << 20)
+    fresh.pump()
+    expect(b.data).toEqual([1, 2, 3, 4])
+    expect(old.owns).toBe(false)
+
+    // A late ACK on the old link: nothing released (the ring's read position stays where worker 1 has it).
+    const before = ring.usedBytes()
+    expect(old.onAck(STREAM, 4, 1 << 20)).toEqual({ released: 0, notify: false })
+    expect(ring.usedBytes()).toBe(before)
+    // New messages: only the owner sends them.
+    for (let seq = 5; seq <= 6; seq++) queueData(ring, STREAM, seq, new Uint8Array(100))
+    expect(old.pump()).toBe(false)
+    expect(a.data).toEqual([1, 2, 3, 4])
+    fresh.pump()
+    expect(b.data).toEqual([1, 2, 3, 4, 5, 6])
+    // The owner's ACK releases.
+    expect(fresh.onAck(STREAM, 6, 1 << 20).released).toBe(6)
+    expect(ring.usedBytes()).toBe(0)
+  })
+
+  it('a replaced link\'s actor still sends our ACK for the peer\'s stream (the board is not the ring)', () => {
+    const ring = RingBuffer.create(64 * 1024, { keepAlive: false })
+    const board = AckBoard.create()
+    const datagrams = RingBuffer.create(64 * 1024, { keepAlive: false })
+    const old = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 0, 1 << 20, false)
+    const fresh = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 1, 1 << 20, false)
+    const a = fakeConnection()
+    old.attach(a.conn)
+    fresh.attach(fakeConnection().conn)
+    board.publish(7, 3) // the host took the peer's messages through seq 3 of its stream 7
+    board.markUrgent()
+    expect(old.pump()).toBe(true)
+    expect(a.acks).toBe(1)
+  })
+})
