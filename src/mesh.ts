@@ -1,3 +1,4 @@
+import type { HeapAfterGc } from './util/gc.js'
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { MeshError, ErrorCode } from './errors.js'
@@ -899,20 +900,22 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    * @internal diagnostics (perf's RSS samples): collect the heap of every
    * worker of this node, when the process runs with --expose-gc. How many
    * worker heaps were collected (0 without it) and what they hold after it,
-   * summed.
+   * summed (and each: the IO workers in order, then the router).
    */
-  async _collectGarbage (): Promise<{ collected: number; usedBytes: number; physicalBytes: number }> {
+  async _collectGarbage (): Promise<{ collected: number; usedBytes: number; physicalBytes: number; arrayBufferBytes: number; workers: Array<HeapAfterGc | null> }> {
     const done = await Promise.all([...this.#sup.slots.map(async (s) => await s.api.collectGarbage()), this.#sup.router.collectGarbage()])
     let collected = 0
     let usedBytes = 0
     let physicalBytes = 0
+    let arrayBufferBytes = 0
     for (const h of done) {
       if (h === null) continue
       collected++
       usedBytes += h.usedBytes
       physicalBytes += h.physicalBytes
+      arrayBufferBytes += h.arrayBufferBytes
     }
-    return { collected, usedBytes, physicalBytes }
+    return { collected, usedBytes, physicalBytes, arrayBufferBytes, workers: done }
   }
 
   /** @internal diagnostics: ring fill and counters (host side). */

@@ -17,6 +17,8 @@ export interface HeapAfterGc {
   readonly usedBytes: number
   /** Resident bytes of the heap's pages (v8 total_physical_size): live objects plus slack. */
   readonly physicalBytes: number
+  /** Bytes of this thread's ArrayBuffers and Buffers (outside the heap: process.memoryUsage().arrayBuffers of this isolate). */
+  readonly arrayBufferBytes: number
 }
 
 /** Collect this thread's heap (twice: a second pass frees what finalizers of the first released). null without `--expose-gc`. */
@@ -26,5 +28,5 @@ export function collectGarbage (): HeapAfterGc | null {
   gc()
   gc()
   const h = getHeapStatistics()
-  return { usedBytes: h.used_heap_size, physicalBytes: h.total_physical_size }
+  return { usedBytes: h.used_heap_size, physicalBytes: h.total_physical_size, arrayBufferBytes: process.memoryUsage().arrayBuffers }
 }

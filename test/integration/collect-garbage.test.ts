@@ -23,8 +23,11 @@ describe('Mesh._collectGarbage', () => {
     const file = join(await mkdtemp(join(tmpdir(), 'mw-gc-')), 'gc.mjs')
     await writeFile(file, script)
     const { stdout } = await run(process.execPath, ['--expose-gc', file], { timeout: 30_000 })
-    const r = JSON.parse(stdout.trim()) as { collected: number; usedBytes: number; physicalBytes: number }
+    const r = JSON.parse(stdout.trim()) as { collected: number; usedBytes: number; physicalBytes: number; arrayBufferBytes: number; workers: Array<{ usedBytes: number; arrayBufferBytes: number }> }
     expect(r.collected).toBe(3)
+    expect(r.workers).toHaveLength(3) // each, IO workers first
+    expect(r.workers.reduce((n, w) => n + w.usedBytes, 0)).toBe(r.usedBytes)
+    expect(r.arrayBufferBytes).toBe(r.workers.reduce((n, w) => n + w.arrayBufferBytes, 0))
     // Three heaps hold at least a few MiB of live objects (modules, the workers' state), within their pages.
     expect(r.usedBytes).toBeGreaterThan(3 * 1024 * 1024)
     expect(r.physicalBytes).toBeGreaterThanOrEqual(r.usedBytes)
@@ -33,6 +36,6 @@ describe('Mesh._collectGarbage', () => {
   it('without --expose-gc: collects nothing and does no harm', async () => {
     const m = await makeMesh()
     expect(typeof (globalThis as { gc?: unknown }).gc).toBe('undefined')
-    expect(await m._collectGarbage()).toEqual({ collected: 0, usedBytes: 0, physicalBytes: 0 })
+    expect(await m._collectGarbage()).toEqual({ collected: 0, usedBytes: 0, physicalBytes: 0, arrayBufferBytes: 0, workers: [null, null] })
   })
 })
