@@ -250,6 +250,10 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   readonly #store: OutboxStore | undefined
   /** With dataDir: this node's claim on it (one node per dataDir). */
   readonly #lock: DataDirLock | undefined
+  /** Until create() resolves (see #onLockLost). */
+  #starting = true
+  /** The dataDir lock went to another process (see #onLockLost). */
+  #lockLost: MeshError | undefined
   #discarded = 0
   #unreliableSent = 0
   // Scratch objects of the send path, filled per message and read synchronously
@@ -344,6 +348,12 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       await undo()
       throw err
     }
+    mesh.#starting = false
+    if (mesh.#lockLost !== undefined) {
+      // Lost before anyone could listen for `error`: the caller hears it here.
+      await mesh.destroy()
+      throw mesh.#lockLost
+    }
     // Peers may already be linked and sending: their messages and events are
     // dispatched from the next macrotask on, after the caller's `await
     // createMesh()` has resumed and attached its listeners.
@@ -381,6 +391,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           status: (st) => { this.#onStatus(st) },
           member: (m) => { this.#log.debug({ component: 'membership', event: 'member', peer: m.id, state: m.state, previous: m.previous }, `member ${m.state}`) },
           lockLost: (why) => { this.#onLockLost(why) },
+          lockRecreated: (why) => { this.#log.warn({ component: 'mesh', event: 'lock:recreated', err: why }, 'dataDir lock file was missing; created again') },
         },
       },
     })
@@ -1628,11 +1639,15 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    * the id, and announce it leaving). Reported as `error` (CLOSED).
    */
   #onLockLost (why: string): void {
-    if (this.#closing !== undefined) return
+    if (this.#closing !== undefined || this.#lockLost !== undefined) return
     const err = new MeshError(ErrorCode.CLOSED, `dataDir lock lost: ${why}; this node stops (one node per dataDir)`, { details: { path: 'options.dataDir', reason: 'lock-lost' } })
+    this.#lockLost = err
     this.#log.error({ component: 'mesh', event: 'lock:lost', err: err.message }, 'dataDir lock lost; stopping this node')
-    this.#error(err)
+    // Still starting: create() stops the node and rejects with it (nobody listens for `error` yet).
+    if (this.#starting) return
+    // Stopping first: a handler of `error` that calls close() must not turn this into a graceful close.
     this.destroy().catch((e: unknown) => { this.#log.error({ component: 'mesh', event: 'lock:lost', err: (e as Error).message }, 'stopping after the lost lock failed') })
+    this.#error(err)
   }
 
   /** `error` is emitted only when someone listens: an unheard library fault must not crash the host. */

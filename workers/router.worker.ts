@@ -21,5 +21,5 @@ const service = new RouterService({
   // The router signs this node's link-state advertisements with the node key.
   routing: { signer: identityFromDer(data.identityDer), k: data.config.routing.k, maxHops: data.config.routing.maxHops, tuning: { costWeights: data.config.routing.cost } },
 })
-if (data.lock !== undefined) keepLockFresh(data.lock.file, data.lock.text, (why) => { service.lockLost(why) })
+if (data.lock !== undefined) keepLockFresh(data.lock.file, data.lock.text, { lost: (why) => { service.lockLost(why) }, recreated: (why) => { service.lockRecreated(why) } })
 expose(service, nodeEndpoint(parentPort))

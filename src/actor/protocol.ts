@@ -196,6 +196,8 @@ export interface RouterHostCallbacks {
   routes (routes: Array<{ to: string; via: string; hops: number; cost: number; paths: string[][] }>, changes: Array<{ to: string; via: string | undefined; previousVia: string | undefined }>): void
   /** The dataDir lock this node held is another process's now (keepLockFresh): why. */
   lockLost (why: string): void
+  /** The dataDir lock file was found missing and created again (keepLockFresh): why. */
+  lockRecreated (why: string): void
 }
 
 /** Host-side callbacks an IO worker may call (passed as a comlink proxy). */

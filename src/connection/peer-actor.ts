@@ -123,8 +123,6 @@ export class PeerActor {
 
   get connection (): FrameSink | undefined { return this.#conn }
 
-  /** Whether this worker owned the ring at the last pump (see #pump). */
-  #owned = true
 
   /**
    * Take over sending on `conn`: resend everything unacknowledged, after any
@@ -136,8 +134,10 @@ export class PeerActor {
   attach (conn: FrameSink, relay?: { selfId: string; via: string; hops: number }): void {
     this.#conn = conn
     this.#relay = relay
-    this.#park(false)
     this.board.claim(this.#worker)
+    // Whatever the flag says, it was the previous owner's (which may have been another worker): cleared.
+    this.#parked = false
+    this.board.setParked(false)
     // An actor of another worker may have consumed the queues since this one
     // last did (the peer was served through a relay from there meanwhile).
     this.ring.resyncConsumer()
@@ -204,7 +204,10 @@ export class PeerActor {
   get ready (): boolean {
     const c = this.#conn
     if (c === undefined || c.state !== 'open' || c.writeBlocked) return this.#datagramPressure
-    return !this.datagrams.isEmpty() || this.window.canSend(this.board.committed()) || (this.ackDue && this.#ackNow(performance.now()))
+    const ack = this.ackDue && this.#ackNow(performance.now())
+    // Not the ring's owner (another worker's link replaced ours): only our ACK can go (see #pump).
+    if (!this.owns) return ack
+    return ack || !this.datagrams.isEmpty() || this.window.canSend(this.board.committed())
   }
 
   /** A heartbeat RTT sample of the direct link (ms). */
@@ -285,13 +288,23 @@ export class PeerActor {
     if (!this.#datagramPressure || !this.board.holdBusy(this.#worker)) return 0
     try {
       const target = this.datagrams.capacity >> 1
-      // Counted down here: drain() releases what it consumed only when it returns, so the ring's own
-      // usedBytes() stays put meanwhile (reading it shed the whole queue). Wrap skips are not
-      // subtracted: at worst one record more goes.
-      let used = this.datagrams.usedBytes()
+      // Counted by position (wrap skips included), then released at once: the ring's own usedBytes()
+      // does not fall while records are visited (reading it inside drain() shed the whole queue).
+      const d = this.datagrams
+      const used = d.usedBytes()
+      const start = d.readStart
+      let stop = start
       let n = 0
-      this.datagrams.drain((rec) => { n++; used -= RingBuffer.recordSize(rec.length); return used > target })
-      if (n > 0) this.board.addDropped(n)
+      d.peekAt(start, (_at, _len, end) => {
+        if (used - ((stop - start) >>> 0) <= target) return false
+        stop = end
+        n++
+        return true
+      })
+      if (n > 0) {
+        d.releaseTo(stop, n)
+        this.board.addDropped(n)
+      }
       return n
     } finally {
       this.board.endBusy(this.#worker)
@@ -350,9 +363,11 @@ export class PeerActor {
    * release records that worker now reads (it gets the peer's ACK on its own
    * link: the peer sends one when a link comes up).
    */
-  onAck (stream: number, seq: number, windowBytes: number | undefined): AckResult {
+  onAck (stream: number, seq: number, windowBytes: number | undefined, beforeRelease?: () => void): AckResult {
     if (!this.board.holdBusy(this.#worker)) return NOTHING_ACKED
     try {
+      // What must read the acknowledged records before they go (the ACK's discard reports), as the owner.
+      beforeRelease?.()
       return this.window.ack(stream, seq, windowBytes)
     } finally {
       this.board.endBusy(this.#worker)
@@ -389,8 +404,8 @@ export class PeerActor {
     // and both ring this worker's doorbell themselves. In a reliable flood
     // the host otherwise rang at every send while we waited for credit: the
     // worker woke ~10,000 times a second to find nothing it could send.
-    // The parked flag is the owner's to set: another worker's link carries the queue now.
-    if (this.#owned) this.#park(c !== undefined && c.state === 'open' && (c.writeBlocked || this.window.creditBlocked))
+    // The parked flag is the owner's to set: another worker's link may carry the queue now.
+    if (this.owns) this.#park(c !== undefined && c.state === 'open' && (c.writeBlocked || this.window.creditBlocked))
     return sent
   }
 
@@ -406,8 +421,7 @@ export class PeerActor {
     // Only the ring's owner reads and releases its records, and it holds the ring busy meanwhile so that
     // no other worker claims it mid-batch. A link of ours that another worker's replaced (it claimed the
     // ring; ours is closing) sends nothing of the queue: what it read could be released under it.
-    this.#owned = this.board.holdBusy(this.#worker)
-    if (!this.#owned) return this.#ackOnly(conn)
+    if (!this.board.holdBusy(this.#worker)) return this.#ackOnly(conn)
     try {
       return this.#send(conn)
     } finally {

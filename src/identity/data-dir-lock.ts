@@ -145,34 +145,40 @@ export class DataDirLock {
  * pid), after checking it is still this one. Lost means another process
  * holds the file now (it judged ours stale: this process was paused, or its
  * refreshes failed, for over {@link LOCK_STALE_MS} where it could not check
- * the pid): `onLost` is called once with why, and the file, no longer ours,
- * is not touched again. A lock file deleted under us (by hand) is created
- * again if nobody else has. Returns a stop function; the timer does not
- * keep the thread alive.
+ * the pid): `on.lost` is called once with why, and the file, no longer
+ * ours, is not touched again. A lock file found deleted is created again if
+ * nobody else has (`on.recreated`: it was removed by hand, or another
+ * process took it over and released it within one refresh period, which
+ * this cannot tell apart). Returns a stop function; the timer does not keep
+ * the thread alive.
  */
-export function keepLockFresh (file: string, text: string, onLost: (why: string) => void, everyMs = LOCK_REFRESH_MS): () => void {
+export function keepLockFresh (file: string, text: string, on: { lost: (why: string) => void; recreated?: (why: string) => void }, everyMs = LOCK_REFRESH_MS): () => void {
   let busy = false
   const t = setInterval(() => {
     if (busy) return
     busy = true
-    checkAndTouch(file, text).then((lost) => {
-      if (lost === undefined) return
+    checkAndTouch(file, text).then((r) => {
+      if (r === undefined) return
+      if (r.recreated) { on.recreated?.(r.why); return }
       clearInterval(t)
-      onLost(lost)
+      on.lost(r.why)
     }, () => { /* unreadable this time (the directory removed, a permission): try again next time */ }).finally(() => { busy = false })
   }, everyMs)
   t.unref()
   return () => { clearInterval(t) }
 }
 
-/** One refresh: touch the lock if it is still `text`, or re-create it if it is gone; why it is lost otherwise. */
-async function checkAndTouch (file: string, text: string): Promise<string | undefined> {
+/**
+ * One refresh: touch the lock if it is still `text`, or re-create it if it
+ * is gone (recreated); why it is lost otherwise (another's lock is there).
+ */
+async function checkAndTouch (file: string, text: string): Promise<{ why: string; recreated: boolean } | undefined> {
   let now: string
   try {
     now = await readFile(file, 'utf8')
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-    if (await createExclusive(file, text)) return undefined
+    if (await createExclusive(file, text)) return { why: `${file} was missing (removed by hand, or taken over and released by another process meanwhile); created again`, recreated: true }
     now = await readFile(file, 'utf8')
   }
   if (now === text) {
@@ -181,7 +187,7 @@ async function checkAndTouch (file: string, text: string): Promise<string | unde
     return undefined
   }
   const owner = parseOwner(now)
-  return owner === undefined ? `${file} was replaced by another process's (unreadable) lock` : `${file} is now held by process ${owner.pid} on host ${owner.host}`
+  return { why: owner === undefined ? `${file} was replaced by another process's (unreadable) lock` : `${file} is now held by process ${owner.pid} on host ${owner.host}`, recreated: false }
 }
 
 /** A takeover mutex older than this (ms) was left by a process that died taking over: it is removed. */

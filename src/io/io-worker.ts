@@ -467,8 +467,8 @@ export class IoWorker implements ConnectionOwner {
     }
     // The peer discarded a chunked message unfinished (it restarted between its chunks, or the message
     // outgrew its maxMessageBytes): report it before the ACK releases its last chunks, which would read as delivery.
-    if (d !== undefined) for (const x of d) this.#discarded(actor, stream, x)
-    const r = actor.onAck(stream, seq, w)
+    // (Read from the ring: only as its owner, see PeerActor.onAck.)
+    const r = actor.onAck(stream, seq, w, d === undefined ? undefined : () => { for (const x of d) this.#discarded(actor, stream, x) })
     actor.settleSkip(stream, seq)
     if (r.released > 0 && actor.via !== undefined) this.#rto.set(actor, { since: performance.now(), rto: RELAY_RTO_MS })
     if (r.notify) this.#inbound.event(actor.handle, { type: 'acked', peerId: actor.peerId, stream, seq })
@@ -963,7 +963,8 @@ export class IoWorker implements ConnectionOwner {
   #relayTimeouts (now: number): void {
     let inFlight = false
     for (const a of this.#actors.values()) {
-      if (a.via === undefined) continue
+      // (Another worker's link took the ring over: its own timeouts are that worker's.)
+      if (a.via === undefined || !a.owns) continue
       if (a.window.inFlightBytes > 0) inFlight = true
       const c = a.connection
       let t = this.#rto.get(a)
@@ -1309,7 +1310,7 @@ export class IoWorker implements ConnectionOwner {
         // Multipath: a flow with frames sent and not yet acknowledged is active (refreshes its
         // pin); one with nothing in flight (queued frames not sent yet are not) is quiescent and
         // may move at once, to a path that appeared or off a draining one: nothing can be overtaken.
-        if (pinner !== undefined && a.via !== undefined) this.#repin(a, now, a.window.inFlightBytes === 0)
+        if (pinner !== undefined && a.via !== undefined && a.owns) this.#repin(a, now, a.window.inFlightBytes === 0)
         if (a.pump()) {
           progressed = true
           if (a.via !== undefined && this.#rtoTimer === undefined && a.window.inFlightBytes > 0) this.#ensureRto(performance.now())

@@ -98,6 +98,11 @@ export class RouterService implements RouterApi {
     void Promise.resolve(this.#host.lockLost(why)).catch(() => {})
   }
 
+  /** The dataDir lock file was missing and is ours again (keepLockFresh): the host logs it (dropped before it calls in). */
+  lockRecreated (why: string): void {
+    void Promise.resolve(this.#host?.lockRecreated(why)).catch(() => {})
+  }
+
   async startMembership (addresses: string[], host: RouterHostCallbacks): Promise<void> {
     this.#host = host
     if (this.#lockLost !== undefined) this.lockLost(this.#lockLost)

@@ -49,6 +49,7 @@ describe('slow consumer (issue 4)', () => {
     // Slow: the consumer takes ~1 % of that rate; the producer pushes as fast as send() lets it.
     await reply(consumer.proc, { type: 'set-slow', ms: SLOW_MS }, 'slow-set', 5_000)
     const floodP = reply(producer.proc, { type: 'flood', to: consumer.id, size: SIZE, durationMs: FLOOD_MS, first: warm.accepted }, 'flood-done', FLOOD_MS + 30_000)
+    floodP.catch(() => {}) // awaited below; a failure in between must not also surface as an unhandled rejection
     // Once the backlog has built up (the producer's queue 3/4 full): what each process holds after a
     // GC of all its heaps, the reference for what the rest of the flood may add.
     const queued = async (): Promise<number> => (await stats(producer)).delivery.peers[consumer.id]?.queuedBytes ?? 0

@@ -154,7 +154,8 @@ describe('one node per dataDir', () => {
     try {
       const m = await makeMesh({ dataDir: dir })
       const errors: MeshError[] = []
-      m.on('error', (e) => errors.push(e))
+      // A common handler: close on error (the node is stopping already: the close joins that stop).
+      m.on('error', (e) => { errors.push(e); void m.close() })
       const file = join(dir, 'meshwork.lock')
       // What a contender on another host (a shared volume) writes once ours is 30 s untouched.
       const theirs = `${JSON.stringify({ pid: 4242, host: 'other-host', token: 'theirs' })}\n`
@@ -195,7 +196,7 @@ describe('inbound gate (messages wait until createMesh() resolved)', () => {
         dispatch: (_slot, rec) => { dispatched.push(rec[0] ?? -1) },
         workerLost: () => {},
         workerRestarted: () => {},
-        membership: { routes: () => {}, status: () => {}, member: () => {}, lockLost: () => {} },
+        membership: { routes: () => {}, status: () => {}, member: () => {}, lockLost: () => {}, lockRecreated: () => {} },
       },
     })
     try {

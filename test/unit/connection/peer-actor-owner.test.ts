@@ -55,8 +55,15 @@ describe('PeerActor: the send ring has one owner', () => {
     const before = ring.usedBytes()
     expect(old.onAck(STREAM, 4, 1 << 20)).toEqual({ released: 0, notify: false })
     expect(ring.usedBytes()).toBe(before)
-    // New messages: only the owner sends them.
+    // What must read acknowledged records first (the ACK's discard reports) runs only for the owner.
+    let read = 0
+    old.onAck(STREAM, 4, 1 << 20, () => { read++ })
+    expect(read).toBe(0)
+    // New messages: only the owner sends them, and the replaced actor is not ready (its worker's pump
+    // loop would otherwise spin on it, finding nothing it may do).
     for (let seq = 5; seq <= 6; seq++) queueData(ring, STREAM, seq, new Uint8Array(100))
+    expect(old.ready).toBe(false)
+    expect(fresh.ready).toBe(true)
     expect(old.pump()).toBe(false)
     expect(a.data).toEqual([1, 2, 3, 4])
     fresh.pump()
@@ -64,6 +71,24 @@ describe('PeerActor: the send ring has one owner', () => {
     // The owner's ACK releases.
     expect(fresh.onAck(STREAM, 6, 1 << 20).released).toBe(6)
     expect(ring.usedBytes()).toBe(0)
+  })
+
+  it('the parked flag is the owner\'s: a new owner clears the old one\'s, and the replaced actor does not set it', () => {
+    const ring = RingBuffer.create(64 * 1024, { keepAlive: false })
+    const board = AckBoard.create()
+    const datagrams = RingBuffer.create(64 * 1024, { keepAlive: false })
+    const old = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 0, 1 << 20, false)
+    const fresh = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 1, 1 << 20, false)
+    const a = fakeConnection()
+    old.attach(a.conn)
+    queueData(ring, STREAM, 1, new Uint8Array(100));
+    (a.conn as unknown as { writeBlocked: boolean }).writeBlocked = true
+    old.pump()
+    expect(board.parked()).toBe(true) // the host stops ringing: the socket rings when it drains
+    fresh.attach(fakeConnection().conn)
+    expect(board.parked()).toBe(false) // or the host would never ring the new owner
+    old.pump()
+    expect(board.parked()).toBe(false)
   })
 
   it('a replaced link\'s actor still sends our ACK for the peer\'s stream (the board is not the ring)', () => {

@@ -46,6 +46,24 @@ describe('PeerActor.shedDatagrams (drop-oldest)', () => {
     expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => written - kept.length + i))
   })
 
+  it('counts the skip at the end of the ring (a message that did not fit there): no more is shed than needed', () => {
+    const { actor, datagrams, board } = setup(true)
+    // Leave the ring's positions near its end, then queue one large message: it wraps to the start
+    // behind a 2 KiB skip. Then 1 KiB messages until full.
+    expect(fill(datagrams, 0, 62)).toBe(62)
+    datagrams.drain(() => {}) // taken (sent) by an earlier link: the read position is at 63,488 of 65,536
+    expect(datagrams.tryWrite(new Uint8Array(16_380).fill(0xee))).toBe(true) // 16 KiB after a 2,048-byte skip
+    const small = fill(datagrams, 1)
+    expect(small).toBe(46)
+    expect(datagrams.usedBytes()).toBe(CAPACITY)
+    expect(actor.adopt()).toBe(true)
+    actor.pump()
+    // Half is 32,768 bytes: the large message with its skip (18,432) and 14 of 1 KiB go, 32 stay.
+    const kept = firstBytes(datagrams)
+    expect(board.dropped()).toBe(15)
+    expect(kept).toEqual(Array.from({ length: 32 }, (_, i) => 1 + 14 + i))
+  })
+
   it('does nothing at or under three quarters full, nor with drop-newest', () => {
     const { actor, datagrams, board } = setup(true)
     actor.adopt()

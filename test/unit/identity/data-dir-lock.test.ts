@@ -1,7 +1,7 @@
 // DataDirLock (src/identity/data-dir-lock.ts): one node per dataDir; a lock whose owner is gone is taken over,
 // exactly when its owner can be checked (same boot and pid namespace), after LOCK_STALE_MS untouched otherwise.
 import { describe, it, expect, afterEach, vi } from 'vitest'
-import { mkdtemp, mkdir, readFile, rm, writeFile, access, stat, utimes, readdir } from 'node:fs/promises'
+import { mkdtemp, mkdir, readFile, rename, rm, writeFile, access, stat, utimes, readdir } from 'node:fs/promises'
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -42,7 +42,9 @@ function ownerHere (pid: number, start = startOf(pid)): LockOwner {
 
 async function writeLock (dir: string, owner: LockOwner | string): Promise<string> {
   const file = join(dir, LOCK_FILE)
-  await writeFile(file, typeof owner === 'string' ? owner : JSON.stringify({ ...owner, token: 'theirs' }))
+  // Whole at once (written aside, renamed into place): a refresh reading it meanwhile must not see it empty.
+  await writeFile(`${file}.test`, typeof owner === 'string' ? owner : JSON.stringify({ ...owner, token: 'theirs' }))
+  await rename(`${file}.test`, file)
   return file
 }
 
@@ -246,7 +248,7 @@ describe('DataDirLock', () => {
     const lost: string[] = []
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] })
     try {
-      const stop = keepLockFresh(lock.file, lock.text, (why) => lost.push(why))
+      const stop = keepLockFresh(lock.file, lock.text, { lost: (why) => lost.push(why) })
       vi.advanceTimersByTime(LOCK_REFRESH_MS - 1)
       vi.advanceTimersByTime(1)
       stop()
@@ -262,7 +264,7 @@ describe('DataDirLock', () => {
     const dir = await tempDir()
     const lock = await DataDirLock.acquire(dir)
     const lost: string[] = []
-    const stop = keepLockFresh(lock.file, lock.text, (why) => lost.push(why), 5)
+    const stop = keepLockFresh(lock.file, lock.text, { lost: (why) => lost.push(why) }, 5)
     try {
       // Another process judged ours stale and took over: its lock replaces ours.
       await rm(lock.file)
@@ -285,10 +287,13 @@ describe('DataDirLock', () => {
   it('keepLockFresh: a lock file deleted under its owner is created again, the same lock', async () => {
     const lock = await DataDirLock.acquire(await tempDir())
     const lost: string[] = []
-    const stop = keepLockFresh(lock.file, lock.text, (why) => lost.push(why), 5)
+    const recreated: string[] = []
+    const stop = keepLockFresh(lock.file, lock.text, { lost: (why) => lost.push(why), recreated: (why) => recreated.push(why) }, 5)
     try {
       await rm(lock.file)
       await until(async () => await exists(lock.file) && await readFile(lock.file, 'utf8') === lock.text, { label: 'the lock created again' })
+      await until(() => recreated.length > 0, { label: 'the re-creation reported' })
+      expect(recreated[0]).toMatch(/was missing \(removed by hand, or taken over and released by another process meanwhile\); created again$/)
       expect(lost).toEqual([])
     } finally {
       stop()
