@@ -421,15 +421,21 @@ export class PeerActor {
     // Only the ring's owner reads and releases its records, and it holds the ring busy meanwhile so that
     // no other worker claims it mid-batch. A link of ours that another worker's replaced (it claimed the
     // ring; ours is closing) sends nothing of the queue: what it read could be released under it.
+    // The hold (two compare-and-swaps and a notify) only when there is something to send: the pump
+    // loop visits every linked actor each pass, most of them idle.
+    if (!this.owns) return this.#ackOnly(conn)
+    const limit = this.board.committed()
+    const datagrams = !this.datagrams.isEmpty()
+    if (!datagrams && !this.window.canSend(limit)) return this.#ackOnly(conn)
     if (!this.board.holdBusy(this.#worker)) return this.#ackOnly(conn)
     try {
-      return this.#send(conn)
+      return this.#send(conn, limit, datagrams)
     } finally {
       this.board.endBusy(this.#worker)
     }
   }
 
-  /** Not the ring's owner: our ACK for the peer's stream may still go on this link. */
+  /** Nothing of the queue to send (or not the ring's owner): our ACK for the peer's stream may still go, alone, if it cannot wait. */
   #ackOnly (conn: FrameSink): boolean {
     const ack = this.ackDue && this.#ackNow(performance.now()) ? this.#takeAck() : undefined
     if (ack === undefined) return false
@@ -437,17 +443,10 @@ export class PeerActor {
     return true
   }
 
-  #send (conn: FrameSink): boolean {
-    const limit = this.board.committed()
-    const datagrams = !this.datagrams.isEmpty()
-    const data = datagrams || this.window.canSend(limit)
-    // A due ACK rides at the head of the first batch when there is one; alone only if it cannot wait.
-    const ack = this.ackDue && (data || this.#ackNow(performance.now())) ? this.#takeAck() : undefined
-    if (!data) {
-      if (ack === undefined) return false
-      conn.send(ack, 1)
-      return true
-    }
+  /** Send what is queued (`datagrams`: unreliable messages are; reliable ones may be, up to `limit`), as the ring's owner. */
+  #send (conn: FrameSink, limit: number, datagrams: boolean): boolean {
+    // A due ACK rides at the head of the first batch.
+    const ack = this.ackDue ? this.#takeAck() : undefined
     const out = new Batches(conn, this.#slab)
     if (ack !== undefined) out.add(ack)
     // Unreliable messages first (they are small and time-sensitive), copied: released as read.
