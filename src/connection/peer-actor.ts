@@ -178,7 +178,9 @@ export class PeerActor {
     this.#relay = undefined
     // Not waiting for this connection's ACKs any more: the host rings again
     // (whoever attaches next, maybe another worker, learns of new frames).
+    // Only as the ring's owner: another worker's actor may have parked it since.
     this.#park(false)
+    this.#parked = false
     this.onDetach?.()
     return true
   }
@@ -404,15 +406,25 @@ export class PeerActor {
     // and both ring this worker's doorbell themselves. In a reliable flood
     // the host otherwise rang at every send while we waited for credit: the
     // worker woke ~10,000 times a second to find nothing it could send.
-    // The parked flag is the owner's to set: another worker's link may carry the queue now.
-    if (this.owns) this.#park(c !== undefined && c.state === 'open' && (c.writeBlocked || this.window.creditBlocked))
+    // (The parked flag is the ring owner's: #park does nothing for another worker's actor.)
+    this.#park(c !== undefined && c.state === 'open' && (c.writeBlocked || this.window.creditBlocked))
     return sent
   }
 
+  /**
+   * Set the board's parked flag, which is the ring owner's: under the ring's
+   * busy hold, so that no other worker claims the ring (and clears the flag
+   * for itself) between our ownership check and our write.
+   */
   #park (parked: boolean): void {
     if (parked === this.#parked) return
-    this.#parked = parked
-    this.board.setParked(parked)
+    if (!this.board.holdBusy(this.#worker)) return
+    try {
+      this.#parked = parked
+      this.board.setParked(parked)
+    } finally {
+      this.board.endBusy(this.#worker)
+    }
   }
 
   #pump (): boolean {

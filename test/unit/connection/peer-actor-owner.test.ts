@@ -29,13 +29,19 @@ function fakeConnection (): { conn: Connection; data: number[]; acks: number } {
   return out
 }
 
+/** One peer's queues, and its actors in IO workers 0 (the link being replaced) and 1 (the new one). */
+function twoWorkers (): { ring: RingBuffer; board: AckBoard; old: PeerActor; fresh: PeerActor } {
+  const ring = RingBuffer.create(64 * 1024, { keepAlive: false })
+  const board = AckBoard.create()
+  const datagrams = RingBuffer.create(64 * 1024, { keepAlive: false })
+  const old = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 0, 1 << 20, false)
+  const fresh = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 1, 1 << 20, false)
+  return { ring, board, old, fresh }
+}
+
 describe('PeerActor: the send ring has one owner', () => {
   it('a replaced link\'s actor releases nothing on a late ACK and sends nothing of the queue; the new owner resends and releases', () => {
-    const ring = RingBuffer.create(64 * 1024, { keepAlive: false })
-    const board = AckBoard.create()
-    const datagrams = RingBuffer.create(64 * 1024, { keepAlive: false })
-    const old = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 0, 1 << 20, false)
-    const fresh = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 1, 1 << 20, false)
+    const { ring, old, fresh } = twoWorkers()
     const a = fakeConnection()
     old.attach(a.conn)
     old.onAck(STREAM, 0, 1 << 20)
@@ -74,11 +80,7 @@ describe('PeerActor: the send ring has one owner', () => {
   })
 
   it('the parked flag is the owner\'s: a new owner clears the old one\'s, and the replaced actor does not set it', () => {
-    const ring = RingBuffer.create(64 * 1024, { keepAlive: false })
-    const board = AckBoard.create()
-    const datagrams = RingBuffer.create(64 * 1024, { keepAlive: false })
-    const old = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 0, 1 << 20, false)
-    const fresh = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 1, 1 << 20, false)
+    const { ring, board, old, fresh } = twoWorkers()
     const a = fakeConnection()
     old.attach(a.conn)
     queueData(ring, STREAM, 1, new Uint8Array(100));
@@ -91,12 +93,24 @@ describe('PeerActor: the send ring has one owner', () => {
     expect(board.parked()).toBe(false)
   })
 
+  it('a replaced link\'s actor that goes (detach) leaves the new owner\'s parked flag alone', () => {
+    const { ring, board, old, fresh } = twoWorkers()
+    const a = fakeConnection()
+    old.attach(a.conn)
+    for (let seq = 1; seq <= 20; seq++) queueData(ring, STREAM, seq, new Uint8Array(100));
+    (a.conn as unknown as { writeBlocked: boolean }).writeBlocked = true
+    old.pump()
+    expect(board.parked()).toBe(true)
+    fresh.attach(fakeConnection().conn)
+    fresh.onAck(STREAM, 0, 400) // credit for a few records: the rest wait for an ACK
+    fresh.pump()
+    expect(board.parked()).toBe(true) // the new owner is credit-blocked
+    old.detach(a.conn)
+    expect(board.parked()).toBe(true) // or the host rang the new owner's worker at every send
+  })
+
   it('a replaced link\'s actor still sends our ACK for the peer\'s stream (the board is not the ring)', () => {
-    const ring = RingBuffer.create(64 * 1024, { keepAlive: false })
-    const board = AckBoard.create()
-    const datagrams = RingBuffer.create(64 * 1024, { keepAlive: false })
-    const old = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 0, 1 << 20, false)
-    const fresh = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 1, 1 << 20, false)
+    const { board, old, fresh } = twoWorkers()
     const a = fakeConnection()
     old.attach(a.conn)
     fresh.attach(fakeConnection().conn)
