@@ -303,7 +303,9 @@ describe('unreliable messages ({ reliable: false })', () => {
       const { a, bid, comeBack } = await awayPeer({ sendQueue: { capacityBytes: 256 * 1024, policy } })
       const N = 400 // 400 × 1 KiB: far more than the 64 KiB unreliable queue
       for (let i = 0; i < N; i++) {
-        await a.send(bid, Buffer.alloc(1024, i & 0xff), { reliable: false })
+        const m = Buffer.alloc(1024)
+        m.writeUInt16BE(i, 0)
+        await a.send(bid, m, { reliable: false })
         // A paced producer: drop-oldest sheds in the IO worker, which must get a turn
         // (a producer that outruns it also loses the newest, counted the same way).
         if (i % 8 === 0) await new Promise((resolve) => setTimeout(resolve, 1))
@@ -315,7 +317,7 @@ describe('unreliable messages ({ reliable: false })', () => {
       await until(async () => (await dropped()) > 0, { label: 'drops counted' })
       const b2 = await comeBack()
       const got: number[] = []
-      b2.on('message', (m) => { if (m.payload instanceof Uint8Array) got.push(m.payload[0] as number) })
+      b2.on('message', (m) => { if (m.payload instanceof Uint8Array) got.push(Buffer.from(m.payload).readUInt16BE(0)) })
       await waitFor(b2, 'peer:up')
       await a.send(bid, 'marker', { ack: true }) // reliable: after the survivors were flushed on the new link
       const kept = got.length
@@ -326,12 +328,18 @@ describe('unreliable messages ({ reliable: false })', () => {
       }
       expect(kept).toBeGreaterThan(0)
       expect(kept + (await dropped())).toBe(N)
+      expect(got).toEqual([...got].sort((x, y) => x - y)) // in order, each once
       if (policy === 'drop-oldest') {
-        expect(got[got.length - 1]).toBe((N - 1) & 0xff) // the newest survived
+        // The newest survive. Not necessarily the very last: the worker sheds at 3/4 full and the
+        // host refuses what does not fit meanwhile, so a worker that lags (a loaded 2-core box) loses
+        // the last few too, counted the same way (seen once: 15). drop-newest keeps only the first ~62.
+        expect(got[got.length - 1]).toBeGreaterThanOrEqual(N - 64)
         // Shedding stops at half the 64 KiB queue (~31 of these): it once shed the whole queue.
         expect(kept).toBeGreaterThanOrEqual(16)
+      } else {
+        expect(got[0]).toBe(0) // the oldest survived
+        expect(got[got.length - 1]).toBeLessThan(64)
       }
-      else expect(got[0]).toBe(0) // the oldest survived
     })
   }
 })
