@@ -15,6 +15,7 @@ const HEARTBEAT = { intervalMs: 100, missesUnhealthy: 10, missesDead: 20 }
 const SLOW_MS = 10
 const SIZE = 4096
 const WARM_MS = 2_000
+/** The slow phase lasts at least this long, and until both late samples are taken. */
 const FLOOD_MS = 12_000
 const SEND_QUEUE = 1 * MiB
 /** Messages the slow consumer takes between the two after-GC memory samples. */
@@ -48,7 +49,7 @@ describe('slow consumer (issue 4)', () => {
 
     // Slow: the consumer takes ~1 % of that rate; the producer pushes as fast as send() lets it.
     await reply(consumer.proc, { type: 'set-slow', ms: SLOW_MS }, 'slow-set', 5_000)
-    const floodP = reply(producer.proc, { type: 'flood', to: consumer.id, size: SIZE, durationMs: FLOOD_MS, first: warm.accepted }, 'flood-done', FLOOD_MS + 30_000)
+    const floodP = reply(producer.proc, { type: 'flood', to: consumer.id, size: SIZE, durationMs: FLOOD_MS, first: warm.accepted, untilStopped: true }, 'flood-done', FLOOD_MS + 90_000)
     floodP.catch(() => {}) // awaited below; a failure in between must not also surface as an unhandled rejection
     // Once the backlog has built up (the producer's queue 3/4 full): what each process holds after a
     // GC of all its heaps, the reference for what the rest of the flood may add.
@@ -61,6 +62,7 @@ describe('slow consumer (issue 4)', () => {
     await until(async () => (await stats(consumer)).slow.count >= earlyCount + LATE_AFTER, { timeoutMs: FLOOD_MS * 2, label: `the consumer took ${LATE_AFTER} more` })
     // The consumer answers only between batches of its inbound ring (a few seconds of 10-ms messages).
     const [late, lateBacklog] = await Promise.all([Promise.all([producer, consumer].map(settled)), queued()])
+    await reply(producer.proc, { type: 'flood-stop' }, 'flood-stopping', 10_000) // it ends once FLOOD_MS have passed
     const flood = await floodP
     const atEnd = await stats(consumer)
     const total = warm.accepted + flood.accepted
@@ -78,7 +80,7 @@ describe('slow consumer (issue 4)', () => {
     const growth = { producer: prodAfter.memMax.rssMax - base[0].memMax.rssMax, consumer: last.memMax.rssMax - base[1].memMax.rssMax }
     const held = { producer: late[0]!.held - early[0]!.held, consumer: late[1]!.held - early[1]!.held }
     console.log(`slow consumer: warm ${warm.accepted} msgs in ${WARM_MS} ms to a fast consumer (${(warm.accepted / WARM_MS * 1000).toFixed(0)}/s); ` +
-      `slow: ${flood.accepted} accepted in ${FLOOD_MS} ms (${SIZE} B), consumer took ${(slowCount / FLOOD_MS * 1000).toFixed(0)}/s; ` +
+      `slow: ${flood.accepted} accepted in ${flood.ms.toFixed(0)} ms (${SIZE} B), consumer took ${(slowCount / flood.ms * 1000).toFixed(0)}/s; ` +
       `send wait p50 ${flood.waitP50.toFixed(2)} ms p99 ${flood.waitP99.toFixed(2)} ms max ${flood.waitMax.toFixed(1)} ms, QUEUE_FULL ${flood.queueFull}; ` +
       `backlog at end ${total - atEnd.slow.count} msgs; peak RSS producer ${(base[0].memMax.rssMax / MiB).toFixed(1)} → ${(prodAfter.memMax.rssMax / MiB).toFixed(1)} MiB (queue ${SEND_QUEUE / MiB} MiB), ` +
       `consumer ${(base[1].memMax.rssMax / MiB).toFixed(1)} → ${(last.memMax.rssMax / MiB).toFixed(1)} MiB (inbound ring ${RING_BYTES / MiB} MiB, credit ${CREDIT / MiB} MiB); ` +
@@ -89,7 +91,7 @@ describe('slow consumer (issue 4)', () => {
 
     // Held back: the producer got no further ahead of the consumer than its queue, the credit and socket buffers hold.
     expect((total - atEnd.slow.count) * SIZE).toBeLessThan(SEND_QUEUE + CREDIT + 2 * MiB)
-    expect(flood.accepted).toBeLessThan(warm.accepted * FLOOD_MS / WARM_MS / 4)
+    expect(flood.accepted).toBeLessThan(warm.accepted * flood.ms / WARM_MS / 4)
     expect(flood.waitMax).toBeGreaterThan(SLOW_MS)
     // Every accepted message delivered, in order, once.
     expect(last.slow.count).toBe(total)
@@ -115,7 +117,7 @@ describe('slow consumer (issue 4)', () => {
     // seen once in CI, 2-19 ms otherwise). The strict p99 figure is perf/'s (reliability, part d).
     expect(prodAfter.downs + last.downs).toBe(0)
     expect(prodAfter.unhealthy + last.unhealthy).toBe(0)
-    expect(flood.rtt.length).toBeGreaterThan(FLOOD_MS / HEARTBEAT.intervalMs / 2)
+    expect(flood.rtt.length).toBeGreaterThan(flood.ms / HEARTBEAT.intervalMs / 2)
     expect(rttLoadP90).toBeLessThan(Math.max(2 * rttIdleP99, 10))
   }, 120_000)
 })
