@@ -1,4 +1,3 @@
-import type { HeapAfterGc } from './util/gc.js'
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { MeshError, ErrorCode } from './errors.js'
@@ -15,6 +14,7 @@ import { FrameFlag, FrameType, Lane, MAX_LANE, PROTOCOL_VERSION, type FrameHeade
 import { encodePayload, encodePayloadTo, decodePayload, type EncodedPayload } from './codec/payload.js'
 import { CHUNK_BYTES, FRAME_OVERHEAD, MAX_WS_MESSAGE_BYTES, receiveWindowBytes } from './io/io-worker.js'
 import { routedHome } from './io/cross-worker.js'
+import type { HeapAfterGc } from './util/gc.js'
 import { ackEagerBytes, asksForAck } from './delivery/ack-pacing.js'
 import { AckBoard, MAX_DISCARDED } from './delivery/ack-board.js'
 import { MAX_RETIRED_STREAMS, ReceiveStream, StreamAssemblies } from './delivery/receive-stream.js'

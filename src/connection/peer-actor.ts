@@ -123,7 +123,6 @@ export class PeerActor {
 
   get connection (): FrameSink | undefined { return this.#conn }
 
-
   /**
    * Take over sending on `conn`: resend everything unacknowledged, after any
    * pending SKIP. With `relay`, `conn` is the next hop's connection and the
@@ -287,8 +286,8 @@ export class PeerActor {
    * nothing here: the host refuses what does not fit, and counts it.)
    */
   shedDatagrams (): number {
-    if (!this.#datagramPressure || !this.board.holdBusy(this.#worker)) return 0
-    try {
+    if (!this.#datagramPressure) return 0
+    return this.#asOwner(() => {
       const target = this.datagrams.capacity >> 1
       // Counted by position (wrap skips included), then released at once: the ring's own usedBytes()
       // does not fall while records are visited (reading it inside drain() shed the whole queue).
@@ -308,6 +307,19 @@ export class PeerActor {
         this.board.addDropped(n)
       }
       return n
+    }) ?? 0
+  }
+
+  /**
+   * Run `fn` as the owner of the peer's send ring, holding it busy: no other
+   * worker claims the ring (and reads it, or clears the parked flag) until
+   * `fn` is done. Whatever reads or releases ring records, or sets the flag,
+   * runs in here. Undefined, `fn` not run, if another worker owns the ring.
+   */
+  #asOwner<T> (fn: () => T): T | undefined {
+    if (!this.board.holdBusy(this.#worker)) return undefined
+    try {
+      return fn()
     } finally {
       this.board.endBusy(this.#worker)
     }
@@ -366,29 +378,24 @@ export class PeerActor {
    * link: the peer sends one when a link comes up).
    */
   onAck (stream: number, seq: number, windowBytes: number | undefined, beforeRelease?: () => void): AckResult {
-    if (!this.board.holdBusy(this.#worker)) return NOTHING_ACKED
-    try {
+    return this.#asOwner(() => {
       // What must read the acknowledged records before they go (the ACK's discard reports), as the owner.
       beforeRelease?.()
       return this.window.ack(stream, seq, windowBytes)
-    } finally {
-      this.board.endBusy(this.#worker)
-    }
+    }) ?? NOTHING_ACKED
   }
 
   /** Give up on messages older than `retainMs` (only while no connection is up). */
   expire (now: number, retainMs: number): Expired | undefined {
     // Busy: another worker attaching meanwhile waits for our release before it reads the ring.
-    if (this.#conn !== undefined || !this.board.holdBusy(this.#worker)) return undefined
-    try {
+    if (this.#conn !== undefined) return undefined
+    return this.#asOwner(() => {
       // Messages the peer reported discarded: the host cuts them short (an empty closing chunk, which may
       // not have found room yet); their queued chunks must not hold back retention.
       const e = this.window.expire(now, retainMs, this.discardReported)
       if (e !== undefined) this.#skip = { stream: e.stream, seq: e.throughSeq }
       return e
-    } finally {
-      this.board.endBusy(this.#worker)
-    }
+    })
   }
 
   /**
@@ -412,19 +419,16 @@ export class PeerActor {
   }
 
   /**
-   * Set the board's parked flag, which is the ring owner's: under the ring's
-   * busy hold, so that no other worker claims the ring (and clears the flag
-   * for itself) between our ownership check and our write.
+   * Set the board's parked flag, which is the ring owner's: as the owner, so
+   * that no other worker claims the ring (and clears the flag for itself)
+   * between our ownership check and our write.
    */
   #park (parked: boolean): void {
     if (parked === this.#parked) return
-    if (!this.board.holdBusy(this.#worker)) return
-    try {
+    this.#asOwner(() => {
       this.#parked = parked
       this.board.setParked(parked)
-    } finally {
-      this.board.endBusy(this.#worker)
-    }
+    })
   }
 
   #pump (): boolean {
@@ -439,12 +443,7 @@ export class PeerActor {
     const limit = this.board.committed()
     const datagrams = !this.datagrams.isEmpty()
     if (!datagrams && !this.window.canSend(limit)) return this.#ackOnly(conn)
-    if (!this.board.holdBusy(this.#worker)) return this.#ackOnly(conn)
-    try {
-      return this.#send(conn, limit, datagrams)
-    } finally {
-      this.board.endBusy(this.#worker)
-    }
+    return this.#asOwner(() => this.#send(conn, limit, datagrams)) ?? this.#ackOnly(conn)
   }
 
   /** Nothing of the queue to send (or not the ring's owner): our ACK for the peer's stream may still go, alone, if it cannot wait. */

@@ -9,7 +9,7 @@
  * ```
  *  i32[0] version   odd while the host writes
  *  i32[1] stream    the peer's stream epoch being acked
- *  i32[2] owner     IO worker index + 1 currently consuming this peer's send ring (| OWNER_BUSY while it releases without a connection)
+ *  i32[2] owner     IO worker index + 1 currently consuming this peer's send ring (| OWNER_BUSY while it reads or releases records)
  *  i32[3] urgent    bumped by the host when the ACK should go out now (the
  *                   sender waits on it, or much is unacknowledged); the
  *                   actor otherwise delays ACKs to ride on its own traffic
@@ -56,7 +56,7 @@
 const VERSION = 0
 const STREAM = 1
 const OWNER = 2
-/** Owner bit: the owner is releasing records without a connection (PeerActor.expire): a claim waits for it. */
+/** Owner bit: the owner is reading or releasing the ring's records (PeerActor: send, ACK, retention, shedding): a claim waits for it. */
 const OWNER_BUSY = 0x4000_0000
 /** A claim waits at most this long (ms) for a busy owner: one still busy by then died in the act (its worker crashed). */
 const CLAIM_WAIT_MS = 1_000
@@ -212,9 +212,10 @@ export class AckBoard {
 
   /**
    * Worker: claim consumption of the peer's send ring (the newest attach
-   * wins). Waits (blocking this worker, for as long as a retention pass
-   * takes) while another worker holds it busy (see {@link holdBusy}): its
-   * release of records must land before this worker reads the ring.
+   * wins). Waits (blocking this worker, for as long as one batch, ACK or
+   * retention pass takes) while another worker holds it busy (see
+   * {@link holdBusy}): its release of records must land before this worker
+   * reads the ring.
    */
   claim (workerIndex: number): void {
     const deadline = performance.now() + CLAIM_WAIT_MS
@@ -230,14 +231,14 @@ export class AckBoard {
 
   /**
    * Worker: as the owner, keep other workers from claiming the ring while
-   * this one releases records without a connection (retention). False if
-   * `workerIndex` does not own it. Pair with {@link endBusy}.
+   * this one reads or releases its records. False if `workerIndex` does not
+   * own it. Pair with {@link endBusy}.
    */
   holdBusy (workerIndex: number): boolean {
     return Atomics.compareExchange(this.#i32, OWNER, workerIndex + 1, (workerIndex + 1) | OWNER_BUSY) === workerIndex + 1
   }
 
-  /** Worker: the release {@link holdBusy} guarded is done. */
+  /** Worker: the work {@link holdBusy} guarded is done. */
   endBusy (workerIndex: number): void {
     Atomics.compareExchange(this.#i32, OWNER, (workerIndex + 1) | OWNER_BUSY, workerIndex + 1)
     Atomics.notify(this.#i32, OWNER)

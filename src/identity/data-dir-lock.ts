@@ -51,7 +51,7 @@ export interface LockOwner {
   start?: number
 }
 
-/** Lock attempts before giving up (each: create, or judge and move a stale lock aside). */
+/** Lock attempts before giving up (each: create, or judge a lock there and remove it if stale). */
 const MAX_ATTEMPTS = 4
 
 /** Directories locked by meshes of this thread (realpaths; the file check covers other threads). */
@@ -60,14 +60,12 @@ const held = new Set<string>()
 export class DataDirLock {
   readonly #dir: string
   readonly #file: string
-  readonly #token: string
   readonly #text: string
   #released = false
 
-  private constructor (dir: string, token: string, text: string) {
+  private constructor (dir: string, text: string) {
     this.#dir = dir
     this.#file = join(dir, LOCK_FILE)
-    this.#token = token
     this.#text = text
   }
 
@@ -93,8 +91,9 @@ export class DataDirLock {
     }
     if (held.has(dir)) throw fail(`${dataDir} is in use by another mesh of this process (one node per dataDir)`)
     held.add(dir)
+    // The token makes each lock's text its own (the same process may lock again): the text is its identity.
     const me: LockOwner & { token: string } = { ...self(), token: randomBytes(8).toString('hex') }
-    const lock = new DataDirLock(dir, me.token, `${JSON.stringify(me)}\n`)
+    const lock = new DataDirLock(dir, `${JSON.stringify(me)}\n`)
     const file = lock.#file
     const busy = (): MeshError => fail(`${dataDir} is being locked by another process (${file}); one node per dataDir`)
     try {
@@ -130,7 +129,7 @@ export class DataDirLock {
     if (this.#released) return
     this.#released = true
     try {
-      if (parseOwner(await readFile(this.#file, 'utf8'))?.token === this.#token) await unlink(this.#file)
+      if (await readFile(this.#file, 'utf8') === this.#text) await unlink(this.#file)
     } catch {
       // Already gone, or the directory was removed: nothing to release.
     } finally {
@@ -347,11 +346,11 @@ function isRunning (pid: number): boolean {
   }
 }
 
-function parseOwner (text: string): (LockOwner & { token?: string }) | undefined {
+function parseOwner (text: string): LockOwner | undefined {
   try {
     const o = JSON.parse(text) as Record<string, unknown>
     if (typeof o.pid !== 'number' || typeof o.host !== 'string') return undefined
-    return o as unknown as LockOwner & { token?: string }
+    return o as unknown as LockOwner
   } catch {
     return undefined
   }

@@ -106,9 +106,9 @@ export interface RoutingServiceOptions {
   /** LSAs not refreshed for this long age out. @default 120000 (link-state-db.ts) */
   maxAgeMs?: number
   /** This node re-originates this often. @default 40000 (link-state-db.ts) */
+  refreshMs?: number
   /** Fraction of refreshMs by which each LSA refresh comes early, at random (LinkStateDbConfig.refreshJitter). @default REFRESH_JITTER */
   refreshJitter?: number
-  refreshMs?: number
 }
 
 /** Defaults of the optional {@link RoutingServiceOptions}. */
@@ -154,10 +154,10 @@ export interface RoutingStats {
   costChanges: number
 }
 
-/** Sans-IO link-state routing of one node; see the module doc. */
 /** Refreshes come up to a quarter early (in 30..40 s with the default refreshMs): nodes started together spread theirs. */
 export const REFRESH_JITTER = 0.25
 
+/** Sans-IO link-state routing of one node; see the module doc. */
 export class RoutingService {
   readonly selfId: string
   /** `k` and `maxHops` for the computations this service asks for. */

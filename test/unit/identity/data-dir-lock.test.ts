@@ -264,23 +264,27 @@ describe('DataDirLock', () => {
     const dir = await tempDir()
     const lock = await DataDirLock.acquire(dir)
     const lost: string[] = []
-    const stop = keepLockFresh(lock.file, lock.text, { lost: (why) => lost.push(why) }, 5)
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] })
     try {
+      const stop = keepLockFresh(lock.file, lock.text, { lost: (why) => lost.push(why) }, 5)
       // Another process judged ours stale and took over: its lock replaces ours.
       await rm(lock.file)
       const theirs = await writeLock(dir, { pid: 4242, host: 'other-host', boot: 'b', pidNs: 'pid:[1]', start: 1 })
+      vi.advanceTimersByTime(5) // one refresh
       await until(() => lost.length > 0, { label: 'the lock reported lost' })
       expect(lost[0]).toBe(`${theirs} is now held by process 4242 on host other-host`)
+      // The refresh timer is gone: nothing will touch their lock or report again.
+      expect(vi.getTimerCount()).toBe(0)
       await utimes(theirs, 1000, 1000)
-      // Proving a negative: 40 refresh periods.
-      await new Promise((resolve) => setTimeout(resolve, 200))
+      vi.advanceTimersByTime(50)
       expect(lost).toHaveLength(1)
       expect((await stat(theirs)).mtimeMs).toBe(1000 * 1000)
       // And release() leaves another's lock alone.
       await lock.release()
       expect(JSON.parse(await readFile(theirs, 'utf8'))).toMatchObject({ pid: 4242, token: 'theirs' })
-    } finally {
       stop()
+    } finally {
+      vi.useRealTimers()
     }
   })
 
