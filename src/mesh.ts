@@ -17,7 +17,7 @@ import { routedHome } from './io/cross-worker.js'
 import type { HeapAfterGc } from './util/gc.js'
 import { ackEagerBytes, asksForAck } from './delivery/ack-pacing.js'
 import { AckBoard, MAX_DISCARDED } from './delivery/ack-board.js'
-import { MAX_RETIRED_STREAMS, ReceiveStream, StreamAssemblies } from './delivery/receive-stream.js'
+import { MAX_RETIRED_STREAMS, ReceiveStream, StreamAssemblies, type ReceivePosition } from './delivery/receive-stream.js'
 import { LaneQueue } from './delivery/lane-queue.js'
 import { SEND_PREFIX_BYTES, SendRecordFlag, writeSendPrefix, type SendRecordPrefix } from './delivery/send-record.js'
 import { randomBytes } from 'node:crypto'
@@ -158,6 +158,20 @@ interface PeerEntry {
   ackBytes: number
   /** Record bytes queued to the peer since we last asked it for a prompt ACK (see delivery/ack-pacing.ts). */
   unaskedBytes: number
+  /** Membership forgot the peer (dead or left for delivery.forgetAfterMs): drop the entry once idle (#forget). */
+  forget: boolean
+  /** #forget is asking the IO workers to drop their actors. */
+  forgetting: boolean
+  /** Bumped whenever an IO worker takes the entry's rings (ringFor) or the peer is back: a #forget in progress gives up. */
+  gen: number
+}
+
+/** What is kept of a forgotten peer (Mesh.#forget): where both streams stand, so that meeting it again loses and repeats nothing. */
+interface ForgottenPeer {
+  /** The last sequence number this node sent the peer: the next message continues the stream after it. */
+  seq: number
+  /** How far this node's application got with the peer's stream(s). */
+  rx: ReceivePosition
 }
 
 /** A send waiting in a peer's LaneQueue for queue room (see Mesh.#pumpSends). */
@@ -186,6 +200,16 @@ interface PendingSend {
   resolve: (id: string) => void
   reject: (err: unknown) => void
 }
+
+/**
+ * Forgotten peers whose stream positions a node keeps (Mesh.#forget), about
+ * 0.5 KiB each. Beyond that the oldest record goes: should that peer come
+ * back, our stream to it goes on after every number this node ever used
+ * (#seqFloor), so nothing is lost; what it resends that our application had
+ * already taken unacknowledged may be delivered again (at most a few
+ * milliseconds' worth, as after a receiver restart).
+ */
+const MAX_FORGOTTEN = 10_000
 
 /** A request whose REQUEST message was given up on (reported undelivered; it may have arrived, only its ACK missing). */
 function requestGivenUp (peer: string, reason: string): MeshError {
@@ -220,6 +244,15 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   readonly #opts: ResolvedMeshOptions
   readonly #log: Logger
   readonly #peers = new Map<string, PeerEntry>()
+  /** Peers dropped from #peers after membership forgot them (see #forget), oldest first: at most MAX_FORGOTTEN. */
+  readonly #forgotten = new Map<string, ForgottenPeer>()
+  /**
+   * The highest `seq` of a ForgottenPeer dropped from #forgotten: a peer with
+   * no record starts its stream after it. It may be that peer's (its receiver
+   * may still stand there), and a higher start only costs the receiver a SKIP.
+   */
+  #seqFloor = 0
+  #maxForgotten = MAX_FORGOTTEN
   readonly #byHandle = new Map<IoSlot, Map<number, PeerEntry>>()
   readonly #upWaiters = new Map<string, Array<() => void>>()
   readonly #header = new Uint8Array(SEND_PREFIX_BYTES + FRAME_OVERHEAD)
@@ -382,14 +415,20 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       logLevel: level,
       lock: this.#lock === undefined ? undefined : { file: this.#lock.file, text: this.#lock.text },
       host: {
-        ringFor: (peerId) => { const e = this.#entryFor(peerId); return { ring: e.ring.sab, board: e.board.sab, datagrams: e.datagrams.sab } },
+        ringFor: (peerId) => { const e = this.#entryFor(peerId); e.gen++; return { ring: e.ring.sab, board: e.board.sab, datagrams: e.datagrams.sab } },
         dispatch: (slot, rec) => { this.#dispatch(slot, rec) },
         workerLost: (slot) => { this.#workerLost(slot) },
         workerRestarted: (slot) => { this.#redial(slot); this.#adoptOrphans() },
         membership: {
           routes: (routes, changes) => { this.#onRoutes(routes, changes) },
           status: (st) => { this.#onStatus(st) },
-          member: (m) => { this.#log.debug({ component: 'membership', event: 'member', peer: m.id, state: m.state, previous: m.previous }, `member ${m.state}`) },
+          member: (m) => {
+            this.#log.debug({ component: 'membership', event: 'member', peer: m.id, state: m.state, previous: m.previous }, `member ${m.state}`)
+            // Back before its entry was dropped: keep it.
+            const e = m.state === 'alive' ? this.#peers.get(m.id) : undefined
+            if (e !== undefined) { e.forget = false; e.gen++ }
+          },
+          forgotten: (id) => { this.#onForgotten(id) },
           lockLost: (why) => { this.#onLockLost(why) },
           lockRecreated: (why) => { this.#log.warn({ component: 'mesh', event: 'lock:recreated', err: why }, 'dataDir lock file was missing; created again') },
         },
@@ -850,6 +889,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     // with an empty view of us: it gets the set again when its route returns.
     for (const e of this.#peers.values()) if (e.topicsSent && !reachable.has(e.info.id) && e.slot === undefined) e.topicsSent = false
     for (const c of changes) this.#emitSafe('route:change', { to: c.to, via: c.via ?? null, previousVia: c.previousVia ?? null })
+    // A forgotten peer waits for its route to go (link-state ages it out).
+    for (const e of this.#peers.values()) if (e.forget) this.#maybeForget(e)
   }
 
   /** Every peer this node has linked with (current state included). */
@@ -957,6 +998,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     await Promise.all(this.#sup.slots.map(async (s) => { await s.api.echoRelayed(to, count) }))
   }
 
+  /** @internal test hook: keep at most `n` forgotten peers' stream positions (MAX_FORGOTTEN). */
+  _setMaxForgotten (n: number): void { this.#maxForgotten = n }
+
   /** @internal test hook: crash IO worker `index` (it is restarted). */
   _crashIoWorker (index = 0): void { this.#sup.crashIo(index) }
 
@@ -977,11 +1021,14 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #entryFor (peerId: string): PeerEntry {
     let e = this.#peers.get(peerId)
     if (e === undefined) {
+      // Met again after #forget: both streams go on where they stood.
+      const was = this.#forgotten.get(peerId)
+      this.#forgotten.delete(peerId)
       e = {
         info: { id: peerId, direction: 'outbound', state: 'connecting', since: Date.now(), lanes: [...LANES] },
         ring: RingBuffer.create(this.#opts.sendQueue.capacityBytes, { keepAlive: false }),
         board: AckBoard.create(this.#store !== undefined),
-        rx: new ReceiveStream(),
+        rx: was === undefined ? new ReceiveStream() : ReceiveStream.at(was.rx),
         reassembly: new StreamAssemblies(MAX_LANE + 1, this.#opts.maxMessageBytes, this.#assemblyPool),
         discarded: new Map(),
         givenUp: new Set(),
@@ -995,8 +1042,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         home: undefined,
         slot: undefined,
         handle: 0,
-        // Never reuse a number a previous run of this node put on the wire.
-        seq: this.#store?.lastSeq(peerId) ?? 0,
+        // Never reuse a number a previous run of this node (or this run, before it forgot the peer) put on the wire.
+        seq: Math.max(this.#store?.lastSeq(peerId) ?? 0, was?.seq ?? this.#seqFloor),
         sends: new LaneQueue<PendingSend>(MAX_LANE + 1),
         pumping: false,
         reloading: undefined,
@@ -1006,10 +1053,83 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         bytesReceived: 0,
         ackBytes: 0,
         unaskedBytes: 0,
+        forget: false,
+        forgetting: false,
+        gen: 0,
       }
       this.#peers.set(peerId, e)
+      // The ACKs the IO worker sends say how far we got before we forgot the peer.
+      if (e.rx.stream !== undefined) e.board.publish(e.rx.stream, e.rx.delivered)
     }
     return e
+  }
+
+  /** Membership forgot `peerId` (dead or left for delivery.forgetAfterMs): drop its entry once nothing is queued to it. */
+  #onForgotten (peerId: string): void {
+    const e = this.#peers.get(peerId)
+    if (e === undefined) return
+    this.#log.debug({ component: 'mesh', event: 'member:forgotten', peer: peerId }, 'membership forgot a departed peer: its state goes once nothing is queued to it')
+    e.forget = true
+    this.#maybeForget(e)
+  }
+
+  /** Something that kept a forgotten peer's entry may have ended (see #forget). */
+  #maybeForget (e: PeerEntry): void {
+    if (e.forget && !e.forgetting && this.#idle(e)) void this.#forget(e)
+  }
+
+  /**
+   * Nothing for the peer is in flight here: not linked, no route, nothing
+   * queued or unacknowledged (the queue empties by ACKs or by retention,
+   * delivery.retainMs), no send waiting and no acked send waiting.
+   */
+  #idle (e: PeerEntry): boolean {
+    return e.slot === undefined && !e.pumping && e.sends.size === 0 && e.reloading === undefined && e.ackWaiters.length === 0 &&
+      e.ring.usedBytes() === 0 && !this.#routes.some((r) => r.to === e.info.id)
+  }
+
+  /**
+   * Drop what this node keeps for a peer membership forgot, keeping only
+   * where the two streams stand (#forgotten): the IO workers drop their
+   * actors first (a worker keeps one that is in use), then the host drops the
+   * entry, its rings, its metric series, unless the peer came back
+   * meanwhile (a worker took its rings: `gen`), or it is in use again.
+   * Unreliable messages still queued to it go with it (logged).
+   */
+  async #forget (e: PeerEntry): Promise<void> {
+    const id = e.info.id
+    const gen = ++e.gen
+    e.forgetting = true
+    let dropped = false
+    try {
+      const answers = await Promise.all(this.#sup.slots.map(async (s) => await s.api.forget(id).catch(() => false)))
+      if (this.#closing !== undefined || this.#peers.get(id) !== e) return
+      if (e.gen !== gen || !e.forget || !answers.every((ok) => ok) || !this.#idle(e)) {
+        // Kept after all: a worker that dropped its actor no longer looks after the queue.
+        if (e.slot === undefined && e.home !== undefined) {
+          e.home = undefined
+          this.#adoptOrphans([id])
+        }
+        return
+      }
+      dropped = true
+      this.#peers.delete(id)
+      for (const m of this.#byHandle.values()) for (const [h, x] of m) if (x === e) m.delete(h)
+      this.#forgotten.set(id, { seq: e.seq, rx: e.rx.position() })
+      if (this.#forgotten.size > this.#maxForgotten) {
+        // The oldest record goes: its stream positions are lost (see MAX_FORGOTTEN).
+        const [oldId, old] = this.#forgotten.entries().next().value as [string, ForgottenPeer]
+        this.#forgotten.delete(oldId)
+        this.#seqFloor = Math.max(this.#seqFloor, old.seq)
+      }
+      this.#metrics.forgetPeer(id)
+      const datagrams = e.datagrams.usedBytes()
+      e.ring.close()
+      e.datagrams.close()
+      this.#log.info({ component: 'mesh', event: 'peer:forgotten', peer: id, ...(datagrams > 0 ? { unreliableBytesDropped: datagrams } : {}) }, 'forgot a peer that left the mesh')
+    } finally {
+      if (!dropped) e.forgetting = false
+    }
   }
 
   #dispatch (slot: IoSlot, rec: Uint8Array): void {
@@ -1384,6 +1504,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   /** Tell every linked peer about a change of this node's subscriptions (reliable, in stream order). */
   #announce (op: 'set' | 'add' | 'del', topics: string[], only?: PeerEntry): void {
     for (const e of only !== undefined ? [only] : this.#peers.values()) {
+      // Not to a peer membership forgot: the update would hold its entry (see #idle) for
+      // another retainMs, and a peer that is back gets the whole set anyway (peer:up, #onRoutes).
+      if (e.forget) continue
       if (op !== 'del') for (const t of topics) e.unwanted?.delete(t)
       this.#send(e.info.id, FrameType.SUBSCRIBE, Lane.PRIORITY, [op, topics], false, undefined).catch((err: MeshError) => {
         if (err.code !== ErrorCode.CLOSED) this.#log.warn({ component: 'mesh', event: 'subscribe:failed', peer: e.info.id, err: err.message }, 'could not queue a subscription update')
@@ -1395,6 +1518,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     switch (ev.type) {
       case 'peer:up': {
         const e = this.#entryFor(ev.peerId)
+        e.forget = false
+        e.gen++
         e.slot = slot
         e.home = slot
         e.handle = handle
@@ -1412,6 +1537,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       }
       case 'peer:routed': {
         const e = this.#entryFor(ev.peerId)
+        e.forget = false
+        e.gen++
         let m = this.#byHandle.get(slot)
         if (m === undefined) { m = new Map(); this.#byHandle.set(slot, m) }
         m.set(handle, e)
@@ -1425,6 +1552,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         if (e === undefined) return
         this.#byHandle.get(slot)?.delete(handle)
         if (e.slot === slot && e.handle === handle) this.#markDown(e)
+        this.#maybeForget(e)
         break
       }
       case 'peer:health': {
@@ -1458,6 +1586,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           const w = e.ackWaiters.shift()
           w?.resolve(decimal(w.id))
         }
+        this.#maybeForget(e)
         break
       }
       case 'undelivered': {
@@ -1490,6 +1619,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           if (reqId !== undefined) this.#failRequest(reqId, requestGivenUp(ev.peerId, ev.reason))
           this.#emitSafe('undelivered', { to: ev.peerId, id: String(id), reason: ev.reason })
         }
+        if (e !== undefined) this.#maybeForget(e)
         break
       }
       case 'error':

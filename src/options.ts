@@ -110,6 +110,17 @@ export interface DeliveryOptions {
    * reported `undelivered`, in ms. Integer 0..2147483647. @default 300000 (5 min)
    */
   retainMs?: number
+  /**
+   * How long a peer that membership declared dead or left is remembered, in
+   * ms. After that (once nothing is queued to it any more) the node drops
+   * what it kept for the peer: its send queues, its actors in the IO
+   * workers and its `peer`-labelled metric series, keeping only where the
+   * two streams stand (tens of bytes), so a long-running node whose peers
+   * come and go does not grow. A `send` to a forgotten peer rejects
+   * `UNKNOWN_PEER` until the peer is seen again. Integer 1..2147483647, or
+   * Infinity (never forget). @default 300000 (5 min)
+   */
+  forgetAfterMs?: number
 }
 
 /** Multi-hop routing. */
@@ -229,7 +240,7 @@ export interface MeshOptions {
   maxMessageBytes?: number
   /** Most peers connected at once (gossip-learned peers are dialed up to this). Integer 1..10000. @default 16 */
   maxPeers?: number
-  /** Reliable delivery. @default { retainMs: 300000 } */
+  /** Reliable delivery. @default { retainMs: 300000, forgetAfterMs: 300000 } */
   delivery?: DeliveryOptions
   /** Routing. @default { k: 3, maxHops: 8, multipath: false } */
   routing?: RoutingOptions
@@ -325,6 +336,7 @@ export interface ResolvedSendQueueOptions {
 /** See {@link DeliveryOptions}. */
 export interface ResolvedDeliveryOptions {
   readonly retainMs: number
+  readonly forgetAfterMs: number
 }
 
 /** See {@link RoutingOptions}. */
@@ -435,7 +447,7 @@ export const DEFAULTS = deepFreeze({
   sendQueue: { capacityBytes: 4 * MiB, policy: 'drop-oldest', blockTimeoutMs: 5_000 },
   maxMessageBytes: 1 * MiB,
   maxPeers: 16,
-  delivery: { retainMs: 300_000 },
+  delivery: { retainMs: 300_000, forgetAfterMs: 300_000 },
   routing: { k: 3, maxHops: 8, multipath: false, cost: { ...DEFAULT_COST_WEIGHTS } },
   threads: { io: 1, nice: 5 },
   tls: { rejectUnauthorized: true },
@@ -459,7 +471,7 @@ const KEYS = {
   heartbeat: keysOf<HeartbeatOptions>({ intervalMs: 1, missesUnhealthy: 1, missesDead: 1 }),
   reconnect: keysOf<ReconnectOptions>({ initialDelayMs: 1, maxDelayMs: 1, multiplier: 1, jitter: 1, maxRetries: 1 }),
   sendQueue: keysOf<SendQueueOptions>({ capacityBytes: 1, policy: 1, blockTimeoutMs: 1 }),
-  delivery: keysOf<DeliveryOptions>({ retainMs: 1 }),
+  delivery: keysOf<DeliveryOptions>({ retainMs: 1, forgetAfterMs: 1 }),
   routing: keysOf<RoutingOptions>({ k: 1, maxHops: 1, multipath: 1, cost: 1 }),
   routingCost: keysOf<LinkCostOptions>({ rtt: 1, queuePerKiB: 1, hopMs: 1, lossExponent: 1, maxLoss: 1, defaultRttMs: 1, hysteresis: 1, minDelta: 1 }),
   threads: keysOf<ThreadsOptions>({ io: 1, nice: 1 }),
@@ -533,6 +545,7 @@ export function resolveOptions (o?: unknown): ResolvedMeshOptions {
   const dl = opts.section('delivery', KEYS.delivery)
   const delivery: ResolvedDeliveryOptions = {
     retainMs: dl.int('retainMs', DEFAULTS.delivery.retainMs, { min: 0, max: MAX_TIMER_MS, unit: 'ms' }),
+    forgetAfterMs: dl.int('forgetAfterMs', DEFAULTS.delivery.forgetAfterMs, { min: 1, max: MAX_TIMER_MS, unit: 'ms', infinity: true }),
   }
 
   const rt = opts.section('routing', KEYS.routing)

@@ -18,6 +18,8 @@ const service = new RouterService({
   // SWIM probes at the heartbeat pace, so a fast-heartbeat mesh also agrees fast.
   protocolPeriodMs: data.config.heartbeat.intervalMs,
   maxPeers: data.config.maxPeers,
+  // SWIM forgets a dead or left member after this; the host then drops the peer's state (Mesh.#forget).
+  reapAfterMs: data.config.delivery.forgetAfterMs,
   // The router signs this node's link-state advertisements with the node key.
   routing: { signer: identityFromDer(data.identityDer), k: data.config.routing.k, maxHops: data.config.routing.maxHops, tuning: { costWeights: data.config.routing.cost } },
 })

@@ -73,6 +73,13 @@ export interface IoWorkerApi {
    * the peers adopted.
    */
   adopt (peerIds: string[]): Promise<string[]>
+  /**
+   * Drop this worker's actor for a peer the host is forgetting (see
+   * delivery.forgetAfterMs). False, keeping it, while the actor has a
+   * connection or a relay to the peer, or unacknowledged messages; true when
+   * it is gone (or there was none).
+   */
+  forget (peerId: string): Promise<boolean>
   /** Test hook: crash this worker with an uncaught exception. */
   crash (): void
   /** Test hook: as a relay, drop the next `count` FORWARD envelopes for `to` (a lossy relay; counted as dropped 'test'). */
@@ -192,6 +199,8 @@ export interface DialResult { peerId: string; already: boolean }
 export interface RouterHostCallbacks {
   status (status: { state: 'healthy' | 'degraded' | 'critical'; members: number; reachable: number; unreachable: number }): void
   member (m: { id: string; state: string; previous: string | undefined; addresses: string[] }): void
+  /** Membership forgot a member that was dead or left for delivery.forgetAfterMs (SWIM reaped it). */
+  forgotten (id: string): void
   /** The route table changed: every route now, and each destination whose next hop changed. */
   routes (routes: Array<{ to: string; via: string; hops: number; cost: number; paths: string[][] }>, changes: Array<{ to: string; via: string | undefined; previousVia: string | undefined }>): void
   /** The dataDir lock this node held is another process's now (keepLockFresh): why. */
@@ -216,6 +225,8 @@ export interface LogRecord { level: 'debug' | 'info' | 'warn' | 'error'; obj: Re
 export interface IoWorkerStats {
   connections: number
   peers: number
+  /** Peer actors this worker holds (linked, routed, or looking after an unlinked peer's queue). */
+  actors: number
   framesIn: number
   framesOut: number
   bytesIn: number

@@ -184,6 +184,17 @@ export class PeerActor {
     return true
   }
 
+  /**
+   * The IO worker drops this actor (the host is forgetting the peer: see
+   * delivery.forgetAfterMs). Only without a connection. Gives up the ring
+   * (if ours) so that, should the host keep the peer after all, another
+   * actor may adopt it.
+   */
+  forget (): void {
+    if (this.#conn !== undefined) throw new Error('PeerActor.forget: the actor still has a connection')
+    this.board.disown(this.#worker)
+  }
+
   /** The peer's own connection, when linked directly (not through a relay). */
   // The attach overloads make a sink without a relay the peer's own Connection.
   get direct (): Connection | undefined { return this.#relay === undefined ? this.#conn as Connection | undefined : undefined }

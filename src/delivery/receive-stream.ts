@@ -49,6 +49,14 @@ export type Verdict = 'deliver' | 'duplicate' | 'gap'
  */
 export const MAX_RETIRED_STREAMS = 4
 
+/** Where a {@link ReceiveStream} stands, without its counters: see {@link ReceiveStream.position}. */
+export interface ReceivePosition {
+  readonly stream: number | undefined
+  readonly delivered: number
+  /** Epochs left → the highest seq handed on in each, oldest first. */
+  readonly retired: ReadonlyArray<readonly [number, number]>
+}
+
 /** Sequencing state of one peer's incoming stream. */
 export class ReceiveStream {
   /** The sender's current stream epoch (undefined until its first frame). */
@@ -105,6 +113,24 @@ export class ReceiveStream {
       return
     }
     if (seq > this.delivered) this.delivered = seq
+  }
+
+  /**
+   * Where the stream stands: all a receiver must keep to go on exactly once
+   * with a sender it dropped everything else of (Mesh forgets a departed
+   * peer, see delivery.forgetAfterMs, and may meet it again).
+   */
+  position (): ReceivePosition {
+    return { stream: this.stream, delivered: this.delivered, retired: [...this.#retired] }
+  }
+
+  /** A stream that stands where {@link position} said (counters start at 0). */
+  static at (p: ReceivePosition): ReceiveStream {
+    const rx = new ReceiveStream()
+    rx.stream = p.stream
+    rx.delivered = p.delivered
+    for (const [s, left] of p.retired.slice(-MAX_RETIRED_STREAMS)) if (s !== p.stream) rx.#retired.set(s, left)
+    return rx
   }
 
   /** Make `stream` current at `delivered`, remembering where the current one was left. */

@@ -246,6 +246,7 @@ export class IoWorker implements ConnectionOwner {
         if (out.length > 0) this.log.debug({ event: 'queue:adopted', peers: out.length }, `looking after the queues of ${out.length} unlinked peer(s)`)
         return out
       },
+      forget: async (peerId) => this.forget(peerId),
       crash: () => { setImmediate(() => { throw new Error('meshwork test hook: IO worker crash requested') }) },
       dropRelayed: async (to, count) => { if (count > 0) this.#testDrops.set(to, count); else this.#testDrops.delete(to) },
       echoRelayed: async (to, count) => {
@@ -255,6 +256,18 @@ export class IoWorker implements ConnectionOwner {
         for (const k of e?.kept ?? []) this.forward(k.conn, k.f)
       },
     }
+  }
+
+  /** See IoWorkerApi.forget. */
+  forget (peerId: string): boolean {
+    const a = this.#actors.get(peerId)
+    if (a === undefined) return true
+    if (a.connection !== undefined || (a.owns && a.window.pending)) return false
+    this.#actors.delete(peerId)
+    a.forget()
+    this.#pinner?.setPaths(peerId, [], [], performance.now())
+    this.log.debug({ event: 'peer:forgotten', peer: peerId }, 'dropped the actor of a peer membership forgot')
+    return true
   }
 
   async listen (): Promise<string[]> {
@@ -1158,6 +1171,7 @@ export class IoWorker implements ConnectionOwner {
     return {
       connections: this.#conns.size,
       peers: [...this.#actors.values()].filter((a) => a.direct !== undefined).length,
+      actors: this.#actors.size,
       ...this.counters,
       rejectedFrames: { ...this.#rejected },
       refusedHandshakes: { ...this.#refused },

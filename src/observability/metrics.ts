@@ -211,6 +211,11 @@ export class MeshMetrics {
     this.#rtt.observe({ peer }, rttMs / 1000)
   }
 
+  /** Drop a forgotten peer's RTT histogram (the other per-peer series follow MetricsSource.peers()). */
+  forgetPeer (peer: string): void {
+    this.#rtt.remove({ peer })
+  }
+
   /** Prometheus text exposition. */
   async text (): Promise<string> {
     return await this.registry.metrics()

@@ -47,7 +47,7 @@ export class RouterService implements RouterApi {
   /** Peers that were members (linked) at some point, plus the allow list: who may come back under join 'closed'. */
   readonly #known: Set<string>
 
-  readonly #swimConfig: { protocolPeriodMs: number; maxPeers: number }
+  readonly #swimConfig: { protocolPeriodMs: number; maxPeers: number; reapAfterMs: number }
   #swim: Swim | undefined
   #addresses: string[] = []
   #host: RouterHostCallbacks | undefined
@@ -61,11 +61,11 @@ export class RouterService implements RouterApi {
   #routingTimer: NodeJS.Timeout | undefined
   #routingTimerAt = Infinity
 
-  constructor (o: { selfId: string; join: 'open' | 'key' | 'closed'; allow?: readonly string[] | undefined; protocolPeriodMs?: number; maxPeers?: number; routing?: RouterRoutingOptions }) {
+  constructor (o: { selfId: string; join: 'open' | 'key' | 'closed'; allow?: readonly string[] | undefined; protocolPeriodMs?: number; maxPeers?: number; reapAfterMs?: number; routing?: RouterRoutingOptions }) {
     this.#selfId = o.selfId
     this.#join = o.join
     this.#known = new Set(o.allow ?? [])
-    this.#swimConfig = { protocolPeriodMs: o.protocolPeriodMs ?? SWIM_DEFAULTS.protocolPeriodMs, maxPeers: o.maxPeers ?? SWIM_DEFAULTS.maxPeers }
+    this.#swimConfig = { protocolPeriodMs: o.protocolPeriodMs ?? SWIM_DEFAULTS.protocolPeriodMs, maxPeers: o.maxPeers ?? SWIM_DEFAULTS.maxPeers, reapAfterMs: o.reapAfterMs ?? SWIM_DEFAULTS.reapAfterMs }
     const r = o.routing
     if (r !== undefined) {
       if (r.signer.id !== o.selfId) throw new RangeError('routing.signer.id must be the node id')
@@ -119,6 +119,7 @@ export class RouterService implements RouterApi {
       // Below the period at any interval (intervalMs may be as low as 10 ms).
       probeTimeoutMs: Math.max(Math.min(10, period - 1), Math.round(period * 0.3)),
       maxPeers: this.#swimConfig.maxPeers,
+      reapAfterMs: this.#swimConfig.reapAfterMs,
       // A dial that neither links nor reports failure is given up after a few
       // periods (failures back off from 1 s: Swim.dialFailed); at most 10 s,
       // however slow the heartbeat (SWIM's period follows it).
@@ -360,6 +361,8 @@ export class RouterService implements RouterApi {
         break
       }
       case 'forget':
+        // Dead or left for reapAfterMs (delivery.forgetAfterMs): the host may drop what it keeps for the peer.
+        void Promise.resolve(this.#host?.forgotten(o.id)).catch(() => {})
         break
     }
   }

@@ -176,6 +176,27 @@ describe('ReceiveStream', () => {
     ))
   })
 
+  it('property: a stream rebuilt from its position() (a forgotten peer met again) judges every later frame and skip exactly as the original', () => {
+    const op = fc.record({ epoch: fc.integer({ min: 1, max: 8 }), seq: fc.integer({ min: 0, max: 12 }), skip: fc.boolean() })
+    fc.assert(fc.property(fc.array(op, { maxLength: 60 }), fc.array(op, { maxLength: 60 }), (before, after) => {
+      const apply = (rx: ReceiveStream, o: { epoch: number; seq: number; skip: boolean }): Verdict | 'skip' => {
+        if (o.skip) { rx.skip(o.epoch, o.seq); return 'skip' }
+        return o.seq > 0 ? rx.accept(o.epoch, o.seq) : 'skip'
+      }
+      const original = new ReceiveStream()
+      for (const o of before) apply(original, o)
+      const rebuilt = ReceiveStream.at(original.position())
+      expect(rebuilt.position()).toEqual(original.position())
+      expect([rebuilt.duplicates, rebuilt.gaps]).toEqual([0, 0])
+      for (const o of after) {
+        expect(apply(rebuilt, o)).toBe(apply(original, o))
+        expect([rebuilt.stream, rebuilt.delivered]).toEqual([original.stream, original.delivered])
+      }
+    }))
+    // A position is plain data (it outlives the stream); a new stream's is empty.
+    expect(new ReceiveStream().position()).toEqual({ stream: undefined, delivered: 0, retired: [] })
+  })
+
   it('skip() moves past messages the sender gave up on, never backwards', () => {
     const rx = new ReceiveStream()
     rx.accept(S, 1)

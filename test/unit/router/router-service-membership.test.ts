@@ -26,7 +26,7 @@ describe('RouterService: SWIM over heartbeat-healthy links', () => {
         return true
       },
     })
-    await svc.startMembership(['ws://127.0.0.1:1'], { status: () => {}, member: () => {}, routes: () => {}, lockLost: () => {}, lockRecreated: () => {} })
+    await svc.startMembership(['ws://127.0.0.1:1'], { status: () => {}, member: () => {}, routes: () => {}, lockLost: () => {}, lockRecreated: () => {}, forgotten: () => {} })
     expect((await svc.claim({ connKey: '0:1', worker: 0, peerId: peer, dialerId: self })).ok).toBe(true)
     await svc.linkUp('0:1', ['ws://127.0.0.1:2'])
 
@@ -58,7 +58,7 @@ describe('RouterService: a lost dataDir lock', () => {
     const svc = new RouterService({ selfId: generateIdentity().id, join: 'open', protocolPeriodMs: 20 })
     const lost: string[] = []
     svc.lockLost('early') // keepLockFresh may report before the host's first call
-    await svc.startMembership([], { status: () => {}, member: () => {}, routes: () => {}, lockLost: (why) => { lost.push(why) }, lockRecreated: () => {} })
+    await svc.startMembership([], { status: () => {}, member: () => {}, routes: () => {}, lockLost: (why) => { lost.push(why) }, lockRecreated: () => {}, forgotten: () => {} })
     expect(lost).toEqual(['early'])
     svc.lockLost('later')
     expect(lost).toEqual(['early', 'later'])
