@@ -172,6 +172,8 @@ interface ForgottenPeer {
   seq: number
   /** How far this node's application got with the peer's stream(s). */
   rx: ReceivePosition
+  /** Chunked messages of the current stream we discarded unfinished (PeerEntry.discarded): our ACKs still say so. */
+  discarded: number[] | undefined
 }
 
 /** A send waiting in a peer's LaneQueue for queue room (see Mesh.#pumpSends). */
@@ -428,7 +430,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
             const e = m.state === 'alive' ? this.#peers.get(m.id) : undefined
             if (e !== undefined) { e.forget = false; e.gen++ }
           },
-          forgotten: (id) => { this.#onForgotten(id) },
+          forgotten: async (id) => await this.#onForgotten(id),
           lockLost: (why) => { this.#onLockLost(why) },
           lockRecreated: (why) => { this.#log.warn({ component: 'mesh', event: 'lock:recreated', err: why }, 'dataDir lock file was missing; created again') },
         },
@@ -877,6 +879,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       if (r.to === this.id) continue
       reachable.add(r.to)
       const e = this.#entryFor(r.to)
+      // Reachable: not departed (membership may not have heard yet).
+      if (e.forget) { e.forget = false; e.gen++ }
       if (e.topicsSent) continue
       e.topicsSent = true
       // An empty set tells a new peer nothing (its view of us starts empty), and
@@ -998,6 +1002,11 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     await Promise.all(this.#sup.slots.map(async (s) => { await s.api.echoRelayed(to, count) }))
   }
 
+  /** @internal test hook: whether any IO worker holds an actor for `peerId`. */
+  async _hasActor (peerId: string): Promise<boolean> {
+    return (await Promise.all(this.#sup.slots.map(async (s) => await s.api.hasActor(peerId)))).some((x) => x)
+  }
+
   /** @internal test hook: keep at most `n` forgotten peers' stream positions (MAX_FORGOTTEN). */
   _setMaxForgotten (n: number): void { this.#maxForgotten = n }
 
@@ -1053,24 +1062,40 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         bytesReceived: 0,
         ackBytes: 0,
         unaskedBytes: 0,
-        forget: false,
+        // Made again for a peer membership forgot: forgotten again unless it is back (peer:up, a route, alive).
+        forget: was !== undefined,
         forgetting: false,
         gen: 0,
       }
       this.#peers.set(peerId, e)
-      // The ACKs the IO worker sends say how far we got before we forgot the peer.
-      if (e.rx.stream !== undefined) e.board.publish(e.rx.stream, e.rx.delivered)
+      if (was !== undefined) {
+        // The ACKs the IO worker sends say how far we got before we forgot the peer.
+        const stream = e.rx.stream
+        if (stream !== undefined) {
+          if (was.discarded !== undefined) e.discarded.set(stream, was.discarded)
+          e.board.publish(stream, e.rx.delivered, was.discarded)
+        }
+        // Something made it (a late frame, a worker adopting queues): the router asks us again later.
+        if (this.#closing === undefined) void this.#sup.router.forgetLater(peerId).catch(() => {})
+      }
     }
     return e
   }
 
-  /** Membership forgot `peerId` (dead or left for delivery.forgetAfterMs): drop its entry once nothing is queued to it. */
-  #onForgotten (peerId: string): void {
+  /**
+   * Membership forgot `peerId` (dead or left for delivery.forgetAfterMs), or
+   * the router asks again: drop its entry if nothing is queued to it. True
+   * once nothing is kept for it; false while it is (the router asks again).
+   */
+  async #onForgotten (peerId: string): Promise<boolean> {
     const e = this.#peers.get(peerId)
-    if (e === undefined) return
-    this.#log.debug({ component: 'mesh', event: 'member:forgotten', peer: peerId }, 'membership forgot a departed peer: its state goes once nothing is queued to it')
+    if (e === undefined) return true
+    // Linked again before membership heard of it: it is no longer departed.
+    if (e.slot !== undefined) return false
+    if (!e.forget) this.#log.debug({ component: 'mesh', event: 'member:forgotten', peer: peerId }, 'membership forgot a departed peer: its state goes once nothing is queued to it')
     e.forget = true
-    this.#maybeForget(e)
+    if (e.forgetting || !this.#idle(e)) return false
+    return await this.#forget(e)
   }
 
   /** Something that kept a forgotten peer's entry may have ended (see #forget). */
@@ -1096,26 +1121,27 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    * meanwhile (a worker took its rings: `gen`), or it is in use again.
    * Unreliable messages still queued to it go with it (logged).
    */
-  async #forget (e: PeerEntry): Promise<void> {
+  async #forget (e: PeerEntry): Promise<boolean> {
     const id = e.info.id
     const gen = ++e.gen
     e.forgetting = true
     let dropped = false
     try {
       const answers = await Promise.all(this.#sup.slots.map(async (s) => await s.api.forget(id).catch(() => false)))
-      if (this.#closing !== undefined || this.#peers.get(id) !== e) return
+      if (this.#closing !== undefined || this.#peers.get(id) !== e) return false
       if (e.gen !== gen || !e.forget || !answers.every((ok) => ok) || !this.#idle(e)) {
-        // Kept after all: a worker that dropped its actor no longer looks after the queue.
-        if (e.slot === undefined && e.home !== undefined) {
+        // Kept after all: a worker that dropped its actor no longer looks after the queue (retention).
+        if (e.slot === undefined && answers.some((ok) => ok)) {
           e.home = undefined
           this.#adoptOrphans([id])
         }
-        return
+        return false
       }
       dropped = true
       this.#peers.delete(id)
       for (const m of this.#byHandle.values()) for (const [h, x] of m) if (x === e) m.delete(h)
-      this.#forgotten.set(id, { seq: e.seq, rx: e.rx.position() })
+      const stream = e.rx.stream
+      this.#forgotten.set(id, { seq: e.seq, rx: e.rx.position(), discarded: stream === undefined ? undefined : e.discarded.get(stream) })
       if (this.#forgotten.size > this.#maxForgotten) {
         // The oldest record goes: its stream positions are lost (see MAX_FORGOTTEN).
         const [oldId, old] = this.#forgotten.entries().next().value as [string, ForgottenPeer]
@@ -1127,6 +1153,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       e.ring.close()
       e.datagrams.close()
       this.#log.info({ component: 'mesh', event: 'peer:forgotten', peer: id, ...(datagrams > 0 ? { unreliableBytesDropped: datagrams } : {}) }, 'forgot a peer that left the mesh')
+      return true
     } finally {
       if (!dropped) e.forgetting = false
     }
@@ -1505,8 +1532,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #announce (op: 'set' | 'add' | 'del', topics: string[], only?: PeerEntry): void {
     for (const e of only !== undefined ? [only] : this.#peers.values()) {
       // Not to a peer membership forgot: the update would hold its entry (see #idle) for
-      // another retainMs, and a peer that is back gets the whole set anyway (peer:up, #onRoutes).
-      if (e.forget) continue
+      // another retainMs. It gets the whole set when it is back (peer:up, #onRoutes).
+      if (e.forget && only === undefined) { e.topicsSent = false; continue }
       if (op !== 'del') for (const t of topics) e.unwanted?.delete(t)
       this.#send(e.info.id, FrameType.SUBSCRIBE, Lane.PRIORITY, [op, topics], false, undefined).catch((err: MeshError) => {
         if (err.code !== ErrorCode.CLOSED) this.#log.warn({ component: 'mesh', event: 'subscribe:failed', peer: e.info.id, err: err.message }, 'could not queue a subscription update')

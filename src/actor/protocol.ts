@@ -80,6 +80,8 @@ export interface IoWorkerApi {
    * it is gone (or there was none).
    */
   forget (peerId: string): Promise<boolean>
+  /** Test hook: whether this worker holds an actor for the peer. */
+  hasActor (peerId: string): Promise<boolean>
   /** Test hook: crash this worker with an uncaught exception. */
   crash (): void
   /** Test hook: as a relay, drop the next `count` FORWARD envelopes for `to` (a lossy relay; counted as dropped 'test'). */
@@ -165,6 +167,12 @@ export interface RouterApi {
   startMembership (addresses: string[], host: RouterHostCallbacks): Promise<void>
   /** Graceful leave: announce it to the members. */
   leave (): Promise<void>
+  /**
+   * The host made state again for a peer membership had forgotten (a late
+   * frame, an outbox reload): ask it to drop it again later, unless the peer
+   * is a member again by then (see RouterHostCallbacks.forgotten).
+   */
+  forgetLater (id: string): Promise<void>
   /** Counters of link-state routing (diagnostics and tests; undefined without routing). */
   routingCounters (): Promise<RoutingStats | undefined>
   /** Diagnostics (util/gc.ts): collect the router worker's heap and say what is left; null without --expose-gc. */
@@ -199,8 +207,13 @@ export interface DialResult { peerId: string; already: boolean }
 export interface RouterHostCallbacks {
   status (status: { state: 'healthy' | 'degraded' | 'critical'; members: number; reachable: number; unreachable: number }): void
   member (m: { id: string; state: string; previous: string | undefined; addresses: string[] }): void
-  /** Membership forgot a member that was dead or left for delivery.forgetAfterMs (SWIM reaped it). */
-  forgotten (id: string): void
+  /**
+   * Membership forgot a member that was dead or left for
+   * delivery.forgetAfterMs (SWIM reaped it), or asks again: resolves true once
+   * the host keeps nothing for it (dropped, or never had it); false while the
+   * peer's state is still in use (the router asks again later).
+   */
+  forgotten (id: string): boolean | Promise<boolean>
   /** The route table changed: every route now, and each destination whose next hop changed. */
   routes (routes: Array<{ to: string; via: string; hops: number; cost: number; paths: string[][] }>, changes: Array<{ to: string; via: string | undefined; previousVia: string | undefined }>): void
   /** The dataDir lock this node held is another process's now (keepLockFresh): why. */

@@ -247,6 +247,7 @@ export class IoWorker implements ConnectionOwner {
         return out
       },
       forget: async (peerId) => this.forget(peerId),
+      hasActor: async (peerId) => this.#actors.has(peerId),
       crash: () => { setImmediate(() => { throw new Error('meshwork test hook: IO worker crash requested') }) },
       dropRelayed: async (to, count) => { if (count > 0) this.#testDrops.set(to, count); else this.#testDrops.delete(to) },
       echoRelayed: async (to, count) => {
@@ -258,8 +259,13 @@ export class IoWorker implements ConnectionOwner {
     }
   }
 
+  /** Peers whose rings this worker asked the host for (#ensureActor), with the number of asks in flight. */
+  readonly #ringsAwaited = new Map<string, number>()
+
   /** See IoWorkerApi.forget. */
   forget (peerId: string): boolean {
+    // An answer to ringFor may be on its way on another port, carrying the rings the host would drop.
+    if (this.#ringsAwaited.has(peerId)) return false
     const a = this.#actors.get(peerId)
     if (a === undefined) return true
     if (a.connection !== undefined || (a.owns && a.window.pending)) return false
@@ -1286,7 +1292,16 @@ export class IoWorker implements ConnectionOwner {
   async #ensureActor (peerId: string): Promise<PeerActor> {
     let a = this.#actors.get(peerId)
     if (a !== undefined) return a
-    const sabs = await this.#host.ringFor(peerId)
+    // forget() refuses meanwhile: the host may have handed out rings it is about to drop.
+    this.#ringsAwaited.set(peerId, (this.#ringsAwaited.get(peerId) ?? 0) + 1)
+    let sabs
+    try {
+      sabs = await this.#host.ringFor(peerId)
+    } finally {
+      const n = (this.#ringsAwaited.get(peerId) ?? 1) - 1
+      if (n > 0) this.#ringsAwaited.set(peerId, n)
+      else this.#ringsAwaited.delete(peerId)
+    }
     a = this.#actors.get(peerId) // another connection may have raced us here
     if (a !== undefined) return a
     a = new PeerActor(peerId, this.#nextHandle++, sabs.ring, sabs.board, sabs.datagrams, this.index, this.#receiveWindow, this.#data.config.sendQueue.policy === 'drop-oldest', this.#slab)

@@ -28,6 +28,11 @@ export interface RouterRoutingOptions {
 /** A claim waits at most this long (ms) for the IO workers to take the new link list (see #pushLinks). */
 export const PUSH_LINKS_WAIT_MS = 1000
 
+/** First wait before asking the host again to drop a forgotten member's state (see RouterService #forgetPeer)… */
+const FORGET_RETRY_MS = 1_000
+/** …doubling up to this. */
+const FORGET_RETRY_MAX_MS = 60_000
+
 /** Local acks (see RouterService #act) only after membership was quiet for this many protocol periods. */
 export const LOCAL_ACK_QUIET_PERIODS = 10
 /** Every this-many-th direct ping to a member goes over the network even when it could be acked locally. */
@@ -61,7 +66,11 @@ export class RouterService implements RouterApi {
   #routingTimer: NodeJS.Timeout | undefined
   #routingTimerAt = Infinity
 
-  constructor (o: { selfId: string; join: 'open' | 'key' | 'closed'; allow?: readonly string[] | undefined; protocolPeriodMs?: number; maxPeers?: number; reapAfterMs?: number; routing?: RouterRoutingOptions }) {
+  /** First wait before asking the host again to drop a forgotten member's state (see #forgetPeer). */
+  readonly #forgetRetryMs: number
+
+  constructor (o: { selfId: string; join: 'open' | 'key' | 'closed'; allow?: readonly string[] | undefined; protocolPeriodMs?: number; maxPeers?: number; reapAfterMs?: number; forgetRetryMs?: number; routing?: RouterRoutingOptions }) {
+    this.#forgetRetryMs = o.forgetRetryMs ?? FORGET_RETRY_MS
     this.#selfId = o.selfId
     this.#join = o.join
     this.#known = new Set(o.allow ?? [])
@@ -252,6 +261,7 @@ export class RouterService implements RouterApi {
 
   /** Announce our leave and resolve once the announcements are on the sockets (close comes after). */
   async leave (): Promise<void> {
+    for (const id of [...this.#forgetRetry.keys()]) this.#stopForgetting(id)
     const sends: Array<Promise<unknown>> = []
     const rt = this.#routing
     if (rt !== undefined && !rt.left) {
@@ -335,6 +345,7 @@ export class RouterService implements RouterApi {
       }
       case 'member':
         this.#settledSince = performance.now() // news: let acks carry it for a while
+        if (o.member.state === 'alive') this.#stopForgetting(o.member.id)
         void Promise.resolve(this.#host?.member({ id: o.member.id, state: o.member.state, previous: o.previous, addresses: o.member.addresses })).catch(() => {})
         break
       case 'status':
@@ -362,9 +373,42 @@ export class RouterService implements RouterApi {
       }
       case 'forget':
         // Dead or left for reapAfterMs (delivery.forgetAfterMs): the host may drop what it keeps for the peer.
-        void Promise.resolve(this.#host?.forgotten(o.id)).catch(() => {})
+        this.#forgetPeer(o.id, 0)
         break
     }
+  }
+
+  /** Members SWIM forgot whose state the host still keeps (in use): the next ask. */
+  readonly #forgetRetry = new Map<string, NodeJS.Timeout>()
+
+  /**
+   * Ask the host to drop what it keeps for a member SWIM forgot; while it
+   * cannot (messages still queued to the peer, a relay still attached), ask
+   * again with backoff (FORGET_RETRY_MS doubling up to FORGET_RETRY_MAX_MS),
+   * until it has or the peer is a member again. The host runs no timer for it.
+   */
+  #forgetPeer (id: string, attempt: number): void {
+    this.#stopForgetting(id)
+    const host = this.#host
+    if (host === undefined || this.#swim?.member(id)?.state === 'alive') return
+    void Promise.resolve(host.forgotten(id)).then((dropped) => {
+      if (dropped || this.#forgetRetry.has(id) || this.#swim?.member(id)?.state === 'alive') return
+      const t = setTimeout(() => { this.#forgetRetry.delete(id); this.#forgetPeer(id, attempt + 1) }, Math.min(FORGET_RETRY_MAX_MS, this.#forgetRetryMs * 2 ** attempt))
+      t.unref()
+      this.#forgetRetry.set(id, t)
+    }, () => {})
+  }
+
+  #stopForgetting (id: string): void {
+    clearTimeout(this.#forgetRetry.get(id))
+    this.#forgetRetry.delete(id)
+  }
+
+  async forgetLater (id: string): Promise<void> {
+    if (this.#forgetRetry.has(id) || this.#swim?.member(id)?.state === 'alive') return
+    const t = setTimeout(() => { this.#forgetRetry.delete(id); this.#forgetPeer(id, 1) }, this.#forgetRetryMs)
+    t.unref()
+    this.#forgetRetry.set(id, t)
   }
 
   /** The IO worker holding an up link to `peerId`. */

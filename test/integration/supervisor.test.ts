@@ -196,7 +196,7 @@ describe('inbound gate (messages wait until createMesh() resolved)', () => {
         dispatch: (_slot, rec) => { dispatched.push(rec[0] ?? -1) },
         workerLost: () => {},
         workerRestarted: () => {},
-        membership: { routes: () => {}, status: () => {}, member: () => {}, lockLost: () => {}, lockRecreated: () => {}, forgotten: () => {} },
+        membership: { routes: () => {}, status: () => {}, member: () => {}, lockLost: () => {}, lockRecreated: () => {}, forgotten: () => true },
       },
     })
     try {

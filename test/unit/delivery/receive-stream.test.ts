@@ -190,11 +190,25 @@ describe('ReceiveStream', () => {
       expect([rebuilt.duplicates, rebuilt.gaps]).toEqual([0, 0])
       for (const o of after) {
         expect(apply(rebuilt, o)).toBe(apply(original, o))
-        expect([rebuilt.stream, rebuilt.delivered]).toEqual([original.stream, original.delivered])
+        expect(rebuilt.position()).toEqual(original.position())
       }
     }))
     // A position is plain data (it outlives the stream); a new stream's is empty.
     expect(new ReceiveStream().position()).toEqual({ stream: undefined, delivered: 0, retired: [] })
+  })
+
+  it('at() keeps at most the last MAX_RETIRED_STREAMS retired epochs, and never the current one among them', () => {
+    const retired = Array.from({ length: MAX_RETIRED_STREAMS + 3 }, (_, i) => [100 + i, 10 + i] as const)
+    const rx = ReceiveStream.at({ stream: 105, delivered: 7, retired: [...retired, [105, 3]] })
+    const p = rx.position()
+    expect(p.stream).toBe(105)
+    expect(p.delivered).toBe(7)
+    expect(p.retired.length).toBeLessThanOrEqual(MAX_RETIRED_STREAMS)
+    expect(p.retired.some(([s]) => s === 105)).toBe(false)
+    // The newest retired epochs are the ones kept: a duplicate of one is still a duplicate.
+    expect(rx.accept(106, 16)).toBe('duplicate')
+    expect(rx.accept(105, 7)).toBe('duplicate') // 106 is current now; 105 was left at 7
+    expect(rx.accept(100, 1)).toBe('deliver') // the oldest retired ones were not kept: 100 is unknown, it starts at 1
   })
 
   it('skip() moves past messages the sender gave up on, never backwards', () => {

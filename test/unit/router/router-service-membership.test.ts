@@ -26,7 +26,7 @@ describe('RouterService: SWIM over heartbeat-healthy links', () => {
         return true
       },
     })
-    await svc.startMembership(['ws://127.0.0.1:1'], { status: () => {}, member: () => {}, routes: () => {}, lockLost: () => {}, lockRecreated: () => {}, forgotten: () => {} })
+    await svc.startMembership(['ws://127.0.0.1:1'], { status: () => {}, member: () => {}, routes: () => {}, lockLost: () => {}, lockRecreated: () => {}, forgotten: () => true })
     expect((await svc.claim({ connKey: '0:1', worker: 0, peerId: peer, dialerId: self })).ok).toBe(true)
     await svc.linkUp('0:1', ['ws://127.0.0.1:2'])
 
@@ -58,10 +58,37 @@ describe('RouterService: a lost dataDir lock', () => {
     const svc = new RouterService({ selfId: generateIdentity().id, join: 'open', protocolPeriodMs: 20 })
     const lost: string[] = []
     svc.lockLost('early') // keepLockFresh may report before the host's first call
-    await svc.startMembership([], { status: () => {}, member: () => {}, routes: () => {}, lockLost: (why) => { lost.push(why) }, lockRecreated: () => {}, forgotten: () => {} })
+    await svc.startMembership([], { status: () => {}, member: () => {}, routes: () => {}, lockLost: (why) => { lost.push(why) }, lockRecreated: () => {}, forgotten: () => true })
     expect(lost).toEqual(['early'])
     svc.lockLost('later')
     expect(lost).toEqual(['early', 'later'])
     await svc.leave()
+  })
+})
+
+describe('RouterService: forgetting a departed member', () => {
+  it('tells the host once SWIM forgets a dead member, and asks again with backoff while the host still keeps it', async () => {
+    const self = generateIdentity().id
+    const peer = generateIdentity().id
+    const svc = new RouterService({ selfId: self, join: 'open', protocolPeriodMs: 20, reapAfterMs: 50, forgetRetryMs: 20 })
+    await attachFakeIo(svc, 0, { sendMembership: async () => true }) // the member never answers
+    const asks: number[] = []
+    // The host keeps the peer's state twice (messages still queued to it), then drops it.
+    await svc.startMembership(['ws://127.0.0.1:1'], {
+      status: () => {}, member: () => {}, routes: () => {}, lockLost: () => {}, lockRecreated: () => {},
+      forgotten: (id) => { expect(id).toBe(peer); asks.push(performance.now()); return asks.length >= 3 },
+    })
+    expect((await svc.claim({ connKey: '0:1', worker: 0, peerId: peer, dialerId: self })).ok).toBe(true)
+    await svc.linkUp('0:1', ['ws://127.0.0.1:2'])
+    await svc.release('0:1')
+    await until(() => asks.length >= 3, 'the host asked three times', 10_000)
+    // Backoff: 20 ms, then 40 ms (timers run no earlier than asked).
+    expect((asks[1] as number) - (asks[0] as number)).toBeGreaterThanOrEqual(19)
+    expect((asks[2] as number) - (asks[1] as number)).toBeGreaterThanOrEqual(39)
+    // Dropped: no more asks.
+    const n = asks.length
+    await svc.forgetLater(peer) // …unless the host made state for it again
+    await until(() => asks.length > n, 'asked again after forgetLater', 5_000)
+    await svc.leave().catch(() => {})
   })
 })

@@ -71,7 +71,7 @@ describe('RouterService: link-state routing driver', () => {
       nodes.set(n.id, n)
       await n.attach(0)
       await n.attach(1) // a second IO worker: it gets the same tables
-      await n.svc.startMembership([], { status: () => {}, member: () => {}, routes: (routes, changes) => { n.host.calls.push([routes, changes]) }, lockLost: () => {}, lockRecreated: () => {}, forgotten: () => {} })
+      await n.svc.startMembership([], { status: () => {}, member: () => {}, routes: (routes, changes) => { n.host.calls.push([routes, changes]) }, lockLost: () => {}, lockRecreated: () => {}, forgotten: () => true })
     }
     await link(a, b, 'ab')
     await link(b, c, 'bc')
@@ -106,7 +106,7 @@ describe('RouterService: link-state routing driver', () => {
     const got: Array<{ from: string; to: string; payload: Uint8Array }> = []
     const a = makeNode(keys[0]!, (from, to, payload) => { got.push({ from, to, payload }) })
     await a.attach(0)
-    await a.svc.startMembership([], { status: () => {}, member: () => {}, routes: (routes, changes) => { a.host.calls.push([routes, changes]) }, lockLost: () => {}, lockRecreated: () => {}, forgotten: () => {} })
+    await a.svc.startMembership([], { status: () => {}, member: () => {}, routes: (routes, changes) => { a.host.calls.push([routes, changes]) }, lockLost: () => {}, lockRecreated: () => {}, forgotten: () => true })
     const peer = keys[1]!.id
     await a.svc.claim({ connKey: 'k', worker: 0, peerId: peer, dialerId: a.id })
     await a.svc.linkUp('k', [])
@@ -126,7 +126,7 @@ describe('RouterService: link-state routing driver', () => {
     const a = makeNode(keys[0]!, () => {})
     await a.attach(0)
     await a.attach(1)
-    await a.svc.startMembership([], { status: () => {}, member: () => {}, routes: (routes, changes) => { a.host.calls.push([routes, changes]) }, lockLost: () => {}, lockRecreated: () => {}, forgotten: () => {} })
+    await a.svc.startMembership([], { status: () => {}, member: () => {}, routes: (routes, changes) => { a.host.calls.push([routes, changes]) }, lockLost: () => {}, lockRecreated: () => {}, forgotten: () => true })
     const [p1, p2] = [keys[1]!.id, keys[2]!.id]
     await a.svc.claim({ connKey: 'k1', worker: 0, peerId: p1, dialerId: a.id })
     await a.svc.linkUp('k1', [])
@@ -150,7 +150,7 @@ describe('RouterService: link-state routing driver', () => {
     await a.svc.claim({ connKey: 'k', worker: 0, peerId: peer, dialerId: a.id })
     await a.svc.linkUp('k', [])
     await until(() => a.tables.get(0)?.length === 1, 'forwarding table')
-    await a.svc.startMembership([], { status: () => {}, member: () => {}, routes: (routes, changes) => { a.host.calls.push([routes, changes]) }, lockLost: () => {}, lockRecreated: () => {}, forgotten: () => {} })
+    await a.svc.startMembership([], { status: () => {}, member: () => {}, routes: (routes, changes) => { a.host.calls.push([routes, changes]) }, lockLost: () => {}, lockRecreated: () => {}, forgotten: () => true })
     expect(a.host.calls).toEqual([[[{ to: peer, via: peer, hops: 1, cost: 10, paths: [[peer]] }], [{ to: peer, via: peer, previousVia: undefined }]]])
     await a.svc.leave()
   })
@@ -161,7 +161,7 @@ describe('RouterService: link-state routing driver', () => {
     const calls: Array<Array<{ to: string; payloads: Uint8Array[] }>> = []
     let single = 0
     await attachFakeIo(svc, 0, { sendRoutingMany: async (batch) => { calls.push(batch) }, sendRouting: async () => { single++; return true } })
-    await svc.startMembership([], { status: () => {}, member: () => {}, routes: () => {}, lockLost: () => {}, lockRecreated: () => {}, forgotten: () => {} })
+    await svc.startMembership([], { status: () => {}, member: () => {}, routes: () => {}, lockLost: () => {}, lockRecreated: () => {}, forgotten: () => true })
     const peers = keys.slice(1).map((k) => k.id)
     for (const [i, p] of peers.entries()) {
       await svc.claim({ connKey: `k${i}`, worker: 0, peerId: p, dialerId: self.id })
