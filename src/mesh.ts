@@ -599,7 +599,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #recordHeader (type: number, laneNo: number, flags: number, seq: number, chunk: number, now: number, recFlags: number, payloadBytes: number): number {
     const h = this.#header
     const p = this.#prefix
-    p.seq = seq; p.enqueuedAt = now; p.stream = this.#epoch; p.chunk = chunk; p.flags = recFlags
+    p.seq = seq; p.enqueuedAt = now; p.stream = this.#epoch; p.chunk = chunk; p.flags = laneNo === Lane.BULK ? recFlags | SendRecordFlag.BULK : recFlags
     writeSendPrefix(h, 0, p, this.#headerView)
     const fh = this.#frameHeader
     fh.type = type; fh.lane = laneNo; fh.flags = flags; fh.stream = this.#epoch; fh.seq = seq
@@ -1170,6 +1170,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       const before = rx.delivered
       const stream = rx.stream
       let urgent = false
+      let bulk = false
       // Frames were validated by the IO worker; parsing them again here is cheap and keeps one decoder.
       // Into one reused object (nothing below keeps `f`), except in a delivery nested in a listener
       // (e.g. one that closes the mesh), whose outer frame is still being read.
@@ -1181,6 +1182,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           // Stream 0: an unreliable message, outside sequencing (and never chunked).
           if (f.stream !== 0 ? rx.accept(f.stream, f.seq) !== 'deliver' : f.type !== FrameType.DATA || (f.flags & (FrameFlag.MORE | FrameFlag.CONTINUATION)) !== 0) return
           if ((f.flags & FrameFlag.ACK_REQUESTED) !== 0) urgent = true
+          if (f.lane === Lane.BULK) bulk = true
           try {
             this.#deliver(entry, f)
           } catch (err) {
@@ -1198,7 +1200,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         // peer (the ACK rides along) or by its ACK timer: no wake-up here.
         entry.ackBytes += body.length
         // The threshold follows the credit the IO worker grants, from the same ring size it uses.
-        const prompt = urgent || entry.ackBytes >= ackEagerBytes(receiveWindowBytes(slot.inbound.sab.byteLength)) || rx.stream !== stream
+        const prompt = urgent || entry.ackBytes >= ackEagerBytes(receiveWindowBytes(slot.inbound.sab.byteLength), bulk) || rx.stream !== stream
         if (prompt) {
           entry.ackBytes = 0
           entry.board.markUrgent()

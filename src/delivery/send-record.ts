@@ -34,6 +34,12 @@ export const SendRecordFlag = {
    * one the application was never given).
    */
   INTERNAL: 4,
+  /**
+   * A chunk of a message on the `bulk` lane: it may fill only a share of the
+   * receiver's credit (SendWindow, BULK_CREDIT_DIVISOR), so that the bytes in
+   * flight in front of our heartbeats and ACKs stay few.
+   */
+  BULK: 8,
 } as const
 
 /** The prefix fields. */

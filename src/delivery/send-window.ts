@@ -21,6 +21,7 @@ export interface Expired {
 /** Credit assumed before the receiver's first ACK. */
 export const INITIAL_WINDOW_BYTES = 256 * 1024
 
+
 /**
  * The sending half of one reliable stream, over the peer's send queue ring
  * (sans-IO: no socket, no clock). The ring is the retransmit buffer:
@@ -55,21 +56,37 @@ export class SendWindow {
   get windowBytes (): number { return this.#window }
 
   /**
+   * Bytes in flight that bulk-lane records (SendRecordFlag.BULK) may go out
+   * behind, at most the credit (PeerActor sets it from the link's RTT; see
+   * BULK_MIN_CREDIT_BYTES there). Infinity: the whole credit.
+   */
+  bulkLimit = Infinity
+
+  /**
    * Records queued beyond the cursor, credit to send some, and the next one
    * allowed out (its seq at most `limitSeq`: see AckBoard.committed).
    */
   canSend (limitSeq = Infinity): boolean {
-    if (!this.ring.hasDataAt(this.#cursor) || this.inFlightBytes >= this.#window) return false
-    if (limitSeq === Infinity) return true
+    if (!this.ring.hasDataAt(this.#cursor)) return false
+    const inFlight = this.inFlightBytes
+    if (inFlight >= this.#window) return false
     let ok = false
-    this.ring.peekAt(this.#cursor, (at) => { ok = this.#rd.seq(at) <= limitSeq; return false })
+    this.ring.peekAt(this.#cursor, (at) => { ok = this.#rd.seq(at) <= limitSeq && (inFlight === 0 || inFlight < this.#creditFor(at)); return false })
     return ok
   }
 
-  /** Records are queued beyond the cursor but the credit is used up: only an ACK lets them go. */
+  /** Records are queued beyond the cursor but the credit (its share for the next record) is used up: only an ACK lets them go. */
   get creditBlocked (): boolean {
     const inFlight = this.inFlightBytes
-    return inFlight !== 0 && inFlight >= this.#window && this.ring.hasDataAt(this.#cursor)
+    if (inFlight === 0) return false
+    let blocked = false
+    this.ring.peekAt(this.#cursor, (at) => { blocked = inFlight >= this.#creditFor(at); return false })
+    return blocked
+  }
+
+  /** The bytes in flight the record at `at` may go out behind: the credit, or less for bulk ({@link bulkLimit}). */
+  #creditFor (at: number): number {
+    return (this.#rd.flags(at) & SendRecordFlag.BULK) === 0 ? this.#window : Math.min(this.#window, this.bulkLimit)
   }
 
   /** Anything not yet acknowledged (sent or not)? */
@@ -126,7 +143,6 @@ export class SendWindow {
    */
   next (fn: (frame: Uint8Array) => boolean, limitSeq = Infinity): number {
     let n = 0
-    const window = this.#window
     let inFlight = this.inFlightBytes
     const rd = this.#rd
     // The new cursor is the end of the last record taken, not where peek()
@@ -139,7 +155,7 @@ export class SendWindow {
     const sab = this.ring.sab
     // peekAt + one view of the frame only: one typed array per record, not three.
     this.ring.peekAt(cursor, (at, len, end) => {
-      if (inFlight !== 0 && inFlight >= window) return false
+      if (inFlight !== 0 && inFlight >= this.#creditFor(at)) return false
       if (limitSeq !== Infinity && rd.seq(at) > limitSeq) return false
       if (!fn(new Uint8Array(sab, at + SEND_PREFIX_BYTES, len - SEND_PREFIX_BYTES))) return false
       cursor = end

@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest'
 import fc from 'fast-check'
-import { ACK_ASK_DIVISOR, ACK_EAGER_MAX_BYTES, ackEagerBytes, asksForAck } from '../../../src/delivery/ack-pacing.js'
+import { BULK_MIN_CREDIT_BYTES } from '../../../src/connection/peer-actor.js'
+import { ACK_ASK_DIVISOR, ACK_EAGER_BULK_MAX_BYTES, ACK_EAGER_MAX_BYTES, ackEagerBytes, asksForAck } from '../../../src/delivery/ack-pacing.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -11,6 +12,12 @@ describe('ackEagerBytes (receiver)', () => {
     expect(ackEagerBytes(2 * MiB)).toBe(256 * KiB)
     expect(ackEagerBytes(512 * KiB)).toBe(128 * KiB)
     expect(ackEagerBytes(64 * KiB)).toBe(16 * KiB)
+  })
+
+  it('with bulk-lane frames among those taken, at most half of what a bulk sender may have in flight on a fast link', () => {
+    expect(ackEagerBytes(4 * MiB, true)).toBe(ACK_EAGER_BULK_MAX_BYTES)
+    expect(2 * ACK_EAGER_BULK_MAX_BYTES).toBeLessThanOrEqual(BULK_MIN_CREDIT_BYTES)
+    expect(ackEagerBytes(128 * KiB, true)).toBe(32 * KiB) // small windows: a quarter, as for the priority lane
   })
 
   it('never 0, so a tiny window still acks each message at once', () => {

@@ -25,6 +25,8 @@ interface Rec {
   flags?: number
   /** The mesh's own message (SendRecordFlag.INTERNAL). */
   internal?: boolean
+  /** A bulk-lane chunk (SendRecordFlag.BULK). */
+  bulk?: boolean
 }
 
 const scratch = new Uint8Array(SEND_PREFIX_BYTES + 256)
@@ -36,10 +38,10 @@ function writeRecord (ring: RingBuffer, r: Rec, payload: Uint8Array): boolean {
     seq: r.seq, enqueuedAt: r.enqueuedAt ?? 0, stream, chunk: r.chunk ?? 0,
     // As the host does: the record says whether more chunks of its message follow.
     flags: (r.notify === true ? SendRecordFlag.NOTIFY_ACK : 0) | (((r.flags ?? 0) & FrameFlag.MORE) !== 0 ? SendRecordFlag.MORE : 0) |
-      (r.internal === true ? SendRecordFlag.INTERNAL : 0),
+      (r.internal === true ? SendRecordFlag.INTERNAL : 0) | (r.bulk === true ? SendRecordFlag.BULK : 0),
   })
   const n = encodeHeaderOnlyInto({
-    version: PROTOCOL_VERSION, type: FrameType.DATA, lane: Lane.PRIORITY, flags: r.flags ?? 0,
+    version: PROTOCOL_VERSION, type: FrameType.DATA, lane: r.bulk === true ? Lane.BULK : Lane.PRIORITY, flags: r.flags ?? 0,
     src: null, dst: null, stream, seq: r.seq,
   }, payload.length, scratch, SEND_PREFIX_BYTES)
   if (n < 0) throw new Error('header does not fit the scratch buffer')
@@ -139,6 +141,42 @@ describe('SendWindow', () => {
     // A zero or negative window is ignored.
     w.ack(STREAM, 3, 0)
     expect(w.windowBytes).toBe(rec * 2.5)
+  })
+
+  it('bulk-lane records go out behind at most bulkLimit bytes in flight, priority ones behind the whole credit; canSend and creditBlocked agree with next()', () => {
+    const ring = RingBuffer.create(8192)
+    const w = new SendWindow(ring)
+    for (let s = 1; s <= 8; s++) expect(writeRecord(ring, { seq: s, bulk: true }, body(s, 40))).toBe(true)
+    for (let s = 9; s <= 12; s++) expect(writeRecord(ring, { seq: s }, body(s, 40))).toBe(true)
+    const rec = ring.usedBytes() / 12
+    w.ack(STREAM, 0, rec * 8) // a credit of 8 records, 2 of them for bulk
+    w.bulkLimit = rec * 2
+    expect(w.canSend()).toBe(true)
+    expect(seqs(send(w))).toEqual([1, 2])
+    // The bulk share is used up; the whole credit is not.
+    expect(w.canSend()).toBe(false)
+    expect(w.creditBlocked).toBe(true)
+    expect(seqs(send(w))).toEqual([])
+    w.ack(STREAM, 1, rec * 8)
+    expect(w.creditBlocked).toBe(false)
+    expect(seqs(send(w))).toEqual([3])
+    w.ack(STREAM, 8, rec * 8) // covers what was not sent yet: the cursor follows
+    // Priority records behind the bulk ones: the whole credit.
+    expect(seqs(send(w))).toEqual([9, 10, 11, 12])
+    expect(w.canSend()).toBe(false)
+    expect(w.creditBlocked).toBe(false) // nothing queued beyond the cursor
+    // A bulk record larger than its share still goes when nothing is in flight.
+    const small = new SendWindow(RingBuffer.create(4096))
+    expect(writeRecord(small.ring, { seq: 1, bulk: true }, body(1, 200))).toBe(true)
+    small.bulkLimit = 100
+    expect(small.canSend()).toBe(true)
+    expect(seqs(send(small))).toEqual([1])
+    // Never more than the credit: a bulkLimit above it changes nothing.
+    const big = filled(0).w
+    for (let s = 1; s <= 4; s++) expect(writeRecord(big.ring, { seq: s, bulk: true }, body(s, 40))).toBe(true)
+    big.ack(STREAM, 0, rec * 2)
+    big.bulkLimit = rec * 100
+    expect(seqs(send(big))).toEqual([1, 2])
   })
 
   it('ack releases exactly the records <= seq of that stream; wrong stream, duplicate and stale acks release nothing', () => {
