@@ -156,6 +156,8 @@ interface PeerEntry {
   bytesReceived: number
   /** Frame bytes taken since the peer's ACK was last asked for at once (see delivery/ack-pacing.ts). */
   ackBytes: number
+  /** Bulk-lane frames were among them: the lower threshold applies (ackEagerBytes). */
+  ackBulk: boolean
   /** Record bytes queued to the peer since we last asked it for a prompt ACK (see delivery/ack-pacing.ts). */
   unaskedBytes: number
   /** Membership forgot the peer (dead or left for delivery.forgetAfterMs): drop the entry once idle (#forget). */
@@ -428,7 +430,15 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
             this.#log.debug({ component: 'membership', event: 'member', peer: m.id, state: m.state, previous: m.previous }, `member ${m.state}`)
             // Back before its entry was dropped: keep it.
             const e = m.state === 'alive' ? this.#peers.get(m.id) : undefined
-            if (e !== undefined) { e.forget = false; e.gen++ }
+            if (e !== undefined) {
+              e.forget = false
+              e.gen++
+              // A routed peer a subscription broadcast skipped while it was flagged (#announce): the whole set now.
+              if (!e.topicsSent && e.slot === undefined && this.#routes.some((r) => r.to === m.id)) {
+                e.topicsSent = true
+                this.#announce('set', [...this.#topics.keys()], e)
+              }
+            }
           },
           forgotten: async (id) => await this.#onForgotten(id),
           lockLost: (why) => { this.#onLockLost(why) },
@@ -777,9 +787,10 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         for (const m of list) {
           const prefix = new Uint8Array(SEND_PREFIX_BYTES)
           const more = m.seq < (lastOf.get(m.messageId) ?? m.seq) ? SendRecordFlag.MORE : 0
-          // The stored frame is ours: its type says whether it is the mesh's own (a SUBSCRIBE update).
-          const internal = decodeFrame(m.frame, 0).frame.type === FrameType.SUBSCRIBE ? SendRecordFlag.INTERNAL : 0
-          writeSendPrefix(prefix, 0, { seq: m.seq, enqueuedAt: m.enqueuedAt, stream: this.#epoch, chunk: m.seq - m.messageId, flags: SendRecordFlag.NOTIFY_ACK | more | internal })
+          // The stored frame is ours: its type says whether it is the mesh's own (a SUBSCRIBE update), its lane whether it is bulk.
+          const f = decodeFrame(m.frame, 0).frame
+          const kind = (f.type === FrameType.SUBSCRIBE ? SendRecordFlag.INTERNAL : 0) | (f.lane === Lane.BULK ? SendRecordFlag.BULK : 0)
+          writeSendPrefix(prefix, 0, { seq: m.seq, enqueuedAt: m.enqueuedAt, stream: this.#epoch, chunk: m.seq - m.messageId, flags: SendRecordFlag.NOTIFY_ACK | more | kind })
           while (!e.ring.tryWrite2(prefix, m.frame)) {
             if (this.#closing !== undefined) return
             // More stored than one queue holds: the worker drains it once the peer is back.
@@ -1061,6 +1072,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         messagesReceived: 0,
         bytesReceived: 0,
         ackBytes: 0,
+        ackBulk: false,
         unaskedBytes: 0,
         // Made again for a peer membership forgot: forgotten again unless it is back (peer:up, a route, alive).
         forget: was !== undefined,
@@ -1090,8 +1102,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   async #onForgotten (peerId: string): Promise<boolean> {
     const e = this.#peers.get(peerId)
     if (e === undefined) return true
-    // Linked again before membership heard of it: it is no longer departed.
-    if (e.slot !== undefined) return false
+    // Linked again, or reachable through relays, before membership heard of it: not departed. (A stale
+    // route goes with link-state aging; the router asks again.)
+    if (e.slot !== undefined || this.#routes.some((r) => r.to === peerId)) return false
     if (!e.forget) this.#log.debug({ component: 'mesh', event: 'member:forgotten', peer: peerId }, 'membership forgot a departed peer: its state goes once nothing is queued to it')
     e.forget = true
     if (e.forgetting || !this.#idle(e)) return false
@@ -1199,10 +1212,12 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         // Otherwise the worker finds the progress when it next sends to the
         // peer (the ACK rides along) or by its ACK timer: no wake-up here.
         entry.ackBytes += body.length
+        if (bulk) entry.ackBulk = true
         // The threshold follows the credit the IO worker grants, from the same ring size it uses.
-        const prompt = urgent || entry.ackBytes >= ackEagerBytes(receiveWindowBytes(slot.inbound.sab.byteLength), bulk) || rx.stream !== stream
+        const prompt = urgent || entry.ackBytes >= ackEagerBytes(receiveWindowBytes(slot.inbound.sab.byteLength), entry.ackBulk) || rx.stream !== stream
         if (prompt) {
           entry.ackBytes = 0
+          entry.ackBulk = false
           entry.board.markUrgent()
         }
         entry.board.publish(rx.stream ?? 0, rx.delivered, rx.stream === undefined ? undefined : entry.discarded.get(rx.stream))

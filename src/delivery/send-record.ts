@@ -35,9 +35,9 @@ export const SendRecordFlag = {
    */
   INTERNAL: 4,
   /**
-   * A chunk of a message on the `bulk` lane: it may fill only a share of the
-   * receiver's credit (SendWindow, BULK_CREDIT_DIVISOR), so that the bytes in
-   * flight in front of our heartbeats and ACKs stay few.
+   * A chunk of a message on the `bulk` lane: it goes out behind at most
+   * SendWindow.bulkLimit bytes in flight (PeerActor BULK_MIN_CREDIT_BYTES),
+   * so that the bytes in front of our heartbeats and ACKs stay few.
    */
   BULK: 8,
 } as const

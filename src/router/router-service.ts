@@ -261,6 +261,7 @@ export class RouterService implements RouterApi {
 
   /** Announce our leave and resolve once the announcements are on the sockets (close comes after). */
   async leave (): Promise<void> {
+    this.#left = true
     for (const id of [...this.#forgetRetry.keys()]) this.#stopForgetting(id)
     const sends: Array<Promise<unknown>> = []
     const rt = this.#routing
@@ -390,14 +391,22 @@ export class RouterService implements RouterApi {
   #forgetPeer (id: string, attempt: number): void {
     this.#stopForgetting(id)
     const host = this.#host
-    if (host === undefined || this.#swim?.member(id)?.state === 'alive') return
-    void Promise.resolve(host.forgotten(id)).then((dropped) => {
-      if (dropped || this.#forgetRetry.has(id) || this.#swim?.member(id)?.state === 'alive') return
+    if (host === undefined || this.#left || this.#swim?.member(id)?.state === 'alive') return
+    const again = (dropped: boolean): void => {
+      if (dropped || this.#left || this.#forgetRetry.has(id) || this.#swim?.member(id)?.state === 'alive') return
       const t = setTimeout(() => { this.#forgetRetry.delete(id); this.#forgetPeer(id, attempt + 1) }, Math.min(FORGET_RETRY_MAX_MS, this.#forgetRetryMs * 2 ** attempt))
       t.unref()
       this.#forgetRetry.set(id, t)
-    }, () => {})
+    }
+    // A failed call is a "not yet": the next ask may find the host able.
+    void Promise.resolve(host.forgotten(id)).then(again, () => { again(false) })
   }
+
+  /** leave() ran: no more asks (the node is closing). */
+  #left = false
+
+  /** Members whose state the host still keeps, with an ask scheduled (diagnostics and tests). */
+  get forgetsPending (): number { return this.#forgetRetry.size }
 
   #stopForgetting (id: string): void {
     clearTimeout(this.#forgetRetry.get(id))
@@ -405,7 +414,7 @@ export class RouterService implements RouterApi {
   }
 
   async forgetLater (id: string): Promise<void> {
-    if (this.#forgetRetry.has(id) || this.#swim?.member(id)?.state === 'alive') return
+    if (this.#left || this.#forgetRetry.has(id) || this.#swim?.member(id)?.state === 'alive') return
     const t = setTimeout(() => { this.#forgetRetry.delete(id); this.#forgetPeer(id, 1) }, this.#forgetRetryMs)
     t.unref()
     this.#forgetRetry.set(id, t)

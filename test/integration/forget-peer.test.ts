@@ -70,6 +70,9 @@ describe('forgetting a departed peer (delivery.forgetAfterMs)', () => {
     expect(a._ringStats().outbound[b.id]).toBeUndefined()
     expect(await a.metrics()).not.toContain(b.id)
     await expect(a.send(b.id, 0)).rejects.toMatchObject({ code: 'UNKNOWN_PEER' })
+    // A subscription made while b is forgotten reaches b once it is back.
+    const news: unknown[] = []
+    a.subscribe('news', (m) => { news.push(m.payload) })
 
     const up = waitFor(a, 'peer:up', { filter: (p: { id: string }) => p.id === b.id, timeoutMs: 10_000, label: 'a sees b again' })
     b.proc.kill('SIGCONT')
@@ -77,6 +80,10 @@ describe('forgetting a departed peer (delivery.forgetAfterMs)', () => {
     for (const i of range(21, 30)) await a.send(b.id, i, { ack: true })
     await until(() => bGot.length >= 30, { timeoutMs: 5_000, label: () => `b got ${JSON.stringify(bGot)}` })
     expect(bGot).toEqual(range(1, 30))
+    // (a's subscription went to b ahead of the messages above, in one stream: b knows it by now.)
+    await request(b.proc, { type: 'publish', topic: 'news', payload: 'hello' }, 'published')
+    await until(() => news.length > 0, { timeoutMs: 5_000, label: 'b publishes to a\'s topic' })
+    expect(news).toEqual(['hello'])
     // (Every link-up also queues the mesh's own subscription update: more than 30, where a stream restarted at 1 would stand at about 10.)
     expect(a._deliveryStats().peers[b.id]?.sent).toBeGreaterThan(30)
   }, 30_000)

@@ -3,7 +3,7 @@
 // then does not ring; the worker rings itself when an ACK or a writable
 // socket ends it. Driven with a fake connection.
 import { describe, it, expect, beforeEach } from 'vitest'
-import { PeerActor } from '../../../src/connection/peer-actor.js'
+import { BULK_MIN_CREDIT_BYTES, CREDIT_BYTES_PER_MS, PeerActor } from '../../../src/connection/peer-actor.js'
 import type { Connection } from '../../../src/connection/connection.js'
 import { RingBuffer } from '../../../src/ring/ring-buffer.js'
 import { AckBoard } from '../../../src/delivery/ack-board.js'
@@ -91,5 +91,28 @@ describe('PeerActor parking (AckBoard parked)', () => {
     const again = fakeConnection()
     actor.attach(again.conn)
     expect(board.parked()).toBe(false)
+  })
+})
+
+describe('PeerActor: the bulk lane\'s share of the credit', () => {
+  it('follows the direct link\'s lowest heartbeat RTT (at least BULK_MIN_CREDIT_BYTES), and starts over at the whole credit on each attach', () => {
+    const ring = RingBuffer.create(64 * 1024, { keepAlive: false })
+    const actor = new PeerActor('peer', 1, ring.sab, AckBoard.create().sab, RingBuffer.create(64 * 1024, { keepAlive: false }).sab, 0, 1 << 20, false)
+    actor.attach(fakeConnection().conn)
+    expect(actor.window.bulkLimit).toBe(Infinity) // no RTT yet
+    actor.noteRtt(0.1)
+    expect(actor.window.bulkLimit).toBe(BULK_MIN_CREDIT_BYTES)
+    actor.noteRtt(0.5) // not lower: the lowest stands
+    expect(actor.window.bulkLimit).toBe(BULK_MIN_CREDIT_BYTES)
+    const slow = new PeerActor('peer', 2, ring.sab, AckBoard.create().sab, RingBuffer.create(64 * 1024, { keepAlive: false }).sab, 0, 1 << 20, false)
+    slow.attach(fakeConnection().conn)
+    slow.noteRtt(10) // a WAN link: its round trip's worth
+    expect(slow.window.bulkLimit).toBe(10 * CREDIT_BYTES_PER_MS)
+    actor.attach(fakeConnection().conn)
+    expect(actor.window.bulkLimit).toBe(Infinity)
+    // Through a relay: the next hop's RTT is not the peer's; the whole credit.
+    actor.attach(fakeConnection().conn, { selfId: 'me', via: 'relay', hops: 8 })
+    actor.noteRtt(0.05)
+    expect(actor.window.bulkLimit).toBe(Infinity)
   })
 })

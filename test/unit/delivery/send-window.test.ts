@@ -171,6 +171,21 @@ describe('SendWindow', () => {
     small.bulkLimit = 100
     expect(small.canSend()).toBe(true)
     expect(seqs(send(small))).toEqual([1])
+    // A priority record at the cursor behind bulk ones in flight beyond bulkLimit (but within the credit) goes.
+    const mixed = filled(0).w
+    for (let s = 1; s <= 3; s++) expect(writeRecord(mixed.ring, { seq: s, bulk: true }, body(s, 40))).toBe(true)
+    for (let s = 4; s <= 5; s++) expect(writeRecord(mixed.ring, { seq: s }, body(s, 40))).toBe(true)
+    mixed.ack(STREAM, 0, rec * 8)
+    mixed.bulkLimit = rec * 2
+    expect(seqs(send(mixed))).toEqual([1, 2])
+    expect(mixed.canSend(2)).toBe(false) // the commit limit and the bulk limit both hold seq 3
+    mixed.bulkLimit = rec * 4
+    expect(mixed.canSend(2)).toBe(false) // the commit limit alone
+    expect(seqs(send(mixed, Infinity, 3))).toEqual([3])
+    mixed.bulkLimit = rec * 2 // 3 records in flight: past the bulk limit, not the credit
+    expect(mixed.canSend()).toBe(true)
+    expect(mixed.creditBlocked).toBe(false)
+    expect(seqs(send(mixed))).toEqual([4, 5])
     // Never more than the credit: a bulkLimit above it changes nothing.
     const big = filled(0).w
     for (let s = 1; s <= 4; s++) expect(writeRecord(big.ring, { seq: s, bulk: true }, body(s, 40))).toBe(true)

@@ -85,10 +85,18 @@ describe('RouterService: forgetting a departed member', () => {
     // Backoff: 20 ms, then 40 ms (timers run no earlier than asked).
     expect((asks[1] as number) - (asks[0] as number)).toBeGreaterThanOrEqual(19)
     expect((asks[2] as number) - (asks[1] as number)).toBeGreaterThanOrEqual(39)
-    // Dropped: no more asks.
+    // Dropped: no ask is scheduled any more.
+    expect(svc.forgetsPending).toBe(0)
     const n = asks.length
     await svc.forgetLater(peer) // …unless the host made state for it again
+    expect(svc.forgetsPending).toBe(1)
     await until(() => asks.length > n, 'asked again after forgetLater', 5_000)
+    expect(svc.forgetsPending).toBe(0)
+    // A node leaving asks no more.
+    await svc.forgetLater(peer)
     await svc.leave().catch(() => {})
+    expect(svc.forgetsPending).toBe(0)
+    await svc.forgetLater(peer)
+    expect(svc.forgetsPending).toBe(0)
   })
 })
