@@ -430,15 +430,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
             this.#log.debug({ component: 'membership', event: 'member', peer: m.id, state: m.state, previous: m.previous }, `member ${m.state}`)
             // Back before its entry was dropped: keep it.
             const e = m.state === 'alive' ? this.#peers.get(m.id) : undefined
-            if (e !== undefined) {
-              e.forget = false
-              e.gen++
-              // A routed peer a subscription broadcast skipped while it was flagged (#announce): the whole set now.
-              if (!e.topicsSent && e.slot === undefined && this.#routes.some((r) => r.to === m.id)) {
-                e.topicsSent = true
-                this.#announce('set', [...this.#topics.keys()], e)
-              }
-            }
+            // (A broadcast it missed while flagged reaches it with the whole set: peer:up, or #onRoutes once it is routed.)
+            if (e !== undefined) { e.forget = false; e.gen++ }
           },
           forgotten: async (id) => await this.#onForgotten(id),
           lockLost: (why) => { this.#onLockLost(why) },

@@ -70,7 +70,7 @@ describe('forgetting a departed peer (delivery.forgetAfterMs)', () => {
     expect(a._ringStats().outbound[b.id]).toBeUndefined()
     expect(await a.metrics()).not.toContain(b.id)
     await expect(a.send(b.id, 0)).rejects.toMatchObject({ code: 'UNKNOWN_PEER' })
-    // A subscription made while b is forgotten reaches b once it is back.
+    // A subscription made while b is forgotten reaches b once it is back (with the whole set, at peer:up).
     const news: unknown[] = []
     a.subscribe('news', (m) => { news.push(m.payload) })
 
@@ -179,6 +179,32 @@ describe('forgetting a departed peer (delivery.forgetAfterMs)', () => {
     // Membership forgot b 200 ms after it was dead, long before the message expired (and b was still kept then: keptUntilExpiry).
     expect(gaveUp - dead).toBeGreaterThan(200 + 500)
     at('peer:forgotten')
+  }, 30_000)
+
+  it('a subscription broadcast skipped while a departed peer is kept (a message waits for it) reaches the peer when it is back', async () => {
+    const logs: Array<Record<string, any>> = []
+    const logger = pino({ level: 'debug' }, { write: (line: string) => { logs.push(JSON.parse(line)) } })
+    const a = await makeMesh({ ...FAST, logger, delivery: { forgetAfterMs: 200 } })
+    const b = await spawnNode({ ...FAST, listen: false, bootstrap: [a.addresses[0]], delivery: { forgetAfterMs: 2 ** 31 - 1 } })
+    const bGot = childInbox(b.proc, a.id)
+    await until(() => healthy(a, b.id), { label: 'a sees b' })
+    b.proc.kill('SIGSTOP')
+    await waitFor(a, 'peer:down', { filter: (p: { id: string }) => p.id === b.id, label: 'a loses b' })
+    await a.send(b.id, 1) // held for b (retainMs 5 min): b's entry stays
+    await until(() => logs.some((r) => r.event === 'member:forgotten' && r.peer === b.id), { timeoutMs: 5_000, label: 'membership forgets b' })
+    const written = a._ringStats().outbound[b.id]?.recordsWritten
+    const news: unknown[] = []
+    a.subscribe('news', (m) => { news.push(m.payload) })
+    expect(a._ringStats().outbound[b.id]?.recordsWritten).toBe(written) // skipped
+    const up = waitFor(a, 'peer:up', { filter: (p: { id: string }) => p.id === b.id, timeoutMs: 10_000, label: 'a sees b again' })
+    b.proc.kill('SIGCONT')
+    await up
+    await until(() => bGot.length >= 1, { timeoutMs: 5_000, label: 'b gets the held message' })
+    await a.send(b.id, 2, { ack: true }) // behind the subscription set in a's stream to b
+    await request(b.proc, { type: 'publish', topic: 'news', payload: 'hello' }, 'published')
+    await until(() => news.length > 0, { timeoutMs: 5_000, label: 'b publishes to a\'s topic' })
+    expect(news).toEqual(['hello'])
+    expect(bGot).toEqual([1, 2])
   }, 30_000)
 
   it('with forgetAfterMs Infinity a departed peer is kept, where a node with a finite one drops it', async () => {

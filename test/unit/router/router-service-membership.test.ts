@@ -100,3 +100,35 @@ describe('RouterService: forgetting a departed member', () => {
     expect(svc.forgetsPending).toBe(0)
   })
 })
+
+describe('RouterService: forgetting, when the host fails or the node leaves', () => {
+  async function deadMember (forgotten: (id: string) => boolean | Promise<boolean>): Promise<{ svc: RouterService; peer: string }> {
+    const self = generateIdentity().id
+    const peer = generateIdentity().id
+    const svc = new RouterService({ selfId: self, join: 'open', protocolPeriodMs: 20, reapAfterMs: 50, forgetRetryMs: 20 })
+    await attachFakeIo(svc, 0, { sendMembership: async () => true })
+    await svc.startMembership(['ws://127.0.0.1:1'], { status: () => {}, member: () => {}, routes: () => {}, lockLost: () => {}, lockRecreated: () => {}, forgotten })
+    expect((await svc.claim({ connKey: '0:1', worker: 0, peerId: peer, dialerId: self })).ok).toBe(true)
+    await svc.linkUp('0:1', ['ws://127.0.0.1:2'])
+    await svc.release('0:1')
+    return { svc, peer }
+  }
+
+  it('a failed call to the host is a "not yet": it asks again', async () => {
+    let asks = 0
+    const { svc } = await deadMember(async () => { asks++; if (asks === 1) throw new Error('host busy'); return true })
+    await until(() => asks >= 2, 'asked again after a failure', 10_000)
+    await until(() => svc.forgetsPending === 0, 'nothing left to ask', 5_000)
+    await svc.leave().catch(() => {})
+  })
+
+  it('an answer that comes after leave() schedules nothing', async () => {
+    let answer: ((dropped: boolean) => void) | undefined
+    const { svc } = await deadMember(async () => await new Promise<boolean>((resolve) => { answer = resolve }))
+    await until(() => answer !== undefined, 'the host was asked', 10_000)
+    await svc.leave().catch(() => {})
+    answer?.(false)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(svc.forgetsPending).toBe(0)
+  })
+})
