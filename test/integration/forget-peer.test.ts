@@ -89,7 +89,8 @@ describe('forgetting a departed peer (delivery.forgetAfterMs)', () => {
   }, 30_000)
 
   it('beyond the forgotten peers it keeps positions for, one that comes back still gets every new message (its stream goes on after every number used)', async () => {
-    const a = await makeMesh({ ...FAST, delivery: { forgetAfterMs: 300 } })
+    // (retainMs: d is sent nothing; a's subscription update to it may be unacknowledged when it stops.)
+    const a = await makeMesh({ ...FAST, delivery: { forgetAfterMs: 300, retainMs: 1_000 } })
     a._setMaxForgotten(1)
     const opts = { ...FAST, listen: false, bootstrap: [a.addresses[0]], delivery: { forgetAfterMs: 2 ** 31 - 1 } }
     const [b, c, d] = await Promise.all([spawnNode(opts), spawnNode(opts), spawnNode(opts)])
@@ -113,7 +114,8 @@ describe('forgetting a departed peer (delivery.forgetAfterMs)', () => {
   }, 30_000)
 
   it('remembers how far it got with the peer\'s stream: what a restarted peer resends from its outbox is not delivered twice', async () => {
-    const a = await makeMesh({ ...FAST, delivery: { forgetAfterMs: 300 } })
+    // (retainMs: a's subscription update to b, queued at link-up, may be unacknowledged when b dies; it holds b's entry until it expires.)
+    const a = await makeMesh({ ...FAST, delivery: { forgetAfterMs: 300, retainMs: 1_000 } })
     const dataDir = mkdtempSync(join(tmpdir(), 'meshwork-forget-'))
     dirs.push(dataDir)
     const opts = { ...FAST, listen: false, bootstrap: [a.addresses[0]], dataDir }
