@@ -430,8 +430,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
             this.#log.debug({ component: 'membership', event: 'member', peer: m.id, state: m.state, previous: m.previous }, `member ${m.state}`)
             // Back before its entry was dropped: keep it.
             const e = m.state === 'alive' ? this.#peers.get(m.id) : undefined
-            // (A broadcast it missed while flagged reaches it with the whole set: peer:up, or #onRoutes once it is routed.)
-            if (e !== undefined) { e.forget = false; e.gen++ }
+            if (e !== undefined) this.#isBack(e)
           },
           forgotten: async (id) => await this.#onForgotten(id),
           lockLost: (why) => { this.#onLockLost(why) },
@@ -884,7 +883,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       reachable.add(r.to)
       const e = this.#entryFor(r.to)
       // Reachable: not departed (membership may not have heard yet).
-      if (e.forget) { e.forget = false; e.gen++ }
+      if (e.forget) this.#isBack(e)
       if (e.topicsSent) continue
       e.topicsSent = true
       // An empty set tells a new peer nothing (its view of us starts empty), and
@@ -1097,11 +1096,26 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     if (e === undefined) return true
     // Linked again, or reachable through relays, before membership heard of it: not departed. (A stale
     // route goes with link-state aging; the router asks again.)
-    if (e.slot !== undefined || this.#routes.some((r) => r.to === peerId)) return false
+    if (e.slot !== undefined || this.#routed(peerId)) return false
     if (!e.forget) this.#log.debug({ component: 'mesh', event: 'member:forgotten', peer: peerId }, 'membership forgot a departed peer: its state goes once nothing is queued to it')
     e.forget = true
     if (e.forgetting || !this.#idle(e)) return false
     return await this.#forget(e)
+  }
+
+  /**
+   * The peer is linked, routed or a member again: its entry stays, and a
+   * #forget in progress gives up. (A subscription broadcast it missed while
+   * flagged reaches it with the whole set: peer:up, or #onRoutes.)
+   */
+  #isBack (e: PeerEntry): void {
+    e.forget = false
+    e.gen++
+  }
+
+  /** Whether the route table names `peerId` (reachable, directly or through relays). */
+  #routed (peerId: string): boolean {
+    return this.#routes.some((r) => r.to === peerId)
   }
 
   /** Something that kept a forgotten peer's entry may have ended (see #forget). */
@@ -1116,7 +1130,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    */
   #idle (e: PeerEntry): boolean {
     return e.slot === undefined && !e.pumping && e.sends.size === 0 && e.reloading === undefined && e.ackWaiters.length === 0 &&
-      e.ring.usedBytes() === 0 && !this.#routes.some((r) => r.to === e.info.id)
+      e.ring.usedBytes() === 0 && !this.#routed(e.info.id)
   }
 
   /**
@@ -1555,8 +1569,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     switch (ev.type) {
       case 'peer:up': {
         const e = this.#entryFor(ev.peerId)
-        e.forget = false
-        e.gen++
+        this.#isBack(e)
         e.slot = slot
         e.home = slot
         e.handle = handle
@@ -1574,8 +1587,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       }
       case 'peer:routed': {
         const e = this.#entryFor(ev.peerId)
-        e.forget = false
-        e.gen++
+        this.#isBack(e)
         let m = this.#byHandle.get(slot)
         if (m === undefined) { m = new Map(); this.#byHandle.set(slot, m) }
         m.set(handle, e)

@@ -238,8 +238,6 @@ export interface LogRecord { level: 'debug' | 'info' | 'warn' | 'error'; obj: Re
 export interface IoWorkerStats {
   connections: number
   peers: number
-  /** Peer actors this worker holds (linked, routed, or looking after an unlinked peer's queue). */
-  actors: number
   framesIn: number
   framesOut: number
   bytesIn: number

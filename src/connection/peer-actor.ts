@@ -47,10 +47,10 @@ export const CREDIT_BYTES_PER_MS = 400 * 1000
  * scheduling delays, since every byte in flight is queued in front of our
  * heartbeats, ACKs and priority messages (in socket buffers the lanes cannot
  * reorder). On loopback on our 2-core machine a 100 MiB bulk transfer put
- * heartbeat RTT p99 at 6.5-10 ms with the whole credit, 3.1-4.4 ms with
- * this (perf reliability part c, 3 and 5 runs), for about a quarter less
- * bulk throughput (373-396 MiB/s against 220-281). On a slower link the
- * RTT's share is the credit: bulk runs as fast as priority there.
+ * heartbeat RTT p99 at 6.5-10 ms with the whole credit, 2.7-5.0 ms with
+ * this (perf reliability part c, 3 and 5 runs), for less bulk throughput
+ * (370-400 MiB/s against 170-250). On a link whose RTT's share is the whole
+ * credit (2.5 ms and more), bulk runs as fast as priority.
  */
 export const BULK_MIN_CREDIT_BYTES = 128 * 1024
 /**

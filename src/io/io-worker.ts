@@ -1177,7 +1177,6 @@ export class IoWorker implements ConnectionOwner {
     return {
       connections: this.#conns.size,
       peers: [...this.#actors.values()].filter((a) => a.direct !== undefined).length,
-      actors: this.#actors.size,
       ...this.counters,
       rejectedFrames: { ...this.#rejected },
       refusedHandshakes: { ...this.#refused },

@@ -391,16 +391,22 @@ export class RouterService implements RouterApi {
   #forgetPeer (id: string, attempt: number): void {
     this.#stopForgetting(id)
     const host = this.#host
-    if (host === undefined || this.#left || this.#swim?.member(id)?.state === 'alive') return
-    const again = (dropped: boolean): void => {
-      if (dropped || this.#left || this.#forgetRetry.has(id) || this.#swim?.member(id)?.state === 'alive') return
-      const t = setTimeout(() => { this.#forgetRetry.delete(id); this.#forgetPeer(id, attempt + 1) }, Math.min(FORGET_RETRY_MAX_MS, this.#forgetRetryMs * 2 ** attempt))
-      t.unref()
-      this.#forgetRetry.set(id, t)
-    }
+    if (host === undefined || this.#left || this.#memberAgain(id)) return
+    const again = (dropped: boolean): void => { if (!dropped) this.#askLater(id, attempt + 1) }
     // A failed call is a "not yet": the next ask may find the host able.
     void Promise.resolve(host.forgotten(id)).then(again, () => { again(false) })
   }
+
+  /** Schedule ask number `attempt` (1, 2, …: FORGET_RETRY_MS doubling up to FORGET_RETRY_MAX_MS), unless one is, or no ask is needed. */
+  #askLater (id: string, attempt: number): void {
+    if (this.#left || this.#forgetRetry.has(id) || this.#memberAgain(id)) return
+    const t = setTimeout(() => { this.#forgetRetry.delete(id); this.#forgetPeer(id, attempt) }, Math.min(FORGET_RETRY_MAX_MS, this.#forgetRetryMs * 2 ** (attempt - 1)))
+    t.unref()
+    this.#forgetRetry.set(id, t)
+  }
+
+  /** The forgotten member is alive in SWIM again: nothing to drop. */
+  #memberAgain (id: string): boolean { return this.#swim?.member(id)?.state === 'alive' }
 
   /** leave() ran: no more asks (the node is closing). */
   #left = false
@@ -414,10 +420,7 @@ export class RouterService implements RouterApi {
   }
 
   async forgetLater (id: string): Promise<void> {
-    if (this.#left || this.#forgetRetry.has(id) || this.#swim?.member(id)?.state === 'alive') return
-    const t = setTimeout(() => { this.#forgetRetry.delete(id); this.#forgetPeer(id, 1) }, this.#forgetRetryMs)
-    t.unref()
-    this.#forgetRetry.set(id, t)
+    this.#askLater(id, 1)
   }
 
   /** The IO worker holding an up link to `peerId`. */

@@ -44,6 +44,13 @@ function childInbox (proc: ChildProcess, from: string): number[] {
 const knows = (m: Mesh, id: string): boolean => m.peers().some((p) => p.id === id)
 const healthy = (m: Mesh, id: string): boolean => m.peers().some((p) => p.id === id && p.state === 'healthy')
 
+/** SIGCONT a stopped child peer and wait until `a` has it linked again. */
+async function resume (a: Mesh, peer: { id: string; proc: ChildProcess }): Promise<void> {
+  const up = waitFor(a, 'peer:up', { filter: (p: { id: string }) => p.id === peer.id, timeoutMs: 10_000, label: `${a.id} sees ${peer.id} again` })
+  peer.proc.kill('SIGCONT')
+  await up
+}
+
 /** `m` no longer knows `id`, and none of its IO workers holds an actor for it. */
 async function forgotten (m: Mesh, id: string): Promise<void> {
   await until(async () => !knows(m, id) && !await m._hasActor(id), { timeoutMs: 10_000, label: () => `${m.id} still keeps ${id}: ${JSON.stringify(m.peers())}, ${JSON.stringify(m._ringStats().outbound[id])}` })
@@ -74,9 +81,7 @@ describe('forgetting a departed peer (delivery.forgetAfterMs)', () => {
     const news: unknown[] = []
     a.subscribe('news', (m) => { news.push(m.payload) })
 
-    const up = waitFor(a, 'peer:up', { filter: (p: { id: string }) => p.id === b.id, timeoutMs: 10_000, label: 'a sees b again' })
-    b.proc.kill('SIGCONT')
-    await up
+    await resume(a, b)
     for (const i of range(21, 30)) await a.send(b.id, i, { ack: true })
     await until(() => bGot.length >= 30, { timeoutMs: 5_000, label: () => `b got ${JSON.stringify(bGot)}` })
     expect(bGot).toEqual(range(1, 30))
@@ -104,9 +109,7 @@ describe('forgetting a departed peer (delivery.forgetAfterMs)', () => {
       x.proc.kill('SIGSTOP')
       await forgotten(a, x.id)
     }
-    const up = waitFor(a, 'peer:up', { filter: (p: { id: string }) => p.id === b.id, timeoutMs: 10_000, label: 'a sees b again' })
-    b.proc.kill('SIGCONT')
-    await up
+    await resume(a, b)
     for (const i of range(6, 10)) await a.send(b.id, i, { ack: true })
     await until(() => bGot.length >= 10, { timeoutMs: 5_000, label: () => `b got ${JSON.stringify(bGot)}` })
     expect(bGot).toEqual(range(1, 10))
@@ -198,9 +201,7 @@ describe('forgetting a departed peer (delivery.forgetAfterMs)', () => {
     const news: unknown[] = []
     a.subscribe('news', (m) => { news.push(m.payload) })
     expect(a._ringStats().outbound[b.id]?.recordsWritten).toBe(written) // skipped
-    const up = waitFor(a, 'peer:up', { filter: (p: { id: string }) => p.id === b.id, timeoutMs: 10_000, label: 'a sees b again' })
-    b.proc.kill('SIGCONT')
-    await up
+    await resume(a, b)
     await until(() => bGot.length >= 1, { timeoutMs: 5_000, label: 'b gets the held message' })
     await a.send(b.id, 2, { ack: true }) // behind the subscription set in a's stream to b
     await request(b.proc, { type: 'publish', topic: 'news', payload: 'hello' }, 'published')
