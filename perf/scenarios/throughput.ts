@@ -200,14 +200,26 @@ export async function measure<A> (recv: Measurer, send: Flooder<A>, t: Timing, f
   return control === undefined ? { rate, flood } : { rate, flood, control }
 }
 
-/** One side's pair, respawned after a failed round (its processes may be wedged). */
+/**
+ * One side's pair, respawned after a failed round (its processes may be wedged).
+ * With `fresh`, every round runs on a new pair (the previous one is closed
+ * first): two pairs of identical configuration differ by up to ±15–25 % for
+ * their whole life on this machine (an A/A run of the observability scenario,
+ * one pair per variant: "observed"/"plain" 1.17, 0.93 and 0.96 with both
+ * variants plain, every round of a run on the same side of 1), so a figure
+ * that compares two variants within a few per cent needs many pairs, not
+ * many rounds of one pair.
+ */
 export class Side {
   readonly label: string
   readonly #make: () => Promise<Pair>
+  readonly #fresh: boolean
   #pair: Pair | undefined
+  #used = false
+  readonly #pastScrapes: ScrapeStats[] = []
   readonly errors: string[] = []
 
-  constructor (label: string, make: () => Promise<Pair>) { this.label = label; this.#make = make }
+  constructor (label: string, make: () => Promise<Pair>, opts: { fresh?: boolean } = {}) { this.label = label; this.#make = make; this.#fresh = opts.fresh === true }
 
   /** Spawn and link the pair ahead of the first round (errors surface in that round). */
   async prepare (): Promise<void> {
@@ -216,7 +228,9 @@ export class Side {
 
   async round (size: number, t: Timing): Promise<Round | undefined> {
     try {
+      if (this.#fresh && this.#used) await this.close()
       this.#pair ??= await this.#make()
+      this.#used = true
       return await this.#pair.round(size, t)
     } catch (err) {
       this.errors.push(`${sizeName(size)}: ${String((err as Error)?.message ?? err).split('\n')[0]}`)
@@ -226,10 +240,17 @@ export class Side {
     }
   }
 
-  async close (): Promise<void> { await this.#pair?.close(); this.#pair = undefined }
+  async close (): Promise<void> {
+    // A closed pair's scrape statistics are kept (fresh sides close one per round).
+    const done = await this.#pair?.scrapes?.().catch(() => undefined)
+    if (done !== undefined) this.#pastScrapes.push(...done)
+    await this.#pair?.close()
+    this.#pair = undefined
+    this.#used = false
+  }
 
-  /** Scrape statistics of the current pair's processes (none for raw ws pairs). */
-  async scrapes (): Promise<ScrapeStats[]> { return await this.#pair?.scrapes?.() ?? [] }
+  /** Scrape statistics of this side's processes, every pair's so far (none for raw ws pairs). */
+  async scrapes (): Promise<ScrapeStats[]> { return [...this.#pastScrapes, ...(await this.#pair?.scrapes?.() ?? [])] }
 
   /** Cost of one scrape in the current pair's receiver (undefined for raw ws pairs). */
   async scrapeCost (n: number): Promise<ScrapeCost | undefined> { return await this.#pair?.scrapeCost?.(n) }
