@@ -180,6 +180,11 @@ export class RingBuffer {
   readonly #i32: Int32Array
   readonly #f64: Float64Array
   readonly #u8: Uint8Array
+  /** The data area as 32-bit words (records start 4-aligned): see #headWords. */
+  readonly #d32: Int32Array
+  /** The last record head seen by #append, and its 32-bit word view once it came twice in a row. */
+  #head8: Uint8Array | undefined
+  #head32: Int32Array | undefined
   readonly #dv: DataView
   readonly #mask: number
   readonly #doorbell: Doorbell | undefined
@@ -210,6 +215,7 @@ export class RingBuffer {
     this.#i32 = new Int32Array(sab, 0, HEADER_BYTES / 4)
     this.#f64 = new Float64Array(sab, 0, HEADER_BYTES / 8)
     this.#u8 = new Uint8Array(sab, HEADER_BYTES, capacity)
+    this.#d32 = new Int32Array(sab, HEADER_BYTES, capacity >> 2)
     this.#dv = new DataView(sab, HEADER_BYTES, capacity)
     this.#doorbell = options?.doorbell
     this.#keepAlive = options?.keepAlive ?? true
@@ -739,6 +745,21 @@ export class RingBuffer {
   }
 
   /** Append the record `a[0, aLen) ‖ b` (`len` = aLen + b's length). */
+  /**
+   * A 32-bit view of `a` when it is the same head buffer as last time (a
+   * caller's reused scratch) and word-aligned; undefined otherwise, so a
+   * caller passing a new view each time allocates nothing here.
+   */
+  #headWords (a: Uint8Array): Int32Array | undefined {
+    if (a !== this.#head8) {
+      this.#head8 = a
+      this.#head32 = undefined
+      return undefined
+    }
+    if (this.#head32 === undefined && (a.byteOffset & 3) === 0 && a.length >= 4) this.#head32 = new Int32Array(a.buffer, a.byteOffset, a.length >> 2)
+    return this.#head32
+  }
+
   #append (a: Uint8Array, aLen: number, b: Uint8Array | undefined, len: number): boolean {
     if (len > this.maxRecordBytes) {
       throw new RangeError(`record of ${len} bytes exceeds maxRecordBytes=${this.maxRecordBytes}`)
@@ -774,7 +795,17 @@ export class RingBuffer {
     const whole = aLen === a.length
     if (len < FILL_MIN_BYTES) {
       // Small records (the common case) stay on the inlined set() path.
-      if (whole) u8.set(a, off + 4)
+      const a32 = this.#headWords(a)
+      const words = (aLen + 3) >> 2
+      if (a32 !== undefined && words <= a32.length) {
+        // A reused header scratch (the host's send path): whole words into the
+        // word-aligned record, 2× faster than bytes or set() into shared
+        // memory. Up to 3 bytes past aLen land where b goes next, or in the
+        // record's padding (its size is rounded up to 4).
+        const d32 = this.#d32
+        const base = (off + 4) >> 2
+        for (let i = 0; i < words; i++) d32[base + i] = a32[i] as number
+      } else if (whole) u8.set(a, off + 4)
       else for (let i = 0; i < aLen; i++) u8[off + 4 + i] = a[i] as number
       if (b !== undefined) u8.set(b, off + 4 + aLen)
     } else {

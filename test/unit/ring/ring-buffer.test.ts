@@ -217,6 +217,20 @@ describe('RingBuffer write / drain', () => {
     expect(() => ring.tryWriteHeaded(new Uint8Array(4), 5, new Uint8Array(1))).toThrow(RangeError)
     expect(() => ring.tryWriteHeaded(new Uint8Array(4), -1, new Uint8Array(1))).toThrow(RangeError)
     expect(() => ring.tryWriteHeaded(new Uint8Array(4), 1.5, new Uint8Array(1))).toThrow(RangeError)
+    // A reused scratch (from its second use, 4-aligned: 32-bit words), every head length mod 4, with and without a body.
+    for (const offset of [0, 1, 2, 3]) {
+      const scratch = new Uint8Array(new ArrayBuffer(64), offset, 40)
+      for (let round = 0; round < 3; round++) {
+        for (const [la, lb] of [[1, 0], [2, 1], [3, 5], [4, 0], [5, 3], [7, 0], [9, 9], [12, 300], [13, 0], [40, 0], [40, 1]] as const) {
+          scratch.fill(0xee)
+          const a = payload(la + round, la)
+          scratch.set(a)
+          const b = payload(lb + 3000, lb)
+          expect(ring.tryWriteHeaded(scratch, la, b)).toBe(true)
+          expect(drainAll(ring)).toEqual([Uint8Array.of(...a, ...b)])
+        }
+      }
+    }
     // tryAppend2 is the batch form.
     expect(ring.tryAppend2(payload(1, 3), payload(2, 2))).toBe(true)
     expect(ring.isEmpty()).toBe(true)
@@ -516,6 +530,7 @@ type Op =
   | { kind: 'write', len: number }
   | { kind: 'write2', len: number, split: number }
   | { kind: 'headed', len: number, split: number, junk: number }
+  | { kind: 'headedReused', len: number, split: number }
   | { kind: 'append', len: number }
   | { kind: 'publish' }
   | { kind: 'drain', max: number }
@@ -532,6 +547,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.tuple(lenArb, fc.nat()).map(([len, s]) => ({ kind: 'write2' as const, len, split: s % (len + 1) })) },
   // A header in a larger scratch buffer (tryWriteHeaded): only its first `split` bytes are the record's.
   { weight: 1, arbitrary: fc.tuple(lenArb, fc.nat(), fc.nat({ max: 40 })).map(([len, s, junk]) => ({ kind: 'headed' as const, len, split: s % (len + 1), junk })) },
+  // The same scratch every time (the host's send path): from the second use its header goes in as 32-bit words.
+  { weight: 2, arbitrary: fc.tuple(lenArb, fc.nat()).map(([len, s]) => ({ kind: 'headedReused' as const, len, split: s % (len + 1) })) },
   { weight: 3, arbitrary: lenArb.map((len) => ({ kind: 'append' as const, len })) },
   { weight: 2, arbitrary: fc.constant({ kind: 'publish' as const }) },
   { weight: 3, arbitrary: fc.integer({ min: 0, max: 12 }).map((max) => ({ kind: 'drain' as const, max })) },
@@ -547,9 +564,12 @@ describe('RingBuffer model-based', () => {
       fc.constantFrom(1024, 2048),
       fc.nat({ max: 2 ** 30 - 1 }).map((n) => n * 4), // any 4-aligned uint32 start position
       fc.array(opArb, { maxLength: 250 }),
-      (cap, start, ops) => {
+      fc.integer({ min: 0, max: 3 }),
+      (cap, start, ops, scratchOffset) => {
         const { producer, consumer } = ringAt(cap, start)
         const max = producer.maxRecordBytes
+        // One scratch for every 'headedReused' op, at any alignment (only a 4-aligned one takes the word path).
+        const reused = new Uint8Array(new ArrayBuffer(max + 64), scratchOffset, max + 40)
         // Positions are plain unbounded numbers here: no uint32 tricks in the model.
         const published: ModelRecord[] = []
         const pending: ModelRecord[] = []
@@ -583,6 +603,7 @@ describe('RingBuffer model-based', () => {
             case 'write':
             case 'write2':
             case 'headed':
+            case 'headedReused':
             case 'append': {
               const p = payload(seq++, Math.min(op.len, max))
               const expected = modelAppend(p)
@@ -595,6 +616,12 @@ describe('RingBuffer model-based', () => {
                 const scratch = new Uint8Array(split + op.junk).fill(0xee)
                 scratch.set(p.subarray(0, split))
                 got = producer.tryWriteHeaded(scratch, split, p.subarray(split))
+              } else if (op.kind === 'headedReused') {
+                const split = Math.min(op.split, p.length)
+                // Junk after the header: the word copy may read up to 3 bytes past it, which the body must overwrite.
+                reused.fill(0xee)
+                reused.set(p.subarray(0, split))
+                got = producer.tryWriteHeaded(reused, split, p.subarray(split))
               } else if (op.kind === 'write') {
                 got = producer.tryWrite(p)
               } else {
