@@ -42,11 +42,11 @@ function pollRtt (m: Mesh, to: string, everyMs: number): { timer: NodeJS.Timeout
 }
 
 const api = {
-  async start (a: { listen?: boolean; heartbeatMs?: number; sendQueueBytes?: number; maxMessageBytes?: number; slowMs?: number }): Promise<{ id: string; addresses: string[] }> {
+  async start (a: { listen?: boolean; heartbeatMs?: number; misses?: readonly [unhealthy: number, dead: number]; sendQueueBytes?: number; maxMessageBytes?: number; slowMs?: number }): Promise<{ id: string; addresses: string[] }> {
     const opts: MeshOptions = {
       listen: a.listen === false ? false : 'ws://127.0.0.1:0',
       logger: false,
-      ...(a.heartbeatMs === undefined ? {} : { heartbeat: { intervalMs: a.heartbeatMs, missesUnhealthy: 10, missesDead: 20 } }),
+      ...(a.heartbeatMs === undefined ? {} : { heartbeat: { intervalMs: a.heartbeatMs, missesUnhealthy: a.misses?.[0] ?? 10, missesDead: a.misses?.[1] ?? 20 } }),
       ...(a.sendQueueBytes === undefined ? {} : { sendQueue: { capacityBytes: a.sendQueueBytes } }),
       ...(a.maxMessageBytes === undefined ? {} : { maxMessageBytes: a.maxMessageBytes }),
     }
@@ -179,10 +179,10 @@ const api = {
   },
 
   /** `for (;;) await send()` of { i, pad } for `durationMs`: accepted count, send waits, QUEUE_FULL count; RTT polled meanwhile. */
-  async produce (a: { to: string; size: number; durationMs: number; first: number }): Promise<{ accepted: number; queueFull: number; waitP99Ms: number; waitMaxMs: number; rtt: number[] }> {
+  async produce (a: { to: string; size: number; durationMs: number; first: number; rttEveryMs?: number }): Promise<{ accepted: number; queueFull: number; waitP99Ms: number; waitMaxMs: number; rtt: number[] }> {
     const m = need()
     const pad = Buffer.alloc(a.size, 7)
-    const poll = pollRtt(m, a.to, 10)
+    const poll = pollRtt(m, a.to, a.rttEveryMs ?? 10)
     const waits: number[] = []
     let accepted = 0
     let queueFull = 0
