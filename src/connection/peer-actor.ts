@@ -6,7 +6,7 @@ import { encodeControl } from '../codec/control.js'
 import { FrameType, Lane, PROTOCOL_VERSION } from '../codec/frame.js'
 import type { Connection, FrameSink } from './connection.js'
 import { SendSlab } from './send-slab.js'
-import { copyBytes } from '../ring/copy-bytes.js'
+import { copyBytes, copyWordsOut, FILL_MIN_BYTES } from '../ring/copy-bytes.js'
 
 /** Largest WebSocket message the pump builds from queued frames (dense traffic batches up to this). */
 export const BATCH_BYTES = 256 * 1024
@@ -522,15 +522,18 @@ export class PeerActor {
     // After a rewind the stream's base goes first, in the same envelope as
     // what follows it when routed (see SendWindow.base): lost or kept together.
     let base = this.window.base()
-    if (this.window.canSend(limit)) this.window.next((raw) => {
+    const words = this.window.words
+    if (this.window.canSend(limit)) this.window.nextAt((start, len) => {
       if (full || conn.writeBlocked) return false
       if (base !== undefined) {
         frame(skipFrame(base))
         this.window.baseSent()
         base = undefined
       }
-      frame(raw)
-      total += raw.length
+      // The common case, a small frame to a linked peer, is copied from the ring without a view (no garbage per message).
+      if (!relay && len < FILL_MIN_BYTES) out.addWords(words, start, len)
+      else frame(new Uint8Array(words.u8.buffer, start, len))
+      total += len
       // Stop after a batch's worth so one busy peer cannot starve the others; the loop comes back.
       if (total >= BATCH_BYTES - 1024) full = true
       return true
@@ -566,6 +569,8 @@ class Batches {
   readonly #conn: FrameSink
   readonly #slab: SendSlab
   #room: Buffer | undefined
+  /** A DataView of #room, made when the first frame is copied into it by words. */
+  #roomView: DataView | undefined
   #off = 0
   #frames = 0
   /** Whether anything went to the socket. */
@@ -589,6 +594,19 @@ class Batches {
     this.#frames++
   }
 
+  /** {@link add} of the `len` bytes at `start` (4-aligned) of a SharedArrayBuffer seen as `words`, under FILL_MIN_BYTES: copied without a view. */
+  addWords (words: { readonly i32: Int32Array; readonly u8: Uint8Array }, start: number, len: number): void {
+    let room = this.#room
+    if (room === undefined || this.#off + len > room.length) {
+      this.flush()
+      room = this.#room = this.#slab.room(Math.max(len, MIN_ROOM_BYTES))
+    }
+    const view = this.#roomView ??= new DataView(room.buffer, room.byteOffset, room.length)
+    copyWordsOut(words.i32, words.u8, start, len, room, view, this.#off)
+    this.#off += len
+    this.#frames++
+  }
+
   /** Send `frame` as a message of its own, as it is (no copy), after what is batched. */
   alone (frame: Uint8Array): void {
     this.flush()
@@ -603,6 +621,7 @@ class Batches {
       this.sent = true
     }
     this.#room = undefined
+    this.#roomView = undefined
     this.#off = 0
     this.#frames = 0
   }

@@ -43,9 +43,13 @@ export class SendWindow {
   /** The next record sent must be preceded by the stream's base (see {@link base}). */
   #baseDue = true
 
+  /** The ring's whole SharedArrayBuffer as 32-bit words and as bytes: where {@link nextAt}'s frames are. */
+  readonly words: { readonly i32: Int32Array; readonly u8: Uint8Array }
+
   constructor (ring: RingBuffer) {
     this.ring = ring
     this.#rd = new SendRecordReader(ring.sab)
+    this.words = { i32: new Int32Array(ring.sab, 0, ring.sab.byteLength >> 2), u8: new Uint8Array(ring.sab) }
     this.#cursor = ring.readStart
   }
 
@@ -142,6 +146,17 @@ export class SendWindow {
    * @returns records taken.
    */
   next (fn: (frame: Uint8Array) => boolean, limitSeq = Infinity): number {
+    const sab = this.ring.sab
+    return this.nextAt((start, len) => fn(new Uint8Array(sab, start, len)), limitSeq)
+  }
+
+  /**
+   * {@link next} without a view per record: `fn` gets where the frame is,
+   * `start` (a byte offset into the ring's SharedArrayBuffer, a multiple of
+   * 4; see {@link words}) and its length. The send path copies small frames
+   * from there itself (see copyWordsOut).
+   */
+  nextAt (fn: (start: number, len: number) => boolean, limitSeq = Infinity): number {
     let n = 0
     let inFlight = this.inFlightBytes
     const rd = this.#rd
@@ -152,12 +167,10 @@ export class SendWindow {
     // larger than the skip would leave canSend() false forever with nothing
     // in flight (issue 4).
     let cursor = this.#cursor
-    const sab = this.ring.sab
-    // peekAt + one view of the frame only: one typed array per record, not three.
     this.ring.peekAt(cursor, (at, len, end) => {
       if (inFlight !== 0 && inFlight >= this.#creditFor(at)) return false
       if (limitSeq !== Infinity && rd.seq(at) > limitSeq) return false
-      if (!fn(new Uint8Array(sab, at + SEND_PREFIX_BYTES, len - SEND_PREFIX_BYTES))) return false
+      if (!fn(at + SEND_PREFIX_BYTES, len - SEND_PREFIX_BYTES)) return false
       cursor = end
       inFlight = this.ring.bytesBefore(end)
       n++
@@ -166,6 +179,7 @@ export class SendWindow {
     this.#cursor = cursor
     return n
   }
+
 
   /**
    * The receiver's cumulative ACK: its application has taken everything of

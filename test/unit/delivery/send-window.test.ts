@@ -5,6 +5,7 @@
 import { describe, it, expect } from 'vitest'
 import fc from 'fast-check'
 import { RingBuffer } from '../../../src/ring/ring-buffer.js'
+import { copyWordsOut } from '../../../src/ring/copy-bytes.js'
 import { SendWindow, INITIAL_WINDOW_BYTES } from '../../../src/delivery/send-window.js'
 import { SEND_PREFIX_BYTES, SendRecordFlag, writeSendPrefix } from '../../../src/delivery/send-record.js'
 import { ReceiveStream, Reassembly } from '../../../src/delivery/receive-stream.js'
@@ -62,11 +63,16 @@ function decode (frame: Uint8Array): Sent {
   return { stream: f.stream, seq: f.seq, flags: f.flags, payload: (f.payload ?? new Uint8Array(0)).slice() }
 }
 
-/** next() with an fn that accepts up to `max` frames; the decoded frames sent. */
+/**
+ * nextAt() with an fn that accepts up to `max` frames, each copied out as the
+ * IO worker's send path does (copyWordsOut, no view); the decoded frames sent.
+ */
 function send (w: SendWindow, max = Infinity, limitSeq = Infinity): Sent[] {
   const out: Sent[] = []
-  w.next((frame) => {
+  w.nextAt((start, len) => {
     if (out.length >= max) return false
+    const frame = new Uint8Array(len)
+    copyWordsOut(w.words.i32, w.words.u8, start, len, frame, new DataView(frame.buffer), 0)
     out.push(decode(frame))
     return true
   }, limitSeq)
@@ -84,6 +90,16 @@ function filled (n: number, len = 20, capacity = 4096): { ring: RingBuffer, w: S
 }
 
 describe('SendWindow', () => {
+  it('next() hands over views of the same frames nextAt() locates, and stops where either fn refuses', () => {
+    const a = filled(6, 37)
+    const b = filled(6, 37)
+    const viaNext: Sent[] = []
+    a.w.next((frame) => { if (viaNext.length === 4) return false; viaNext.push(decode(frame)); return true })
+    expect(viaNext.map((f) => f.seq)).toEqual([1, 2, 3, 4])
+    expect(send(b.w, 4)).toEqual(viaNext)
+    expect(send(a.w)).toEqual(send(b.w))
+  })
+
   it('next() sends queued frames in order, each exactly as written, and keeps them in the ring', () => {
     const { ring, w } = filled(5)
     expect(w.windowBytes).toBe(INITIAL_WINDOW_BYTES)

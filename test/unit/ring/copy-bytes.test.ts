@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest'
 import fc from 'fast-check'
-import { concatBytes, copyBytes, copyOut, FILL_MIN_BYTES } from '../../../src/ring/copy-bytes.js'
+import { concatBytes, copyBytes, copyOut, copyWordsOut, FILL_MIN_BYTES } from '../../../src/ring/copy-bytes.js'
 
 const SIZES = [0, 1, 7, FILL_MIN_BYTES - 1, FILL_MIN_BYTES, FILL_MIN_BYTES + 3, 65536 + 5]
 
@@ -87,5 +87,39 @@ describe('copyBytes / copyOut', () => {
     expect(out).toEqual(Buffer.concat(parts.map((p) => Buffer.from(p))))
     expect(() => concatBytes(parts, total + 1)).toThrow(RangeError)
     expect(() => concatBytes(parts, total - 1)).toThrow(RangeError)
+  })
+})
+
+describe('copyWordsOut', () => {
+  it('copies exactly the range, at any length and target offset, touching nothing else', () => {
+    fc.assert(fc.property(
+      fc.integer({ min: 0, max: 600 }), fc.integer({ min: 0, max: 200 }), fc.integer({ min: 0, max: 15 }), fc.integer({ min: 0, max: 7 }),
+      (len, startWords, offset, targetByteOffset) => {
+        const sab = new SharedArrayBuffer(4 * startWords + len + 8)
+        const src8 = new Uint8Array(sab)
+        src8.set(bytes(src8.length, len))
+        const src32 = new Int32Array(sab, 0, sab.byteLength >> 2)
+        const start = 4 * startWords
+        // The target is a view at any byte offset of its buffer (a slab's room is).
+        const target = new Uint8Array(new ArrayBuffer(targetByteOffset + offset + len + 8), targetByteOffset).fill(0xee)
+        copyWordsOut(src32, src8, start, len, target, new DataView(target.buffer, target.byteOffset, target.length), offset)
+        expect(target.subarray(offset, offset + len)).toEqual(src8.subarray(start, start + len))
+        expect(target.subarray(0, offset).every((x) => x === 0xee)).toBe(true)
+        expect(target.subarray(offset + len).every((x) => x === 0xee)).toBe(true)
+      },
+    ), { numRuns: 300 })
+  })
+
+  it('refuses an unaligned start, a source range past the end, a target too small, or a DataView of other bytes', () => {
+    const sab = new SharedArrayBuffer(64)
+    const src8 = new Uint8Array(sab)
+    const src32 = new Int32Array(sab)
+    const target = new Uint8Array(16)
+    const view = new DataView(target.buffer)
+    expect(() => { copyWordsOut(src32, src8, 2, 4, target, view, 0) }).toThrow(RangeError)
+    expect(() => { copyWordsOut(src32, src8, 60, 8, target, view, 0) }).toThrow(RangeError)
+    expect(() => { copyWordsOut(src32, src8, 0, 12, target, view, 8) }).toThrow(RangeError)
+    expect(() => { copyWordsOut(src32, src8, 0, 4, target, new DataView(new ArrayBuffer(32)), 0) }).toThrow(RangeError)
+    expect(() => { copyWordsOut(src32, src8, 0, 16, target, view, 0) }).not.toThrow()
   })
 })
