@@ -192,6 +192,8 @@ interface PendingSend {
   now: number
   recFlags: number
   signal: AbortSignal | undefined
+  /** True once nobody waits for this message any more (a request that timed out or failed): dropped if still unwritten. */
+  over: (() => boolean) | undefined
   wantAck: boolean
   /** Chunks written so far. */
   next: number
@@ -540,7 +542,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     return Promise.resolve(id)
   }
 
-  #send (to: string, type: number, laneNo: number, payload: unknown, ack: boolean, signal: AbortSignal | undefined): Promise<string> {
+  #send (to: string, type: number, laneNo: number, payload: unknown, ack: boolean, signal: AbortSignal | undefined, over?: () => boolean): Promise<string> {
     const entry = this.#target(to, payload, false)
     if (entry instanceof MeshError) return Promise.reject(entry)
     const enc = this.#enc
@@ -581,7 +583,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     // Copy: the caller may reuse its buffer, and msgpackr reuses its own, while
     // we wait. Into recycled chunk buffers (see util/buffer-pool.ts): a fresh
     // copy of a 1 MiB bulk message cost the sending host ~0.7 ms.
-    return this.#sendBlocking(entry, type, laneNo, flags, this.#chunkPool.copyIn(bytes), bytes.length, now, notify, signal, ack)
+    return this.#sendBlocking(entry, type, laneNo, flags, this.#chunkPool.copyIn(bytes), bytes.length, now, notify, signal, ack, over)
   }
 
   /**
@@ -614,9 +616,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    * lane (see LaneQueue) for the peer's send pump. Resolves like a fast-path
    * send once every chunk is in the queue (and, as asked, stored or acked).
    */
-  #sendBlocking (entry: PeerEntry, type: number, laneNo: number, flags: number, parts: Buffer[], size: number, now: number, recFlags: number, signal: AbortSignal | undefined, wantAck: boolean): Promise<string> {
+  #sendBlocking (entry: PeerEntry, type: number, laneNo: number, flags: number, parts: Buffer[], size: number, now: number, recFlags: number, signal: AbortSignal | undefined, wantAck: boolean, over?: () => boolean): Promise<string> {
     return new Promise<string>((resolve, reject) => {
-      entry.sends.push(laneNo, { type, laneNo, flags, parts, size, now, recFlags, signal, wantAck, next: 0, first: 0, last: 0, durable: undefined, resolve, reject })
+      entry.sends.push(laneNo, { type, laneNo, flags, parts, size, now, recFlags, signal, over, wantAck, next: 0, first: 0, last: 0, durable: undefined, resolve, reject })
       void this.#pumpSends(entry)
     })
   }
@@ -651,6 +653,12 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         if (p.next === 0 && p.signal?.aborted === true) {
           entry.sends.shift(p.laneNo)
           p.reject(new MeshError(ErrorCode.TIMEOUT, 'send aborted', { cause: p.signal.reason }))
+          continue
+        }
+        if (p.next === 0 && p.over?.() === true) {
+          // A request that ended (its deadline) while it waited for queue room: never sent, so its handler never runs.
+          entry.sends.shift(p.laneNo)
+          p.reject(new MeshError(ErrorCode.TIMEOUT, 'request ended before it was queued'))
           continue
         }
         const before = p.next
@@ -1442,7 +1450,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       }
       signal?.addEventListener('abort', onAbort, { once: true })
       this.#requests.set(reqId, { peer: to, resolve, reject, timer, cleanup })
-      this.#send(to, FrameType.REQUEST, laneNo, [reqId, method, payload], false, signal).then((msgId) => {
+      // A request that is over (deadline, abort) before its message got into the queue is not sent at all.
+      this.#send(to, FrameType.REQUEST, laneNo, [reqId, method, payload], false, signal, () => !this.#requests.has(reqId)).then((msgId) => {
         const entry = this.#peers.get(to)
         // Still out (a fast response may have settled it already): an 'undelivered' report of its message fails it.
         if (entry === undefined || !this.#requests.has(reqId)) return

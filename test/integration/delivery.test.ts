@@ -376,6 +376,20 @@ describe('request / response', () => {
     expect(undelivered).toHaveLength(1)
   })
 
+  it('a request still waiting for queue room at its deadline is never sent: its handler does not run when the peer is back', async () => {
+    const { a, bid, comeBack } = await awayPeer({ sendQueue: { capacityBytes: 64 * 1024 } })
+    // 50 KiB fills most of the 64 KiB queue; the request's 20 KiB waits for room.
+    await a.send(bid, Buffer.alloc(50 * 1024, 1))
+    const late = a.request(bid, 'm', Buffer.alloc(20 * 1024, 2), { timeoutMs: 300 })
+    await expect(late).rejects.toMatchObject({ code: 'TIMEOUT' })
+    const b2 = await comeBack()
+    let calls = 0
+    b2.handle('m', () => { calls++; return 'ok' })
+    // Behind the first message in the stream, as the timed-out request would have been.
+    expect(await a.request(bid, 'm', 'x')).toBe('ok')
+    expect(calls).toBe(1)
+  })
+
   it('64 requests in flight all complete, each with its own answer', async () => {
     const [a, b] = await makePair()
     b.handle('echo', (p: number) => p * 2)
