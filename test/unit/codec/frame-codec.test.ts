@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest'
+import fc from 'fast-check'
 import { Packr, Unpackr, pack } from 'msgpackr'
 import { MeshError } from '../../../src/errors.js'
 import {
-  CloseCode, FrameFlag, FrameType, Lane, PROTOCOL_VERSION, ProtocolReason, type Frame,
+  CloseCode, FrameFlag, FrameType, Lane, MAX_LANE, PROTOCOL_VERSION, ProtocolReason, type Frame,
 } from '../../../src/codec/frame.js'
 import { DEFAULT_LIMITS, resolveCodecLimits, type CodecLimits } from '../../../src/codec/limits.js'
 import {
@@ -616,6 +617,24 @@ describe('encodeFrameInto / encodeHeaderInto', () => {
     expect(encodeHeaderOnlyInto(f, 300, new Uint8Array(h - 1), 0)).toBe(-1)
   })
 
+  it('an id-less header written straight into a roomy buffer is byte for byte the measured encoding (any field values)', () => {
+    const uint = (max: number): fc.Arbitrary<number> => fc.oneof(fc.constantFrom(0, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x1_0000, 0xffff_ffff, 0x1_0000_0000, max).filter((v) => v <= max), fc.integer({ min: 0, max: Math.min(max, Number.MAX_SAFE_INTEGER) }))
+    fc.assert(fc.property(
+      uint(0xff), uint(0xff), fc.integer({ min: 0, max: MAX_LANE }), uint(0xff), uint(0xffff_ffff), uint(Number.MAX_SAFE_INTEGER), fc.oneof(fc.constant(-1), uint(0xffff_ffff)), fc.integer({ min: 0, max: 5 }),
+      (version, type, lane, flags, stream, seq, n, offset) => {
+        const h = { version, type, lane, flags, src: null, dst: null, stream, seq }
+        const size = headerSize(h, n)
+        const exact = new Uint8Array(offset + size)
+        expect(encodeHeaderOnlyInto(h, n, exact, offset)).toBe(size)
+        const roomy = new Uint8Array(offset + 64).fill(0xee)
+        expect(encodeHeaderOnlyInto(h, n, roomy, offset)).toBe(size)
+        expect(roomy.subarray(offset, offset + size)).toEqual(exact.subarray(offset))
+        expect(roomy.subarray(0, offset).every((x) => x === 0xee)).toBe(true)
+        expect(roomy.subarray(offset + size).every((x) => x === 0xee)).toBe(true)
+      },
+    ), { numRuns: 500 })
+  })
+
   it.each([
     ['flags 256', { flags: 256 }], ['lane 3', { lane: 3 }], ['seq -1', { seq: -1 }], ['seq 1.5', { seq: 1.5 }],
     ['seq NaN', { seq: Number.NaN }], ['seq 2^53', { seq: 2 ** 53 }], ['stream 2^32', { stream: 2 ** 32 }],
@@ -625,6 +644,8 @@ describe('encodeFrameInto / encodeHeaderInto', () => {
     expectProtocol(() => encodeFrame(g), 'bad-field')
     expectProtocol(() => encodeFrameInto(g, new Uint8Array(100), 0), 'bad-field')
     expectProtocol(() => frameSize(g), 'bad-field')
+    // Also on the id-less header's direct path (the hosts' send path).
+    expectProtocol(() => encodeHeaderOnlyInto({ ...g, src: null, dst: null }, 10, new Uint8Array(100), 0), 'bad-field')
   })
 
   it('refuses a bad offset or payload length', () => {
