@@ -658,6 +658,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         if (p.next === 0 && p.over?.() === true) {
           // A request that ended (its deadline) while it waited for queue room: never sent, so its handler never runs.
           entry.sends.shift(p.laneNo)
+          for (const b of p.parts) this.#chunkPool.give(b)
           p.reject(new MeshError(ErrorCode.TIMEOUT, 'request ended before it was queued'))
           continue
         }

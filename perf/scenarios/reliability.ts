@@ -18,7 +18,7 @@
  *    GC of every heap, net of the V8 heaps' free page space) from 5 s into
  *    the slow phase to its end, against the queue budgets + 20 % (plain RSS
  *    growth, against the warm phase, and peak RSS growth are reported too);
- *    heartbeat RTT p99 (100 ms beats) against 10 s idle of the same pair,
+ *    heartbeat RTT p99 (10 ms beats) against 10 s idle of the same pair,
  *    warm, after the fast phase; peer:down count.
  *
  * @module
@@ -58,8 +58,14 @@ async function rawPair (o: RunOptions): Promise<{ round: (size: number, t: { war
     o.children.spawn<RawWsNodeApi>('raw ws receiver', procUrl('raw-ws-node')),
     o.children.spawn<RawWsNodeApi>('raw ws sender', procUrl('raw-ws-node')),
   ])
-  const { url } = await recv.call('listen', null, 10_000)
-  await send.call('connect', { url }, 10_000)
+  try {
+    const { url } = await recv.call('listen', null, 10_000)
+    await send.call('connect', { url }, 10_000)
+  } catch (err) {
+    // Not left running for the rest of the scenario (a fresh Side makes a pair per round).
+    await Promise.all([recv.close(), send.close()])
+    throw err
+  }
   return {
     round: async (size, t) => {
       const maxMs = t.warmupMs + t.measureMs + t.slackMs
@@ -86,6 +92,7 @@ async function throughput64 (o: RunOptions): Promise<{ record: ResultRecord; row
   const rawR: Round[] = []
   const meshR: Round[] = []
   const looseR: Round[] = []
+  const perRound: Array<number | null> = []
   const rate = (x: Round | undefined): string => x === undefined ? 'failed' : int(msgsPerS(x))
   try {
     await Promise.all([raw.prepare(), mesh.prepare(), loose.prepare()])
@@ -98,6 +105,8 @@ async function throughput64 (o: RunOptions): Promise<{ record: ResultRecord; row
         : await (async () => { const m = await mesh.round(64, t); return [await loose.round(64, t), m] as const })()
       if (u !== undefined) looseR.push(u)
       if (m !== undefined) meshR.push(m)
+      // Within the round only: a failed round of either side must not shift the pairing of later ones.
+      if (u !== undefined && m !== undefined) perRound.push(ratio(msgsPerS(m), msgsPerS(u)))
       o.log(`reliability a: round ${k + 1}: raw ${rate(r)}, mesh unreliable ${rate(u)}, mesh reliable ${rate(m)} msgs/s`)
     }
   } finally {
@@ -108,7 +117,6 @@ async function throughput64 (o: RunOptions): Promise<{ record: ResultRecord; row
   const u = median(looseR.map(msgsPerS))
   const r = ratio(m, u)
   // Rounds are interleaved; the per-round ratio shows how much of the spread is the machine's.
-  const perRound = meshR.map((x, i) => looseR[i] === undefined ? null : ratio(msgsPerS(x), msgsPerS(looseR[i] as Round)))
   const record: ResultRecord = {
     name: 'reliable send throughput 64 B',
     issue: 4,

@@ -234,8 +234,7 @@ export class Side {
       return await this.#pair.round(size, t)
     } catch (err) {
       this.errors.push(`${sizeName(size)}: ${String((err as Error)?.message ?? err).split('\n')[0]}`)
-      await this.#pair?.close()
-      this.#pair = undefined
+      await this.close() // keeps its scrape statistics
       return undefined
     }
   }

@@ -53,16 +53,17 @@ function idBytes (s: string): Uint8Array {
   return b
 }
 
-/**
- * The most a header without ids can take: fixarray, version and type (2
- * each), lane (1), flags (2), two nils, stream (5), seq (9), bin32 prefix (5).
- */
-const MAX_IDLESS_HEADER_BYTES = 1 + 2 + 2 + 1 + 2 + 1 + 1 + 5 + 9 + 5
-
 /** Bytes of the minimal msgpack encoding of a non-negative integer. */
 function uintSize (v: number): number {
   return v < 0x80 ? 1 : v < 0x100 ? 2 : v < 0x1_0000 ? 3 : v < 0x1_0000_0000 ? 5 : 9
 }
+
+/**
+ * The most a header without ids can take, for every value checkHeader
+ * admits: fixarray, version, type, lane, flags, two nils, stream, seq, and
+ * the bin32 prefix of a payload length ≤ MAX_BIN (29 bytes today).
+ */
+const MAX_IDLESS_HEADER_BYTES = 1 + uintSize(0xff) + uintSize(0xff) + uintSize(MAX_LANE) + uintSize(MAX_FLAGS) + 1 + 1 + uintSize(MAX_STREAM) + uintSize(MAX_SEQ) + 5
 
 /** Bytes of a str header for a string of n UTF-8 bytes. */
 function strHeaderSize (n: number): number {

@@ -75,8 +75,9 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
  * @throws RangeError if `start` is not 4-aligned or either range is out of bounds.
  */
 export function copyWordsOut (src32: Int32Array, src8: Uint8Array, start: number, len: number, target: Uint8Array, targetView: DataView, offset: number): void {
-  if ((start & 3) !== 0 || start < 0 || len < 0 || start + len > src8.length) throw new RangeError(`copyWordsOut: ${len} bytes at ${start} (must be 4-aligned) of ${src8.length}`)
-  if (offset < 0 || offset + len > target.length || targetView.byteLength !== target.length) throw new RangeError(`copyWordsOut: ${len} bytes at ${offset} do not fit in ${target.length}`)
+  if (!(Number.isInteger(start) && Number.isInteger(len)) || (start & 3) !== 0 || start < 0 || len < 0 || start + len > src8.length) throw new RangeError(`copyWordsOut: ${len} bytes at ${start} (must be 4-aligned) of ${src8.length}`)
+  if (!Number.isInteger(offset) || offset < 0 || offset + len > target.length) throw new RangeError(`copyWordsOut: ${len} bytes at ${offset} do not fit in ${target.length}`)
+  if (targetView.buffer !== target.buffer || targetView.byteOffset !== target.byteOffset || targetView.byteLength !== target.length) throw new RangeError('copyWordsOut: targetView must be a DataView over exactly the bytes of target')
   const words = len >> 2
   const base = start >> 2
   for (let i = 0; i < words; i++) targetView.setInt32(offset + 4 * i, src32[base + i] as number, LITTLE_ENDIAN)

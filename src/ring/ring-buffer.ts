@@ -744,7 +744,6 @@ export class RingBuffer {
     return this.#fitsWith(this.#tailCache, need)
   }
 
-  /** Append the record `a[0, aLen) ‖ b` (`len` = aLen + b's length). */
   /**
    * A 32-bit view of `a` when it is the same head buffer as last time (a
    * caller's reused scratch) and word-aligned; undefined otherwise, so a
@@ -760,6 +759,7 @@ export class RingBuffer {
     return this.#head32
   }
 
+  /** Append the record `a[0, aLen) ‖ b` (`len` = aLen + b's length). */
   #append (a: Uint8Array, aLen: number, b: Uint8Array | undefined, len: number): boolean {
     if (len > this.maxRecordBytes) {
       throw new RangeError(`record of ${len} bytes exceeds maxRecordBytes=${this.maxRecordBytes}`)

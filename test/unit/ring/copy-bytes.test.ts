@@ -120,6 +120,9 @@ describe('copyWordsOut', () => {
     expect(() => { copyWordsOut(src32, src8, 60, 8, target, view, 0) }).toThrow(RangeError)
     expect(() => { copyWordsOut(src32, src8, 0, 12, target, view, 8) }).toThrow(RangeError)
     expect(() => { copyWordsOut(src32, src8, 0, 4, target, new DataView(new ArrayBuffer(32)), 0) }).toThrow(RangeError)
+    // Same length, other memory; a NaN start.
+    expect(() => { copyWordsOut(src32, src8, 0, 4, target, new DataView(new ArrayBuffer(16)), 0) }).toThrow(RangeError)
+    expect(() => { copyWordsOut(src32, src8, Number.NaN, 4, target, view, 0) }).toThrow(RangeError)
     expect(() => { copyWordsOut(src32, src8, 0, 16, target, view, 0) }).not.toThrow()
   })
 })
