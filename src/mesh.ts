@@ -307,6 +307,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #localPublishes = 0
   #status: MeshStatus = { state: 'healthy', members: 0, reachable: 0, unreachable: 0 }
   #routes: RouteInfo[] = []
+  /** Destinations of #routes (other than this node): what #routed looks up. */
+  #reachable = new Set<string>()
 
   private constructor (opts: ResolvedMeshOptions, identity: Identity, log: Logger, store: OutboxStore | undefined, lock: DataDirLock | undefined) {
     super()
@@ -650,16 +652,14 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           for (const q of entry.sends.removeWhere(() => true)) q.reject(new MeshError(ErrorCode.CLOSED, 'the mesh closed while the send waited for queue space'))
           return
         }
-        if (p.next === 0 && p.signal?.aborted === true) {
-          entry.sends.shift(p.laneNo)
-          p.reject(new MeshError(ErrorCode.TIMEOUT, 'send aborted', { cause: p.signal.reason }))
-          continue
-        }
-        if (p.next === 0 && p.over?.() === true) {
-          // A request that ended (its deadline) while it waited for queue room: never sent, so its handler never runs.
+        // Aborted, or a request that ended (its deadline) while it waited for queue room: never sent, so a handler never runs.
+        const aborted = p.signal?.aborted === true
+        if (p.next === 0 && (aborted || p.over?.() === true)) {
           entry.sends.shift(p.laneNo)
           for (const b of p.parts) this.#chunkPool.give(b)
-          p.reject(new MeshError(ErrorCode.TIMEOUT, 'request ended before it was queued'))
+          p.reject(aborted
+            ? new MeshError(ErrorCode.TIMEOUT, 'send aborted', { cause: p.signal?.reason })
+            : new MeshError(ErrorCode.TIMEOUT, 'request ended before it was queued'))
           continue
         }
         const before = p.next
@@ -887,6 +887,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     // Reachable through relays: such a peer can be sent to (its queue is made
     // now), and learns our subscriptions like a direct peer does.
     const reachable = new Set<string>()
+    this.#reachable = reachable
     for (const r of routes) {
       if (r.to === this.id) continue
       reachable.add(r.to)
@@ -1124,7 +1125,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
 
   /** Whether the route table names `peerId` (reachable, directly or through relays). */
   #routed (peerId: string): boolean {
-    return this.#routes.some((r) => r.to === peerId)
+    return this.#reachable.has(peerId)
   }
 
   /** Something that kept a forgotten peer's entry may have ended (see #forget). */

@@ -583,11 +583,7 @@ class Batches {
 
   /** Append a copy of `frame` to the current message (a new one if it does not fit). */
   add (frame: Uint8Array): void {
-    let room = this.#room
-    if (room === undefined || this.#off + frame.length > room.length) {
-      this.flush()
-      room = this.#room = this.#slab.room(Math.max(frame.length, MIN_ROOM_BYTES))
-    }
+    const room = this.#roomFor(frame.length)
     // Usually a view of a send ring: see copy-bytes.ts for why not set().
     copyBytes(room, this.#off, frame)
     this.#off += frame.length
@@ -596,15 +592,19 @@ class Batches {
 
   /** {@link add} of the `len` bytes at `start` (4-aligned) of a SharedArrayBuffer seen as `words`, under FILL_MIN_BYTES: copied without a view. */
   addWords (words: { readonly i32: Int32Array; readonly u8: Uint8Array }, start: number, len: number): void {
-    let room = this.#room
-    if (room === undefined || this.#off + len > room.length) {
-      this.flush()
-      room = this.#room = this.#slab.room(Math.max(len, MIN_ROOM_BYTES))
-    }
+    const room = this.#roomFor(len)
     const view = this.#roomView ??= new DataView(room.buffer, room.byteOffset, room.length)
     copyWordsOut(words.i32, words.u8, start, len, room, view, this.#off)
     this.#off += len
     this.#frames++
+  }
+
+  /** The current message's room with `len` bytes free at #off (the message so far sent first, if they do not fit). */
+  #roomFor (len: number): Buffer {
+    const room = this.#room
+    if (room !== undefined && this.#off + len <= room.length) return room
+    this.flush()
+    return (this.#room = this.#slab.room(Math.max(len, MIN_ROOM_BYTES)))
   }
 
   /** Send `frame` as a message of its own, as it is (no copy), after what is batched. */

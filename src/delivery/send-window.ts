@@ -21,7 +21,6 @@ export interface Expired {
 /** Credit assumed before the receiver's first ACK. */
 export const INITIAL_WINDOW_BYTES = 256 * 1024
 
-
 /**
  * The sending half of one reliable stream, over the peer's send queue ring
  * (sans-IO: no socket, no clock). The ring is the retransmit buffer:
@@ -140,21 +139,14 @@ export class SendWindow {
 
   /**
    * Visit records to send, in order, while credit lasts (with nothing in flight
-   * one record always goes, so a record larger than the window is not stuck). `fn`
-   * returns false to stop before a record (it stays for the next call).
-   * Records with a seq above `limitSeq` are not sent yet (not yet durable).
+   * one record always goes, so a record larger than the window is not stuck).
+   * `fn` gets where each frame is, without a view of it: `start`, a byte
+   * offset into the ring's SharedArrayBuffer (a multiple of 4; see
+   * {@link words}), and its length; the send path copies small frames from
+   * there itself (copyWordsOut). `fn` returns false to stop before a record
+   * (it stays for the next call). Records with a seq above `limitSeq` are not
+   * sent yet (not yet durable).
    * @returns records taken.
-   */
-  next (fn: (frame: Uint8Array) => boolean, limitSeq = Infinity): number {
-    const sab = this.ring.sab
-    return this.nextAt((start, len) => fn(new Uint8Array(sab, start, len)), limitSeq)
-  }
-
-  /**
-   * {@link next} without a view per record: `fn` gets where the frame is,
-   * `start` (a byte offset into the ring's SharedArrayBuffer, a multiple of
-   * 4; see {@link words}) and its length. The send path copies small frames
-   * from there itself (see copyWordsOut).
    */
   nextAt (fn: (start: number, len: number) => boolean, limitSeq = Infinity): number {
     let n = 0

@@ -90,17 +90,17 @@ function filled (n: number, len = 20, capacity = 4096): { ring: RingBuffer, w: S
 }
 
 describe('SendWindow', () => {
-  it('next() hands over views of the same frames nextAt() locates, and stops where either fn refuses', () => {
+  it('nextAt() locates each frame: a view at (start, len) reads what the word copy reads, and it stops where fn refuses', () => {
     const a = filled(6, 37)
     const b = filled(6, 37)
-    const viaNext: Sent[] = []
-    a.w.next((frame) => { if (viaNext.length === 4) return false; viaNext.push(decode(frame)); return true })
-    expect(viaNext.map((f) => f.seq)).toEqual([1, 2, 3, 4])
-    expect(send(b.w, 4)).toEqual(viaNext)
+    const viaView: Sent[] = []
+    a.w.nextAt((start, len) => { if (viaView.length === 4) return false; viaView.push(decode(new Uint8Array(a.ring.sab, start, len))); return true })
+    expect(viaView.map((f) => f.seq)).toEqual([1, 2, 3, 4])
+    expect(send(b.w, 4)).toEqual(viaView)
     expect(send(a.w)).toEqual(send(b.w))
   })
 
-  it('next() sends queued frames in order, each exactly as written, and keeps them in the ring', () => {
+  it('nextAt() sends queued frames in order, each exactly as written, and keeps them in the ring', () => {
     const { ring, w } = filled(5)
     expect(w.windowBytes).toBe(INITIAL_WINDOW_BYTES)
     expect(w.pending).toBe(true)
@@ -159,7 +159,7 @@ describe('SendWindow', () => {
     expect(w.windowBytes).toBe(rec * 2.5)
   })
 
-  it('bulk-lane records go out behind at most bulkLimit bytes in flight, priority ones behind the whole credit; canSend and creditBlocked agree with next()', () => {
+  it('bulk-lane records go out behind at most bulkLimit bytes in flight, priority ones behind the whole credit; canSend and creditBlocked agree with nextAt()', () => {
     const ring = RingBuffer.create(8192)
     const w = new SendWindow(ring)
     for (let s = 1; s <= 8; s++) expect(writeRecord(ring, { seq: s, bulk: true }, body(s, 40))).toBe(true)
@@ -480,7 +480,7 @@ describe('SendWindow', () => {
     expect(ring.isEmpty()).toBe(true)
   })
 
-  // Regression: a next() that stopped (credit or the socket) right before a
+  // Regression: a nextAt() that stopped (credit or the socket) right before a
   // record that sits after a WRAP marker left its cursor past the marker, so
   // the skipped bytes counted as "in flight". Once everything really in
   // flight was acknowledged, inFlightBytes stayed at the skip; with a window
@@ -579,10 +579,10 @@ describe('SendWindow', () => {
         let committed = durable ? 0 : Infinity
         const pump = (max: number): void => {
           let n = 0
-          w.next((frame) => {
+          w.nextAt((start, len) => {
             if (n >= max) return false
             n++
-            const f = frame.slice()
+            const f = new Uint8Array(w.ring.sab, start, len).slice()
             if (decodeFrame(f, 0).frame.seq > committed) expect.fail('sent a frame beyond the committed seq')
             wire.push(f)
             return true
