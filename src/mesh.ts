@@ -317,8 +317,11 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     this.#log = log
     this.#store = store
     this.#lock = lock
-    // A durable outbox keeps the epoch, so receivers dedup what a restarted sender resends.
-    this.#epoch = store?.epoch ?? (randomBytes(4).readUInt32LE(0) || 1)
+    // A new epoch per process, with a durable outbox too: its stored messages are resent in the
+    // epochs they were first sent in (their frames say which), so receivers dedup them, while new
+    // messages never take a (epoch, seq) an earlier process may have sent, even without a durable
+    // copy (a failed outbox write, then a crash: lastSeq never saw it).
+    this.#epoch = randomBytes(4).readUInt32LE(0) || 1
     this.#lender = opts.borrowPayloads ? new PayloadLender(CHUNK_BYTES) : undefined
     // A chunk plus its record framing must fit half the send queue ring.
     this.#chunkBytes = Math.min(CHUNK_BYTES, Math.floor(opts.sendQueue.capacityBytes / 2) - SEND_PREFIX_BYTES - FRAME_OVERHEAD - 64)
@@ -791,7 +794,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           // The stored frame is ours: its type says whether it is the mesh's own (a SUBSCRIBE update), its lane whether it is bulk.
           const f = decodeFrame(m.frame, 0).frame
           const kind = (f.type === FrameType.SUBSCRIBE ? SendRecordFlag.INTERNAL : 0) | (f.lane === Lane.BULK ? SendRecordFlag.BULK : 0)
-          writeSendPrefix(prefix, 0, { seq: m.seq, enqueuedAt: m.enqueuedAt, stream: this.#epoch, chunk: m.seq - m.messageId, flags: SendRecordFlag.NOTIFY_ACK | more | kind })
+          writeSendPrefix(prefix, 0, { seq: m.seq, enqueuedAt: m.enqueuedAt, stream: f.stream, chunk: m.seq - m.messageId, flags: SendRecordFlag.NOTIFY_ACK | more | kind })
           while (!e.ring.tryWrite2(prefix, m.frame)) {
             if (this.#closing !== undefined) return
             // More stored than one queue holds: the worker drains it once the peer is back.
@@ -930,12 +933,25 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       try {
         await this.#sup.close(this.#opts.closeTimeoutMs)
         this.#finish()
-        await this.#store?.close()
+        await this.#closeStore()
       } finally {
         await this.#lock?.release()
       }
     })()
     await this.#closing
+  }
+
+  /**
+   * Close the durable outbox. Its failure (an earlier write failed: already
+   * reported as an 'error' event, or the final flush) is logged, not thrown:
+   * close() and destroy() must still finish and release the dataDir.
+   */
+  async #closeStore (): Promise<void> {
+    try {
+      await this.#store?.close()
+    } catch (err) {
+      this.#log.warn({ component: 'mesh', event: 'outbox:close-failed', err: (err as Error).message }, 'closing the durable outbox failed')
+    }
   }
 
   /** Immediate close: queued frames are dropped. Idempotent. */
@@ -945,7 +961,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         try {
           await this.#sup.destroy()
           this.#finish()
-          await this.#store?.close()
+          await this.#closeStore()
         } finally {
           await this.#lock?.release()
         }
@@ -1025,6 +1041,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
 
   /** @internal test hook: crash IO worker `index` (it is restarted). */
   _crashIoWorker (index = 0): void { this.#sup.crashIo(index) }
+
+  /** @internal test hook: make every durable-outbox write from now on fail with `message` (as a failed commit does). */
+  _failOutboxWrites (message: string): void { this.#store?._failWrites(new Error(message)) }
 
   async #dial (url: string, expectedId: string | undefined, persistent = false): Promise<string> {
     if (this.#closing !== undefined) throw new MeshError(ErrorCode.CLOSED, 'the mesh is closed')
@@ -1639,7 +1658,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         break
       }
       case 'acked': {
-        if (ev.stream === this.#epoch) this.#store?.ackThrough(ev.peerId, ev.seq)
+        // ev.seq is the last record the ACK released (any epoch: reloaded messages keep theirs), and
+        // the queue holds records in seq order: the store drops exactly what was released.
+        this.#store?.ackThrough(ev.peerId, ev.seq)
         const e = this.#peers.get(ev.peerId)
         if (e === undefined) return
         while (e.ackWaiters.length > 0 && (e.ackWaiters[0]?.last ?? Infinity) <= ev.seq) {
@@ -1650,7 +1671,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         break
       }
       case 'undelivered': {
-        if (ev.stream === this.#epoch) this.#store?.ackThrough(ev.peerId, ev.throughSeq)
+        this.#store?.ackThrough(ev.peerId, ev.throughSeq)
         const e = this.#peers.get(ev.peerId)
         // Reported once: a message the receiver said it discarded may expire later with its queued rest.
         const fresh = e === undefined ? ev.ids : ev.ids.filter((id) => !e.givenUp.has(id))

@@ -291,7 +291,7 @@ export type InboundEvent =
   | { type: 'peer:failed'; peerId: string; reason: string }
   /** A peer reached through relays got an actor (this handle) here: its frames follow. Not a direct link (no peer:up). */
   | { type: 'peer:routed'; peerId: string }
-  /** The peer acknowledged our stream up to `seq`, releasing records that asked to be told (ack: true, durable outbox). */
+  /** The peer's ACK released our queued records of `stream` through `seq` (the last released), among them records that asked to be told (ack: true, durable outbox). */
   | { type: 'acked'; peerId: string; stream: number; seq: number }
   /** Messages given up on (retention expired, peer failed): ids are first-chunk seqs. */
   | { type: 'undelivered'; peerId: string; ids: number[]; reason: string; stream: number; throughSeq: number }

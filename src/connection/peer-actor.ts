@@ -554,7 +554,7 @@ export class PeerActor {
 }
 
 /** onAck's result for an actor that does not own the ring. */
-const NOTHING_ACKED: AckResult = Object.freeze({ released: 0, notify: false })
+const NOTHING_ACKED: AckResult = Object.freeze({ released: 0, notify: false, throughSeq: 0 })
 
 /** A SKIP frame: everything of `s.stream` up to `s.seq` is settled (expired, or the stream's base after a rewind). */
 function skipFrame (s: { stream: number; seq: number }): Uint8Array {

@@ -9,7 +9,8 @@
  *              value, binary:   u8 format | f64 LE enqueuedAt | f64 LE messageId | frame bytes…
  *   high-water key peer → lastSeq(peer) as of that peer's latest deletion
  *              (written only together with a deletion, see below)
- *   meta       'format' → 1, 'epoch' → this node's stream epoch
+ *   meta       'format' → 1  (stores of earlier versions also hold an
+ *              'epoch', now unused: each frame carries its own epoch)
  * ```
  * Values are raw bytes behind a 17-byte header rather than msgpack: a put is
  * one allocation and one copy with no encoder, the frame comes back as a view
@@ -43,7 +44,6 @@
  *
  * @module
  */
-import { randomInt } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { open, type Database, type RootDatabase } from 'lmdb'
@@ -148,11 +148,6 @@ function checkSeq (seq: unknown, name = 'seq'): asserts seq is number {
  * await store.close()
  */
 export class OutboxStore {
-  /**
-   * This node's persistent stream epoch: a random uint32 in [1, 2^32-1],
-   * created on first open of the `dataDir` and reused after every restart.
-   */
-  readonly epoch: number
   /** Directory of the LMDB environment, `<dataDir>/outbox`. */
   readonly path: string
   /** True when commits are not fsynced (see {@link OutboxStoreOptions.noSync}). */
@@ -168,21 +163,21 @@ export class OutboxStore {
   #closed = false
   /** First failure of a background write (ack, remove); reported by flush/close/put. */
   #error: unknown = undefined
+  /** Set by the {@link _failWrites} test hook. */
+  #writesFail = false
 
   private constructor (path: string, noSync: boolean, root: RootDatabase, messages: Database<Buffer, [string, number]>,
-    highWater: Database<number, string>, epoch: number) {
+    highWater: Database<number, string>) {
     this.path = path
     this.noSync = noSync
     this.#root = root
     this.#messages = messages
     this.#highWater = highWater
-    this.epoch = epoch
   }
 
   /**
    * Open or create the store at `<dataDir>/outbox` (directories are created
-   * with mode 0700), creating the epoch on first use and loading the index of
-   * stored messages.
+   * with mode 0700), and load the index of stored messages.
    *
    * @param dataDir the node's data directory (`MeshOptions.dataDir`)
    * @throws TypeError (rejection) for a bad `dataDir`
@@ -208,22 +203,16 @@ export class OutboxStore {
       const highWater = root.openDB<number, string>({ name: 'high-water' })
       const meta = root.openDB<number, string>({ name: 'meta' })
       // Once per open, so a synchronous (committed, fsynced) transaction is fine.
-      const epoch = root.transactionSync(() => {
+      root.transactionSync(() => {
         const format = meta.get('format')
         if (format !== undefined && format !== OUTBOX_FORMAT) {
           throw new MeshError(ErrorCode.INVALID_OPTIONS,
             `options.dataDir: outbox at ${path} has format ${String(format)}, this meshwork reads format ${OUTBOX_FORMAT}`,
             { details: { path, format } })
         }
-        let e = meta.get('epoch')
-        if (e === undefined) {
-          e = randomInt(1, 0x1_0000_0000)
-          meta.putSync('format', OUTBOX_FORMAT)
-          meta.putSync('epoch', e)
-        }
-        return e
+        if (format === undefined) meta.putSync('format', OUTBOX_FORMAT)
       })
-      const store = new OutboxStore(path, noSync, root, messages, highWater, epoch)
+      const store = new OutboxStore(path, noSync, root, messages, highWater)
       store.#load()
       return store
     } catch (err) {
@@ -316,6 +305,16 @@ export class OutboxStore {
     })
   }
 
+  /**
+   * @internal test hook: every write from now on fails with `err` and
+   * commits nothing (a disk that stays full): puts reject, deletions and
+   * their high-water records are lost.
+   */
+  _failWrites (err: Error): void {
+    this.#error ??= err
+    this.#writesFail = true
+  }
+
   /** Add `seq` to the index; false if it was already there (an overwrite). */
   #insert (p: PeerIndex, seq: number): boolean {
     const { seqs } = p
@@ -359,6 +358,7 @@ export class OutboxStore {
    * high-water record, in one transaction (see the lastSeq invariant above).
    */
   #delete (peer: string, p: PeerIndex, seqs: readonly number[]): void {
+    if (this.#writesFail) return
     const record = p.last > p.recorded
     if (record) p.recorded = p.last
     const last = p.last

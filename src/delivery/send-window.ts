@@ -7,6 +7,12 @@ export interface AckResult {
   released: number
   /** A released record asked for an `acked` event (SendRecordFlag.NOTIFY_ACK). */
   notify: boolean
+  /**
+   * Sequence number of the last record released (0 if none): what the ACK
+   * settled in this queue, whatever seq the peer named (a stale ACK of an
+   * epoch whose seqs ran higher must not settle this queue's later records).
+   */
+  throughSeq: number
 }
 
 /** Messages given up on by {@link SendWindow.expire}. */
@@ -33,6 +39,15 @@ export const INITIAL_WINDOW_BYTES = 256 * 1024
  *   TAIL (readStart)          cursor                HEAD
  *   | sent, awaiting ACK      | queued, not yet sent |
  * ```
+ *
+ * The queue may hold records of more than one stream epoch: a sender
+ * restarted with a durable outbox resends its stored messages in the epochs
+ * they were sent in, and sends new ones in an epoch of its own (a new epoch
+ * per process, so that no sequence number of an earlier process is ever
+ * reused, even one sent without a durable copy). An epoch's records go out
+ * only once every record of the one before is acknowledged, and after a base
+ * (see {@link base}): a receiver's ACK names one epoch, and one that moved on
+ * to the next epoch could no longer acknowledge the rest of the last.
  */
 export class SendWindow {
   readonly ring: RingBuffer
@@ -41,6 +56,8 @@ export class SendWindow {
   #window = INITIAL_WINDOW_BYTES
   /** The next record sent must be preceded by the stream's base (see {@link base}). */
   #baseDue = true
+  /** Epoch of the records taken since the last base (undefined: none since a rewind). */
+  #epoch: number | undefined
 
   /** The ring's whole SharedArrayBuffer as 32-bit words and as bytes: where {@link nextAt}'s frames are. */
   readonly words: { readonly i32: Int32Array; readonly u8: Uint8Array }
@@ -74,8 +91,13 @@ export class SendWindow {
     const inFlight = this.inFlightBytes
     if (inFlight >= this.#window) return false
     let ok = false
-    this.ring.peekAt(this.#cursor, (at) => { ok = this.#rd.seq(at) <= limitSeq && (inFlight === 0 || inFlight < this.#creditFor(at)); return false })
+    this.ring.peekAt(this.#cursor, (at) => { ok = this.#rd.seq(at) <= limitSeq && (inFlight === 0 || (inFlight < this.#creditFor(at) && !this.#newEpochAt(at))); return false })
     return ok
+  }
+
+  /** The record at `at` starts another epoch than the records taken before it: it waits for their ACK, then a base. */
+  #newEpochAt (at: number): boolean {
+    return this.#epoch !== undefined && this.#rd.stream(at) !== this.#epoch
   }
 
   /** Records are queued beyond the cursor but the credit (its share for the next record) is used up: only an ACK lets them go. */
@@ -99,6 +121,7 @@ export class SendWindow {
   rewind (): void {
     this.#cursor = this.ring.readStart
     this.#baseDue = true
+    this.#epoch = undefined
   }
 
   /**
@@ -109,17 +132,23 @@ export class SendWindow {
    * receiver could not tell a resumed stream from one whose first frames a
    * relay dropped (it would take the first frame to arrive as the start and
    * silently lose those before it). Undefined when none is owed, or nothing
-   * is queued to send.
+   * is queued to send. Also owed ahead of the first record of another
+   * epoch, once nothing of the epoch before is in flight.
    */
   base (): { stream: number; seq: number } | undefined {
-    if (!this.#baseDue) return undefined
     let b: { stream: number; seq: number } | undefined
-    this.ring.peekAt(this.#cursor, (at) => { b = { stream: this.#rd.stream(at), seq: this.#rd.seq(at) - 1 }; return false })
+    this.ring.peekAt(this.#cursor, (at) => {
+      if (this.#baseDue || (this.#newEpochAt(at) && this.inFlightBytes === 0)) b = { stream: this.#rd.stream(at), seq: this.#rd.seq(at) - 1 }
+      return false
+    })
     return b
   }
 
-  /** The base went out ahead of the record at the cursor. */
-  baseSent (): void { this.#baseDue = false }
+  /** The base {@link base} returned went out ahead of the record at the cursor. */
+  baseSent (): void {
+    this.#baseDue = false
+    this.ring.peekAt(this.#cursor, (at) => { this.#epoch = this.#rd.stream(at); return false })
+  }
 
   /**
    * The message id (its first chunk's seq) of queued record `seq` of
@@ -145,7 +174,9 @@ export class SendWindow {
    * {@link words}), and its length; the send path copies small frames from
    * there itself (copyWordsOut). `fn` returns false to stop before a record
    * (it stays for the next call). Records with a seq above `limitSeq` are not
-   * sent yet (not yet durable).
+   * sent yet (not yet durable). A record of another epoch than the records
+   * before it waits until none is in flight; the caller sends {@link base}
+   * (owed then) ahead of it.
    * @returns records taken.
    */
   nextAt (fn: (start: number, len: number) => boolean, limitSeq = Infinity): number {
@@ -162,7 +193,10 @@ export class SendWindow {
     this.ring.peekAt(cursor, (at, len, end) => {
       if (inFlight !== 0 && inFlight >= this.#creditFor(at)) return false
       if (limitSeq !== Infinity && rd.seq(at) > limitSeq) return false
+      // Another epoch: only once everything before it is acknowledged; its base (from base()) goes first.
+      if (inFlight !== 0 && this.#newEpochAt(at)) return false
       if (!fn(at + SEND_PREFIX_BYTES, len - SEND_PREFIX_BYTES)) return false
+      this.#epoch ??= rd.stream(at)
       cursor = end
       inFlight = this.ring.bytesBefore(end)
       n++
@@ -183,15 +217,17 @@ export class SendWindow {
     let pos = this.ring.readStart
     let released = 0
     let notify = false
+    let throughSeq = 0
     this.ring.peekAt(pos, (at, _len, end) => {
       if (rd.stream(at) !== stream || rd.seq(at) > seq) return false
       if ((rd.flags(at) & SendRecordFlag.NOTIFY_ACK) !== 0) notify = true
+      throughSeq = rd.seq(at)
       pos = end
       released++
       return true
     })
     if (released > 0) this.#releaseTo(pos, released)
-    return { released, notify }
+    return { released, notify, throughSeq }
   }
 
   /**

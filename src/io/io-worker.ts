@@ -490,7 +490,8 @@ export class IoWorker implements ConnectionOwner {
     const r = actor.onAck(stream, seq, w, d === undefined ? undefined : () => { for (const x of d) this.#discarded(actor, stream, x) })
     actor.settleSkip(stream, seq)
     if (r.released > 0 && actor.via !== undefined) this.#rto.set(actor, { since: performance.now(), rto: RELAY_RTO_MS })
-    if (r.notify) this.#inbound.event(actor.handle, { type: 'acked', peerId: actor.peerId, stream, seq })
+    // The seq of the last record released, not the peer's: the host settles its outbox and ack waiters through it.
+    if (r.notify) this.#inbound.event(actor.handle, { type: 'acked', peerId: actor.peerId, stream, seq: r.throughSeq })
     // Credit opened: pump, if that lets anything go (a wake-up of our own loop costs a syscall).
     if ((r.released > 0 || w !== undefined) && actor.ready) this.#doorbell.ring()
   }

@@ -142,6 +142,32 @@ describe('reliable delivery', () => {
     expect(got.filter((g) => g.lane === 'bulk').map((g) => g.v)).toEqual([300 * 1024])
   })
 
+  it('durable outbox: after a message went out without a durable copy (its outbox write failed) and the sender crashed, the restarted sender never reuses its seq: what it sends next is delivered, not taken for a duplicate', async () => {
+    const aDir = await mkdtemp(join(tmpdir(), 'mw-outbox-fail-'))
+    const b = await makeMesh()
+    const got: unknown[] = []
+    b.on('message', (m) => { got.push(m.payload) })
+    const a = await makeMesh({ dataDir: aDir })
+    await a.connect(b.addresses[0] as string)
+    await a.send(b.id, 'one', { ack: true })
+    await a.send(b.id, 'two', { ack: true })
+    const errors: MeshError[] = []
+    a.on('error', (e) => { errors.push(e) })
+    a._failOutboxWrites('no space left on device (test)')
+    // The writes fail: the messages still go (the stream must not stall), and the errors say they have no durable copy.
+    for (const x of ['3 not stored', '4 not stored', '5 not stored']) await a.send(b.id, x)
+    await until(() => got.length >= 5, { label: () => `five delivered (have ${JSON.stringify(got)})` })
+    expect(errors.map((e) => e.message).join('\n')).toMatch(/durable outbox write failed .*sent without a durable copy/)
+    // A crash: the outbox's lastSeq never heard of those messages' seqs.
+    await a.destroy()
+    const a2 = await makeMesh({ dataDir: aDir })
+    expect(a2.id).toBe(a.id)
+    await a2.connect(b.addresses[0] as string)
+    for (const x of ['six', 'seven']) await a2.send(b.id, x)
+    await until(() => got.length >= 7, { label: () => `seven delivered (have ${JSON.stringify(got)})` })
+    expect(got).toEqual(['one', 'two', '3 not stored', '4 not stored', '5 not stored', 'six', 'seven'])
+  })
+
   it('messages from a peer that links while this node starts are held until createMesh() resolves: listeners attached then see all', async () => {
     // b restarts while a, reconnecting every few ms, has messages queued for it: a may link
     // and send as soon as b listens, while b's createMesh() is still starting its router.

@@ -59,7 +59,7 @@ describe('PeerActor: the send ring has one owner', () => {
 
     // A late ACK on the old link: nothing released (the ring's read position stays where worker 1 has it).
     const before = ring.usedBytes()
-    expect(old.onAck(STREAM, 4, 1 << 20)).toEqual({ released: 0, notify: false })
+    expect(old.onAck(STREAM, 4, 1 << 20)).toEqual({ released: 0, notify: false, throughSeq: 0 })
     expect(ring.usedBytes()).toBe(before)
     // What must read acknowledged records first (the ACK's discard reports) runs only for the owner.
     let read = 0

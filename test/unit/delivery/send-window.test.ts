@@ -9,7 +9,7 @@ import { copyWordsOut } from '../../../src/ring/copy-bytes.js'
 import { SendWindow, INITIAL_WINDOW_BYTES } from '../../../src/delivery/send-window.js'
 import { SEND_PREFIX_BYTES, SendRecordFlag, writeSendPrefix } from '../../../src/delivery/send-record.js'
 import { ReceiveStream, Reassembly } from '../../../src/delivery/receive-stream.js'
-import { encodeHeaderOnlyInto } from '../../../src/codec/encode.js'
+import { encodeFrame, encodeHeaderOnlyInto } from '../../../src/codec/encode.js'
 import { decodeFrame } from '../../../src/codec/decode.js'
 import { FrameFlag, FrameType, Lane, PROTOCOL_VERSION } from '../../../src/codec/frame.js'
 
@@ -138,7 +138,7 @@ describe('SendWindow', () => {
     const { ring, w } = filled(6, 40)
     const rec = ring.usedBytes() / 6
     // A 1-byte window: smaller than any record.
-    expect(w.ack(STREAM, 0, 1)).toEqual({ released: 0, notify: false })
+    expect(w.ack(STREAM, 0, 1)).toEqual({ released: 0, notify: false, throughSeq: 0 })
     expect(w.windowBytes).toBe(1)
     expect(seqs(send(w))).toEqual([1]) // nothing in flight: one goes anyway
     expect(w.canSend()).toBe(false)
@@ -214,9 +214,9 @@ describe('SendWindow', () => {
     const { ring, w } = filled(5)
     send(w)
     const rec = ring.usedBytes() / 5
-    expect(w.ack(OTHER_STREAM, 5, undefined)).toEqual({ released: 0, notify: false })
+    expect(w.ack(OTHER_STREAM, 5, undefined)).toEqual({ released: 0, notify: false, throughSeq: 0 })
     expect(w.ack(STREAM, 0, undefined).released).toBe(0)
-    expect(w.ack(STREAM, 3, undefined)).toEqual({ released: 3, notify: false })
+    expect(w.ack(STREAM, 3, undefined)).toEqual({ released: 3, notify: false, throughSeq: 3 })
     expect(ring.usedBytes()).toBe(2 * rec)
     expect(w.inFlightBytes).toBe(2 * rec)
     expect(ring.stats().recordsRead).toBe(3)
@@ -294,6 +294,34 @@ describe('SendWindow', () => {
     expect(w.base()).toEqual({ stream: STREAM, seq: 6 })
   })
 
+  it('another epoch in the queue (a restarted durable sender): its records wait until the last epoch is acknowledged, then go behind their own base', () => {
+    const ring = RingBuffer.create(4096)
+    const w = new SendWindow(ring)
+    w.ack(STREAM, 0, 1 << 20)
+    // Reloaded from the outbox in the epoch they were sent in, then new ones in this process's epoch.
+    for (const s of [5, 6]) writeRecord(ring, { seq: s, stream: OTHER_STREAM }, body(s, 8))
+    for (const s of [7, 8]) writeRecord(ring, { seq: s }, body(s, 8))
+    expect(w.base()).toEqual({ stream: OTHER_STREAM, seq: 4 })
+    w.baseSent()
+    expect(send(w).map((f) => [f.stream, f.seq])).toEqual([[OTHER_STREAM, 5], [OTHER_STREAM, 6]])
+    // The next epoch waits for the ACK of everything before it (a receiver that moved on could not send it).
+    expect(w.canSend()).toBe(false)
+    expect(w.base()).toBeUndefined()
+    expect(send(w)).toEqual([])
+    // An ACK of another epoch, even for higher seqs, releases nothing here.
+    expect(w.ack(STREAM, 8, undefined)).toEqual({ released: 0, notify: false, throughSeq: 0 })
+    // Acknowledged through 6: the next epoch's base, then its records.
+    expect(w.ack(OTHER_STREAM, 100, undefined)).toEqual({ released: 2, notify: false, throughSeq: 6 })
+    expect(w.canSend()).toBe(true)
+    expect(w.base()).toEqual({ stream: STREAM, seq: 6 })
+    w.baseSent()
+    expect(w.base()).toBeUndefined()
+    expect(seqs(send(w))).toEqual([7, 8])
+    // A rewind owes the base of the record at the cursor again.
+    w.rewind()
+    expect(w.base()).toEqual({ stream: STREAM, seq: 6 })
+  })
+
   it('consumer handover: another worker\'s window consumed the queue meanwhile (a ring\'s worth and more); after resyncConsumer() + rewind() this one resumes at the oldest unacknowledged record', () => {
     const host = RingBuffer.create(1024)
     const a = new SendWindow(RingBuffer.attach(host.sab))
@@ -352,10 +380,10 @@ describe('SendWindow', () => {
     writeRecord(ring, { seq: 3 }, body(3, 4))
     writeRecord(ring, { seq: 4 }, body(4, 4))
     send(w)
-    expect(w.ack(STREAM, 1, undefined)).toEqual({ released: 1, notify: false })
-    expect(w.ack(STREAM, 3, undefined)).toEqual({ released: 2, notify: true })
-    expect(w.ack(STREAM, 3, undefined)).toEqual({ released: 0, notify: false })
-    expect(w.ack(STREAM, 4, undefined)).toEqual({ released: 1, notify: false })
+    expect(w.ack(STREAM, 1, undefined)).toEqual({ released: 1, notify: false, throughSeq: 1 })
+    expect(w.ack(STREAM, 3, undefined)).toEqual({ released: 2, notify: true, throughSeq: 3 })
+    expect(w.ack(STREAM, 3, undefined)).toEqual({ released: 0, notify: false, throughSeq: 0 })
+    expect(w.ack(STREAM, 4, undefined)).toEqual({ released: 1, notify: false, throughSeq: 4 })
   })
 
   it('expire() gives up whole (chunked) messages queued before now - retainMs; ids are first-chunk seqs', () => {
@@ -513,7 +541,7 @@ describe('SendWindow', () => {
     expect(ring.isEmpty()).toBe(true)
   })
 
-  it('property: over a lossy, reconnecting link every message is delivered exactly once, in order, and the ring ends empty', () => {
+  it('property: over a lossy, reconnecting link every message is delivered exactly once, in order, and the ring ends empty, across epoch changes', () => {
     type Step =
       | { t: 'produce', n: number }
       | { t: 'pump', n: number }
@@ -523,6 +551,7 @@ describe('SendWindow', () => {
       | { t: 'ackIn', pick: number, dup: boolean }
       | { t: 'reconnect', loseAcks: boolean }
       | { t: 'commit' }
+      | { t: 'epoch' }
     const stepArb: fc.Arbitrary<Step> = fc.oneof(
       { weight: 4, arbitrary: fc.record({ t: fc.constant('produce' as const), n: fc.integer({ min: 1, max: 6 }) }) },
       { weight: 4, arbitrary: fc.record({ t: fc.constant('pump' as const), n: fc.integer({ min: 0, max: 8 }) }) },
@@ -532,6 +561,9 @@ describe('SendWindow', () => {
       { weight: 4, arbitrary: fc.record({ t: fc.constant('ackIn' as const), pick: fc.nat(), dup: fc.boolean() }) },
       { weight: 1, arbitrary: fc.record({ t: fc.constant('reconnect' as const), loseAcks: fc.boolean() }) },
       { weight: 2, arbitrary: fc.constant({ t: 'commit' as const }) },
+      // The host starts another epoch (a restarted sender with a durable outbox: stored messages in
+      // their epochs, then new ones in its own, seqs going on): at a message boundary.
+      { weight: 1, arbitrary: fc.constant({ t: 'epoch' as const }) },
     )
     fc.assert(fc.property(
       fc.constantFrom(1024, 2048, 4096),
@@ -548,13 +580,14 @@ describe('SendWindow', () => {
         let msgIdx = 0
         let chunkIdx = 0
         let seq = 0
+        let stream = STREAM
         const produce = (max: number): void => {
           for (let k = 0; k < max && msgIdx < messages.length; k++) {
             const m = messages[msgIdx]!
             const chunks = Math.max(1, Math.ceil(m.length / chunkBytes))
             const part = m.subarray(chunkIdx * chunkBytes, Math.min(m.length, (chunkIdx + 1) * chunkBytes))
             const flags = (chunkIdx > 0 ? FrameFlag.CONTINUATION : 0) | (chunkIdx < chunks - 1 ? FrameFlag.MORE : 0)
-            if (!writeRecord(ring, { seq: seq + 1, chunk: chunkIdx, flags }, part)) return
+            if (!writeRecord(ring, { seq: seq + 1, stream, chunk: chunkIdx, flags }, part)) return
             seq++
             if (++chunkIdx === chunks) { msgIdx++; chunkIdx = 0 }
           }
@@ -569,6 +602,7 @@ describe('SendWindow', () => {
         const deliver = (max: number): void => {
           for (let k = 0; k < max && wire.length > 0; k++) {
             const f = decodeFrame(wire.shift()!, 0).frame
+            if (f.type === FrameType.SKIP) { rx.skip(f.stream, f.seq); continue }
             if (rx.accept(f.stream, f.seq) !== 'deliver') continue
             const r = ra.push(f.payload ?? new Uint8Array(0), f.seq,
               (f.flags & FrameFlag.CONTINUATION) !== 0, (f.flags & FrameFlag.MORE) !== 0)
@@ -579,9 +613,16 @@ describe('SendWindow', () => {
         let committed = durable ? 0 : Infinity
         const pump = (max: number): void => {
           let n = 0
+          // As PeerActor.pump: the base owed (after a rewind, at another epoch) goes ahead of the next frame.
+          let base = w.base()
           w.nextAt((start, len) => {
             if (n >= max) return false
             n++
+            if (base !== undefined) {
+              wire.push(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.SKIP, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: base.stream, seq: base.seq, payload: null }))
+              w.baseSent()
+              base = undefined
+            }
             const f = new Uint8Array(w.ring.sab, start, len).slice()
             if (decodeFrame(f, 0).frame.seq > committed) expect.fail('sent a frame beyond the committed seq')
             wire.push(f)
@@ -609,6 +650,7 @@ describe('SendWindow', () => {
               }
               break
             case 'commit': committed = Math.max(committed, seq); break
+            case 'epoch': if (chunkIdx === 0) stream = (stream + 1) >>> 0; break
             case 'reconnect':
               wire = []
               if (s.loseAcks) acks = []
