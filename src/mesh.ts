@@ -1218,6 +1218,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       const rx = entry.rx
       const before = rx.delivered
       const stream = rx.stream
+      const dups = rx.duplicates
       let urgent = false
       let bulk = false
       // Frames were validated by the IO worker; parsing them again here is cheap and keeps one decoder.
@@ -1242,7 +1243,11 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       } finally {
         if (into !== undefined) this.#rxFrameBusy = false
       }
-      if (rx.delivered !== before || rx.stream !== stream) {
+      // Duplicates only: the sender resends what it has not seen acknowledged (after a reconnect,
+      // or a restarted sender's stored messages), and may send nothing new until it has: ack them
+      // at once (the position did not move, so nothing else would).
+      const resent = rx.duplicates !== dups
+      if (rx.delivered !== before || rx.stream !== stream || resent) {
         // Everything up to rx.delivered is now the application's: the IO worker acks it,
         // at once if the sender waits for that or much is unacknowledged.
         // Otherwise the worker finds the progress when it next sends to the
@@ -1250,7 +1255,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         entry.ackBytes += body.length
         if (bulk) entry.ackBulk = true
         // The threshold follows the credit the IO worker grants, from the same ring size it uses.
-        const prompt = urgent || entry.ackBytes >= ackEagerBytes(receiveWindowBytes(slot.inbound.sab.byteLength), entry.ackBulk) || rx.stream !== stream
+        const prompt = urgent || resent || entry.ackBytes >= ackEagerBytes(receiveWindowBytes(slot.inbound.sab.byteLength), entry.ackBulk) || rx.stream !== stream
         if (prompt) {
           entry.ackBytes = 0
           entry.ackBulk = false

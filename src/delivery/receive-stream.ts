@@ -3,15 +3,17 @@
  * in-order hand-off to the application, and reassembly of chunked messages.
  *
  * Each sender numbers its frames 1, 2, 3… within a stream epoch (a random
- * id per sender process, kept across restarts with a durable outbox). A
+ * id per sender process; a sender restarted with a durable outbox resends
+ * its stored messages in the epochs they were first sent in, then goes on in
+ * its own, its seqs continuing past theirs behind a SKIP base). A
  * sender resends from its oldest unacknowledged frame after a reconnect, so
  * the receiver sees duplicates (dropped here) but never a reordering on one
  * link; a frame beyond the next expected one means something in between was
  * lost in a relay or worker restart: it is dropped too, and arrives again
  * when the sender rewinds.
  *
- * A stream the receiver has no state for (a new epoch: the sender restarted
- * without a durable outbox, or this receiver restarted) starts at seq 1, or
+ * A stream the receiver has no state for (a new epoch: the sender
+ * restarted, or this receiver restarted) starts at seq 1, or
  * where the sender's base says: after every rewind the sender puts a SKIP
  * to the seq before its oldest unacknowledged frame ahead of that frame
  * (everything up to it was taken, or given up on). Any other first frame is

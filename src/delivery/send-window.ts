@@ -44,10 +44,14 @@ export const INITIAL_WINDOW_BYTES = 256 * 1024
  * restarted with a durable outbox resends its stored messages in the epochs
  * they were sent in, and sends new ones in an epoch of its own (a new epoch
  * per process, so that no sequence number of an earlier process is ever
- * reused, even one sent without a durable copy). An epoch's records go out
- * only once every record of the one before is acknowledged, and after a base
- * (see {@link base}): a receiver's ACK names one epoch, and one that moved on
- * to the next epoch could no longer acknowledge the rest of the last.
+ * reused, even one sent without a durable copy). Stored messages can also
+ * skip a seq (one whose outbox write failed was sent without a copy). A
+ * record that does not follow the one before it (another epoch, or not the
+ * next seq) goes out only once every record before it is acknowledged, and
+ * after a base (see {@link base}): a receiver's ACK names one epoch, and one
+ * that moved on to the next epoch could no longer acknowledge the rest of the
+ * last; a receiver would take the skipped seq for a loss and drop what
+ * follows it.
  */
 export class SendWindow {
   readonly ring: RingBuffer
@@ -58,6 +62,8 @@ export class SendWindow {
   #baseDue = true
   /** Epoch of the records taken since the last base (undefined: none since a rewind). */
   #epoch: number | undefined
+  /** The seq the next record taken should have (after the last taken, or the base). */
+  #nextSeq = 0
 
   /** The ring's whole SharedArrayBuffer as 32-bit words and as bytes: where {@link nextAt}'s frames are. */
   readonly words: { readonly i32: Int32Array; readonly u8: Uint8Array }
@@ -91,13 +97,16 @@ export class SendWindow {
     const inFlight = this.inFlightBytes
     if (inFlight >= this.#window) return false
     let ok = false
-    this.ring.peekAt(this.#cursor, (at) => { ok = this.#rd.seq(at) <= limitSeq && (inFlight === 0 || (inFlight < this.#creditFor(at) && !this.#newEpochAt(at))); return false })
+    this.ring.peekAt(this.#cursor, (at) => { ok = this.#rd.seq(at) <= limitSeq && (inFlight === 0 || (inFlight < this.#creditFor(at) && !this.#breakAt(at))); return false })
     return ok
   }
 
-  /** The record at `at` starts another epoch than the records taken before it: it waits for their ACK, then a base. */
-  #newEpochAt (at: number): boolean {
-    return this.#epoch !== undefined && this.#rd.stream(at) !== this.#epoch
+  /**
+   * The record at `at` does not follow the records taken before it (another
+   * epoch, or a seq skipped): it waits for their ACK, then goes behind a base.
+   */
+  #breakAt (at: number): boolean {
+    return this.#epoch !== undefined && (this.#rd.stream(at) !== this.#epoch || this.#rd.seq(at) !== this.#nextSeq)
   }
 
   /** Records are queued beyond the cursor but the credit (its share for the next record) is used up: only an ACK lets them go. */
@@ -132,13 +141,13 @@ export class SendWindow {
    * receiver could not tell a resumed stream from one whose first frames a
    * relay dropped (it would take the first frame to arrive as the start and
    * silently lose those before it). Undefined when none is owed, or nothing
-   * is queued to send. Also owed ahead of the first record of another
-   * epoch, once nothing of the epoch before is in flight.
+   * is queued to send. Also owed ahead of a record that does not follow the
+   * one before it (another epoch, a skipped seq), once nothing is in flight.
    */
   base (): { stream: number; seq: number } | undefined {
     let b: { stream: number; seq: number } | undefined
     this.ring.peekAt(this.#cursor, (at) => {
-      if (this.#baseDue || (this.#newEpochAt(at) && this.inFlightBytes === 0)) b = { stream: this.#rd.stream(at), seq: this.#rd.seq(at) - 1 }
+      if (this.#baseDue || (this.#breakAt(at) && this.inFlightBytes === 0)) b = { stream: this.#rd.stream(at), seq: this.#rd.seq(at) - 1 }
       return false
     })
     return b
@@ -147,7 +156,7 @@ export class SendWindow {
   /** The base {@link base} returned went out ahead of the record at the cursor. */
   baseSent (): void {
     this.#baseDue = false
-    this.ring.peekAt(this.#cursor, (at) => { this.#epoch = this.#rd.stream(at); return false })
+    this.ring.peekAt(this.#cursor, (at) => { this.#epoch = this.#rd.stream(at); this.#nextSeq = this.#rd.seq(at); return false })
   }
 
   /**
@@ -174,9 +183,9 @@ export class SendWindow {
    * {@link words}), and its length; the send path copies small frames from
    * there itself (copyWordsOut). `fn` returns false to stop before a record
    * (it stays for the next call). Records with a seq above `limitSeq` are not
-   * sent yet (not yet durable). A record of another epoch than the records
-   * before it waits until none is in flight; the caller sends {@link base}
-   * (owed then) ahead of it.
+   * sent yet (not yet durable). A record that does not follow the one before
+   * it (another epoch, a skipped seq) waits until none is in flight; the
+   * caller sends {@link base} (owed then) ahead of it.
    * @returns records taken.
    */
   nextAt (fn: (start: number, len: number) => boolean, limitSeq = Infinity): number {
@@ -193,10 +202,12 @@ export class SendWindow {
     this.ring.peekAt(cursor, (at, len, end) => {
       if (inFlight !== 0 && inFlight >= this.#creditFor(at)) return false
       if (limitSeq !== Infinity && rd.seq(at) > limitSeq) return false
-      // Another epoch: only once everything before it is acknowledged; its base (from base()) goes first.
-      if (inFlight !== 0 && this.#newEpochAt(at)) return false
+      // Not the next record of the stream (another epoch, a skipped seq): only once everything
+      // before it is acknowledged; its base (from base()) goes first.
+      if (inFlight !== 0 && this.#breakAt(at)) return false
       if (!fn(at + SEND_PREFIX_BYTES, len - SEND_PREFIX_BYTES)) return false
       this.#epoch ??= rd.stream(at)
+      this.#nextSeq = rd.seq(at) + 1
       cursor = end
       inFlight = this.ring.bytesBefore(end)
       n++

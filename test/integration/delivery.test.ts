@@ -3,7 +3,9 @@ import { mkdtemp } from 'node:fs/promises'
 import { getEventListeners } from 'node:events'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { MeshError, encodeFrame, encodeControl, decodeControl, FrameType, type Mesh } from '../../dist/src/index.js'
+import { MeshError, encodeFrame, encodeControl, decodeControl, FrameType, Lane, PROTOCOL_VERSION, type Mesh } from '../../dist/src/index.js'
+import { OutboxStore } from '../../dist/src/delivery/outbox-store.js'
+import { FrameFlag } from '../../dist/src/codec/frame.js'
 import { makeMesh, makePair, closeAll, collect, until, waitFor } from '../helpers/mesh.js'
 import { rawHandshake, rawPeerOf, keypair, type RawPeer } from '../helpers/raw-peer.js'
 import { asksForAck } from '../../dist/src/delivery/ack-pacing.js'
@@ -166,6 +168,60 @@ describe('reliable delivery', () => {
     for (const x of ['six', 'seven']) await a2.send(b.id, x)
     await until(() => got.length >= 7, { label: () => `seven delivered (have ${JSON.stringify(got)})` })
     expect(got).toEqual(['one', 'two', '3 not stored', '4 not stored', '5 not stored', 'six', 'seven'])
+  })
+
+  /**
+   * Put what a crash would leave in `dir`'s outbox: raw-byte messages of
+   * `stream` to `to` under `seqs` (payload: the seq's low byte, 64 + `size` bytes).
+   */
+  async function storeAsIfCrashed (dir: string, to: string, stream: number, seqs: number[], size = 1): Promise<void> {
+    const store = await OutboxStore.open(dir)
+    for (const s of seqs) {
+      const f = encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.DATA, lane: Lane.PRIORITY, flags: FrameFlag.RAW_PAYLOAD, src: null, dst: null, stream, seq: s, payload: Buffer.alloc(size, s & 0xff) })
+      await store.put(to, s, f, Date.now(), s)
+    }
+    await store.close()
+  }
+
+  it('durable outbox: a restart that resends more already-delivered messages than its queue holds is not stuck: the receiver acks duplicates, and the new epoch goes on', async () => {
+    const aDir = await mkdtemp(join(tmpdir(), 'mw-outbox-dups-'))
+    const q = { sendQueue: { capacityBytes: 64 * 1024 } }
+    const b = await makeMesh()
+    const got: unknown[] = []
+    b.on('message', (m) => { got.push(typeof m.payload === 'string' ? m.payload : (m.payload as Buffer).length) })
+    const a = await makeMesh({ dataDir: aDir, ...q })
+    await a.connect(b.addresses[0] as string)
+    const N = 40 // 160 KiB: more than the queue
+    for (let i = 0; i < N; i++) await a.send(b.id, Buffer.alloc(4096))
+    await until(() => got.length >= N, { label: () => `${N} delivered (have ${got.length})` })
+    const rx = b._deliveryStats().peers[a.id]
+    await a.close()
+    // A crash after b took them all, before a's deletions were committed: all still stored.
+    await storeAsIfCrashed(aDir, b.id, rx?.stream as number, Array.from({ length: rx?.delivered as number }, (_, i) => i + 1), 4096)
+    const a2 = await makeMesh({ dataDir: aDir, ...q })
+    await a2.connect(b.addresses[0] as string)
+    await expect(a2.send(b.id, 'new', { ack: true, signal: AbortSignal.timeout(5000) })).resolves.toBeTypeOf('string')
+    expect(got.length).toBe(N + 1)
+    expect(got[N]).toBe('new')
+  })
+
+  it('durable outbox: a seq missing among the stored messages (its write failed, and it never arrived) does not stall the resent stream: the receiver is told to skip it', async () => {
+    const aDir = await mkdtemp(join(tmpdir(), 'mw-outbox-hole-'))
+    const b = await makeMesh()
+    const got: unknown[] = []
+    b.on('message', (m) => { got.push(typeof m.payload === 'string' ? m.payload : (m.payload as Buffer)[0]) })
+    const a = await makeMesh({ dataDir: aDir })
+    await a.connect(b.addresses[0] as string)
+    for (const x of ['m1', 'm2', 'm3']) await a.send(b.id, x, { ack: true })
+    const rx = b._deliveryStats().peers[a.id]
+    const d = rx?.delivered as number
+    await a.close()
+    // Stored: d-1 and d (delivered; their deletions lost in the crash) and d+2; d+1 went out without a durable copy and never arrived.
+    await storeAsIfCrashed(aDir, b.id, rx?.stream as number, [d - 1, d, d + 2])
+    const a2 = await makeMesh({ dataDir: aDir })
+    await a2.connect(b.addresses[0] as string)
+    await a2.send(b.id, 'new', { ack: true, signal: AbortSignal.timeout(5000) })
+    expect(got).toEqual(['m1', 'm2', 'm3', (d + 2) & 0xff, 'new'])
   })
 
   it('messages from a peer that links while this node starts are held until createMesh() resolves: listeners attached then see all', async () => {
