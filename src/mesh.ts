@@ -1362,7 +1362,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         const handlers = this.#topics.get(topic)
         if (handlers === undefined || handlers.size === 0) { this.#unwanted(entry, topic); return } // not ours to see
         const msg = { from, payload: value, lane, topic, id: decimal(id) }
-        this.emit('message', msg)
+        // A throwing 'message' listener must not cost the topic's handlers the publication.
+        try { this.emit('message', msg) } catch (err) { process.nextTick(() => { throw err }) }
         for (const h of [...handlers]) {
           try { h(msg) } catch (err) { process.nextTick(() => { throw err }) }
         }
@@ -1557,7 +1558,10 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     }
     const sends: Array<Promise<string>> = []
     for (const e of this.#peers.values()) {
-      if (e.remoteTopics.has(topic)) sends.push(this.#send(e.info.id, FrameType.PUBLISH, laneNo, [topic, payload], false, undefined))
+      // Not to a peer membership forgot (dead, or gone for delivery.forgetAfterMs): each publication
+      // would hold its entry for another retainMs (see #idle), so it would never be dropped, and fill its
+      // queue until publish() rejected QUEUE_FULL. Back, it sends its subscriptions again.
+      if (e.remoteTopics.has(topic) && !e.forget) sends.push(this.#send(e.info.id, FrameType.PUBLISH, laneNo, [topic, payload], false, undefined))
     }
     let n = sends.length
     if (localMsg !== undefined) {

@@ -783,6 +783,28 @@ describe('a chunked message cut by a receiver restart', () => {
 })
 
 describe('pub/sub', () => {
+  it('a throwing \'message\' listener does not cost the topic\'s handlers a publication (the error is rethrown outside)', async () => {
+    const [a, b] = await makePair()
+    const got: unknown[] = []
+    b.subscribe('t', (m) => { got.push(m.payload) })
+    const boom = (m: { payload: unknown }): void => { if (m.payload === 2) throw new Error('listener failure') }
+    b.on('message', boom)
+    const uncaught: Error[] = []
+    const onUncaught = (e: Error): void => { uncaught.push(e) }
+    process.prependListener('uncaughtException', onUncaught)
+    try {
+      await until(async () => (await a.publish('t', 0)) === 1, { label: 'b\'s subscription reaches a' })
+      for (const i of [1, 2, 3]) await a.publish('t', i)
+      await until(() => got.includes(3), { label: () => `publication 3 (have ${JSON.stringify(got)})` })
+      await until(() => uncaught.length > 0, { label: 'the listener\'s error rethrown' })
+    } finally {
+      process.removeListener('uncaughtException', onUncaught)
+      b.off('message', boom)
+    }
+    expect(got.filter((x) => x !== 0)).toEqual([1, 2, 3])
+    expect(uncaught.map((e) => e.message)).toEqual(['listener failure'])
+  })
+
   it('a publication reaches every current subscriber once, in order; non-subscribers get nothing; unsubscribe stops it', async () => {
     const hub = await makeMesh()
     const [s1, s2, quiet] = await Promise.all([makeMesh(), makeMesh(), makeMesh()])

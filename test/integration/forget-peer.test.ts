@@ -210,6 +210,31 @@ describe('forgetting a departed peer (delivery.forgetAfterMs)', () => {
     expect(bGot).toEqual([1, 2])
   }, 30_000)
 
+  it('publishing does not hold a forgotten subscriber: no publication is queued to it, it is dropped, and publish() counts only live subscribers', async () => {
+    const logs: Array<Record<string, any>> = []
+    const logger = pino({ level: 'debug' }, { write: (line: string) => { logs.push(JSON.parse(line)) } })
+    const a = await makeMesh({ ...FAST, logger, delivery: { forgetAfterMs: 200, retainMs: 1_000 } })
+    const b = await spawnNode({ ...FAST, listen: false, bootstrap: [a.addresses[0]] })
+    await until(() => healthy(a, b.id), { label: 'a sees b' })
+    await request(b.proc, { type: 'subscribe', topic: 'news' }, 'subscribed')
+    await until(async () => (await a.publish('news', 0)) === 1, { label: 'b\'s subscription reaches a' })
+    b.proc.kill('SIGSTOP')
+    await waitFor(a, 'peer:down', { filter: (p: { id: string }) => p.id === b.id, label: 'a loses b' })
+    await until(() => logs.some((r) => r.event === 'member:forgotten' && r.peer === b.id), { timeoutMs: 5_000, label: 'membership forgets b' })
+    const written = a._ringStats().outbound[b.id]?.recordsWritten
+    expect(await a.publish('news', 1)).toBe(0)
+    expect(a._ringStats().outbound[b.id]?.recordsWritten).toBe(written)
+    // Publishing every 100 ms, longer than retainMs: b still goes once what was queued to it expired.
+    let publishing = true
+    const loop = (async () => { while (publishing) { await a.publish('news', 2); await new Promise((resolve) => setTimeout(resolve, 100)) } })()
+    try {
+      await forgotten(a, b.id)
+    } finally {
+      publishing = false
+      await loop
+    }
+  }, 30_000)
+
   it('with forgetAfterMs Infinity a departed peer is kept, where a node with a finite one drops it', async () => {
     const keep = await makeMesh({ ...FAST, delivery: { forgetAfterMs: Infinity } })
     // (retainMs: the mesh's own subscription update to b, queued at link-up, may still be unacknowledged when b stops.)
