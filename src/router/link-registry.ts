@@ -4,10 +4,20 @@
  *
  * When a second connection to the same peer claims the peer (after the peer
  * proved its key), exactly one survives, decided by a rule both ends compute
- * identically: the connection dialed by the LARGER peer id wins; two
- * connections dialed by the same side keep the older one. Both ends apply the
- * same rule before they establish a connection, so they converge on the same
- * survivor whatever the message interleaving.
+ * identically: the connection dialed by the LARGER peer id wins. Both ends
+ * apply the rule before they establish a connection, so they converge on the
+ * same survivor whatever the message interleaving.
+ *
+ * Two connections dialed by the same side: the dialer keeps the older (it
+ * refuses its own new one before the other end claims it), and the other
+ * end keeps the newer. A dialer with a connection to the peer refuses the
+ * second at once, so the other end only ever sees a second one from a dialer
+ * that no longer has the first: its process restarted (same id, dataDir), or
+ * it saw the link die first. The other end may still hold that connection
+ * half-open (no FIN came: the host vanished, a network cut) until its
+ * heartbeats give up on it, seconds later; keeping the older there refused
+ * the dialer meanwhile, and the dialer took the refusal for "already linked"
+ * and did not dial again.
  */
 export interface LinkEntry {
   connKey: string
@@ -15,7 +25,7 @@ export interface LinkEntry {
   peerId: string
   dialerId: string
   up: boolean
-  /** Claim order, for the same-dialer case. */
+  /** Claim order, for the same-dialer case (see the module comment). */
   order: number
 }
 
@@ -83,10 +93,11 @@ export class LinkRegistry {
   get (connKey: string): LinkEntry | undefined { return this.#byKey.get(connKey) }
 }
 
-/** True when `a` survives against `b`. */
-export function wins (a: Pick<LinkEntry, 'dialerId' | 'order'>, b: Pick<LinkEntry, 'dialerId' | 'order'>): boolean {
+/** True when `a` survives against `b` (two connections to the same peer). */
+export function wins (a: Pick<LinkEntry, 'dialerId' | 'peerId' | 'order'>, b: Pick<LinkEntry, 'dialerId' | 'order'>): boolean {
   if (a.dialerId !== b.dialerId) return a.dialerId > b.dialerId
-  return a.order < b.order
+  // Both dialed by the peer: the newer (see the module comment). Both by us: the older.
+  return a.dialerId === a.peerId ? a.order > b.order : a.order < b.order
 }
 
 function describe (e: LinkEntry): string {

@@ -1,7 +1,14 @@
 import { describe, it, expect, afterEach } from 'vitest'
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { makeMesh, closeAll, waitFor, collect, until } from '../helpers/mesh.js'
+import { cutAllProxies, tcpProxy } from '../helpers/tcp-proxy.js'
 
-afterEach(closeAll)
+afterEach(async () => {
+  cutAllProxies()
+  await closeAll()
+})
 
 describe('several nodes', () => {
   it('three nodes in a triangle exchange messages on every link', async () => {
@@ -55,6 +62,29 @@ describe('several nodes', () => {
     expect(again.id).toBe(b.id)
     await until(async () => ((await (a as any)._ioStats()) as Array<{ connections: number }>)[0]?.connections === 1, { label: 'duplicate closed' })
     expect(a.peers()).toHaveLength(1)
+  })
+
+  it('a dialer restarted (same id) while the other end still holds its old connection half-open is linked at once: the new connection replaces the old', async () => {
+    // Heartbeats that would take 10 s to give up on the half-open connection: longer than this test may take.
+    const hb = { heartbeat: { intervalMs: 100, missesUnhealthy: 50, missesDead: 100 } }
+    const dir = await mkdtemp(join(tmpdir(), 'mw-halfopen-'))
+    const b = await makeMesh(hb)
+    const px = await tcpProxy(Number(new URL(b.addresses[0] as string).port))
+    const c1 = await makeMesh({ ...hb, listen: false, dataDir: dir })
+    await c1.connect(px.url)
+    await until(() => b.peers().some((p) => p.id === c1.id && p.state === 'healthy'), { label: 'b sees c1' })
+    // c1's host vanishes without a FIN: b keeps the connection as it was.
+    px.freeze()
+    await c1.destroy()
+    const c2 = await makeMesh({ ...hb, listen: false, dataDir: dir })
+    expect(c2.id).toBe(c1.id)
+    const got = collect(b, 1)
+    const linked = await c2.connect(b.addresses[0] as string)
+    expect(linked.id).toBe(b.id)
+    await c2.send(b.id, 'back', { ack: true, signal: AbortSignal.timeout(3000) })
+    expect((await got)[0].payload).toBe('back')
+    // b holds one socket for c: the new one.
+    await until(async () => ((await (b as any)._ioStats()) as Array<{ connections: number }>)[0]?.connections === 1, { label: 'the half-open connection dropped' })
   })
 
   it('a node with two IO workers spreads dials over them and still delivers', async () => {

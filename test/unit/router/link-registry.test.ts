@@ -20,10 +20,17 @@ describe('LinkRegistry: one connection per peer pair', () => {
     }
   })
 
-  it('two dials by the same side keep the older', () => {
-    const reg = new LinkRegistry()
-    expect(reg.claim({ connKey: '1', worker: 0, peerId: B, dialerId: A }).ok).toBe(true)
-    expect(reg.claim({ connKey: '2', worker: 0, peerId: B, dialerId: A }).ok).toBe(false)
+  it('two dials by the same side: the dialer keeps the older (it refuses its own second), the other end the newer (the older is a restarted dialer\'s half-open link)', () => {
+    // At A, the dialer.
+    const atA = new LinkRegistry()
+    expect(atA.claim({ connKey: '1', worker: 0, peerId: B, dialerId: A }).ok).toBe(true)
+    expect(atA.claim({ connKey: '2', worker: 0, peerId: B, dialerId: A }).ok).toBe(false)
+    expect(atA.entries().map((e) => e.connKey)).toEqual(['1'])
+    // At B: a second connection from A reaches B only when A no longer has the first.
+    const atB = new LinkRegistry()
+    expect(atB.claim({ connKey: '1', worker: 0, peerId: A, dialerId: A }).ok).toBe(true)
+    expect(atB.claim({ connKey: '2', worker: 0, peerId: A, dialerId: A })).toMatchObject({ ok: true, drop: [{ connKey: '1' }] })
+    expect(atB.entries().map((e) => e.connKey)).toEqual(['2'])
   })
 
   it('both ends pick the same survivor for any ids and claim orders (property)', () => {
@@ -51,8 +58,13 @@ describe('LinkRegistry: one connection per peer pair', () => {
   })
 
   it('wins() is a strict order', () => {
-    expect(wins({ dialerId: B, order: 5 }, { dialerId: A, order: 1 })).toBe(true)
-    expect(wins({ dialerId: A, order: 1 }, { dialerId: B, order: 5 })).toBe(false)
-    expect(wins({ dialerId: A, order: 1 }, { dialerId: A, order: 2 })).toBe(true)
+    expect(wins({ dialerId: B, peerId: B, order: 5 }, { dialerId: A, order: 1 })).toBe(true)
+    expect(wins({ dialerId: A, peerId: B, order: 1 }, { dialerId: B, order: 5 })).toBe(false)
+    // Both dialed by us (A), to B: the older.
+    expect(wins({ dialerId: A, peerId: B, order: 1 }, { dialerId: A, order: 2 })).toBe(true)
+    expect(wins({ dialerId: A, peerId: B, order: 2 }, { dialerId: A, order: 1 })).toBe(false)
+    // Both dialed by the peer (A): the newer.
+    expect(wins({ dialerId: A, peerId: A, order: 2 }, { dialerId: A, order: 1 })).toBe(true)
+    expect(wins({ dialerId: A, peerId: A, order: 1 }, { dialerId: A, order: 2 })).toBe(false)
   })
 })
