@@ -250,6 +250,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   readonly #opts: ResolvedMeshOptions
   readonly #log: Logger
   readonly #peers = new Map<string, PeerEntry>()
+  /** Each member's incarnation as last heard (its start time: a higher one is a restart); dropped when membership forgets it. */
+  readonly #incarnations = new Map<string, number>()
   /** Peers dropped from #peers after membership forgot them (see #forget), oldest first: at most MAX_FORGOTTEN. */
   readonly #forgotten = new Map<string, ForgottenPeer>()
   /**
@@ -433,12 +435,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         membership: {
           routes: (routes, changes) => { this.#onRoutes(routes, changes) },
           status: (st) => { this.#onStatus(st) },
-          member: (m) => {
-            this.#log.debug({ component: 'membership', event: 'member', peer: m.id, state: m.state, previous: m.previous }, `member ${m.state}`)
-            // Back before its entry was dropped: keep it.
-            const e = m.state === 'alive' ? this.#peers.get(m.id) : undefined
-            if (e !== undefined) this.#isBack(e)
-          },
+          member: (m) => { this.#onMember(m) },
           forgotten: async (id) => await this.#onForgotten(id),
           lockLost: (why) => { this.#onLockLost(why) },
           lockRecreated: (why) => { this.#log.warn({ component: 'mesh', event: 'lock:recreated', err: why }, 'dataDir lock file was missing; created again') },
@@ -1121,6 +1118,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    * once nothing is kept for it; false while it is (the router asks again).
    */
   async #onForgotten (peerId: string): Promise<boolean> {
+    this.#incarnations.delete(peerId)
     const e = this.#peers.get(peerId)
     if (e === undefined) return true
     // Linked again, or reachable through relays, before membership heard of it: not departed. (A stale
@@ -1140,6 +1138,27 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #isBack (e: PeerEntry): void {
     e.forget = false
     e.gen++
+  }
+
+  #onMember (m: { id: string; state: string; previous: string | undefined; incarnation: number }): void {
+    this.#log.debug({ component: 'membership', event: 'member', peer: m.id, state: m.state, previous: m.previous }, `member ${m.state}`)
+    // Every member's, entry or not: a peer's first record (and its incarnation) often comes before its route.
+    const was = this.#incarnations.get(m.id)
+    if (was === undefined || m.incarnation > was) this.#incarnations.set(m.id, m.incarnation)
+    if (m.state !== 'alive') return
+    const e = this.#peers.get(m.id)
+    if (e === undefined) return
+    // Back before its entry was dropped: keep it.
+    this.#isBack(e)
+    const restarted = was !== undefined && m.incarnation > was
+    // Restarted (same id), and its new process knows none of our subscriptions. A direct link
+    // hears them again at peer:up and a route that went hears them when it comes back, but a
+    // routed peer whose route never went (it came back before the route aged out, or by another
+    // path) would never be told: tell it now.
+    if (restarted && e.slot === undefined && this.#routed(m.id)) {
+      e.topicsSent = true
+      if (this.#topics.size > 0) this.#announce('set', [...this.#topics.keys()], e)
+    }
   }
 
   /** Whether the route table names `peerId` (reachable, directly or through relays). */

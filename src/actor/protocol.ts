@@ -206,7 +206,8 @@ export interface DialResult { peerId: string; already: boolean }
 /** What the router tells the host (comlink proxy the supervisor hands it). */
 export interface RouterHostCallbacks {
   status (status: { state: 'healthy' | 'degraded' | 'critical'; members: number; reachable: number; unreachable: number }): void
-  member (m: { id: string; state: string; previous: string | undefined; addresses: string[] }): void
+  /** A member's record changed (state, or incarnation: a higher one while alive is a restart of that node). */
+  member (m: { id: string; state: string; previous: string | undefined; addresses: string[]; incarnation: number }): void
   /**
    * Membership forgot a member that was dead or left for
    * delivery.forgetAfterMs (SWIM reaped it), or asks again: resolves true once

@@ -347,7 +347,7 @@ export class RouterService implements RouterApi {
       case 'member':
         this.#settledSince = performance.now() // news: let acks carry it for a while
         if (o.member.state === 'alive') this.#stopForgetting(o.member.id)
-        void Promise.resolve(this.#host?.member({ id: o.member.id, state: o.member.state, previous: o.previous, addresses: o.member.addresses })).catch(() => {})
+        void Promise.resolve(this.#host?.member({ id: o.member.id, state: o.member.state, previous: o.previous, addresses: o.member.addresses, incarnation: o.member.incarnation })).catch(() => {})
         break
       case 'status':
         void Promise.resolve(this.#host?.status(o.status)).catch(() => {})

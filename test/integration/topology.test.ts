@@ -87,6 +87,28 @@ describe('several nodes', () => {
     await until(async () => ((await (b as any)._ioStats()) as Array<{ connections: number }>)[0]?.connections === 1, { label: 'the half-open connection dropped' })
   })
 
+  it('a relayed peer restarted (same id) while our route to it stayed up learns our subscriptions again (membership: a higher incarnation)', async () => {
+    // Whether a's route to c goes and comes back across c's restart is a race (when it does, a sends
+    // its subscriptions then anyway): three restarts, each a chance for the route to stay.
+    const hb = { heartbeat: { intervalMs: 100, missesUnhealthy: 50, missesDead: 100 } }
+    const dir = await mkdtemp(join(tmpdir(), 'mw-restart-sub-'))
+    const b = await makeMesh(hb)
+    const a = await makeMesh({ ...hb, listen: false })
+    await a.connect(b.addresses[0] as string)
+    const news: unknown[] = []
+    a.subscribe('news', (m) => { news.push(m.payload) })
+    for (let run = 0; run < 4; run++) {
+      // c's host vanishes without a FIN after each run (a frozen proxy): b keeps the connection until the next c replaces it.
+      const px = await tcpProxy(Number(new URL(b.addresses[0] as string).port))
+      const c = await makeMesh({ ...hb, listen: false, dataDir: dir })
+      await c.connect(px.url)
+      await until(async () => (await c.publish('news', run)) === 1, { timeoutMs: 10_000, label: `c (run ${run}) learns that a subscribes` })
+      await until(() => news.includes(run), { label: () => `a gets run ${run}'s publication (has ${JSON.stringify(news)})` })
+      px.freeze()
+      await c.destroy()
+    }
+  }, 60_000)
+
   it('a node with two IO workers spreads dials over them and still delivers', async () => {
     const hub = await makeMesh({ threads: { io: 2 } })
     const leaves = await Promise.all([1, 2, 3, 4].map(async () => await makeMesh()))
