@@ -1657,7 +1657,10 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       case 'peer:down': {
         const e = this.#byHandle.get(slot)?.get(handle)
         if (e === undefined) return
-        this.#byHandle.get(slot)?.delete(handle)
+        // The handle stays mapped: the actor lives on in its worker (until #forget drops it, or the
+        // worker dies), and may go on through a relay at once (fast reroute) without announcing
+        // itself again; its frames must still reach the peer's entry, or they are dropped here and
+        // never acknowledged (the stream stalls both ways).
         if (e.slot === slot && e.handle === handle) this.#markDown(e)
         this.#maybeForget(e)
         break
@@ -1748,7 +1751,12 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    * see AckBoard.setParked); it rings itself when that ends.
    */
   #wake (e: PeerEntry, reliable = false): void {
-    const s = e.slot ?? e.home
+    // The worker consuming the peer's queue, as the queue itself says: the events that move a peer
+    // between workers (peer:down on one, peer:routed on another) can reach us in either order, and
+    // a worker that does not serve the peer may announce it too while the router's link list is in
+    // flight; waking another than the consumer left sends for the 5 s safety net (issue 4).
+    const owner = e.board.owner()
+    const s = (owner === undefined ? undefined : this.#sup.slots[owner]) ?? e.slot ?? e.home
     if (s !== undefined) {
       if (!reliable || !e.board.parked()) s.doorbell.ring()
     } else {

@@ -252,6 +252,12 @@ export class AckBoard {
     Atomics.compareExchange(this.#i32, OWNER, (workerIndex + 1) | OWNER_BUSY, 0)
     Atomics.notify(this.#i32, OWNER)
   }
+  /** Host: the index of the IO worker consuming the ring now, if any (the one to wake for it). */
+  owner (): number | undefined {
+    const o = Atomics.load(this.#i32, OWNER) & ~OWNER_BUSY
+    return o === 0 ? undefined : o - 1
+  }
+
   /** Worker: does `workerIndex` currently consume the ring? */
   ownedBy (workerIndex: number): boolean { return (Atomics.load(this.#i32, OWNER) & ~OWNER_BUSY) === workerIndex + 1 }
 }

@@ -1,3 +1,4 @@
+import { copyOut } from '../ring/copy-bytes.js'
 import { RingBuffer } from '../ring/ring-buffer.js'
 import { InboundKind, INBOUND_ENVELOPE_BYTES, writeEnvelope } from '../actor/inbound-record.js'
 import { encodeControl } from '../codec/control.js'
@@ -69,7 +70,9 @@ export class InboundWriter {
     }
     // The host can only free space it can see.
     this.#ring.publish()
-    this.#queue.push({ env, body })
+    // A copy: `body` may be a view of memory its owner reuses once this returns (a cross-worker
+    // ring record, released after the call; the host read garbage from it, issue 4).
+    this.#queue.push({ env, body: copyOut(body) })
     this.#setBlocked(true)
     this.#waitForSpace()
   }

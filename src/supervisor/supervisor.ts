@@ -320,6 +320,15 @@ export class Supervisor {
    */
   async #readLoop (slot: IoSlot): Promise<void> {
     const ring = slot.inbound
+    // One record that cannot be dispatched (a bug: listeners' throws are rethrown outside) must not end
+    // this loop: every later record of the slot would never be read.
+    const dispatch = (rec: Uint8Array): void => {
+      try {
+        this.#o.host.dispatch(slot, rec)
+      } catch (err) {
+        this.#o.logger.error({ component: 'supervisor', event: 'inbound:dispatch-failed', worker: slot.index, err }, 'could not dispatch an inbound record; skipped it')
+      }
+    }
     await this.#inboundOpen
     while (!ring.closed) {
       const r = await ring.waitForData()
@@ -327,7 +336,7 @@ export class Supervisor {
       // Bounded by time, not only by count: the host's own work (its timers,
       // its I/O) gets the loop back within ~2 ms even under a flood.
       const end = performance.now() + 2
-      do ring.drain((rec) => { this.#o.host.dispatch(slot, rec) }, 256)
+      do ring.drain(dispatch, 256)
       while (!ring.isEmpty() && performance.now() < end)
       if (!ring.isEmpty()) await yieldToIo()
     }

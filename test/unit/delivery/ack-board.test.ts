@@ -85,18 +85,25 @@ describe('AckBoard', () => {
     expect(() => AckBoard.attach(new ArrayBuffer(host.sab.byteLength) as unknown as SharedArrayBuffer)).toThrow(TypeError)
   })
 
-  it('claim/ownedBy: no owner at first (worker 0 included); the newest claim wins', () => {
+  it('claim/ownedBy/owner: no owner at first (worker 0 included); the newest claim wins', () => {
     const host = AckBoard.create()
     const w0 = AckBoard.attach(host.sab)
     const w1 = AckBoard.attach(host.sab)
     expect(w0.ownedBy(0)).toBe(false)
     expect(w1.ownedBy(1)).toBe(false)
+    expect(host.owner()).toBeUndefined()
     w0.claim(0)
     expect(w0.ownedBy(0)).toBe(true)
     expect(w1.ownedBy(1)).toBe(false)
+    expect(host.owner()).toBe(0) // the worker the host wakes for the peer
     w1.claim(1) // e.g. the peer moved to a restarted worker
     expect(w0.ownedBy(0)).toBe(false)
     expect(w1.ownedBy(1)).toBe(true)
+    expect(host.owner()).toBe(1)
+    // Held busy, still that owner.
+    expect(w1.holdBusy(1)).toBe(true)
+    expect(host.owner()).toBe(1)
+    w1.endBusy(1)
     // Ownership does not disturb the seqlock'd pair.
     expect(host.read()).toBeUndefined()
     host.publish(1, 2)
