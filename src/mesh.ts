@@ -233,6 +233,9 @@ const MAX_REQUEST_TIMEOUT_MS = 2 ** 31 - 1
 /** What #decodeOrDrop returns for a payload it dropped. */
 const MALFORMED: unique symbol = Symbol('malformed')
 
+/** Topics per peer remembered as told 'del' (see Mesh.#unwanted), at most: the oldest goes first. */
+export const MAX_UNWANTED_TOPICS = 1024
+
 /** The closing chunk of a message cut short (see the 'undelivered' event): CONTINUATION without MORE, no bytes. */
 const CLOSING_CHUNK = Buffer.alloc(0)
 
@@ -1008,9 +1011,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   }
 
   /** @internal diagnostics: receive-side stream state per peer, and messages discarded. */
-  _deliveryStats (): { discarded: number; peers: Record<string, { stream: number | undefined; delivered: number; duplicates: number; gaps: number; sent: number; queuedBytes: number }> } {
-    const peers: Record<string, { stream: number | undefined; delivered: number; duplicates: number; gaps: number; sent: number; queuedBytes: number }> = {}
-    for (const [id, e] of this.#peers) peers[id] = { stream: e.rx.stream, delivered: e.rx.delivered, duplicates: e.rx.duplicates, gaps: e.rx.gaps, sent: e.seq, queuedBytes: e.ring.usedBytes() }
+  _deliveryStats (): { discarded: number; peers: Record<string, { stream: number | undefined; delivered: number; duplicates: number; gaps: number; sent: number; queuedBytes: number; unwantedTopics: number }> } {
+    const peers: Record<string, { stream: number | undefined; delivered: number; duplicates: number; gaps: number; sent: number; queuedBytes: number; unwantedTopics: number }> = {}
+    for (const [id, e] of this.#peers) peers[id] = { stream: e.rx.stream, delivered: e.rx.delivered, duplicates: e.rx.duplicates, gaps: e.rx.gaps, sent: e.seq, queuedBytes: e.ring.usedBytes(), unwantedTopics: e.unwanted?.size ?? 0 }
     return { discarded: this.#discarded, peers }
   }
 
@@ -1606,6 +1609,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #unwanted (entry: PeerEntry, topic: string): void {
     entry.unwanted ??= new Set()
     if (entry.unwanted.has(topic)) return
+    // Bounded: a peer publishing to ever new topics we do not take must not grow it without end.
+    // A topic let go of costs one more 'del' if the peer publishes to it again.
+    if (entry.unwanted.size >= MAX_UNWANTED_TOPICS) entry.unwanted.delete(entry.unwanted.values().next().value as string)
     entry.unwanted.add(topic)
     this.#announce('del', [topic], entry)
   }

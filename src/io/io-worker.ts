@@ -80,6 +80,13 @@ export function receiveWindowBytes (inboundRingBytes: number): number {
  * rewinds (PeerActor.attach).
  */
 export const RELAY_RTO_MS = 300
+/**
+ * How long discovery leaves a peer alone after it replaced our live link
+ * with another connection from our id (ms): only another process holding our
+ * key makes one (LinkRegistry: a dialer never makes a second itself), and
+ * the two would otherwise take the link from each other for ever.
+ */
+export const EVICTED_QUIET_MS = 60_000
 /** Largest ACK timeout of a routed peer's stream (ms); see RELAY_RTO_MS. */
 export const RELAY_RTO_MAX_MS = 5_000
 /** A routed peer whose frames keep arriving is re-sent our latest ACK at most this often (ms): the ACK it lost to a relay would otherwise only be superseded by the next delivery. */
@@ -154,6 +161,8 @@ export class IoWorker implements ConnectionOwner {
   readonly #maxWsMessage: number
   readonly #receiveWindow: number
   #expiryTimer: NodeJS.Timeout | undefined
+  /** Peers that replaced our live link with another connection from our id (CloseCode.DUPLICATE), until when discovery leaves them alone. */
+  readonly #evicted = new Map<string, number>()
   /** Routed peers' ACK timeouts (see RELAY_RTO_MS). */
   #rtoTimer: NodeJS.Timeout | undefined
   readonly #rto = new WeakMap<PeerActor, { since: number; rto: number }>()
@@ -198,6 +207,9 @@ export class IoWorker implements ConnectionOwner {
         // Never dial a peer we already have a connection with (see the router's check).
         let connected = false
         for (const c of this.#conns.values()) if (c.peerId === peerId && c.state !== 'closed') connected = true
+        const quietUntil = this.#evicted.get(peerId)
+        if (quietUntil !== undefined && performance.now() < quietUntil) return false
+        this.#evicted.delete(peerId)
         // Discovery is best effort: the router asks again (after a backoff) if this ends unlinked.
         if (!connected) await this.dial(url, peerId).catch(() => {})
         return this.#actors.get(peerId)?.direct !== undefined
@@ -1121,16 +1133,27 @@ export class IoWorker implements ConnectionOwner {
     this.#conns.delete(conn.id)
     void this.#router.release(conn.key).catch(() => {})
     const actor = conn.peerId === undefined ? undefined : this.#actors.get(conn.peerId)
-    if (actor !== undefined && actor.detach(conn)) {
+    const wasUp = actor !== undefined && actor.detach(conn)
+    if (wasUp) {
       this.#inbound.event(actor.handle, { type: 'peer:down', peerId: actor.peerId, reason: `${code}${reason === '' ? '' : ` ${reason}`}` })
       this.log.debug({ event: 'peer:down', peer: actor.peerId, conn: conn.key, code, reason }, 'peer disconnected')
     }
     // Peers reached through this link (and the peer itself, if a relay can reach it) move at once.
     if (conn.peerId !== undefined && conn.state === 'closed') this.#rerouteAround(conn.peerId)
     const t = conn.direction === 'outbound' ? this.#targets.get(conn.address) : undefined
-    if (t !== undefined && t.conn === conn && !this.#dials.has(conn) && failure?.details?.reason !== 'duplicate') {
+    // Closed by the peer as a duplicate, even once established: the peer keeps another connection from
+    // this id (ours, or one of another process holding the same key). Dialing again would take it
+    // back, and that process would do the same: two such processes evicted each other for ever.
+    const duplicate = failure?.details?.reason === 'duplicate' || code === CloseCode.DUPLICATE
+    if (t !== undefined && t.conn === conn && !this.#dials.has(conn) && !duplicate) {
       // An established link dropped: keep it up.
       this.#scheduleRedial(t, failure)
+    }
+    if (code === CloseCode.DUPLICATE && wasUp && conn.peerId !== undefined && this.#actors.get(conn.peerId)?.direct === undefined) {
+      // Our live link was replaced by one we do not have: another process holds our key. Discovery
+      // would dial it back in seconds (and that process again): leave the peer to it for a while.
+      if (!this.#evicted.has(conn.peerId)) this.log.warn({ event: 'link:evicted', peer: conn.peerId, conn: conn.key }, `${conn.peerId} replaced our link with another connection from this node's id: is another process running with this node's key? Not dialing it for ${EVICTED_QUIET_MS / 1000} s`)
+      this.#evicted.set(conn.peerId, performance.now() + EVICTED_QUIET_MS)
     }
     const d = this.#dials.get(conn)
     if (d !== undefined) {

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { MeshError, encodeFrame, encodeControl, decodeControl, FrameType, Lane, PROTOCOL_VERSION, type Mesh } from '../../dist/src/index.js'
 import { OutboxStore } from '../../dist/src/delivery/outbox-store.js'
 import { FrameFlag } from '../../dist/src/codec/frame.js'
+import { MAX_UNWANTED_TOPICS } from '../../dist/src/mesh.js'
 import { makeMesh, makePair, closeAll, collect, until, waitFor } from '../helpers/mesh.js'
 import { rawHandshake, rawPeerOf, keypair, type RawPeer } from '../helpers/raw-peer.js'
 import { asksForAck } from '../../dist/src/delivery/ack-pacing.js'
@@ -854,6 +855,26 @@ describe('pub/sub', () => {
     await a.publish('t', 'one')
     await until(() => got.length === 3, { label: 'the remaining subscription called' })
     expect(got).toEqual(['two', 'two', 'one'])
+  })
+
+  it('publications to topics this node does not take: each is answered with a \'del\' once, and what it remembers of them per peer is bounded', async () => {
+    const b = await makeMesh()
+    const raw = await rawPeerOf(b)
+    const N = 1500
+    let seq = 0
+    // Batches of stray publications on the peer's stream, each to a topic of its own.
+    for (let k = 0; k < N; k += 100) {
+      const frames = Array.from({ length: 100 }, (_, i) => encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.PUBLISH, lane: Lane.PRIORITY, flags: 0, src: null, dst: null, stream: 7, seq: ++seq, payload: encodeControl([`stray-${k + i}`, 1]) }))
+      raw.ws.send(Buffer.concat(frames))
+    }
+    const dels = (): number => raw.frames.filter((f) => f.type === FrameType.SUBSCRIBE).length
+    await until(() => dels() >= N, { timeoutMs: 10_000, label: () => `a 'del' per stray topic (have ${dels()})` })
+    expect(b._deliveryStats().peers[raw.id]?.unwantedTopics).toBe(MAX_UNWANTED_TOPICS)
+    // One remembered: told once, not again.
+    const before = dels()
+    raw.ws.send(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.PUBLISH, lane: Lane.PRIORITY, flags: 0, src: null, dst: null, stream: 7, seq: ++seq, payload: encodeControl([`stray-${N - 1}`, 1]) }))
+    await until(() => b._deliveryStats().peers[raw.id]?.delivered === seq, { label: 'b took the last publication' })
+    expect(dels()).toBe(before)
   })
 
   it('publish() of a payload msgpack cannot encode rejects INVALID_OPTIONS, with remote and local subscribers, and leaves no unhandled rejection', async () => {

@@ -2,6 +2,7 @@ import { describe, it, expect, afterEach } from 'vitest'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createPrivateKey, randomBytes } from 'node:crypto'
 import { makeMesh, closeAll, waitFor, collect, until } from '../helpers/mesh.js'
 import { cutAllProxies, tcpProxy } from '../helpers/tcp-proxy.js'
 
@@ -85,6 +86,24 @@ describe('several nodes', () => {
     expect((await got)[0].payload).toBe('back')
     // b holds one socket for c: the new one.
     await until(async () => ((await (b as any)._ioStats()) as Array<{ connections: number }>)[0]?.connections === 1, { label: 'the half-open connection dropped' })
+  })
+
+  it('two processes holding one key (a misconfiguration) do not evict each other\'s link for ever: the one evicted does not dial again', async () => {
+    const key = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), randomBytes(32)]), format: 'der', type: 'pkcs8' })
+    const p = await makeMesh()
+    let ups = 0
+    p.on('peer:up', () => { ups++ })
+    const x1 = await makeMesh({ listen: false, identity: { privateKey: key } })
+    const x2 = await makeMesh({ listen: false, identity: { privateKey: key } })
+    expect(x2.id).toBe(x1.id)
+    await x1.connect(p.addresses[0] as string)
+    await x2.connect(p.addresses[0] as string).catch(() => {})
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const settled = ups
+    await new Promise((resolve) => setTimeout(resolve, 2000))
+    // Evicting each other, p saw a new link every ~30 ms.
+    expect(ups - settled).toBe(0)
+    expect(p.peers().filter((x) => x.id === x1.id && x.state === 'healthy')).toHaveLength(1)
   })
 
   it('a relayed peer restarted (same id) while our route to it stayed up learns our subscriptions again (membership: a higher incarnation)', async () => {
