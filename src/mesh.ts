@@ -233,6 +233,9 @@ const MAX_REQUEST_TIMEOUT_MS = 2 ** 31 - 1
 /** What #decodeOrDrop returns for a payload it dropped. */
 const MALFORMED: unique symbol = Symbol('malformed')
 
+/** One peer's line of Mesh._deliveryStats(). */
+interface PeerDeliveryStats { stream: number | undefined; delivered: number; duplicates: number; gaps: number; sent: number; queuedBytes: number; unwantedTopics: number }
+
 /** Topics per peer remembered as told 'del' (see Mesh.#unwanted), at most: the oldest goes first. */
 export const MAX_UNWANTED_TOPICS = 1024
 
@@ -1011,8 +1014,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   }
 
   /** @internal diagnostics: receive-side stream state per peer, and messages discarded. */
-  _deliveryStats (): { discarded: number; peers: Record<string, { stream: number | undefined; delivered: number; duplicates: number; gaps: number; sent: number; queuedBytes: number; unwantedTopics: number }> } {
-    const peers: Record<string, { stream: number | undefined; delivered: number; duplicates: number; gaps: number; sent: number; queuedBytes: number; unwantedTopics: number }> = {}
+  _deliveryStats (): { discarded: number; peers: Record<string, PeerDeliveryStats> } {
+    const peers: Record<string, PeerDeliveryStats> = {}
     for (const [id, e] of this.#peers) peers[id] = { stream: e.rx.stream, delivered: e.rx.delivered, duplicates: e.rx.duplicates, gaps: e.rx.gaps, sent: e.seq, queuedBytes: e.ring.usedBytes(), unwantedTopics: e.unwanted?.size ?? 0 }
     return { discarded: this.#discarded, peers }
   }
@@ -1121,16 +1124,19 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    * once nothing is kept for it; false while it is (the router asks again).
    */
   async #onForgotten (peerId: string): Promise<boolean> {
-    this.#incarnations.delete(peerId)
     const e = this.#peers.get(peerId)
-    if (e === undefined) return true
+    if (e === undefined) { this.#incarnations.delete(peerId); return true }
     // Linked again, or reachable through relays, before membership heard of it: not departed. (A stale
     // route goes with link-state aging; the router asks again.)
     if (e.slot !== undefined || this.#routed(peerId)) return false
     if (!e.forget) this.#log.debug({ component: 'mesh', event: 'member:forgotten', peer: peerId }, 'membership forgot a departed peer: its state goes once nothing is queued to it')
     e.forget = true
     if (e.forgetting || !this.#idle(e)) return false
-    return await this.#forget(e)
+    // Its incarnation goes with the entry: while the entry is kept, a restart that shows up as a
+    // member again is still told apart (the peer's new process needs our subscriptions).
+    const dropped = await this.#forget(e)
+    if (dropped) this.#incarnations.delete(peerId)
+    return dropped
   }
 
   /**

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
-import { pino } from 'pino'
+import { pino, type Logger } from 'pino'
 import { closeAll, makeMesh, until, waitFor } from '../helpers/mesh.js'
 import { killChildren, request, spawnNode } from '../helpers/child-node.js'
 import type { Mesh } from '../../dist/src/index.js'
@@ -43,6 +43,23 @@ function childInbox (proc: ChildProcess, from: string): number[] {
 
 const knows = (m: Mesh, id: string): boolean => m.peers().some((p) => p.id === id)
 const healthy = (m: Mesh, id: string): boolean => m.peers().some((p) => p.id === id && p.state === 'healthy')
+
+/** A debug logger whose records collect in `logs`. */
+function debugLog (): { logs: Array<Record<string, any>>; logger: Logger } {
+  const logs: Array<Record<string, any>> = []
+  return { logs, logger: pino({ level: 'debug' }, { write: (line: string) => { logs.push(JSON.parse(line)) } }) }
+}
+
+/** SIGSTOP a child peer and wait until `a` has lost it. */
+async function stop (a: Mesh, peer: { id: string; proc: ChildProcess }): Promise<void> {
+  peer.proc.kill('SIGSTOP')
+  await waitFor(a, 'peer:down', { filter: (p: { id: string }) => p.id === peer.id, label: `${a.id} loses ${peer.id}` })
+}
+
+/** Until `a`'s log says membership forgot `id`. */
+async function membershipForgets (logs: Array<Record<string, any>>, id: string): Promise<void> {
+  await until(() => logs.some((r) => r.event === 'member:forgotten' && r.peer === id), { timeoutMs: 5_000, label: `membership forgets ${id}` })
+}
 
 /** SIGCONT a stopped child peer and wait until `a` has it linked again. */
 async function resume (a: Mesh, peer: { id: string; proc: ChildProcess }): Promise<void> {
@@ -155,19 +172,17 @@ describe('forgetting a departed peer (delivery.forgetAfterMs)', () => {
   }, 30_000)
 
   it('keeps a forgotten peer while messages to it are queued, and drops it once they expired (undelivered)', async () => {
-    const logs: Array<Record<string, any>> = []
-    const logger = pino({ level: 'debug' }, { write: (line: string) => { logs.push(JSON.parse(line)) } })
+    const { logs, logger } = debugLog()
     const a = await makeMesh({ ...FAST, logger, delivery: { forgetAfterMs: 200, retainMs: 2_000 } })
     const b = await spawnNode({ ...FAST, listen: false, bootstrap: [a.addresses[0]] })
     await until(() => healthy(a, b.id), { label: 'a sees b' })
-    b.proc.kill('SIGSTOP')
-    await waitFor(a, 'peer:down', { filter: (p: { id: string }) => p.id === b.id, label: 'a loses b' })
+    await stop(a, b)
     const id = await a.send(b.id, 'held')
     let keptUntilExpiry = false
     a.on('undelivered', (u) => { if (u.to === b.id && u.id === id) keptUntilExpiry = knows(a, b.id) })
     // Once membership forgot b, a subscription change is not queued to it (it
     // would hold b for another retainMs; b gets the whole set when it is back).
-    await until(() => logs.some((r) => r.event === 'member:forgotten' && r.peer === b.id), { timeoutMs: 5_000, label: 'membership forgets b' })
+    await membershipForgets(logs, b.id)
     expect(knows(a, b.id)).toBe(true)
     const written = a._ringStats().outbound[b.id]?.recordsWritten
     a.subscribe('news', () => {})
@@ -187,16 +202,14 @@ describe('forgetting a departed peer (delivery.forgetAfterMs)', () => {
   }, 30_000)
 
   it('a subscription broadcast skipped while a departed peer is kept (a message waits for it) reaches the peer when it is back', async () => {
-    const logs: Array<Record<string, any>> = []
-    const logger = pino({ level: 'debug' }, { write: (line: string) => { logs.push(JSON.parse(line)) } })
+    const { logs, logger } = debugLog()
     const a = await makeMesh({ ...FAST, logger, delivery: { forgetAfterMs: 200 } })
     const b = await spawnNode({ ...FAST, listen: false, bootstrap: [a.addresses[0]], delivery: { forgetAfterMs: 2 ** 31 - 1 } })
     const bGot = childInbox(b.proc, a.id)
     await until(() => healthy(a, b.id), { label: 'a sees b' })
-    b.proc.kill('SIGSTOP')
-    await waitFor(a, 'peer:down', { filter: (p: { id: string }) => p.id === b.id, label: 'a loses b' })
+    await stop(a, b)
     await a.send(b.id, 1) // held for b (retainMs 5 min): b's entry stays
-    await until(() => logs.some((r) => r.event === 'member:forgotten' && r.peer === b.id), { timeoutMs: 5_000, label: 'membership forgets b' })
+    await membershipForgets(logs, b.id)
     const written = a._ringStats().outbound[b.id]?.recordsWritten
     const news: unknown[] = []
     a.subscribe('news', (m) => { news.push(m.payload) })
@@ -211,16 +224,14 @@ describe('forgetting a departed peer (delivery.forgetAfterMs)', () => {
   }, 30_000)
 
   it('publishing does not hold a forgotten subscriber: no publication is queued to it, it is dropped, and publish() counts only live subscribers', async () => {
-    const logs: Array<Record<string, any>> = []
-    const logger = pino({ level: 'debug' }, { write: (line: string) => { logs.push(JSON.parse(line)) } })
+    const { logs, logger } = debugLog()
     const a = await makeMesh({ ...FAST, logger, delivery: { forgetAfterMs: 200, retainMs: 1_000 } })
     const b = await spawnNode({ ...FAST, listen: false, bootstrap: [a.addresses[0]] })
     await until(() => healthy(a, b.id), { label: 'a sees b' })
     await request(b.proc, { type: 'subscribe', topic: 'news' }, 'subscribed')
     await until(async () => (await a.publish('news', 0)) === 1, { label: 'b\'s subscription reaches a' })
-    b.proc.kill('SIGSTOP')
-    await waitFor(a, 'peer:down', { filter: (p: { id: string }) => p.id === b.id, label: 'a loses b' })
-    await until(() => logs.some((r) => r.event === 'member:forgotten' && r.peer === b.id), { timeoutMs: 5_000, label: 'membership forgets b' })
+    await stop(a, b)
+    await membershipForgets(logs, b.id)
     const written = a._ringStats().outbound[b.id]?.recordsWritten
     expect(await a.publish('news', 1)).toBe(0)
     expect(a._ringStats().outbound[b.id]?.recordsWritten).toBe(written)
