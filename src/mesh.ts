@@ -434,7 +434,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       logLevel: level,
       lock: this.#lock === undefined ? undefined : { file: this.#lock.file, text: this.#lock.text },
       host: {
-        ringFor: (peerId) => { const e = this.#entryFor(peerId); e.gen++; return { ring: e.ring.sab, board: e.board.sab, datagrams: e.datagrams.sab } },
+        ringFor: (peerId) => { const e = this.#entryFor(peerId); e.gen++; return { ring: { sab: e.ring.sab, byteOffset: e.ring.byteOffset }, board: e.board.sab, datagrams: { sab: e.datagrams.sab, byteOffset: e.datagrams.byteOffset } } },
         dispatch: (slot, rec) => { this.#dispatch(slot, rec) },
         workerLost: (slot) => { this.#workerLost(slot) },
         workerRestarted: (slot) => { this.#redial(slot); this.#adoptOrphans() },
@@ -1062,15 +1062,32 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     }
   }
 
+  /**
+   * A peer's send queue and datagram ring, in one SharedArrayBuffer (see
+   * RingPlace: one calloc per peer instead of two, ~133 KiB less resident
+   * per peer once glibc serves buffers of this size from its heap).
+   */
+  #peerRings (): { ring: RingBuffer; datagrams: RingBuffer } {
+    const cap = this.#opts.sendQueue.capacityBytes
+    const dcap = Math.max(64 * 1024, cap >> 2)
+    const first = RingBuffer.bytesFor(cap)
+    const sab = new SharedArrayBuffer(first + RingBuffer.bytesFor(dcap))
+    return {
+      ring: RingBuffer.create(cap, { keepAlive: false }, { sab, byteOffset: 0 }),
+      datagrams: RingBuffer.create(dcap, { keepAlive: false }, { sab, byteOffset: first }),
+    }
+  }
+
   #entryFor (peerId: string): PeerEntry {
     let e = this.#peers.get(peerId)
     if (e === undefined) {
       // Met again after #forget: both streams go on where they stood.
       const was = this.#forgotten.get(peerId)
       this.#forgotten.delete(peerId)
+      const rings = this.#peerRings()
       e = {
         info: { id: peerId, direction: 'outbound', state: 'connecting', since: Date.now(), lanes: [...LANES] },
-        ring: RingBuffer.create(this.#opts.sendQueue.capacityBytes, { keepAlive: false }),
+        ring: rings.ring,
         board: AckBoard.create(this.#store !== undefined),
         rx: was === undefined ? new ReceiveStream() : ReceiveStream.at(was.rx),
         reassembly: new StreamAssemblies(MAX_LANE + 1, this.#opts.maxMessageBytes, this.#assemblyPool),
@@ -1081,7 +1098,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         remoteTopics: new Set(),
         unwanted: undefined,
         topicsSent: false,
-        datagrams: RingBuffer.create(Math.max(64 * 1024, this.#opts.sendQueue.capacityBytes >> 2), { keepAlive: false }),
+        datagrams: rings.datagrams,
         droppedNewest: 0,
         home: undefined,
         slot: undefined,

@@ -9,6 +9,7 @@ import type { MessagePort } from 'node:worker_threads'
 import type { CrossWorkerData } from '../io/cross-worker.js'
 import type { RoutingStats } from '../router/routing-service.js'
 import type { HeapAfterGc } from '../util/gc.js'
+import type { RingPlace } from '../ring/ring-buffer.js'
 
 /** Plain-data start-up parameters of an IO worker (workerData). */
 export interface IoWorkerData {
@@ -229,7 +230,7 @@ export interface HostCallbacks {
    * A peer's send queue ring and receive-side ack board (created on first
    * use; they outlive connections and workers).
    */
-  ringFor (peerId: string): { ring: SharedArrayBuffer; board: SharedArrayBuffer; datagrams: SharedArrayBuffer }
+  ringFor (peerId: string): { ring: RingPlace; board: SharedArrayBuffer; datagrams: RingPlace }
   /** Batched forwarded log records. */
   log (records: LogRecord[]): void
 }

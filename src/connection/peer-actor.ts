@@ -1,4 +1,4 @@
-import { RingBuffer } from '../ring/ring-buffer.js'
+import { RingBuffer, type RingPlace } from '../ring/ring-buffer.js'
 import { AckBoard } from '../delivery/ack-board.js'
 import { SendWindow, type AckResult, type Expired } from '../delivery/send-window.js'
 import { encodeFrame } from '../codec/encode.js'
@@ -121,7 +121,7 @@ export class PeerActor {
   get #inner (): Buffer { return (this.#innerScratch ??= Buffer.allocUnsafe(INNER_BATCH_BYTES)) }
 
   /** `slab`: where outgoing batches are built (one per IO worker; a private one if omitted). */
-  constructor (peerId: string, handle: number, ringSab: SharedArrayBuffer, boardSab: SharedArrayBuffer, datagramSab: SharedArrayBuffer, worker: number, receiveWindow: number, dropOldest: boolean, slab: SendSlab = new SendSlab(BATCH_BYTES)) {
+  constructor (peerId: string, handle: number, ringSab: SharedArrayBuffer | RingPlace, boardSab: SharedArrayBuffer, datagramSab: SharedArrayBuffer | RingPlace, worker: number, receiveWindow: number, dropOldest: boolean, slab: SendSlab = new SendSlab(BATCH_BYTES)) {
     this.#slab = slab
     this.peerId = peerId
     this.handle = handle

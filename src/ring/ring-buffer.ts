@@ -109,6 +109,36 @@ const WRAP = 0xffffffff
 const MIN_CAPACITY = 1024
 const MAX_CAPACITY = 2 ** 30
 
+/**
+ * Where a ring lives when it shares a SharedArrayBuffer with others: the
+ * buffer and the byte offset of the ring's header in it (a multiple of 8),
+ * with {@link RingBuffer.bytesFor} bytes free from there. Why share: each
+ * SharedArrayBuffer is a calloc. Once glibc's dynamic mmap threshold has
+ * risen (freeing any mmapped chunk raises it to that chunk's size, up to
+ * 32 MiB), buffers of ring size come from the malloc heap, and each one
+ * makes memory resident however little of it is written, where an mmapped
+ * one costs only the pages written. Measured on Node 20, 48 buffers of
+ * 4 MiB with one byte written: 5 KiB resident each in a fresh process,
+ * 45 KiB in one where a mesh had run, 133 KiB after freeing an 8 MiB
+ * Buffer (256 KiB to 4 MiB alike). A peer's send queue and datagram ring
+ * in one buffer pay that once.
+ */
+export interface RingPlace {
+  readonly sab: SharedArrayBuffer
+  readonly byteOffset: number
+}
+
+/** The data capacity {@link RingBuffer.create} gives a ring asked for `capacityBytes`: a power of two, >= MIN_CAPACITY. */
+function ringCapacity (capacityBytes: number): number {
+  if (typeof capacityBytes !== 'number' || !Number.isInteger(capacityBytes) ||
+      capacityBytes < 1 || capacityBytes > MAX_CAPACITY) {
+    throw new RangeError(`capacityBytes must be an integer in [1, ${MAX_CAPACITY}], got ${String(capacityBytes)}`)
+  }
+  let capacity = MIN_CAPACITY
+  while (capacity < capacityBytes) capacity *= 2
+  return capacity
+}
+
 /** Options of {@link RingBuffer.create} and {@link RingBuffer.attach}. */
 export interface RingBufferOptions {
   /**
@@ -168,6 +198,8 @@ function recordSize (payloadBytes: number): number {
 export class RingBuffer {
   /** The shared memory (header + data); send it to the other thread and {@link RingBuffer.attach} it there. */
   readonly sab: SharedArrayBuffer
+  /** Where in {@link sab} the ring starts (its header): 0, or the offset it was created at (see {@link RingPlace}). */
+  readonly byteOffset: number
   /** Data bytes; a power of two, >= 1024. */
   readonly capacity: number
   /**
@@ -207,16 +239,21 @@ export class RingBuffer {
   #dataWaiters = 0
   #draining = false
 
-  private constructor (sab: SharedArrayBuffer, capacity: number, options: RingBufferOptions | undefined) {
+  /** Byte offset of the data area in {@link sab} (byteOffset + header). */
+  readonly #data: number
+
+  private constructor (sab: SharedArrayBuffer, byteOffset: number, capacity: number, options: RingBufferOptions | undefined) {
     this.sab = sab
+    this.byteOffset = byteOffset
     this.capacity = capacity
     this.maxRecordBytes = capacity / 2 - 4
     this.#mask = capacity - 1
-    this.#i32 = new Int32Array(sab, 0, HEADER_BYTES / 4)
-    this.#f64 = new Float64Array(sab, 0, HEADER_BYTES / 8)
-    this.#u8 = new Uint8Array(sab, HEADER_BYTES, capacity)
-    this.#d32 = new Int32Array(sab, HEADER_BYTES, capacity >> 2)
-    this.#dv = new DataView(sab, HEADER_BYTES, capacity)
+    this.#data = byteOffset + HEADER_BYTES
+    this.#i32 = new Int32Array(sab, byteOffset, HEADER_BYTES / 4)
+    this.#f64 = new Float64Array(sab, byteOffset, HEADER_BYTES / 8)
+    this.#u8 = new Uint8Array(sab, this.#data, capacity)
+    this.#d32 = new Int32Array(sab, this.#data, capacity >> 2)
+    this.#dv = new DataView(sab, this.#data, capacity)
     this.#doorbell = options?.doorbell
     this.#keepAlive = options?.keepAlive ?? true
     // Atomics.load (seq-cst): pick up the positions as of attach time. The
@@ -237,33 +274,52 @@ export class RingBuffer {
    * @param capacityBytes - requested data bytes: an integer in [1, 2^30].
    * @throws RangeError if `capacityBytes` is not an integer in [1, 2^30].
    */
-  static create (capacityBytes: number, options?: RingBufferOptions): RingBuffer {
-    if (typeof capacityBytes !== 'number' || !Number.isInteger(capacityBytes) ||
-        capacityBytes < 1 || capacityBytes > MAX_CAPACITY) {
-      throw new RangeError(`capacityBytes must be an integer in [1, ${MAX_CAPACITY}], got ${String(capacityBytes)}`)
+  static create (capacityBytes: number, options?: RingBufferOptions, place?: RingPlace): RingBuffer {
+    const capacity = ringCapacity(capacityBytes)
+    let sab: SharedArrayBuffer
+    let offset = 0
+    if (place === undefined) {
+      sab = new SharedArrayBuffer(HEADER_BYTES + capacity)
+    } else {
+      sab = place.sab
+      offset = place.byteOffset
+      if (!(sab instanceof SharedArrayBuffer)) throw new TypeError('RingBuffer.create: place.sab must be a SharedArrayBuffer')
+      if (!Number.isInteger(offset) || offset < 0 || offset % 8 !== 0 || offset + HEADER_BYTES + capacity > sab.byteLength) {
+        throw new RangeError(`RingBuffer.create: a ring of ${capacity} bytes does not fit at byte ${String(offset)} (a multiple of 8) of a ${sab.byteLength}-byte buffer`)
+      }
     }
-    let capacity = MIN_CAPACITY
-    while (capacity < capacityBytes) capacity *= 2
-    const sab = new SharedArrayBuffer(HEADER_BYTES + capacity)
-    const i32 = new Int32Array(sab, 0, HEADER_BYTES / 4)
+    const i32 = new Int32Array(sab, offset, HEADER_BYTES / 4)
     // Plain initialisation: nobody else can see `sab` yet; postMessage of it
     // to another thread synchronises these writes with that thread's attach.
+    // (A placed ring's memory is fresh too: its header words are all 0.)
     i32[MAGIC] = MAGIC_VALUE
     i32[VERSION] = LAYOUT_VERSION
     i32[CAPACITY] = capacity
-    return new RingBuffer(sab, capacity, options)
+    return new RingBuffer(sab, offset, capacity, options)
   }
 
   /**
-   * The other thread's view of a ring made by {@link RingBuffer.create}.
-   * @throws TypeError if `sab` is not a ring buffer of this layout version
+   * Bytes a ring of `capacityBytes` (rounded as {@link create} does) takes in
+   * shared memory, header included: what a {@link RingPlace} must leave it.
+   * @throws RangeError as {@link create}.
+   */
+  static bytesFor (capacityBytes: number): number {
+    return HEADER_BYTES + ringCapacity(capacityBytes)
+  }
+
+  /**
+   * The other thread's view of a ring made by {@link RingBuffer.create}: its
+   * SharedArrayBuffer, or the {@link RingPlace} it was created at.
+   * @throws TypeError if there is no ring buffer of this layout version there
    *   (e.g. a stale build on one side).
    */
-  static attach (sab: SharedArrayBuffer, options?: RingBufferOptions): RingBuffer {
-    if (!(sab instanceof SharedArrayBuffer) || sab.byteLength < HEADER_BYTES + MIN_CAPACITY) {
-      throw new TypeError('RingBuffer.attach: expected a SharedArrayBuffer from RingBuffer.create()')
+  static attach (where: SharedArrayBuffer | RingPlace, options?: RingBufferOptions): RingBuffer {
+    const sab = where instanceof SharedArrayBuffer ? where : where?.sab
+    const offset = where instanceof SharedArrayBuffer ? 0 : where?.byteOffset
+    if (!(sab instanceof SharedArrayBuffer) || !Number.isInteger(offset) || offset < 0 || offset % 8 !== 0 || sab.byteLength < offset + HEADER_BYTES + MIN_CAPACITY) {
+      throw new TypeError('RingBuffer.attach: expected a SharedArrayBuffer (or a place in one) from RingBuffer.create()')
     }
-    const i32 = new Int32Array(sab, 0, HEADER_BYTES / 4)
+    const i32 = new Int32Array(sab, offset, HEADER_BYTES / 4)
     // Atomics.load (seq-cst): these words are constant after create(), and a
     // SAB that arrived by postMessage is already synchronised with it; the
     // atomic loads keep the check well-defined however the SAB was shared.
@@ -274,10 +330,12 @@ export class RingBuffer {
     if (version !== LAYOUT_VERSION) {
       throw new TypeError(`RingBuffer.attach: layout version ${version}, this build expects ${LAYOUT_VERSION}`)
     }
-    if (capacity < MIN_CAPACITY || (capacity & (capacity - 1)) !== 0 || sab.byteLength !== HEADER_BYTES + capacity) {
-      throw new TypeError(`RingBuffer.attach: corrupt header (capacity ${capacity}, byteLength ${sab.byteLength})`)
+    // A ring of its own fills its buffer exactly; a placed one fits in it.
+    const fits = offset === 0 && where instanceof SharedArrayBuffer ? sab.byteLength === HEADER_BYTES + capacity : offset + HEADER_BYTES + capacity <= sab.byteLength
+    if (capacity < MIN_CAPACITY || (capacity & (capacity - 1)) !== 0 || !fits) {
+      throw new TypeError(`RingBuffer.attach: corrupt header (capacity ${capacity}, byteLength ${sab.byteLength}, at ${offset})`)
     }
-    return new RingBuffer(sab, capacity, options)
+    return new RingBuffer(sab, offset, capacity, options)
   }
 
   /**
@@ -509,7 +567,7 @@ export class RingBuffer {
         // Advance before calling fn, so a throwing fn still consumes its record.
         tail = (tail + 4 + ((len + 3) & ~3)) >>> 0
         n++
-        if (fn(new Uint8Array(sab, HEADER_BYTES + off + 4, len)) === false) break
+        if (fn(new Uint8Array(sab, this.#data + off + 4, len)) === false) break
       }
     } finally {
       this.#draining = false
@@ -575,7 +633,7 @@ export class RingBuffer {
       if (len === WRAP) { pos = (pos + capacity - off) >>> 0; continue }
       if (off + 4 + len > capacity) throw new Error(`RingBuffer: corrupt record length ${len} at offset ${off}`)
       const end = (pos + 4 + ((len + 3) & ~3)) >>> 0
-      if (fn(HEADER_BYTES + off + 4, len, end) === false) break
+      if (fn(this.#data + off + 4, len, end) === false) break
       pos = end
     }
     return pos

@@ -360,16 +360,22 @@ export class RouterService implements RouterApi {
         // One side dials: the smaller id (a dial-only node always dials, it cannot be dialed).
         // Both dialing at once would only race into the duplicate rule.
         if (this.#addresses.length > 0 && this.#selfId > o.id) break
+        // Not linked, for whatever reason (refused, the IO worker gone or restarting and the call failed, no
+        // worker to ask): SWIM tries again after a short backoff (from 1 s). Left pending, the member waited a
+        // whole dialRetryMs (5 protocol periods, up to 10 s) after an IO worker crash.
+        const swim = this.#swim
+        const failed = (): void => {
+          // Never re-entrantly: #pump may be draining SWIM's outputs right now.
+          queueMicrotask(() => {
+            if (swim === undefined || this.#swim !== swim) return
+            swim.dialFailed(o.id, performance.now())
+            this.#pump()
+          })
+        }
         const url = o.addresses[0]
         const w = this.#workers.get(0)
-        if (url !== undefined && w !== undefined) {
-          void w.discover(url, o.id).then((linked) => {
-            // Not linked: let SWIM try again after a short backoff (not a whole dialRetryMs).
-            if (linked || this.#swim === undefined) return
-            this.#swim.dialFailed(o.id, performance.now())
-            this.#pump()
-          }, () => {})
-        }
+        if (url === undefined || w === undefined) { failed(); break }
+        void w.discover(url, o.id).then((linked) => { if (!linked) failed() }, failed)
         break
       }
       case 'forget':

@@ -10,6 +10,7 @@
  * @module
  */
 import { getHeapStatistics } from 'node:v8'
+import { resourceLimits } from 'node:worker_threads'
 
 /** One thread's heap after a full collection. */
 export interface HeapAfterGc {
@@ -19,6 +20,8 @@ export interface HeapAfterGc {
   readonly physicalBytes: number
   /** Bytes of this thread's ArrayBuffers and Buffers (outside the heap: process.memoryUsage().arrayBuffers of this isolate). */
   readonly arrayBufferBytes: number
+  /** This thread's young-generation limit in MiB (a worker's resourceLimits.maxYoungGenerationSizeMb), 0 if V8's default. */
+  readonly youngGenerationMb: number
 }
 
 /** Collect this thread's heap (twice: a second pass frees what finalizers of the first released). null without `--expose-gc`. */
@@ -28,5 +31,5 @@ export function collectGarbage (): HeapAfterGc | null {
   gc()
   gc()
   const h = getHeapStatistics()
-  return { usedBytes: h.used_heap_size, physicalBytes: h.total_physical_size, arrayBufferBytes: process.memoryUsage().arrayBuffers }
+  return { usedBytes: h.used_heap_size, physicalBytes: h.total_physical_size, arrayBufferBytes: process.memoryUsage().arrayBuffers, youngGenerationMb: resourceLimits.maxYoungGenerationSizeMb ?? 0 }
 }

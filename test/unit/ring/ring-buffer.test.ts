@@ -83,6 +83,48 @@ describe('RingBuffer.create / attach', () => {
     b.close()
     expect(a.closed).toBe(true)
   })
+
+  it('rings placed side by side in one SharedArrayBuffer (RingPlace) keep to their own bytes, wrapped and closed alike', () => {
+    const first = RingBuffer.bytesFor(1000) // rounded as create() rounds
+    expect(first).toBe(HEADER_BYTES + 1024)
+    const sab = new SharedArrayBuffer(first + RingBuffer.bytesFor(2048))
+    const a = RingBuffer.create(1000, undefined, { sab, byteOffset: 0 })
+    const b = RingBuffer.create(2048, undefined, { sab, byteOffset: first })
+    expect([a.byteOffset, b.byteOffset, a.capacity, b.capacity]).toEqual([0, first, 1024, 2048])
+    // Fill and wrap both, interleaved, many times; each side sees only its own records.
+    for (let round = 0; round < 50; round++) {
+      expect(a.tryWrite(payload(round, 300))).toBe(true)
+      expect(b.tryWrite(payload(round + 1000, 700))).toBe(true)
+      expect(b.tryWrite(payload(round + 2000, 100))).toBe(true)
+      const a2 = RingBuffer.attach({ sab, byteOffset: 0 })
+      const b2 = RingBuffer.attach({ sab, byteOffset: first })
+      expect(drainAll(a2)).toEqual([payload(round, 300)])
+      expect(drainAll(b2)).toEqual([payload(round + 1000, 700), payload(round + 2000, 100)])
+    }
+    // peekAt reports positions in the whole buffer: the record's bytes are there.
+    b.tryWrite(payload(7, 40))
+    let seen: Uint8Array | undefined
+    const reader = RingBuffer.attach({ sab, byteOffset: first }) // the consumer's side (b2 read the rest)
+    reader.peekAt(reader.readStart, (at, len) => { seen = new Uint8Array(sab, at, len).slice(); return false })
+    expect(seen).toEqual(payload(7, 40))
+    b.close()
+    expect(RingBuffer.attach({ sab, byteOffset: first }).closed).toBe(true)
+    expect(a.closed).toBe(false)
+  })
+
+  it('a place that is misaligned, too small or not a ring is refused', () => {
+    const sab = new SharedArrayBuffer(RingBuffer.bytesFor(1024) * 2)
+    expect(() => RingBuffer.create(1024, undefined, { sab, byteOffset: 4 })).toThrow(RangeError)
+    expect(() => RingBuffer.create(1024, undefined, { sab, byteOffset: RingBuffer.bytesFor(1024) + 8 })).toThrow(/does not fit/)
+    expect(() => RingBuffer.create(1024, undefined, { sab: new ArrayBuffer(4096) as unknown as SharedArrayBuffer, byteOffset: 0 })).toThrow(TypeError)
+    expect(() => RingBuffer.attach({ sab, byteOffset: RingBuffer.bytesFor(1024) })).toThrow(/magic/)
+    expect(() => RingBuffer.attach({ sab, byteOffset: 12 })).toThrow(TypeError)
+    expect(() => RingBuffer.attach({ sab, byteOffset: sab.byteLength })).toThrow(TypeError)
+    RingBuffer.create(1024, undefined, { sab, byteOffset: 0 })
+    // A placed ring is found where it was placed; the buffer as a whole is not "a ring of its own".
+    expect(RingBuffer.attach({ sab, byteOffset: 0 }).capacity).toBe(1024)
+    expect(() => RingBuffer.attach(sab)).toThrow(/corrupt header/)
+  })
 })
 
 describe('RingBuffer write / drain', () => {

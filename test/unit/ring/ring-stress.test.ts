@@ -49,6 +49,30 @@ function expectedTotals (fx: Fixture): { records: number, bytes: number } {
 }
 
 describe('RingBuffer across two threads', () => {
+  it(`a ring placed after another in one SharedArrayBuffer: ${N} records through it, its neighbour's records untouched`, async () => {
+    const fx = await loadFixture()
+    // The neighbour first, at 0, holding records for the whole run; the stressed ring right after it.
+    const at = RingBuffer.bytesFor(4096)
+    const sab = new SharedArrayBuffer(at + RingBuffer.bytesFor(16384) + RingBuffer.bytesFor(4096))
+    const neighbour = RingBuffer.create(4096, undefined, { sab, byteOffset: 0 })
+    const after = RingBuffer.create(4096, undefined, { sab, byteOffset: at + RingBuffer.bytesFor(16384) })
+    const sentinel = Uint8Array.from({ length: 1000 }, (_, i) => (i * 7 + 3) & 0xff)
+    expect(neighbour.tryWrite(sentinel)).toBe(true)
+    expect(after.tryWrite(sentinel)).toBe(true)
+    const ring = RingBuffer.create(16384, undefined, { sab, byteOffset: at })
+    const reply = startWorker(ring, { role: 'produce', sab: { sab, byteOffset: at }, n: N, timeoutMs: DEADLINE_MS })
+    const consumed = await fx.consume(ring, performance.now() + DEADLINE_MS)
+    const produced = await reply
+    expect(produced.error).toBeUndefined()
+    expect(consumed).toEqual(produced.result)
+    expect(consumed).toMatchObject(expectedTotals(fx))
+    for (const r of [neighbour, after]) {
+      const got: Uint8Array[] = []
+      r.drain((rec) => { got.push(rec.slice()) })
+      expect(got).toEqual([sentinel])
+    }
+  })
+
   it(`worker produces ${N} records into a 16 KiB ring, main consumes and checks each`, async () => {
     const fx = await loadFixture()
     const ring = RingBuffer.create(16384)

@@ -132,3 +132,55 @@ describe('RouterService: forgetting, when the host fails or the node leaves', ()
     expect(svc.forgetsPending).toBe(0)
   })
 })
+
+describe('RouterService: discovery dials that do not happen', () => {
+  /** A node linked to `peer` only, with ids ordered so that it is the side that dials `other`. */
+  async function learner (over: { worker0: boolean, discover?: (url: string, id: string) => Promise<boolean> }): Promise<{ svc: RouterService; other: string; learn: () => Promise<void> }> {
+    const ids = [generateIdentity().id, generateIdentity().id, generateIdentity().id].sort()
+    const [self, other, peer] = ids as [string, string, string] // self < other: self dials it (both listen)
+    // A 2 s period makes the pending-dial expiry (dialRetryMs, 5 periods capped at 10 s) 10 s: a retry within
+    // the tests' 5 s can only be the failure backoff (1 s, 0.5–1 s with jitter).
+    const svc = new RouterService({ selfId: self, join: 'open', protocolPeriodMs: 2_000 })
+    // The link to `peer` sits on worker 1; worker 0 (the one discovery dials through) is there or not.
+    await attachFakeIo(svc, 1, { sendMembership: async () => true })
+    if (over.worker0) await attachFakeIo(svc, 0, { discover: over.discover })
+    await svc.startMembership(['ws://127.0.0.1:1'], { status: () => {}, member: () => {}, routes: () => {}, lockLost: () => {}, lockRecreated: () => {}, forgotten: () => true })
+    expect((await svc.claim({ connKey: '1:1', worker: 1, peerId: peer, dialerId: self })).ok).toBe(true)
+    await svc.linkUp('1:1', ['ws://127.0.0.1:2'])
+    // `peer` tells us of `other`, alive and listening: SWIM asks to dial it.
+    const learn = async (): Promise<void> => {
+      await svc.membership(peer, encodeControl({ t: 'sync', gossip: [{ id: other, incarnation: 1, state: 'alive', addresses: ['ws://127.0.0.1:3'] }] }))
+    }
+    return { svc, other, learn }
+  }
+
+  it('a discover call that fails (the IO worker died meanwhile) is a failed dial: tried again after a short backoff, not after dialRetryMs', async () => {
+    const calls: number[] = []
+    let target = ''
+    const { svc, other, learn } = await learner({
+      worker0: true,
+      discover: async (_url, id) => {
+        target = id
+        calls.push(performance.now())
+        if (calls.length === 1) throw new Error('worker gone')
+        return true
+      },
+    })
+    await learn()
+    await until(() => calls.length >= 2, 'a second discover call', 5_000)
+    expect(target).toBe(other)
+    expect((calls[1] as number) - (calls[0] as number)).toBeGreaterThanOrEqual(450)
+    await svc.leave().catch(() => {})
+  })
+
+  it('a dial asked for while no IO worker 0 is attached (restarting) is tried again once one is', async () => {
+    const { svc, other, learn } = await learner({ worker0: false })
+    await learn()
+    // The dial was asked for with no worker to take it; worker 0 comes back.
+    const calls: string[] = []
+    await attachFakeIo(svc, 0, { discover: async (_url, id) => { calls.push(id); return true } })
+    await until(() => calls.length >= 1, 'a discover call on the new worker 0', 5_000)
+    expect(calls[0]).toBe(other)
+    await svc.leave().catch(() => {})
+  })
+})
