@@ -14,14 +14,15 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
 import { serve, type CpuResult } from '../lib/ipc.js'
-import { CpuWindow } from '../lib/measure.js'
+import { CpuWindow, memAfterGc } from '../lib/measure.js'
+import type { MemResult } from '../lib/ipc.js'
 
 const PING = 1
 const PONG = 2
 const SEND_OPTS = { binary: true, compress: false } as const
 
-interface ToWorker { dial: string[] }
-type FromWorker = { url: string } | { linked: number }
+type ToWorker = { dial: string[] } | { gc: true }
+type FromWorker = { url: string } | { linked: number } | { gc: true }
 
 function endpoint (intervalMs: number, bytes: number): void {
   const port = parentPort!
@@ -45,6 +46,13 @@ function endpoint (intervalMs: number, bytes: number): void {
     port.postMessage({ url: `ws://127.0.0.1:${a.port}` } satisfies FromWorker)
   })
   port.on('message', (msg: ToWorker) => {
+    if ('gc' in msg) {
+      // The idle scenario's RSS samples: this thread's heap collected too (children run with --expose-gc).
+      const gc = (globalThis as { gc?: () => void }).gc
+      if (gc !== undefined) { gc(); gc() }
+      port.postMessage({ gc: true } satisfies FromWorker)
+      return
+    }
     void Promise.all(msg.dial.map(async (url) => await new Promise<void>((resolve, reject) => {
       const s = new WebSocket(url)
       s.once('open', () => { heartbeat(s); resolve() })
@@ -83,6 +91,16 @@ if (!isMainThread) {
       return { links: r.reduce((s, m) => s + ('linked' in m ? m.linked : 0), 0) }
     },
 
+    /** RSS and heap figures after a full GC of every thread's heap (the workers' first). */
+    async mem (): Promise<MemResult> {
+      await Promise.all(workers.map(async (w) => {
+        const p = next(w)
+        w.postMessage({ gc: true } satisfies ToWorker)
+        await p
+      }))
+      return memAfterGc()
+    },
+
     idleStart (): void { cpu.start() },
     idleStop: (): { cpu: CpuResult; nodes: number } => ({ cpu: cpu.stop(), nodes: workers.length }),
   }
@@ -95,6 +113,7 @@ if (!isMainThread) {
 export type RawHeartbeatNodeApi = {
   start (a: { count: number; intervalMs: number; bytes: number }): Promise<{ urls: string[] }>
   connect (a: { dial: string[][] }): Promise<{ links: number }>
+  mem (): Promise<MemResult>
   idleStart (): void
   idleStop (): { cpu: CpuResult; nodes: number }
 }

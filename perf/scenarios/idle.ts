@@ -19,7 +19,13 @@
  *   marginal cost of a link at a node that has many): the first round's
  *   growth is mostly one-time (JIT code pages, V8 heap pages, the node
  *   binary's pages read in), which a median of 4-link steps could not tell
- *   from per-link state. Also reported: the median step, the first round,
+ *   from per-link state. Both ends of it are taken with the links idle, the
+ *   same time (settle + idle window) after the last join: right after a
+ *   round of joins the workers' young generations are MiBs larger (grown by
+ *   the joins' allocation, given back by V8's memory reducer once the node
+ *   idles), which is not what an idle link costs; before 2026-12-07 the
+ *   figure was taken right after the joins (still reported, with the
+ *   steps). Also reported: the median step, the first round,
  *   (RSS with 2N links − RSS before any link) / 2N, and the hub's V8 heaps
  *   (every thread) split into live bytes and page slack: the slack (free
  *   space a GC leaves in pages, young generations grown by the joins) moves
@@ -30,6 +36,7 @@
  * @module
  */
 import type { MeshNodeApi } from '../procs/mesh-node.js'
+import type { RawHeartbeatNodeApi } from '../procs/raw-heartbeat-node.js'
 import type { CpuResult, MemResult } from '../lib/ipc.js'
 import type { Child } from '../lib/child.js'
 import { procUrl } from '../lib/child.js'
@@ -90,14 +97,70 @@ async function cpuWindow (procs: Array<Child<MeshNodeApi>>, ms: number): Promise
 
 /** Per process: the sample with the median RSS of three, 100 ms apart, each after a GC of every heap (mesh-node.ts mem). */
 async function mem (procs: Array<Child<MeshNodeApi>>): Promise<MemResult[]> {
-  return await Promise.all(procs.map(async (p) => {
-    const samples: MemResult[] = []
-    for (let i = 0; i < 3; i++) {
-      if (i > 0) await sleep(100)
-      samples.push(await p.call('mem', null, 10_000))
+  return await Promise.all(procs.map(async (p) => await memOf(async () => await p.call('mem', null, 10_000))))
+}
+
+/** meshwork's default heartbeat: the baseline's links beat like the mesh's idle links do. */
+const RAW_BEAT_MS = 1_000
+const RAW_BEAT_BYTES = 10
+
+/**
+ * The baseline of the RSS figure: raw `ws` endpoints (procs/raw-heartbeat-node.ts: one worker thread
+ * each, both ends of a link beating every RAW_BEAT_MS and answering the other's beat), a hub endpoint in
+ * one process and 2N client endpoints in another, linked in the same two rounds of N and sampled the same
+ * way: (hub RSS with 2N idle links − with N idle links) / N, each after settle + idle window without joins,
+ * after a full GC of every thread's heap. What a link costs a Node process with nothing but `ws` in it.
+ */
+async function rawIdleRss (o: RunOptions, t: Timing): Promise<{ perLink: number; points: MemResult[] }> {
+  const [hub, clients] = await Promise.all([
+    o.children.spawn<RawHeartbeatNodeApi>('idle raw ws hub', procUrl('raw-heartbeat-node')),
+    o.children.spawn<RawHeartbeatNodeApi>('idle raw ws clients', procUrl('raw-heartbeat-node')),
+  ])
+  try {
+    const beat = { intervalMs: RAW_BEAT_MS, bytes: RAW_BEAT_BYTES }
+    const [h] = await Promise.all([hub.call('start', { count: 1, ...beat }, 30_000), clients.call('start', { count: 2 * t.nodes, ...beat }, 90_000)])
+    const url = h.urls[0]
+    if (url === undefined || url === '') throw new Error('idle raw ws hub has no address')
+    const round = async (base: number): Promise<MemResult> => {
+      await clients.call('connect', { dial: Array.from({ length: 2 * t.nodes }, (_, i) => i >= base && i < base + t.nodes ? [url] : []) }, 60_000)
+      await sleep(t.settleMs + t.idleMs)
+      return await settledMem(async () => await hub.call('mem', null, 10_000))
     }
-    return samples.sort((a, b) => a.rss - b.rss)[1]!
-  }))
+    const a = await round(0)
+    const b = await round(t.nodes)
+    return { perLink: (b.rss - a.rss) / t.nodes, points: [a, b] }
+  } finally {
+    await Promise.all([hub.close(), clients.close()])
+  }
+}
+
+/**
+ * Samples of a settled end of the RSS figure: this many, SETTLED_GAP_MS
+ * apart, each after a full GC of every heap; the lowest counts. RSS after a
+ * GC still moves by MiBs over seconds after joins, mostly down (V8's memory
+ * reducer shrinking young generations, glibc giving back arena tops): the
+ * floor of a few seconds is the closest to what the process holds.
+ */
+const SETTLED_SAMPLES = 5
+const SETTLED_GAP_MS = 1_000
+
+async function settledMem (sample: () => Promise<MemResult>): Promise<MemResult> {
+  const samples: MemResult[] = []
+  for (let i = 0; i < SETTLED_SAMPLES; i++) {
+    if (i > 0) await sleep(SETTLED_GAP_MS)
+    samples.push(await sample())
+  }
+  return samples.sort((a, b) => a.rss - b.rss)[0]!
+}
+
+/** Of three samples 100 ms apart, the one with the median RSS. */
+async function memOf (sample: () => Promise<MemResult>): Promise<MemResult> {
+  const samples: MemResult[] = []
+  for (let i = 0; i < 3; i++) {
+    if (i > 0) await sleep(100)
+    samples.push(await sample())
+  }
+  return samples.sort((a, b) => a.rss - b.rss)[1]!
 }
 
 export const idle: Scenario = {
@@ -106,10 +169,13 @@ export const idle: Scenario = {
   inQuick: true,
   timeoutMs (o) {
     const t = timing(o)
-    return 150_000 + 2 * t.idleMs + 10 * t.settleMs
+    return 270_000 + 5 * t.idleMs + 12 * t.settleMs
   },
   async run (o): Promise<ScenarioOutput> {
     const t = timing(o)
+    // The baseline first, in processes of its own that are gone before the mesh's start.
+    const raw = await rawIdleRss(o, t)
+    o.log(`idle: raw ws baseline ${fixed(raw.perLink / KiB, 1)} KiB per idle link`)
     const [hub, clients] = await Promise.all([
       o.children.spawn<MeshNodeApi>('idle hub', procUrl('mesh-node')),
       o.children.spawn<MeshNodeApi>('idle clients', procUrl('mesh-node')),
@@ -156,19 +222,27 @@ export const idle: Scenario = {
       const warmPoints = await linkRound(0)
       await sleep(t.settleMs)
       const [hubWarm] = await mem([hub])
+      // The figure's start point: the first round's links idle as long as the second's will have been at the
+      // end point (settle + idle window). Right after a round of joins, the workers' young generations have
+      // grown with the joins' allocation (MiBs of V8 page slack, not per link); V8's memory reducer gives them
+      // back once the node idles. Both ends of the figure are taken in that settled state.
+      await sleep(t.idleMs)
+      const hubWarmIdle = await settledMem(async () => await hub.call('mem', null, 10_000))
       // Round 2 is the figure: the marginal cost of a link at a node that has many.
       const points = [{ links: t.nodes, rss: hubWarm!.rss }, ...await linkRound(t.nodes)]
       o.log(`idle: ${allClients} links up`)
       await sleep(t.settleMs)
       const [hubCpu, cliCpu] = await cpuWindow([hub, clients], t.idleMs)
-      const [hubAfter, cliAfter] = await mem([hub, clients])
+      const [hubAfter, cliAfter] = await Promise.all([settledMem(async () => await hub.call('mem', null, 10_000)), memOf(async () => await clients.call('mem', null, 10_000))])
 
       const links = allClients
       const measured = t.nodes
       const hubMarginal = medianStep(points)
+      // Right after the second round of joins (young generations still grown by them).
       const hubSpan = (points.at(-1)!.rss - points[0]!.rss) / measured
-      // After the linked idle window: the workers' young generations, grown by the joins'
-      // allocation, have shrunk back by then (V8's memory reducer; a full GC does not shrink them).
+      // The figure: idle links, both ends after the same quiet time (see hubWarmIdle).
+      const hubIdle = (hubAfter!.rss - hubWarmIdle!.rss) / measured
+      // Earlier runs' "after the idle window": its start point was taken right after the first round.
       const hubAfterIdle = (hubAfter!.rss - points[0]!.rss) / measured
       const hubWarmSpan = warmPoints.length < 2 ? NaN : (warmPoints.at(-1)!.rss - warmPoints[0]!.rss) / (warmPoints.at(-1)!.links - warmPoints[0]!.links)
       const hubNaive = (hubAfter!.rss - hubBefore!.rss) / links
@@ -209,11 +283,14 @@ export const idle: Scenario = {
           mb_per_s: null,
           p50_us: null,
           p99_us: null,
-          baseline: null,
-          ratio: null,
-          ratio_of: null,
-          rss_per_link_bytes: Math.round(hubSpan),
-          rss_per_link_kib: round(hubSpan / KiB, 1),
+          baseline: 'raw ws (a worker thread per endpoint, beats both ways)',
+          ratio: raw.perLink > 0 ? round(hubIdle / raw.perLink, 2) : null,
+          ratio_of: 'rss_per_link',
+          rss_per_link_bytes: Math.round(hubIdle),
+          rss_per_link_kib: round(hubIdle / KiB, 1),
+          raw_ws_rss_per_link_kib: round(raw.perLink / KiB, 1),
+          raw_ws_rss: raw.points,
+          hub_rss_per_link_right_after_linking_kib: round(hubSpan / KiB, 1),
           hub_rss_per_link_median_step_kib: round(hubMarginal / KiB, 1),
           hub_rss_per_link_after_idle_kib: round(hubAfterIdle / KiB, 1),
           hub_rss_per_link_warmup_round_kib: round(hubWarmSpan / KiB, 1),
@@ -223,31 +300,31 @@ export const idle: Scenario = {
           hub_heap_slack_per_link_kib: round(heapSlackPerLink / KiB, 1),
           hub_rss_per_link_net_of_heap_slack_kib: round(heldPerLink / KiB, 1),
           client_rss_per_link_kib: round(cliNaive / KiB, 1),
-          hub_rss: { before: hubBefore, ...hubAt, after_idle: hubAfter },
+          hub_rss: { before: hubBefore, ...hubAt, [`links_${t.nodes}_idle`]: hubWarmIdle, after_idle: hubAfter },
           hub_rss_points: points,
           hub_rss_points_warmup: warmPoints,
           client_rss: { before: cliBefore, [`links_${links}`]: cliAfter },
           client_note: `one link per client node, ${links} nodes (${2 * links} worker heaps) in the process: dominated by allocator noise`,
           gc: 'every sample after a full GC of the main thread and of every IO and router worker heap (Mesh._collectGarbage)',
           // A negative delta means heap noise swamped the links: no verdict.
-          target: { metric: 'rss_per_link_kib', max: TARGET_RSS_PER_LINK / KiB, value: round(hubSpan / KiB, 1), met: hubSpan <= 0 ? null : hubSpan < TARGET_RSS_PER_LINK },
+          target: { metric: 'rss_per_link_kib', max: TARGET_RSS_PER_LINK / KiB, value: round(hubIdle / KiB, 1), met: hubIdle <= 0 ? null : hubIdle < TARGET_RSS_PER_LINK },
         },
       ]
       const kib = (b: number): string => `${fixed(b / KiB, 1)} KiB`
       return {
         records,
         table: {
-          head: ['idle', 'value', 'target', 'detail'],
+          head: ['idle', 'value', 'target', 'raw ws', 'detail'],
           rows: [
-            ['CPU per node, linked', `${fixed(cpuPerNode, 2)} % of a core`, `< 1 %: ${cpuPerNode < TARGET_CPU_PCT ? 'met' : 'MISSED'}`,
+            ['CPU per node, linked', `${fixed(cpuPerNode, 2)} % of a core`, `< 1 %: ${cpuPerNode < TARGET_CPU_PCT ? 'met' : 'MISSED'}`, '–',
               `hub ${fixed(hubCpu!.pctOfCore, 2)} % (${links} links); clients ${fixed(cliPerNode, 2)} % per node (1 link each)`],
-            ['CPU per node, unlinked', `${fixed(cliCpuUnlinked!.pctOfCore / allClients, 2)} % of a core`, 'report', `hub ${fixed(hubCpuUnlinked!.pctOfCore, 2)} %`],
-            ['RSS per idle link (hub, marginal)', kib(hubSpan), `< 100 KiB: ${hubSpan <= 0 ? 'inconclusive (noise)' : hubSpan < TARGET_RSS_PER_LINK ? 'met' : 'MISSED'}`,
-              `(RSS at ${links} − RSS at ${t.nodes} links) / ${measured}, after a warm-up round of ${t.nodes} links; median of ${points.length - 1} steps of ${step} link${step === 1 ? '' : 's'} ${kib(hubMarginal)}; after the idle window ${kib(hubAfterIdle)}; warm-up round ${kib(hubWarmSpan)}; V8 heaps (all threads): live ${kib(heapLivePerLink)}, page slack ${kib(heapSlackPerLink)} per link`],
+            ['CPU per node, unlinked', `${fixed(cliCpuUnlinked!.pctOfCore / allClients, 2)} % of a core`, 'report', '–', `hub ${fixed(hubCpuUnlinked!.pctOfCore, 2)} %`],
+            ['RSS per idle link (hub, marginal)', kib(hubIdle), `< 100 KiB: ${hubIdle <= 0 ? 'inconclusive (noise)' : hubIdle < TARGET_RSS_PER_LINK ? 'met' : 'MISSED'}`, kib(raw.perLink),
+              `(RSS with ${links} idle links − RSS with ${t.nodes} idle links) / ${measured}, each the lowest of ${SETTLED_SAMPLES} samples ${SETTLED_GAP_MS} ms apart from ${fixed((t.settleMs + t.idleMs) / 1000, 1)} s after the last join, after a warm-up round of ${t.nodes} links; right after the joins (young generations grown by them) ${kib(hubSpan)}, median of ${points.length - 1} steps of ${step} link${step === 1 ? '' : 's'} ${kib(hubMarginal)}; warm-up round ${kib(hubWarmSpan)}; V8 heaps (all threads) over the joins: live ${kib(heapLivePerLink)}, page slack ${kib(heapSlackPerLink)} per link`],
           ],
         },
         notes: [
-          `${links} client nodes in one process (linked in two rounds of ${t.nodes}; RSS per link is measured in the second) + 1 hub node in another; ${t.idleMs} ms idle windows; CPU = process.cpuUsage (all threads) / wall; RSS after a full GC of every heap: the main thread and every node's IO and router workers (Mesh._collectGarbage; before, worker heaps were left as they were and their garbage swung the figure from -235 to +765 KiB per link).`,
+          `${links} client nodes in one process (linked in two rounds of ${t.nodes}; RSS per link is measured in the second) + 1 hub node in another; ${t.idleMs} ms idle windows; raw ws baseline of the RSS figure: a hub endpoint and ${links} client endpoints (procs/raw-heartbeat-node.ts, a worker thread each, a ${RAW_BEAT_BYTES} B beat every ${RAW_BEAT_MS} ms from both ends of a link, answered), linked in the same two rounds and sampled the same way, before the mesh runs; every RSS sample after a full GC of every heap, and each end of the two figures the lowest of ${SETTLED_SAMPLES} samples ${SETTLED_GAP_MS} ms apart (RSS after a GC still drifts down by MiBs for seconds: young generations shrunk, arena tops given back); RSS is noisy at this scale (a few MiB either way between runs, ±50 KiB per link over ${measured} links, baseline too); CPU = process.cpuUsage (all threads) / wall; RSS after a full GC of every heap: the main thread and every node's IO and router workers (Mesh._collectGarbage; before, worker heaps were left as they were and their garbage swung the figure from -235 to +765 KiB per link).`,
         ],
       }
     } finally {
