@@ -68,8 +68,11 @@ if (!isMainThread) {
   const workers: Worker[] = []
   const cpu = new CpuWindow()
   const next = async (w: Worker): Promise<FromWorker> => await new Promise((resolve, reject) => {
-    w.once('message', resolve)
-    w.once('error', reject)
+    // One call at a time per worker: the listener pair goes when either fires (no pile of 'error' listeners).
+    const onMessage = (m: FromWorker): void => { w.off('error', onError); resolve(m) }
+    const onError = (err: Error): void => { w.off('message', onMessage); reject(err) }
+    w.once('message', onMessage)
+    w.once('error', onError)
   })
 
   const api = {

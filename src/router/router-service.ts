@@ -364,7 +364,10 @@ export class RouterService implements RouterApi {
         // worker to ask): SWIM tries again after a short backoff (from 1 s). Left pending, the member waited a
         // whole dialRetryMs (5 protocol periods, up to 10 s) after an IO worker crash.
         const swim = this.#swim
+        let settled = false
         const failed = (): void => {
+          if (settled) return
+          settled = true
           // Never re-entrantly: #pump may be draining SWIM's outputs right now.
           queueMicrotask(() => {
             if (swim === undefined || this.#swim !== swim) return
@@ -375,7 +378,14 @@ export class RouterService implements RouterApi {
         const url = o.addresses[0]
         const w = this.#workers.get(0)
         if (url === undefined || w === undefined) { failed(); break }
-        void w.discover(url, o.id).then((linked) => { if (!linked) failed() }, failed)
+        // A call to a worker that dies never settles (comlink over its dead port): releaseWorker fails it.
+        const inFlight = this.#discovering
+        inFlight.add(failed)
+        void w.discover(url, o.id).then((linked) => {
+          inFlight.delete(failed)
+          if (!linked) failed()
+          settled = true
+        }, () => { inFlight.delete(failed); failed() })
         break
       }
       case 'forget':
@@ -384,6 +394,9 @@ export class RouterService implements RouterApi {
         break
     }
   }
+
+  /** Discovery dials in flight on IO worker 0: each one's "it failed" (see the 'dial' output). */
+  readonly #discovering = new Set<() => void>()
 
   /** Members SWIM forgot whose state the host still keeps (in use): the next ask. */
   readonly #forgetRetry = new Map<string, NodeJS.Timeout>()
@@ -560,6 +573,12 @@ export class RouterService implements RouterApi {
   async releaseWorker (index: number): Promise<void> {
     // Its port is dead until attachWorker brings the restarted one: calls to it would never settle.
     this.#workers.delete(index)
+    // Discovery dials go through worker 0: those it had in flight failed with it.
+    if (index === 0) {
+      const failed = [...this.#discovering]
+      this.#discovering.clear()
+      for (const f of failed) f()
+    }
     for (const e of this.#links.releaseWorker(index)) {
       this.#unlinkIfLast(e.peerId)
       this.#syncNeighbor(e.peerId)

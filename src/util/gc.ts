@@ -20,7 +20,7 @@ export interface HeapAfterGc {
   readonly physicalBytes: number
   /** Bytes of this thread's ArrayBuffers and Buffers (outside the heap: process.memoryUsage().arrayBuffers of this isolate). */
   readonly arrayBufferBytes: number
-  /** This thread's young-generation limit in MiB (a worker's resourceLimits.maxYoungGenerationSizeMb), 0 if V8's default. */
+  /** This thread's young-generation limit in MiB (resourceLimits.maxYoungGenerationSizeMb: a worker's, V8's default if none was given; 0 on the main thread). */
   readonly youngGenerationMb: number
 }
 

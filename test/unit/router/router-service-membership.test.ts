@@ -154,7 +154,7 @@ describe('RouterService: discovery dials that do not happen', () => {
     return { svc, other, learn }
   }
 
-  it('a discover call that fails (the IO worker died meanwhile) is a failed dial: tried again after a short backoff, not after dialRetryMs', async () => {
+  it('a discover call that rejects is a failed dial: tried again after a short backoff, not after dialRetryMs', async () => {
     const calls: number[] = []
     let target = ''
     const { svc, other, learn } = await learner({
@@ -170,6 +170,20 @@ describe('RouterService: discovery dials that do not happen', () => {
     await until(() => calls.length >= 2, 'a second discover call', 5_000)
     expect(target).toBe(other)
     expect((calls[1] as number) - (calls[0] as number)).toBeGreaterThanOrEqual(450)
+    await svc.leave().catch(() => {})
+  })
+
+  it('a discover call in flight when IO worker 0 dies (it never settles) is a failed dial once the worker is released', async () => {
+    let hung = 0
+    const { svc, other, learn } = await learner({ worker0: true, discover: async () => { hung++; return await new Promise<boolean>(() => {}) } })
+    await learn()
+    await until(() => hung === 1, 'the discover call on worker 0', 5_000)
+    // Worker 0 crashes: the supervisor releases it, then attaches its successor.
+    await svc.releaseWorker(0)
+    const calls: string[] = []
+    await attachFakeIo(svc, 0, { discover: async (_url, id) => { calls.push(id); return true } })
+    await until(() => calls.length >= 1, 'a discover call on the new worker 0', 5_000)
+    expect(calls[0]).toBe(other)
     await svc.leave().catch(() => {})
   })
 
