@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { makeMesh, closeAll } from '../helpers/mesh.js'
-import { IO_WORKER_YOUNG_GENERATION_MB, ROUTER_WORKER_YOUNG_GENERATION_MB } from '../../dist/src/supervisor/supervisor.js'
+import { IO_WORKER_YOUNG_GENERATION_MB } from '../../dist/src/supervisor/supervisor.js'
 
 afterEach(closeAll)
 
@@ -27,10 +27,9 @@ describe('Mesh._collectGarbage', () => {
     const r = JSON.parse(stdout.trim()) as { collected: number; usedBytes: number; physicalBytes: number; arrayBufferBytes: number; workers: Array<{ usedBytes: number; arrayBufferBytes: number; youngGenerationMb: number }> }
     expect(r.collected).toBe(3)
     expect(r.workers).toHaveLength(3) // each, IO workers first
-    // Every worker runs with its small young generation (supervisor.ts: why).
-    expect(r.workers.map((w) => w.youngGenerationMb)).toEqual([IO_WORKER_YOUNG_GENERATION_MB, IO_WORKER_YOUNG_GENERATION_MB, ROUTER_WORKER_YOUNG_GENERATION_MB])
-    expect(ROUTER_WORKER_YOUNG_GENERATION_MB).toBeGreaterThan(0)
-    expect(ROUTER_WORKER_YOUNG_GENERATION_MB).toBeLessThanOrEqual(4)
+    // The IO workers run with their small young generation, the router with V8's larger default (supervisor.ts: why).
+    expect(r.workers.slice(0, 2).map((w) => w.youngGenerationMb)).toEqual([IO_WORKER_YOUNG_GENERATION_MB, IO_WORKER_YOUNG_GENERATION_MB])
+    expect(r.workers[2]!.youngGenerationMb).toBeGreaterThan(IO_WORKER_YOUNG_GENERATION_MB)
     expect(r.workers.reduce((n, w) => n + w.usedBytes, 0)).toBe(r.usedBytes)
     expect(r.arrayBufferBytes).toBe(r.workers.reduce((n, w) => n + w.arrayBufferBytes, 0))
     // Three heaps hold at least a few MiB of live objects (modules, the workers' state), within their pages.
