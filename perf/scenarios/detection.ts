@@ -61,9 +61,9 @@ const CPU_BOUND_PCT = 1
 const BYTES_BOUND = 1_000
 const PAUSE_MS = 300
 /** The default heartbeat interval (figure 6 runs meshwork with its defaults). */
-const DEFAULT_INTERVAL_MS = 1_000
+export const DEFAULT_INTERVAL_MS = 1_000
 /** Bytes of one baseline heartbeat message: meshwork's PING / PONG frames measure about this (figure 6's bytes / WS messages). */
-const HEARTBEAT_BYTES = 10
+export const HEARTBEAT_BYTES = 10
 /** Figure 6 control: no heartbeat fires within the window. */
 const QUIET = { intervalMs: 60_000, missesUnhealthy: 3, missesDead: 6 }
 /** A detection not seen within this is a timeout (a miss), not a hang. */

@@ -19,8 +19,9 @@
  *   marginal cost of a link at a node that has many): the first round's
  *   growth is mostly one-time (JIT code pages, V8 heap pages, the node
  *   binary's pages read in), which a median of 4-link steps could not tell
- *   from per-link state. Both ends of it are taken with the links idle, the
- *   same time (settle + idle window) after the last join: right after a
+ *   from per-link state. Both ends of it are taken with the links idle and
+ *   settled (the lowest of a few samples from settle + idle window after
+ *   the last join; see SETTLED_SAMPLES): right after a
  *   round of joins the workers' young generations are MiBs larger (grown by
  *   the joins' allocation, given back by V8's memory reducer once the node
  *   idles), which is not what an idle link costs; before 2026-12-07 the
@@ -37,6 +38,7 @@
  */
 import type { MeshNodeApi } from '../procs/mesh-node.js'
 import type { RawHeartbeatNodeApi } from '../procs/raw-heartbeat-node.js'
+import { DEFAULT_INTERVAL_MS, HEARTBEAT_BYTES } from './detection.js'
 import type { CpuResult, MemResult } from '../lib/ipc.js'
 import type { Child } from '../lib/child.js'
 import { procUrl } from '../lib/child.js'
@@ -100,16 +102,16 @@ async function mem (procs: Array<Child<MeshNodeApi>>): Promise<MemResult[]> {
   return await Promise.all(procs.map(async (p) => await memOf(async () => await p.call('mem', null, 10_000))))
 }
 
-/** meshwork's default heartbeat: the baseline's links beat like the mesh's idle links do. */
-const RAW_BEAT_MS = 1_000
-const RAW_BEAT_BYTES = 10
+/** The baseline's links beat like the mesh's idle links (meshwork's default heartbeat), as in detection's baseline. */
+const RAW_BEAT_MS = DEFAULT_INTERVAL_MS
+const RAW_BEAT_BYTES = HEARTBEAT_BYTES
 
 /**
  * The baseline of the RSS figure: raw `ws` endpoints (procs/raw-heartbeat-node.ts: one worker thread
  * each, both ends of a link beating every RAW_BEAT_MS and answering the other's beat), a hub endpoint in
  * one process and 2N client endpoints in another, linked in the same two rounds of N and sampled the same
- * way: (hub RSS with 2N idle links − with N idle links) / N, each after settle + idle window without joins,
- * after a full GC of every thread's heap. What a link costs a Node process with nothing but `ws` in it.
+ * way: (hub RSS with 2N idle links − with N idle links) / N, each end settled (settledMem) from settle +
+ * idle window after the last join. What a link costs a Node process with nothing but `ws` in it.
  */
 async function rawIdleRss (o: RunOptions, t: Timing): Promise<{ perLink: number; points: MemResult[] }> {
   const [hub, clients] = await Promise.all([
@@ -144,23 +146,24 @@ async function rawIdleRss (o: RunOptions, t: Timing): Promise<{ perLink: number;
 const SETTLED_SAMPLES = 5
 const SETTLED_GAP_MS = 1_000
 
-async function settledMem (sample: () => Promise<MemResult>): Promise<MemResult> {
+/** `n` samples `gapMs` apart, by RSS ascending. */
+async function samplesByRss (sample: () => Promise<MemResult>, n: number, gapMs: number): Promise<MemResult[]> {
   const samples: MemResult[] = []
-  for (let i = 0; i < SETTLED_SAMPLES; i++) {
-    if (i > 0) await sleep(SETTLED_GAP_MS)
+  for (let i = 0; i < n; i++) {
+    if (i > 0) await sleep(gapMs)
     samples.push(await sample())
   }
-  return samples.sort((a, b) => a.rss - b.rss)[0]!
+  return samples.sort((a, b) => a.rss - b.rss)
+}
+
+/** A settled end of the RSS figure (see SETTLED_SAMPLES). */
+async function settledMem (sample: () => Promise<MemResult>): Promise<MemResult> {
+  return (await samplesByRss(sample, SETTLED_SAMPLES, SETTLED_GAP_MS))[0]!
 }
 
 /** Of three samples 100 ms apart, the one with the median RSS. */
 async function memOf (sample: () => Promise<MemResult>): Promise<MemResult> {
-  const samples: MemResult[] = []
-  for (let i = 0; i < 3; i++) {
-    if (i > 0) await sleep(100)
-    samples.push(await sample())
-  }
-  return samples.sort((a, b) => a.rss - b.rss)[1]!
+  return (await samplesByRss(sample, 3, 100))[1]!
 }
 
 export const idle: Scenario = {

@@ -384,7 +384,6 @@ export class RouterService implements RouterApi {
         void w.discover(url, o.id).then((linked) => {
           inFlight.delete(failed)
           if (!linked) failed()
-          settled = true
         }, () => { inFlight.delete(failed); failed() })
         break
       }

@@ -33,7 +33,6 @@ const ROUTER_WORKER_URL = new URL('../../workers/router.worker.js', import.meta.
  */
 export const IO_WORKER_YOUNG_GENERATION_MB = 3
 
-
 /** Handles of one worker generation live above generation << 20, so records of a crashed worker never alias the next one's. */
 const HANDLE_GENERATION_SHIFT = 2 ** 20
 

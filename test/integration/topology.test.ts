@@ -3,6 +3,7 @@ import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createPrivateKey, randomBytes } from 'node:crypto'
+import { pino } from 'pino'
 import { makeMesh, closeAll, waitFor, collect, until } from '../helpers/mesh.js'
 import { cutAllProxies, tcpProxy } from '../helpers/tcp-proxy.js'
 
@@ -93,12 +94,16 @@ describe('several nodes', () => {
     const p = await makeMesh()
     let ups = 0
     p.on('peer:up', () => { ups++ })
-    const x1 = await makeMesh({ listen: false, identity: { privateKey: key } })
-    const x2 = await makeMesh({ listen: false, identity: { privateKey: key } })
+    // The evicted one says so (and stops dialing): the quiet window starts there.
+    const evicted: unknown[] = []
+    const logger = pino({ level: 'warn' }, { write: (line: string) => { if ((JSON.parse(line) as { event?: string }).event === 'link:evicted') evicted.push(line) } })
+    const x1 = await makeMesh({ listen: false, identity: { privateKey: key }, logger })
+    const x2 = await makeMesh({ listen: false, identity: { privateKey: key }, logger })
     expect(x2.id).toBe(x1.id)
     await x1.connect(p.addresses[0] as string)
     await x2.connect(p.addresses[0] as string).catch(() => {})
-    await new Promise((resolve) => setTimeout(resolve, 1000))
+    await until(() => evicted.length > 0, { label: 'one of the two warned that it was evicted' })
+    await until(() => p.peers().some((x) => x.id === x1.id && x.state === 'healthy'), { label: 'p linked to the survivor' })
     const settled = ups
     await new Promise((resolve) => setTimeout(resolve, 2000))
     // Evicting each other, p saw a new link every ~30 ms.

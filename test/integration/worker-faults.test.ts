@@ -65,7 +65,7 @@ describe('IO worker faults', () => {
     const st = counter(a, p.b)
     const N = 20_000
     p.send({ kind: 'flood', to: a.id, n: N, pad: 1000 })
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    await until(() => st.unique() > 0, { timeoutMs: 15_000, label: 'the flood from b under way' })
     const end = Date.now() + 4000
     while (Date.now() < end) { /* the host is busy */ }
     const f = await p.next('flooded', 60_000)
