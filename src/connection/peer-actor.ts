@@ -114,6 +114,14 @@ export class PeerActor {
   readonly discardReported = new Set<number>()
   /** What we last told the host through AckBoard parked (see pump()). */
   #parked = false
+  /**
+   * True while frames handed to the host may not have their progress on the
+   * board yet (the IO worker's inbound ring, shared by its peers, is not
+   * drained). Read before the board: false then means every hand-off's
+   * progress is published (the host releases a record after handling it).
+   * Default: never behind (tests without a host).
+   */
+  hostBehind: () => boolean = () => false
 
   readonly #slab: SendSlab
   /** Scratch for inner frames sharing one FORWARD envelope (copied out by the envelope's encoding). */
@@ -375,13 +383,19 @@ export class PeerActor {
 
   /** The ACK frame for what the board shows (undefined if that was acked already); it counts as sent. */
   #takeAck (): Uint8Array | undefined {
+    // Before the board: see hostBehind.
+    const behind = this.hostBehind()
     // The token before the board: an urgent mark made after this read is seen next time.
     const token = this.board.urgentToken()
     const b = this.board.read()
     this.#urgentSeen = token
     if (b === undefined || b.version === this.#ackedVersion) return undefined
     this.#ackedVersion = b.version
-    this.#ackHeldSince = undefined
+    // Frames the host has not taken yet still owe an ACK: the clock keeps running for them
+    // (ackDeadline). Stopped here, their publish (neither urgent nor awaited through
+    // AckBoard.setWaiting) rang nobody, and the ACK waited for the next traffic to the peer or
+    // the send pump's 5 s safety net, holding back a sender out of credit (issue 4).
+    this.#ackHeldSince = behind ? performance.now() : undefined
     this.#ackWaits = 0
     this.#ackPrompt = false
     // d: a chunked message the host discarded unfinished (AckBoard layout), for the sender to report.

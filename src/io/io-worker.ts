@@ -336,7 +336,10 @@ export class IoWorker implements ConnectionOwner {
     const ws = new WebSocket(url, {
       maxPayload: this.#maxWsMessage,
       perMessageDeflate: false,
-      handshakeTimeout: this.#data.config.handshakeTimeoutMs,
+      // A backstop only: the connection's own handshake deadline (same length, from just after
+      // this) ends a dial with TIMEOUT. ws's timer at the same length sometimes fired first and the
+      // dial failed as an unreachable address (NO_ROUTE) instead, seen under load.
+      handshakeTimeout: this.#data.config.handshakeTimeoutMs + 1000,
       // A zero masking key (RFC 6455 §5.3 masks client frames so that script
       // in a browser cannot steer bytes on the wire to poison an HTTP proxy's
       // cache). Both ends here are meshwork nodes and every frame's bytes are
@@ -451,6 +454,9 @@ export class IoWorker implements ConnectionOwner {
 
   #armAckTimer (): void { this.#ackTimer ??= setTimeout(this.#onAckTimer, ACK_DELAY_MS) }
 
+  /** See PeerActor.hostBehind. */
+  readonly #hostBehind = (): boolean => !this.#inbound.caughtUp
+
   /**
    * Send the ACKs that waited ACK_DELAY_MS for traffic to ride on (most
    * ride on the next batch to the peer and never get here), and come back
@@ -464,8 +470,13 @@ export class IoWorker implements ConnectionOwner {
     const now = performance.now()
     let next = Infinity
     for (const a of this.#actors.values()) {
-      const d = a.ackDeadline(now)
-      if (d <= now) { if (a.flushAck()) this.#ackTimerAcks++ } else if (d < next) next = d
+      let d = a.ackDeadline(now)
+      if (d <= now) {
+        if (a.flushAck()) this.#ackTimerAcks++
+        // Frames the host had not taken when the ACK went keep the clock running (PeerActor.hostBehind).
+        d = a.ackDeadline(now)
+      }
+      if (d > now && d < next) next = d
     }
     if (next !== Infinity) this.#ackTimer = setTimeout(this.#onAckTimer, Math.max(1, next - now))
   }
@@ -1328,6 +1339,7 @@ export class IoWorker implements ConnectionOwner {
     a = this.#actors.get(peerId) // another connection may have raced us here
     if (a !== undefined) return a
     a = new PeerActor(peerId, this.#nextHandle++, sabs.ring, sabs.board, sabs.datagrams, this.index, this.#receiveWindow, this.#data.config.sendQueue.policy === 'drop-oldest', this.#slab)
+    a.hostBehind = this.#hostBehind
     this.#actors.set(peerId, a)
     a.onDetach = () => { this.#armExpiry() }
     this.#armExpiry()

@@ -147,6 +147,32 @@ describe('PeerActor ACKs', () => {
     expect(actor.ackDeadline(performance.now())).toBe(performance.now() + ACK_DELAY_MS)
   })
 
+  it('an ACK sent while the host has not taken every frame handed to it keeps the clock running for the rest', () => {
+    // Two hand-offs; the host has published the first one's progress only when the ACK goes.
+    let behind = true
+    actor.hostBehind = () => behind
+    actor.expectAck(performance.now())
+    board.publish(7, 2)
+    actor.expectAck(performance.now()) // the second hand-off: the clock was already running
+    vi.advanceTimersByTime(ACK_DELAY_MS)
+    expect(actor.ackDeadline(performance.now())).toBe(performance.now())
+    expect(actor.flushAck()).toBe(true)
+    expect(sent.at(-1)?.acked).toEqual([2])
+    // Still expected: the timer comes back for it (it stopped here, and the host's publish below,
+    // neither urgent nor awaited, rang nobody: the ACK waited for other traffic).
+    const t1 = performance.now()
+    expect(actor.ackDeadline(t1)).toBe(t1 + ACK_DELAY_MS)
+    expect(board.takeWaiting()).toBe(false)
+    board.publish(7, 3)
+    behind = false
+    vi.advanceTimersByTime(ACK_DELAY_MS)
+    expect(actor.ackDeadline(performance.now())).toBe(performance.now())
+    expect(actor.flushAck()).toBe(true)
+    expect(sent.at(-1)?.acked).toEqual([3])
+    // Caught up when this one went: no timer for an idle link.
+    expect(actor.ackDeadline(performance.now())).toBe(Infinity)
+  })
+
   it('on giving up, the actor leaves the ACK to the host: its next publish finds the board waiting (once) and prompts it', () => {
     actor.expectAck(performance.now())
     for (let i = 0; i < ACK_EXPECT_PERIODS; i++) {
