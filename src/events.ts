@@ -30,7 +30,13 @@ export interface MeshMessage {
 
 export interface PeerHealthEvent { peer: string; state: PeerState; previous: PeerState; rttMs?: number | undefined }
 export interface RouteChangeEvent { to: string; via: string | null; previousVia: string | null }
-export interface UndeliveredEvent { to: string; id: string; reason: string }
+/**
+ * A reliable message given up on. `id` is what `send` resolved with (and
+ * `{ ack: true }` rejected with); `publish` resolves with a count instead, so a
+ * publication's report carries its `topic` (when the message's first chunk
+ * was still queued: always, unless the peer acknowledged part of a large one).
+ */
+export interface UndeliveredEvent { to: string; id: string; reason: string; topic?: string }
 
 export type MeshState = 'healthy' | 'degraded' | 'critical'
 export interface MeshStatus { state: MeshState; members: number; reachable: number; unreachable: number }

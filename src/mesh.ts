@@ -1749,6 +1749,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           })
           for (const id of fresh) addBounded(e.givenUp, id, MAX_GIVEN_UP)
         }
+        const topics = ev.topics === undefined ? undefined : new Map(ev.topics)
         for (const id of fresh) {
           const i = e === undefined ? -1 : e.ackWaiters.findIndex((w) => w.id === id)
           if (e !== undefined && i >= 0) {
@@ -1758,7 +1759,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           // A request whose REQUEST will never arrive fails now, not at its timeout.
           const reqId = e?.requestsByMessage.get(id)
           if (reqId !== undefined) this.#failRequest(reqId, requestGivenUp(ev.peerId, ev.reason))
-          this.#emitSafe('undelivered', { to: ev.peerId, id: String(id), reason: ev.reason })
+          const topic = topics?.get(id)
+          this.#emitSafe('undelivered', topic === undefined ? { to: ev.peerId, id: String(id), reason: ev.reason } : { to: ev.peerId, id: String(id), reason: ev.reason, topic })
         }
         if (e !== undefined) this.#maybeForget(e)
         break

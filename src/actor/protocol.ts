@@ -296,5 +296,5 @@ export type InboundEvent =
   /** The peer's ACK released our queued records of `stream` through `seq` (the last released), among them records that asked to be told (ack: true, durable outbox). */
   | { type: 'acked'; peerId: string; stream: number; seq: number }
   /** Messages given up on (retention expired, peer failed): ids are first-chunk seqs. */
-  | { type: 'undelivered'; peerId: string; ids: number[]; reason: string; stream: number; throughSeq: number }
+  | { type: 'undelivered'; peerId: string; ids: number[]; reason: string; stream: number; throughSeq: number; topics?: Array<[number, string]> }
   | { type: 'error'; error: WireError }

@@ -3,6 +3,8 @@ import { AckBoard } from '../delivery/ack-board.js'
 import { SendWindow, type AckResult, type Expired } from '../delivery/send-window.js'
 import { encodeFrame } from '../codec/encode.js'
 import { encodeControl } from '../codec/control.js'
+import { decodeFrame } from '../codec/decode.js'
+import { publicationTopic } from '../codec/payload.js'
 import { FrameType, Lane, PROTOCOL_VERSION } from '../codec/frame.js'
 import type { Connection, FrameSink } from './connection.js'
 import { SendSlab } from './send-slab.js'
@@ -434,10 +436,32 @@ export class PeerActor {
     return this.#asOwner(() => {
       // Messages the peer reported discarded: the host cuts them short (an empty closing chunk, which may
       // not have found room yet); their queued chunks must not hold back retention.
-      const e = this.window.expire(now, retainMs, this.discardReported)
-      if (e !== undefined) this.#skip = { stream: e.stream, seq: e.throughSeq }
+      let topics: Map<number, string> | undefined
+      const e = this.window.expire(now, retainMs, this.discardReported, (id, start, len) => {
+        const topic = this.topicAt(start, len)
+        if (topic !== undefined) (topics ??= new Map()).set(id, topic)
+      })
+      if (e !== undefined) {
+        this.#skip = { stream: e.stream, seq: e.throughSeq }
+        if (topics !== undefined) e.topics = topics
+      }
       return e
     })
+  }
+
+  /**
+   * The topic of the publication whose first frame is at byte `start` of the
+   * send ring's memory (`len` bytes: see SendWindow.expire), undefined if the
+   * frame is not a publication's (or its topic is not all in it). For the
+   * 'undelivered' report, so a publisher can tell what was given up on.
+   */
+  topicAt (start: number, len: number): string | undefined {
+    try {
+      const f = decodeFrame(new Uint8Array(this.window.words.u8.buffer, start, len), 0).frame
+      return f.type === FrameType.PUBLISH && f.payload !== null ? publicationTopic(f.payload) : undefined
+    } catch {
+      return undefined // our own record: cannot fail to decode, but a report is not worth a crash
+    }
   }
 
   /**

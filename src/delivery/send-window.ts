@@ -22,6 +22,8 @@ export interface Expired {
   throughSeq: number
   /** Ids of the messages given up on (first-chunk seqs), ascending, each once. */
   ids: number[]
+  /** Publications among them whose first record was still queued: id → topic (see PeerActor.expire). */
+  topics?: Map<number, string>
 }
 
 /** Credit assumed before the receiver's first ACK. */
@@ -175,6 +177,18 @@ export class SendWindow {
     return m
   }
 
+  /** Where unacknowledged record `seq` of `stream` is (its frame: byte offset into the ring's memory and length, as {@link nextAt} gives), if queued. */
+  frameOf (stream: number, seq: number): { start: number; len: number } | undefined {
+    const rd = this.#rd
+    let r: { start: number; len: number } | undefined
+    this.ring.peekAt(this.ring.readStart, (at, len) => {
+      const s = rd.seq(at)
+      if (rd.stream(at) === stream && s === seq) r = { start: at + SEND_PREFIX_BYTES, len: len - SEND_PREFIX_BYTES }
+      return r === undefined && s < seq
+    })
+    return r
+  }
+
   /**
    * Visit records to send, in order, while credit lasts (with nothing in flight
    * one record always goes, so a record larger than the window is not stuck).
@@ -250,8 +264,10 @@ export class SendWindow {
    * after it are due too. (A message whose first chunks were acknowledged
    * already is given up on with its remaining chunks, all at once.) Ids in
    * `cut` count as whole whatever is queued of them (see PeerActor).
+   * `onFirst(id, start, len)` sees the frame of each reported message's first
+   * record (as {@link nextAt} gives it) before the records are released.
    */
-  expire (now: number, retainMs: number, cut?: ReadonlySet<number>): Expired | undefined {
+  expire (now: number, retainMs: number, cut?: ReadonlySet<number>, onFirst?: (id: number, start: number, len: number) => void): Expired | undefined {
     const rd = this.#rd
     const limit = now - retainMs
     const ends: number[] = []
@@ -259,9 +275,11 @@ export class SendWindow {
     const idOf: number[] = []
     const streams: number[] = []
     const internal: boolean[] = []
+    const starts: number[] = []
+    const lens: number[] = []
     // Messages with chunks still to come in the run: id → index of their first record in it.
     const open = new Map<number, number>()
-    this.ring.peekAt(this.ring.readStart, (at, _len, end) => {
+    this.ring.peekAt(this.ring.readStart, (at, len, end) => {
       if (rd.enqueuedAt(at) > limit) return false
       const seq = rd.seq(at)
       const id = seq - rd.chunk(at)
@@ -275,6 +293,8 @@ export class SendWindow {
       streams.push(rd.stream(at))
       internal.push((rd.flags(at) & SendRecordFlag.INTERNAL) !== 0)
       ends.push(end)
+      starts.push(at)
+      lens.push(len)
       seqs.push(seq)
       idOf.push(id)
       return true
@@ -284,6 +304,13 @@ export class SendWindow {
     if (n === 0) return undefined
     // The mesh's own messages go too, unreported (see SendRecordFlag.INTERNAL): ids may be empty.
     const ids = [...new Set(idOf.slice(0, n).filter((_, i) => !internal[i]))].sort((a, b) => a - b)
+    // Reported messages' first records, read before they are released (the host may then overwrite them).
+    if (onFirst !== undefined) {
+      for (let i = 0; i < n; i++) {
+        if (internal[i] === true || seqs[i] !== idOf[i]) continue
+        onFirst(seqs[i] as number, (starts[i] as number) + SEND_PREFIX_BYTES, (lens[i] as number) - SEND_PREFIX_BYTES)
+      }
+    }
     this.#releaseTo(ends[n - 1] as number, n)
     return { stream: streams[n - 1] as number, throughSeq: seqs[n - 1] as number, ids }
   }

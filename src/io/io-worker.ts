@@ -528,7 +528,9 @@ export class IoWorker implements ConnectionOwner {
     addBounded(actor.discardReported, id, MAX_DISCARD_REPORTS)
     const reason = 'discarded by the receiver (it restarted between the chunks, or the message exceeds its maxMessageBytes)'
     this.log.info({ event: 'undelivered', peer: actor.peerId, messages: 1, reason }, `message ${id} to ${actor.peerId} was ${reason}`)
-    this.#inbound.event(actor.handle, { type: 'undelivered', peerId: actor.peerId, ids: [id], reason, stream, throughSeq: 0 })
+    const f = actor.window.frameOf(stream, id)
+    const topic = f === undefined ? undefined : actor.topicAt(f.start, f.len)
+    this.#inbound.event(actor.handle, { type: 'undelivered', peerId: actor.peerId, ids: [id], reason, stream, throughSeq: 0, ...(topic === undefined ? {} : { topics: [[id, topic]] }) })
   }
 
   readonly #rttSamples = new Map<PeerActor, number[]>()
@@ -628,7 +630,7 @@ export class IoWorker implements ConnectionOwner {
       if (e === undefined) continue
       if (e.ids.length > 0) this.log.info({ event: 'undelivered', peer: a.peerId, messages: e.ids.length, reason }, `gave up on ${e.ids.length} message(s) to ${a.peerId}: ${reason}`)
       else this.log.debug({ event: 'undelivered', peer: a.peerId, messages: 0, reason }, `gave up on queued subscription updates to ${a.peerId}: ${reason}`)
-      this.#inbound.event(a.handle, { type: 'undelivered', peerId: a.peerId, ids: e.ids, reason, stream: e.stream, throughSeq: e.throughSeq })
+      this.#inbound.event(a.handle, { type: 'undelivered', peerId: a.peerId, ids: e.ids, reason, stream: e.stream, throughSeq: e.throughSeq, ...(e.topics === undefined ? {} : { topics: [...e.topics] }) })
     }
   }
 

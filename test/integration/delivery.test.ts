@@ -252,6 +252,28 @@ describe('reliable delivery', () => {
     expect(undelivered).toEqual([{ to: bid, id: id1, reason: 'expired' }])
   })
 
+  it('a publication given up on is reported with its topic (publish resolves with a count, not an id), a large one too; a plain message has none', async () => {
+    const [a, b] = await makePair({ delivery: { retainMs: 300 }, reconnect: { initialDelayMs: 50, maxDelayMs: 100 } })
+    b.subscribe('orders', () => {})
+    b.subscribe('büros/ünïcode', () => {})
+    await until(async () => (await a.publish('orders', 'warm-up')) === 1, { label: 'b\'s subscriptions reach a' })
+    await until(async () => (await a.publish('büros/ünïcode', 'warm-up')) === 1, { label: 'b\'s second subscription reaches a' })
+    const bid = b.id
+    const down = waitFor(a, 'peer:down')
+    await b.close()
+    await down
+    const undelivered: any[] = []
+    a.on('undelivered', (u) => undelivered.push(u))
+    expect(await a.publish('orders', { id: 7 })).toBe(1) // held for b, which is away
+    const id = await a.send(bid, 'plain')
+    // 200 KiB: four chunks, the topic in the first.
+    expect(await a.publish('büros/ünïcode', new Uint8Array(200 * 1024).fill(1), { lane: 'bulk' })).toBe(1)
+    await until(() => undelivered.length >= 3, { timeoutMs: 5000, label: () => `three undelivered (have ${JSON.stringify(undelivered)})` })
+    expect(undelivered.map((u) => u.topic)).toEqual(['orders', undefined, 'büros/ünïcode'])
+    expect(undelivered[1]).toEqual({ to: bid, id, reason: 'expired' })
+    expect(undelivered[0]).toMatchObject({ to: bid, reason: 'expired' })
+  })
+
   it('a message held longer than delivery.retainMs is reported undelivered (and an acked send rejects), never dropped silently', async () => {
     const { a, bid, undelivered } = await expiringPeer()
     const id1 = await a.send(bid, 'one')
@@ -707,6 +729,29 @@ describe('a chunked message cut by a receiver restart', () => {
     await until(() => (a._deliveryStats().peers[me.id]?.queuedBytes ?? 1) === 0, { label: 'all acknowledged' })
     expect(undelivered).toHaveLength(1)
     p2.ws.terminate()
+  })
+
+  it('a publication the receiver discarded unfinished is reported with its topic', async () => {
+    const a = await makeMesh()
+    const me = keypair()
+    const p1 = await rawPeerOf(a, { me })
+    const undelivered: any[] = []
+    a.on('undelivered', (u) => { undelivered.push(u) })
+    // The raw peer subscribes (its own reliable stream, seq 1); a acknowledges it once taken.
+    p1.ws.send(encodeFrame({ version: 1, type: FrameType.SUBSCRIBE, lane: Lane.PRIORITY, flags: 0, src: null, dst: null, stream: 77, seq: 1, payload: encodeControl(['set', ['cuts']]) }))
+    await until(async () => (await a.publish('cuts', 'warm-up')) === 1, { label: 'the raw peer\'s subscription reaches a' })
+    const pubs = (p: RawPeer): RawPeer['frames'] => p.frames.filter((f) => f.type === FrameType.PUBLISH)
+    await until(() => pubs(p1).length === 1, { label: 'the warm-up publication' })
+    p1.ws.send(ack((pubs(p1)[0] as RawPeer['frames'][0]).stream, (pubs(p1)[0] as RawPeer['frames'][0]).seq, { w: 4 << 20 }))
+    expect(await a.publish('cuts', new Uint8Array(200 * 1024).fill(5))).toBe(1)
+    await until(() => pubs(p1).length === 5, { label: () => `4 chunks on the wire (have ${pubs(p1).length - 1})` })
+    const [, c1, c2, c3] = pubs(p1) as Array<RawPeer['frames'][0]>
+    // The receiver took the first chunk, then said it discarded the message (as a restarted receiver does).
+    p1.ws.send(ack(c1!.stream, c3!.seq, { w: 4 << 20, d: [c2!.seq] }))
+    await until(() => undelivered.length === 1, { label: 'undelivered reported' })
+    expect(undelivered[0]).toMatchObject({ to: me.id, id: String(c1!.seq), topic: 'cuts' })
+    expect(undelivered[0].reason).toMatch(/discarded by the receiver/)
+    p1.ws.terminate()
   })
 
   it('a report that arrives while the message is still being queued: the rest is not queued, and the send rejects', async () => {

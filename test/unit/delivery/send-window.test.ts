@@ -433,6 +433,52 @@ describe('SendWindow', () => {
     expect(w.oldestEnqueuedAt()).toBeUndefined()
   })
 
+  it('expire() shows onFirst each reported message\'s first frame before releasing it (not internal ones, not a first chunk acknowledged already, not what stays)', () => {
+    const ring = RingBuffer.create(4096)
+    const w = new SendWindow(ring)
+    writeRecord(ring, { seq: 1, enqueuedAt: 100 }, body(1, 8))
+    writeRecord(ring, { seq: 2, enqueuedAt: 100, internal: true }, body(2, 8))
+    writeRecord(ring, { seq: 3, enqueuedAt: 100, chunk: 0, flags: FrameFlag.MORE }, body(3, 8))
+    writeRecord(ring, { seq: 4, enqueuedAt: 100, chunk: 1, flags: FrameFlag.MORE | FrameFlag.CONTINUATION }, body(4, 8))
+    writeRecord(ring, { seq: 5, enqueuedAt: 100, chunk: 2, flags: FrameFlag.CONTINUATION }, body(5, 8))
+    writeRecord(ring, { seq: 6, enqueuedAt: 900 }, body(6, 8))
+    const seen: Sent[] = []
+    const ids: number[] = []
+    const visit = (id: number, start: number, len: number): void => {
+      ids.push(id)
+      // Still in place: the frame as the send path reads it.
+      const frame = new Uint8Array(len)
+      copyWordsOut(w.words.i32, w.words.u8, start, len, frame, new DataView(frame.buffer), 0)
+      seen.push(decode(frame))
+    }
+    expect(w.expire(200, 0, undefined, visit)).toEqual({ stream: STREAM, throughSeq: 5, ids: [1, 3] })
+    expect(ids).toEqual([1, 3])
+    expect(seen.map((f) => [f.seq, [...f.payload]])).toEqual([[1, [...body(1, 8)]], [3, [...body(3, 8)]]])
+    // A message whose first chunk was acknowledged: reported by its id, but no first frame to show.
+    writeRecord(ring, { seq: 7, enqueuedAt: 950, chunk: 0, flags: FrameFlag.MORE }, body(7, 8))
+    writeRecord(ring, { seq: 8, enqueuedAt: 950, chunk: 1, flags: FrameFlag.CONTINUATION }, body(8, 8))
+    expect(w.ack(STREAM, 6, undefined).released).toBe(1)
+    expect(seqs(send(w))).toEqual([7, 8])
+    expect(w.ack(STREAM, 7, undefined).released).toBe(1)
+    ids.length = 0
+    expect(w.expire(1_000, 0, undefined, visit)).toEqual({ stream: STREAM, throughSeq: 8, ids: [7] })
+    expect(ids).toEqual([])
+  })
+
+  it('frameOf() finds a queued record\'s frame by stream and seq', () => {
+    const ring = RingBuffer.create(4096)
+    const w = new SendWindow(ring)
+    writeRecord(ring, { seq: 1 }, body(1, 8))
+    writeRecord(ring, { seq: 2 }, body(2, 16))
+    const at = w.frameOf(STREAM, 2)
+    expect(at).toBeDefined()
+    const frame = new Uint8Array(at!.len)
+    copyWordsOut(w.words.i32, w.words.u8, at!.start, at!.len, frame, new DataView(frame.buffer), 0)
+    expect(decode(frame)).toMatchObject({ seq: 2, payload: body(2, 16) })
+    expect(w.frameOf(STREAM, 3)).toBeUndefined()
+    expect(w.frameOf(OTHER_STREAM, 1)).toBeUndefined()
+  })
+
   it('expire() gives up the mesh\'s own messages (INTERNAL) with the rest but lists only the application\'s ids', () => {
     const ring = RingBuffer.create(4096)
     const w = new SendWindow(ring)
