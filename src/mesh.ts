@@ -1307,12 +1307,16 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           entry.board.markUrgent()
         }
         entry.board.publish(rx.stream ?? 0, rx.delivered, rx.stream === undefined ? undefined : entry.discarded.get(rx.stream))
+        // After the publish, before the doorbell: the actor keeps its ACK clock for records not yet counted (PeerActor.hostBehind).
+        entry.board.noteTaken()
         if (prompt) slot.doorbell.ring()
         else if (entry.board.takeWaiting()) {
           // The actor stopped looking for our progress (we took nothing for a while): prompt it.
           entry.board.markUrgent()
           slot.doorbell.ring()
         }
+      } else {
+        entry.board.noteTaken()
       }
       return
     }

@@ -116,14 +116,8 @@ export class PeerActor {
   readonly discardReported = new Set<number>()
   /** What we last told the host through AckBoard parked (see pump()). */
   #parked = false
-  /**
-   * True while frames handed to the host may not have their progress on the
-   * board yet (the IO worker's inbound ring, shared by its peers, is not
-   * drained). Read before the board: false then means every hand-off's
-   * progress is published (the host releases a record after handling it).
-   * Default: never behind (tests without a host).
-   */
-  hostBehind: () => boolean = () => false
+  /** Inbound data records handed to the host for this peer (see {@link handedOff}); the board's `taken` counts them back. */
+  #handed: number
 
   readonly #slab: SendSlab
   /** Scratch for inner frames sharing one FORWARD envelope (copied out by the envelope's encoding). */
@@ -140,6 +134,8 @@ export class PeerActor {
     this.#dropOldest = dropOldest
     this.window = new SendWindow(this.ring)
     this.board = AckBoard.attach(boardSab)
+    // Records an earlier actor handed over are the board's to count, not ours.
+    this.#handed = this.board.taken()
     this.#worker = worker
     this.#receiveWindow = receiveWindow
   }
@@ -245,6 +241,21 @@ export class PeerActor {
     if (!this.owns) return ack
     return ack || !this.datagrams.isEmpty() || this.window.canSend(this.board.committed())
   }
+
+  /**
+   * One inbound data record of this peer's frames was handed to the host
+   * (call per record, with {@link expectAck} for its ACK).
+   */
+  handedOff (): void { this.#handed = (this.#handed + 1) | 0 }
+
+  /**
+   * Records handed to the host that it has not handled yet: their progress
+   * may not be on the board. Read before the board: false then means every
+   * hand-off's publish is visible (the host counts a record as taken after
+   * publishing for it). Records another worker handed over for this peer
+   * count on the board only, so they never make this true.
+   */
+  get hostBehind (): boolean { return ((this.#handed - this.board.taken()) | 0) > 0 }
 
   /** A heartbeat RTT sample of the direct link (ms). */
   noteRtt (ms: number): void {
@@ -386,7 +397,7 @@ export class PeerActor {
   /** The ACK frame for what the board shows (undefined if that was acked already); it counts as sent. */
   #takeAck (): Uint8Array | undefined {
     // Before the board: see hostBehind.
-    const behind = this.hostBehind()
+    const behind = this.hostBehind
     // The token before the board: an urgent mark made after this read is seen next time.
     const token = this.board.urgentToken()
     const b = this.board.read()

@@ -48,6 +48,9 @@
  *                   the sender reports those messages `undelivered` instead
  *                   of taking the acknowledgement of their chunks as
  *                   delivery. Several: a restart cuts one message per lane.
+ *  i32[22] taken    (byte 88) receive side: inbound data records of this
+ *                   peer the host has handled, counted after any publish
+ *                   they caused (see PeerActor.hostBehind)
  * ```
  *
  * @module
@@ -69,9 +72,10 @@ const RTT_F64 = 5
 const WAITING = 12
 const PARKED = 13
 const DISC = 14
+const TAKEN = 22
 /** Discarded messages an ACK can report at once (see the layout). */
 export const MAX_DISCARDED = 4
-const BOARD_BYTES = 88
+const BOARD_BYTES = 96
 const NONE: readonly number[] = []
 
 /** One peer's ack board. */
@@ -99,6 +103,16 @@ export class AckBoard {
     if (!(sab instanceof SharedArrayBuffer) || sab.byteLength !== BOARD_BYTES) throw new TypeError('AckBoard.attach: expected a SharedArrayBuffer from AckBoard.create()')
     return new AckBoard(sab)
   }
+
+  /**
+   * Host: one more inbound data record of this peer handled, after whatever
+   * it published. Atomics.add (seq-cst): a worker that reads the new count
+   * ({@link taken}) and then the board sees that publish.
+   */
+  noteTaken (): void { Atomics.add(this.#i32, TAKEN, 1) }
+
+  /** Worker: inbound data records of this peer the host has handled (wraps at 2^32; compare with `(a - b) | 0`). */
+  taken (): number { return Atomics.load(this.#i32, TAKEN) }
 
   /** Worker: whether the host's rings for new reliable frames are of no use now (see the layout: parked). */
   setParked (parked: boolean): void {

@@ -29,16 +29,6 @@ export class InboundWriter {
   get blocked (): boolean { return this.#blocked }
 
   /**
-   * Everything given here is published and the host has consumed it (its
-   * consumer releases a record only after handling it). Atomics.load of the
-   * ring's positions: when true, whatever the host wrote while handling
-   * those records (an AckBoard publish) is visible to reads after this one.
-   */
-  get caughtUp (): boolean {
-    return this.#queue.length === 0 && !this.#publishQueued && this.#ring.isEmpty()
-  }
-
-  /**
    * Deliver validated frames (bytes back to back) from the peer with `handle`.
    * The host sees them once the current task's synchronous work is done
    * (see {@link #schedulePublish}).

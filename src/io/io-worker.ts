@@ -439,6 +439,7 @@ export class IoWorker implements ConnectionOwner {
     const actor = conn.peerId === undefined ? undefined : this.#actors.get(conn.peerId)
     if (actor === undefined || actor.direct !== conn) return
     this.#inbound.data(actor.handle, frames)
+    actor.handedOff()
     this.#expectAck(actor)
   }
 
@@ -453,9 +454,6 @@ export class IoWorker implements ConnectionOwner {
   }
 
   #armAckTimer (): void { this.#ackTimer ??= setTimeout(this.#onAckTimer, ACK_DELAY_MS) }
-
-  /** See PeerActor.hostBehind. */
-  readonly #hostBehind = (): boolean => !this.#inbound.caughtUp
 
   /**
    * Send the ACKs that waited ACK_DELAY_MS for traffic to ride on (most
@@ -788,7 +786,7 @@ export class IoWorker implements ConnectionOwner {
     let delivered = false
     forEachFrame(bytes, this.limits, (x, start, end) => {
       if (x.type === FrameType.ACK) {
-        if (runStart >= 0) { this.#inbound.data(actor.handle, bytes.subarray(runStart, runEnd)); runStart = -1 }
+        if (runStart >= 0) { this.#inbound.data(actor.handle, bytes.subarray(runStart, runEnd)); actor.handedOff(); runStart = -1 }
         this.#onAck(actor, x.stream, x.seq, x.payload)
         return
       }
@@ -796,7 +794,7 @@ export class IoWorker implements ConnectionOwner {
       if (runStart < 0) runStart = start
       runEnd = end
     })
-    if (runStart >= 0) this.#inbound.data(actor.handle, bytes.subarray(runStart, runEnd))
+    if (runStart >= 0) { this.#inbound.data(actor.handle, bytes.subarray(runStart, runEnd)); actor.handedOff() }
     // Only stream frames make an ACK due (an envelope of ACKs alone must not start the ACK clock).
     if (delivered) this.#expectAck(actor)
   }
@@ -1341,7 +1339,6 @@ export class IoWorker implements ConnectionOwner {
     a = this.#actors.get(peerId) // another connection may have raced us here
     if (a !== undefined) return a
     a = new PeerActor(peerId, this.#nextHandle++, sabs.ring, sabs.board, sabs.datagrams, this.index, this.#receiveWindow, this.#data.config.sendQueue.policy === 'drop-oldest', this.#slab)
-    a.hostBehind = this.#hostBehind
     this.#actors.set(peerId, a)
     a.onDetach = () => { this.#armExpiry() }
     this.#armExpiry()

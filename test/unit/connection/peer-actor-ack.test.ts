@@ -147,13 +147,15 @@ describe('PeerActor ACKs', () => {
     expect(actor.ackDeadline(performance.now())).toBe(performance.now() + ACK_DELAY_MS)
   })
 
-  it('an ACK sent while the host has not taken every frame handed to it keeps the clock running for the rest', () => {
-    // Two hand-offs; the host has published the first one's progress only when the ACK goes.
-    let behind = true
-    actor.hostBehind = () => behind
+  it('an ACK sent while the host has not taken every record handed to it keeps the clock running for the rest', () => {
+    // Two records handed over; the host has handled (and published for) the first only when the ACK goes.
+    actor.handedOff()
     actor.expectAck(performance.now())
     board.publish(7, 2)
-    actor.expectAck(performance.now()) // the second hand-off: the clock was already running
+    board.noteTaken()
+    actor.handedOff()
+    actor.expectAck(performance.now()) // the clock was already running
+    expect(actor.hostBehind).toBe(true)
     vi.advanceTimersByTime(ACK_DELAY_MS)
     expect(actor.ackDeadline(performance.now())).toBe(performance.now())
     expect(actor.flushAck()).toBe(true)
@@ -164,13 +166,39 @@ describe('PeerActor ACKs', () => {
     expect(actor.ackDeadline(t1)).toBe(t1 + ACK_DELAY_MS)
     expect(board.takeWaiting()).toBe(false)
     board.publish(7, 3)
-    behind = false
+    board.noteTaken()
+    expect(actor.hostBehind).toBe(false)
     vi.advanceTimersByTime(ACK_DELAY_MS)
     expect(actor.ackDeadline(performance.now())).toBe(performance.now())
     expect(actor.flushAck()).toBe(true)
     expect(sent.at(-1)?.acked).toEqual([3])
     // Caught up when this one went: no timer for an idle link.
     expect(actor.ackDeadline(performance.now())).toBe(Infinity)
+  })
+
+  it('an ACK the host prompted while still handling the record (urgent, before counting it taken) stops the clock once counted', () => {
+    // The host's order for one record: publish, noteTaken, then ring: a worker woken by the ring sees it counted.
+    actor.handedOff()
+    actor.expectAck(performance.now())
+    board.markUrgent()
+    board.publish(7, 2)
+    board.noteTaken()
+    expect(actor.ready).toBe(true)
+    expect(actor.pump()).toBe(true)
+    expect(sent.at(-1)?.acked).toEqual([2])
+    expect(actor.ackDeadline(performance.now())).toBe(Infinity)
+  })
+
+  it('records counted on the board before this actor existed (an earlier actor\'s) do not count as handed by it', () => {
+    board.noteTaken()
+    board.noteTaken()
+    const ring2 = RingBuffer.create(64 * 1024, { keepAlive: false })
+    const later = new PeerActor('peer', 2, ring2.sab, board.sab, RingBuffer.create(64 * 1024, { keepAlive: false }).sab, 0, WINDOW, false)
+    expect(later.hostBehind).toBe(false)
+    later.handedOff()
+    expect(later.hostBehind).toBe(true)
+    board.noteTaken()
+    expect(later.hostBehind).toBe(false)
   })
 
   it('on giving up, the actor leaves the ACK to the host: its next publish finds the board waiting (once) and prompts it', () => {
