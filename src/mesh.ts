@@ -291,6 +291,12 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #addresses: string[] = []
   #closing: Promise<void> | undefined
   #closed = false
+  /** Request handlers running (their responses not yet queued): a graceful close() waits for them. */
+  readonly #serving = new Set<Promise<void>>()
+  /** close() is waiting for #serving: their responses may still be queued (nothing else may). */
+  #draining = false
+  /** Ends close()'s wait for #serving early (destroy() during a graceful close). */
+  #endDrain: (() => void) | undefined
   #sinceYield = 0
   #lastYield = 0
   /** With dataDir: unacknowledged reliable messages, durable across a restart of this process. */
@@ -493,8 +499,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    * unreliable queue, never chunked). The encoded payload is left in
    * this.#enc, valid until the next send.
    */
-  #target (to: string, payload: unknown, unreliable: boolean): PeerEntry | MeshError {
-    if (this.#closing !== undefined) return new MeshError(ErrorCode.CLOSED, 'the mesh is closed')
+  #target (to: string, payload: unknown, unreliable: boolean, response = false): PeerEntry | MeshError {
+    // While close() waits for request handlers, their responses still go (see #drainHandlers).
+    if (this.#closing !== undefined && !(response && this.#draining)) return new MeshError(ErrorCode.CLOSED, 'the mesh is closed')
     const entry = this.#peers.get(to)
     if (entry === undefined) return new MeshError(ErrorCode.UNKNOWN_PEER, `unknown peer ${String(to)}: not linked to this node`, { details: { peer: to } })
     let enc
@@ -551,7 +558,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   }
 
   #send (to: string, type: number, laneNo: number, payload: unknown, ack: boolean, signal: AbortSignal | undefined, over?: () => boolean): Promise<string> {
-    const entry = this.#target(to, payload, false)
+    const entry = this.#target(to, payload, false, type === FrameType.RESPONSE)
     if (entry instanceof MeshError) return Promise.reject(entry)
     const enc = this.#enc
     const bytes = enc.bytes
@@ -654,7 +661,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       for (;;) {
         const p = entry.sends.peek()
         if (p === undefined) return
-        if (this.#closing !== undefined) {
+        if (this.#closing !== undefined && !this.#draining) {
           for (const q of entry.sends.removeWhere(() => true)) q.reject(new MeshError(ErrorCode.CLOSED, 'the mesh closed while the send waited for queue space'))
           return
         }
@@ -928,13 +935,18 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   }
 
   /**
-   * Graceful close: stop accepting, flush queued frames (up to closeTimeoutMs),
-   * close sockets, stop workers. Idempotent.
+   * Graceful close: stop accepting (requests from peers are answered CLOSED
+   * unrun), let the request handlers already running queue their responses,
+   * flush queued frames (those two within closeTimeoutMs), close sockets,
+   * stop workers. Idempotent.
    */
   async close (): Promise<void> {
     this.#closing ??= (async () => {
       try {
-        await this.#sup.close(this.#opts.closeTimeoutMs)
+        // One deadline for both: the handlers' responses, then the flush of everything queued.
+        const deadline = Date.now() + this.#opts.closeTimeoutMs
+        await this.#drainHandlers(deadline)
+        await this.#sup.close(Math.max(0, deadline - Date.now()))
         this.#finish()
         await this.#closeStore()
       } finally {
@@ -957,8 +969,39 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     }
   }
 
+  /**
+   * Graceful close, first step: let the request handlers already running
+   * finish and queue their responses (until `deadline`), so a caller gets its
+   * answer instead of a TIMEOUT. Requests arriving meanwhile are refused
+   * (CLOSED) without running.
+   */
+  async #drainHandlers (deadline: number): Promise<void> {
+    if (this.#serving.size === 0) return
+    this.#draining = true
+    let timer: NodeJS.Timeout | undefined
+    try {
+      const cut = new Promise<void>((resolve) => {
+        this.#endDrain = resolve
+        timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))
+      })
+      let n = this.#serving.size
+      while (n > 0) {
+        const ended = await Promise.race([Promise.allSettled([...this.#serving]).then(() => false), cut.then(() => true)])
+        if (ended) break
+        n = this.#serving.size
+      }
+      if (this.#serving.size > 0) this.#log.warn({ component: 'mesh', event: 'close:handlers-cut', handlers: this.#serving.size }, `closing with ${this.#serving.size} request handler(s) still running: their callers get no response`)
+    } finally {
+      clearTimeout(timer)
+      this.#endDrain = undefined
+      this.#draining = false
+    }
+  }
+
   /** Immediate close: queued frames are dropped. Idempotent. */
   async destroy (): Promise<void> {
+    // During a graceful close: stop waiting for request handlers.
+    this.#endDrain?.()
     if (this.#closing === undefined) {
       this.#closing = (async () => {
         try {
@@ -1400,7 +1443,8 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         r.cleanup()
         if (ok === 1) { r.resolve(value); return }
         const e = (value ?? {}) as { code?: unknown; message?: unknown }
-        const code = e.code === ErrorCode.NO_HANDLER ? ErrorCode.NO_HANDLER : ErrorCode.REMOTE_ERROR
+        // CLOSED: the peer was closing and did not run it (safe to retry elsewhere).
+        const code = e.code === ErrorCode.NO_HANDLER || e.code === ErrorCode.CLOSED ? e.code : ErrorCode.REMOTE_ERROR
         r.reject(new MeshError(code, `${from}: ${String(e.message ?? 'remote error')}`, { details: { peer: from, remoteMessage: String(e.message ?? '') } }))
         return
       }
@@ -1456,29 +1500,40 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #serve (entry: PeerEntry, reqId: number, method: string, value: unknown, laneNo: number): void {
     const from = entry.info.id
     const handler = this.#handlers.get(method)
-    const reply = (ok: 0 | 1, v: unknown): void => {
-      if (this.#closing !== undefined) return
-      this.#send(from, FrameType.RESPONSE, laneNo, [reqId, ok, v], false, undefined).catch((err: MeshError) => {
+    // Settles once the response is queued (or could not be).
+    const reply = async (ok: 0 | 1, v: unknown): Promise<void> => {
+      if (this.#closing !== undefined && !this.#draining) return
+      try {
+        await this.#send(from, FrameType.RESPONSE, laneNo, [reqId, ok, v], false, undefined)
+      } catch (e) {
+        const err = e as MeshError
         this.#log.warn({ component: 'mesh', event: 'response:failed', peer: from, method, err: err.message }, 'could not queue a response')
         // The result could not go (too large, not encodable, queue full): the caller gets REMOTE_ERROR now
         // instead of its TIMEOUT later. Once: an error reply that cannot go either is only logged.
-        if (ok === 1 && err.code !== ErrorCode.CLOSED) reply(0, { code: ErrorCode.REMOTE_ERROR, message: `the response could not be sent: ${err.message}` })
-      })
+        if (ok === 1 && err.code !== ErrorCode.CLOSED) await reply(0, { code: ErrorCode.REMOTE_ERROR, message: `the response could not be sent: ${err.message}` })
+      }
+    }
+    if (this.#closing !== undefined) {
+      // close() began: refused without running (the handlers already running may still answer).
+      void reply(0, { code: ErrorCode.CLOSED, message: 'the node is closing; the request was not run' })
+      return
     }
     if (handler === undefined) {
-      reply(0, { code: ErrorCode.NO_HANDLER, message: `no handler for method ${JSON.stringify(method)}` })
+      void reply(0, { code: ErrorCode.NO_HANDLER, message: `no handler for method ${JSON.stringify(method)}` })
       return
     }
     let result: unknown
     try {
       result = handler(value, { from, method })
     } catch (err) {
-      reply(0, { code: ErrorCode.REMOTE_ERROR, message: (err as Error)?.message ?? String(err) })
+      void reply(0, { code: ErrorCode.REMOTE_ERROR, message: (err as Error)?.message ?? String(err) })
       return
     }
-    Promise.resolve(result).then((v) => { reply(1, v) }, (err: unknown) => {
-      reply(0, { code: ErrorCode.REMOTE_ERROR, message: (err as Error)?.message ?? String(err) })
+    const done = Promise.resolve(result).then(async (v) => { await reply(1, v) }, async (err: unknown) => {
+      await reply(0, { code: ErrorCode.REMOTE_ERROR, message: (err as Error)?.message ?? String(err) })
     })
+    this.#serving.add(done)
+    void done.finally(() => { this.#serving.delete(done) })
   }
 
   /**

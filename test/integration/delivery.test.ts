@@ -495,6 +495,56 @@ describe('request / response', () => {
     expect(calls).toBe(1)
   })
 
+  it('a graceful close lets the handlers already running answer; requests arriving meanwhile are refused CLOSED without running', async () => {
+    const [a, b] = await makePair()
+    let release = (): void => {}
+    const gate = new Promise<void>((resolve) => { release = resolve })
+    let started = (): void => {}
+    const running = new Promise<void>((resolve) => { started = resolve })
+    let runs = 0
+    b.handle('slow', async (p: number) => { runs++; started(); await gate; return p * 2 })
+    const answer = a.request(b.id, 'slow', 21)
+    await running
+    let closed = false
+    const closing = b.close().then(() => { closed = true })
+    // b waits for its handler: a request now is answered at once, and not run.
+    const refused = await a.request(b.id, 'slow', 1).then(() => undefined, (e: unknown) => e)
+    expect(refused).toBeInstanceOf(MeshError)
+    expect(refused).toMatchObject({ code: 'CLOSED', message: expect.stringContaining('closing'), details: { peer: b.id } })
+    expect(runs).toBe(1)
+    expect(closed).toBe(false)
+    release()
+    expect(await answer).toBe(42)
+    await closing
+    // Sends of b's own application were refused from the start.
+    await expect(b.send(a.id, 'late')).rejects.toMatchObject({ code: 'CLOSED' })
+  })
+
+  it('a graceful close waits for running handlers no longer than closeTimeoutMs (their callers time out), and destroy() cuts the wait short', async () => {
+    const [a, b] = await makePair({}, { closeTimeoutMs: 300 })
+    let started = (): void => {}
+    const running = new Promise<void>((resolve) => { started = resolve })
+    b.handle('never', async () => { started(); return await new Promise(() => {}) })
+    const answer = a.request(b.id, 'never', null, { timeoutMs: 1500 }).then(() => undefined, (e: unknown) => e)
+    await running
+    const t0 = Date.now()
+    await b.close()
+    expect(Date.now() - t0).toBeLessThan(3000)
+    expect(await answer).toMatchObject({ code: 'TIMEOUT' })
+    // A 30 s close deadline, cut by destroy().
+    const [c, d] = await makePair({}, { closeTimeoutMs: 30_000 })
+    let dStarted = (): void => {}
+    const dRunning = new Promise<void>((resolve) => { dStarted = resolve })
+    d.handle('never', async () => { dStarted(); return await new Promise(() => {}) })
+    void c.request(d.id, 'never', null, { timeoutMs: 500 }).catch(() => {})
+    await dRunning
+    const t1 = Date.now()
+    const closing = d.close()
+    await d.destroy()
+    await closing
+    expect(Date.now() - t1).toBeLessThan(10_000)
+  })
+
   it('64 requests in flight all complete, each with its own answer', async () => {
     const [a, b] = await makePair()
     b.handle('echo', (p: number) => p * 2)
