@@ -293,8 +293,13 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #closed = false
   /** Request handlers running (their responses not yet queued): a graceful close() waits for them. */
   readonly #serving = new Set<Promise<void>>()
-  /** close() is waiting for #serving: their responses may still be queued (nothing else may). */
-  #draining = false
+  /**
+   * A graceful close() is under way and the workers still run: responses
+   * (of handlers that were running, and CLOSED refusals) may still be queued,
+   * and sends queued before close() keep being written, while nothing new is
+   * accepted from the application.
+   */
+  #answering = false
   /** Ends close()'s wait for #serving early (destroy() during a graceful close). */
   #endDrain: (() => void) | undefined
   #sinceYield = 0
@@ -501,7 +506,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    */
   #target (to: string, payload: unknown, unreliable: boolean, response = false): PeerEntry | MeshError {
     // While close() waits for request handlers, their responses still go (see #drainHandlers).
-    if (this.#closing !== undefined && !(response && this.#draining)) return new MeshError(ErrorCode.CLOSED, 'the mesh is closed')
+    if (this.#closing !== undefined && !(response && this.#answering)) return new MeshError(ErrorCode.CLOSED, 'the mesh is closed')
     const entry = this.#peers.get(to)
     if (entry === undefined) return new MeshError(ErrorCode.UNKNOWN_PEER, `unknown peer ${String(to)}: not linked to this node`, { details: { peer: to } })
     let enc
@@ -661,7 +666,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       for (;;) {
         const p = entry.sends.peek()
         if (p === undefined) return
-        if (this.#closing !== undefined && !this.#draining) {
+        if (this.#closing !== undefined && !this.#answering) {
           for (const q of entry.sends.removeWhere(() => true)) q.reject(new MeshError(ErrorCode.CLOSED, 'the mesh closed while the send waited for queue space'))
           return
         }
@@ -936,17 +941,21 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
 
   /**
    * Graceful close: stop accepting (requests from peers are answered CLOSED
-   * unrun), let the request handlers already running queue their responses,
-   * flush queued frames (those two within closeTimeoutMs), close sockets,
-   * stop workers. Idempotent.
+   * unrun), let the request handlers already running queue their responses
+   * (up to closeTimeoutMs), flush queued frames (up to closeTimeoutMs again),
+   * close sockets, stop workers. Idempotent.
    */
   async close (): Promise<void> {
     this.#closing ??= (async () => {
       try {
-        // One deadline for both: the handlers' responses, then the flush of everything queued.
-        const deadline = Date.now() + this.#opts.closeTimeoutMs
-        await this.#drainHandlers(deadline)
-        await this.#sup.close(Math.max(0, deadline - Date.now()))
+        this.#answering = true
+        try {
+          await this.#drainHandlers(Date.now() + this.#opts.closeTimeoutMs)
+          // Its own budget: a slow handler must not cut the flush of what the application queued before close().
+          await this.#sup.close(this.#opts.closeTimeoutMs)
+        } finally {
+          this.#answering = false
+        }
         this.#finish()
         await this.#closeStore()
       } finally {
@@ -977,7 +986,6 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    */
   async #drainHandlers (deadline: number): Promise<void> {
     if (this.#serving.size === 0) return
-    this.#draining = true
     let timer: NodeJS.Timeout | undefined
     try {
       const cut = new Promise<void>((resolve) => {
@@ -990,18 +998,20 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         if (ended) break
         n = this.#serving.size
       }
-      if (this.#serving.size > 0) this.#log.warn({ component: 'mesh', event: 'close:handlers-cut', handlers: this.#serving.size }, `closing with ${this.#serving.size} request handler(s) still running: their callers get no response`)
+      if (this.#serving.size > 0) this.#log.warn({ component: 'mesh', event: 'close:handlers-cut', handlers: this.#serving.size }, `closing with ${this.#serving.size} request handler(s) still running: a response goes only if it comes while queued messages are flushed`)
     } finally {
       clearTimeout(timer)
       this.#endDrain = undefined
-      this.#draining = false
     }
   }
 
-  /** Immediate close: queued frames are dropped. Idempotent. */
+  /** Immediate close: queued frames are dropped (also during a graceful close, which then ends at once). Idempotent. */
   async destroy (): Promise<void> {
-    // During a graceful close: stop waiting for request handlers.
-    this.#endDrain?.()
+    if (this.#closing !== undefined && this.#answering) {
+      // A graceful close under way: stop waiting for its handlers and its flush.
+      this.#endDrain?.()
+      await this.#sup.destroy()
+    }
     if (this.#closing === undefined) {
       this.#closing = (async () => {
         try {
@@ -1131,7 +1141,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       e = {
         info: { id: peerId, direction: 'outbound', state: 'connecting', since: Date.now(), lanes: [...LANES] },
         ring: rings.ring,
-        board: AckBoard.create(this.#store !== undefined),
+        board: AckBoard.create(this.#store !== undefined, this.#opts.threads.io),
         rx: was === undefined ? new ReceiveStream() : ReceiveStream.at(was.rx),
         reassembly: new StreamAssemblies(MAX_LANE + 1, this.#opts.maxMessageBytes, this.#assemblyPool),
         discarded: new Map(),
@@ -1351,7 +1361,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
         }
         entry.board.publish(rx.stream ?? 0, rx.delivered, rx.stream === undefined ? undefined : entry.discarded.get(rx.stream))
         // After the publish, before the doorbell: the actor keeps its ACK clock for records not yet counted (PeerActor.hostBehind).
-        entry.board.noteTaken()
+        entry.board.noteTaken(slot.index)
         if (prompt) slot.doorbell.ring()
         else if (entry.board.takeWaiting()) {
           // The actor stopped looking for our progress (we took nothing for a while): prompt it.
@@ -1359,7 +1369,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
           slot.doorbell.ring()
         }
       } else {
-        entry.board.noteTaken()
+        entry.board.noteTaken(slot.index)
       }
       return
     }
@@ -1502,7 +1512,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     const handler = this.#handlers.get(method)
     // Settles once the response is queued (or could not be).
     const reply = async (ok: 0 | 1, v: unknown): Promise<void> => {
-      if (this.#closing !== undefined && !this.#draining) return
+      if (this.#closing !== undefined && !this.#answering) return
       try {
         await this.#send(from, FrameType.RESPONSE, laneNo, [reqId, ok, v], false, undefined)
       } catch (e) {
@@ -1522,18 +1532,22 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       void reply(0, { code: ErrorCode.NO_HANDLER, message: `no handler for method ${JSON.stringify(method)}` })
       return
     }
+    // Counted as running before the handler is called: one that calls close() itself must be waited for.
+    let served = (): void => {}
+    const serving = new Promise<void>((resolve) => { served = resolve })
+    this.#serving.add(serving)
     let result: unknown
     try {
       result = handler(value, { from, method })
     } catch (err) {
-      void reply(0, { code: ErrorCode.REMOTE_ERROR, message: (err as Error)?.message ?? String(err) })
-      return
+      result = Promise.reject(err)
     }
-    const done = Promise.resolve(result).then(async (v) => { await reply(1, v) }, async (err: unknown) => {
-      await reply(0, { code: ErrorCode.REMOTE_ERROR, message: (err as Error)?.message ?? String(err) })
+    void Promise.resolve(result).then(async (v) => { await reply(1, v) }, async (err: unknown) => {
+      await reply(0, { code: ErrorCode.REMOTE_ERROR, message: errorText(err) })
+    }).finally(() => {
+      this.#serving.delete(serving)
+      served()
     })
-    this.#serving.add(done)
-    void done.finally(() => { this.#serving.delete(done) })
   }
 
   /**
@@ -2038,6 +2052,16 @@ export async function createMesh (options?: MeshOptions): Promise<Mesh> {
  * ahead of it) and is never refused QUEUE_FULL because of bulk data.
  */
 function laneReserve (ring: RingBuffer, laneNo: number): number { return laneNo === Lane.BULK ? ring.capacity >> 2 : 0 }
+
+/** A handler's error as text for its caller; never throws (`String()` of an object without a prototype does). */
+function errorText (err: unknown): string {
+  try {
+    const m = (err as { message?: unknown } | null)?.message
+    return typeof m === 'string' ? m : String(err)
+  } catch {
+    return 'the handler failed with a value that cannot be shown as text'
+  }
+}
 
 /** False if a record of `bytes` on `laneNo` would eat into its lane's reserve (tryWrite2 still decides whether it fits). */
 function laneRoom (ring: RingBuffer, laneNo: number, bytes: number): boolean {

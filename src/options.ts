@@ -262,7 +262,7 @@ export interface MeshOptions {
    * 100..60000. @default 5000
    */
   handshakeTimeoutMs?: number
-  /** Graceful `close()`: how long running request handlers and then the flush of queued frames may take together, in ms. Integer 0..60000. @default 2000 */
+  /** Graceful `close()`: how long the request handlers already running may take to answer, then again how long queued frames may take to flush, in ms. Integer 0..60000. @default 2000 */
   closeTimeoutMs?: number
   /**
    * Inbound ring per IO worker, in bytes. Integer 64 KiB..1 GiB; the ring

@@ -135,7 +135,7 @@ export class PeerActor {
     this.window = new SendWindow(this.ring)
     this.board = AckBoard.attach(boardSab)
     // Records an earlier actor handed over are the board's to count, not ours.
-    this.#handed = this.board.taken()
+    this.#handed = this.board.taken(worker)
     this.#worker = worker
     this.#receiveWindow = receiveWindow
   }
@@ -252,10 +252,15 @@ export class PeerActor {
    * Records handed to the host that it has not handled yet: their progress
    * may not be on the board. Read before the board: false then means every
    * hand-off's publish is visible (the host counts a record as taken after
-   * publishing for it). Records another worker handed over for this peer
-   * count on the board only, so they never make this true.
+   * publishing for it, on this worker's own counter). A count ahead of ours
+   * (records an earlier actor of this worker handed over) is taken as ours.
    */
-  get hostBehind (): boolean { return ((this.#handed - this.board.taken()) | 0) > 0 }
+  get hostBehind (): boolean {
+    const taken = this.board.taken(this.#worker)
+    const d = (this.#handed - taken) | 0
+    if (d < 0) this.#handed = taken
+    return d > 0
+  }
 
   /** A heartbeat RTT sample of the direct link (ms). */
   noteRtt (ms: number): void {
@@ -298,6 +303,13 @@ export class PeerActor {
     const c = this.#conn
     let since = this.#ackHeldSince
     if (since === undefined || c === undefined || c.state !== 'open' || c.writeBlocked) return Infinity
+    // The host handled every record handed over and published nothing new for them (duplicates
+    // it dropped, unreliable messages): no ACK is coming. hostBehind before the board (see there).
+    if (!this.hostBehind && !this.ackDue) {
+      this.#ackHeldSince = undefined
+      this.#ackWaits = 0
+      return Infinity
+    }
     if (!this.ackDue && now - since >= ACK_DELAY_MS) {
       if (++this.#ackWaits >= ACK_EXPECT_PERIODS) {
         this.#ackHeldSince = undefined

@@ -48,9 +48,10 @@
  *                   the sender reports those messages `undelivered` instead
  *                   of taking the acknowledgement of their chunks as
  *                   delivery. Several: a restart cuts one message per lane.
- *  i32[22] taken    (byte 88) receive side: inbound data records of this
- *                   peer the host has handled, counted after any publish
- *                   they caused (see PeerActor.hostBehind)
+ *  i32[22+w] taken (byte 88) receive side, one per IO worker w: inbound
+ *                   data records of this peer from worker w the host has
+ *                   handled, counted after any publish they caused (see
+ *                   PeerActor.hostBehind)
  * ```
  *
  * @module
@@ -75,7 +76,10 @@ const DISC = 14
 const TAKEN = 22
 /** Discarded messages an ACK can report at once (see the layout). */
 export const MAX_DISCARDED = 4
-const BOARD_BYTES = 96
+/** Bytes before the per-worker `taken` counters. */
+const BASE_BYTES = 88
+/** A board's size for `workers` IO workers (a multiple of 8: the Float64Array view). */
+function boardBytes (workers: number): number { return (BASE_BYTES + 4 * workers + 7) & ~7 }
 const NONE: readonly number[] = []
 
 /** One peer's ack board. */
@@ -88,31 +92,42 @@ export class AckBoard {
 
   private constructor (sab: SharedArrayBuffer) {
     this.sab = sab
-    this.#i32 = new Int32Array(sab, 0, BOARD_BYTES / 4)
-    this.#f64 = new Float64Array(sab, 0, BOARD_BYTES / 8)
+    this.#i32 = new Int32Array(sab, 0, sab.byteLength / 4)
+    this.#f64 = new Float64Array(sab, 0, sab.byteLength / 8)
   }
 
-  /** @param durable - sends wait for {@link commit} before they may leave (durable outbox). */
-  static create (durable = false): AckBoard {
-    const b = new AckBoard(new SharedArrayBuffer(BOARD_BYTES))
+  /**
+   * @param durable - sends wait for {@link commit} before they may leave (durable outbox).
+   * @param workers - IO workers that may hand this peer's records to the host (threads.io).
+   */
+  static create (durable = false, workers = 1): AckBoard {
+    if (!(Number.isInteger(workers) && workers >= 1)) throw new RangeError(`AckBoard.create: workers must be a positive integer (got ${String(workers)})`)
+    const b = new AckBoard(new SharedArrayBuffer(boardBytes(workers)))
     b.#f64[COMMITTED_F64] = durable ? 0 : Infinity
     b.#f64[RTT_F64] = -1
     return b
   }
   static attach (sab: SharedArrayBuffer): AckBoard {
-    if (!(sab instanceof SharedArrayBuffer) || sab.byteLength !== BOARD_BYTES) throw new TypeError('AckBoard.attach: expected a SharedArrayBuffer from AckBoard.create()')
+    if (!(sab instanceof SharedArrayBuffer) || sab.byteLength < boardBytes(1) || sab.byteLength % 8 !== 0) throw new TypeError('AckBoard.attach: expected a SharedArrayBuffer from AckBoard.create()')
     return new AckBoard(sab)
   }
 
   /**
-   * Host: one more inbound data record of this peer handled, after whatever
-   * it published. Atomics.add (seq-cst): a worker that reads the new count
-   * ({@link taken}) and then the board sees that publish.
+   * Host: one more inbound data record of this peer from IO worker `worker`
+   * handled, after whatever it published. Atomics.add (seq-cst): a worker
+   * that reads the new count ({@link taken}) and then the board sees that
+   * publish.
    */
-  noteTaken (): void { Atomics.add(this.#i32, TAKEN, 1) }
+  noteTaken (worker: number): void { Atomics.add(this.#i32, this.#takenSlot(worker), 1) }
 
-  /** Worker: inbound data records of this peer the host has handled (wraps at 2^32; compare with `(a - b) | 0`). */
-  taken (): number { return Atomics.load(this.#i32, TAKEN) }
+  /** Worker `worker`: its inbound data records of this peer the host has handled (wraps at 2^32; compare with `(a - b) | 0`). */
+  taken (worker: number): number { return Atomics.load(this.#i32, this.#takenSlot(worker)) }
+
+  #takenSlot (worker: number): number {
+    const i = TAKEN + worker
+    if (!(Number.isInteger(worker) && worker >= 0 && i < this.#i32.length)) throw new RangeError(`AckBoard: no taken counter for IO worker ${String(worker)}`)
+    return i
+  }
 
   /** Worker: whether the host's rings for new reliable frames are of no use now (see the layout: parked). */
   setParked (parked: boolean): void {

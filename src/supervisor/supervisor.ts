@@ -194,8 +194,15 @@ export class Supervisor {
     await this.destroy()
   }
 
-  /** Immediate stop. */
+  /** Immediate stop. Idempotent: a destroy() during a graceful close() and the close's own end share one. */
   async destroy (): Promise<void> {
+    this.#destroying ??= this.#destroy()
+    await this.#destroying
+  }
+
+  #destroying: Promise<void> | undefined
+
+  async #destroy (): Promise<void> {
     this.#closed = true
     // Stop every socket first (bounded): terminating a worker whose HTTP
     // parser is mid-read aborts the process (a Node fatal error).

@@ -520,7 +520,7 @@ describe('request / response', () => {
     await expect(b.send(a.id, 'late')).rejects.toMatchObject({ code: 'CLOSED' })
   })
 
-  it('a graceful close waits for running handlers no longer than closeTimeoutMs (their callers time out), and destroy() cuts the wait short', async () => {
+  it('a graceful close waits for running handlers no longer than closeTimeoutMs (their callers time out)', async () => {
     const [a, b] = await makePair({}, { closeTimeoutMs: 300 })
     let started = (): void => {}
     const running = new Promise<void>((resolve) => { started = resolve })
@@ -531,18 +531,61 @@ describe('request / response', () => {
     await b.close()
     expect(Date.now() - t0).toBeLessThan(3000)
     expect(await answer).toMatchObject({ code: 'TIMEOUT' })
-    // A 30 s close deadline, cut by destroy().
-    const [c, d] = await makePair({}, { closeTimeoutMs: 30_000 })
-    let dStarted = (): void => {}
-    const dRunning = new Promise<void>((resolve) => { dStarted = resolve })
-    d.handle('never', async () => { dStarted(); return await new Promise(() => {}) })
-    void c.request(d.id, 'never', null, { timeoutMs: 500 }).catch(() => {})
-    await dRunning
-    const t1 = Date.now()
-    const closing = d.close()
-    await d.destroy()
+  })
+
+  it('destroy() during a graceful close ends it at once, whether it waits for a handler or for the flush', async () => {
+    // b's queue to a raw peer that never acknowledges keeps its flush going until closeTimeoutMs (30 s).
+    const [a, b] = await makePair({}, { closeTimeoutMs: 30_000 })
+    const raw = await rawPeerOf(b)
+    await b.send(raw.id, 'never acknowledged')
+    let started = (): void => {}
+    const running = new Promise<void>((resolve) => { started = resolve })
+    b.handle('never', async () => { started(); return await new Promise(() => {}) })
+    void a.request(b.id, 'never', null, { timeoutMs: 500 }).catch(() => {})
+    await running
+    const closing = b.close()
+    const t0 = Date.now()
+    await b.destroy()
     await closing
-    expect(Date.now() - t1).toBeLessThan(10_000)
+    expect(Date.now() - t0).toBeLessThan(5_000)
+    raw.ws.terminate()
+    // No handler running: the close goes straight to its 30 s flush.
+    const d = await makeMesh({ closeTimeoutMs: 30_000 })
+    const raw2 = await rawPeerOf(d)
+    await d.send(raw2.id, 'never acknowledged')
+    const dClosing = d.close()
+    const t1 = Date.now()
+    await d.destroy()
+    await dClosing
+    expect(Date.now() - t1).toBeLessThan(5_000)
+    raw2.ws.terminate()
+  })
+
+  it('a handler that starts close() itself (a "shutdown" method) still gets its answer out', async () => {
+    const [a, b] = await makePair()
+    b.handle('shutdown', () => { void b.close(); return 'bye' })
+    expect(await a.request(b.id, 'shutdown', null, { timeoutMs: 5000 })).toBe('bye')
+  })
+
+  it('a request arriving while close() flushes (no handler was running) is answered CLOSED, not left to time out', async () => {
+    const [a, b] = await makePair({}, { closeTimeoutMs: 3000 })
+    b.handle('echo', (x: number) => x)
+    // A raw peer that never acknowledges keeps b's flush going.
+    const raw = await rawPeerOf(b)
+    await b.send(raw.id, 'never acknowledged')
+    const closing = b.close()
+    const r = await a.request(b.id, 'echo', 1, { timeoutMs: 5000 }).then(() => undefined, (e: unknown) => e)
+    expect(r).toMatchObject({ code: 'CLOSED', details: { peer: b.id } })
+    await closing
+    raw.ws.terminate()
+  })
+
+  it('a handler rejecting with a value that cannot be shown as text answers REMOTE_ERROR (no unhandled rejection)', async () => {
+    const [a, b] = await makePair()
+    b.handle('odd', async () => await Promise.reject(Object.create(null)))
+    b.handle('oddSync', () => { throw Object.create(null) })
+    await expect(a.request(b.id, 'odd')).rejects.toMatchObject({ code: 'REMOTE_ERROR', message: expect.stringContaining('cannot be shown as text') })
+    await expect(a.request(b.id, 'oddSync')).rejects.toMatchObject({ code: 'REMOTE_ERROR' })
   })
 
   it('64 requests in flight all complete, each with its own answer', async () => {

@@ -71,8 +71,11 @@ describe('PeerActor ACKs', () => {
   afterEach(() => { vi.useRealTimers() })
 
   it('holds a due ACK back for ACK_DELAY_MS, then sends it alone', () => {
+    // As the IO worker and the host do it: a record handed over, then handled (publish, then counted).
+    actor.handedOff()
     actor.expectAck(performance.now())
     board.publish(7, 2)
+    board.noteTaken(0)
     expect(actor.ackDue).toBe(true)
     expect(actor.ready).toBe(false)
     expect(actor.pump()).toBe(false)
@@ -119,6 +122,7 @@ describe('PeerActor ACKs', () => {
 
   it('while the host has not taken the frames, the deadline moves on instead of firing empty', () => {
     const t0 = performance.now()
+    actor.handedOff()
     actor.expectAck(t0)
     expect(actor.ackDeadline(t0)).toBe(t0 + ACK_DELAY_MS)
     vi.advanceTimersByTime(ACK_DELAY_MS)
@@ -126,6 +130,7 @@ describe('PeerActor ACKs', () => {
     expect(actor.ackDue).toBe(false)
     expect(actor.ackDeadline(t1)).toBe(t1 + ACK_DELAY_MS) // looked again: not taken yet
     board.publish(7, 2)
+    board.noteTaken(0)
     vi.advanceTimersByTime(ACK_DELAY_MS)
     expect(actor.ackDeadline(performance.now())).toBe(t1 + ACK_DELAY_MS)
     expect(actor.flushAck()).toBe(true)
@@ -133,7 +138,8 @@ describe('PeerActor ACKs', () => {
     expect(actor.flushAck()).toBe(false) // nothing new
   })
 
-  it('frames that never make an ACK due stop the ACK clock after ACK_EXPECT_PERIODS (an idle link has no timer)', () => {
+  it('frames the host never handles stop the ACK clock after ACK_EXPECT_PERIODS (an idle link has no timer)', () => {
+    actor.handedOff()
     actor.expectAck(performance.now())
     for (let i = 1; i < ACK_EXPECT_PERIODS; i++) {
       vi.advanceTimersByTime(ACK_DELAY_MS)
@@ -143,8 +149,20 @@ describe('PeerActor ACKs', () => {
     vi.advanceTimersByTime(ACK_DELAY_MS)
     expect(actor.ackDeadline(performance.now())).toBe(Infinity)
     // New frames start it again.
+    actor.handedOff()
     actor.expectAck(performance.now())
     expect(actor.ackDeadline(performance.now())).toBe(performance.now() + ACK_DELAY_MS)
+  })
+
+  it('records the host handled without publishing anything (duplicates, unreliable messages) stop the clock at once', () => {
+    actor.handedOff()
+    actor.expectAck(performance.now())
+    expect(actor.ackDeadline(performance.now())).toBe(performance.now() + ACK_DELAY_MS)
+    board.noteTaken(0) // handled; no progress to acknowledge
+    vi.advanceTimersByTime(ACK_DELAY_MS)
+    expect(actor.ackDeadline(performance.now())).toBe(Infinity)
+    expect(board.takeWaiting()).toBe(false) // nothing is left to the host either
+    expect(sent).toEqual([])
   })
 
   it('an ACK sent while the host has not taken every record handed to it keeps the clock running for the rest', () => {
@@ -152,7 +170,7 @@ describe('PeerActor ACKs', () => {
     actor.handedOff()
     actor.expectAck(performance.now())
     board.publish(7, 2)
-    board.noteTaken()
+    board.noteTaken(0)
     actor.handedOff()
     actor.expectAck(performance.now()) // the clock was already running
     expect(actor.hostBehind).toBe(true)
@@ -166,7 +184,7 @@ describe('PeerActor ACKs', () => {
     expect(actor.ackDeadline(t1)).toBe(t1 + ACK_DELAY_MS)
     expect(board.takeWaiting()).toBe(false)
     board.publish(7, 3)
-    board.noteTaken()
+    board.noteTaken(0)
     expect(actor.hostBehind).toBe(false)
     vi.advanceTimersByTime(ACK_DELAY_MS)
     expect(actor.ackDeadline(performance.now())).toBe(performance.now())
@@ -182,34 +200,52 @@ describe('PeerActor ACKs', () => {
     actor.expectAck(performance.now())
     board.markUrgent()
     board.publish(7, 2)
-    board.noteTaken()
+    board.noteTaken(0)
     expect(actor.ready).toBe(true)
     expect(actor.pump()).toBe(true)
     expect(sent.at(-1)?.acked).toEqual([2])
     expect(actor.ackDeadline(performance.now())).toBe(Infinity)
   })
 
-  it('records counted on the board before this actor existed (an earlier actor\'s) do not count as handed by it', () => {
-    board.noteTaken()
-    board.noteTaken()
+  it('records counted before this actor existed, or by another worker, do not count as handed by it', () => {
+    board.noteTaken(0)
+    board.noteTaken(0)
     const ring2 = RingBuffer.create(64 * 1024, { keepAlive: false })
     const later = new PeerActor('peer', 2, ring2.sab, board.sab, RingBuffer.create(64 * 1024, { keepAlive: false }).sab, 0, WINDOW, false)
     expect(later.hostBehind).toBe(false)
     later.handedOff()
     expect(later.hostBehind).toBe(true)
-    board.noteTaken()
+    board.noteTaken(0)
     expect(later.hostBehind).toBe(false)
+    // Another IO worker's records of the same peer count on that worker's counter.
+    const two = AckBoard.create(false, 2)
+    const onOne = new PeerActor('peer', 3, RingBuffer.create(64 * 1024, { keepAlive: false }).sab, two.sab, RingBuffer.create(64 * 1024, { keepAlive: false }).sab, 1, WINDOW, false)
+    onOne.handedOff()
+    two.noteTaken(0)
+    two.noteTaken(0)
+    expect(onOne.hostBehind).toBe(true)
+    two.noteTaken(1)
+    expect(onOne.hostBehind).toBe(false)
+    // An earlier actor's records still waiting when this one was made: counted past ours, taken as ours.
+    two.noteTaken(1)
+    expect(onOne.hostBehind).toBe(false)
+    onOne.handedOff()
+    expect(onOne.hostBehind).toBe(true)
+    two.noteTaken(1)
+    expect(onOne.hostBehind).toBe(false)
   })
 
   it('on giving up, the actor leaves the ACK to the host: its next publish finds the board waiting (once) and prompts it', () => {
+    actor.handedOff()
     actor.expectAck(performance.now())
     for (let i = 0; i < ACK_EXPECT_PERIODS; i++) {
       vi.advanceTimersByTime(ACK_DELAY_MS)
       actor.ackDeadline(performance.now())
     }
     expect(actor.ackDeadline(performance.now())).toBe(Infinity)
-    // The host (src/mesh.ts) publishes, then takes the flag: markUrgent and a doorbell.
+    // The host (src/mesh.ts) publishes, counts the record, then takes the flag: markUrgent and a doorbell.
     board.publish(7, 2)
+    board.noteTaken(0)
     expect(board.takeWaiting()).toBe(true)
     expect(board.takeWaiting()).toBe(false)
     board.markUrgent()
@@ -219,6 +255,7 @@ describe('PeerActor ACKs', () => {
   })
 
   it('progress published while the actor gives up is not left behind (the board is read again after the flag)', () => {
+    actor.handedOff()
     actor.expectAck(performance.now())
     for (let i = 1; i < ACK_EXPECT_PERIODS; i++) {
       vi.advanceTimersByTime(ACK_DELAY_MS)
@@ -229,7 +266,7 @@ describe('PeerActor ACKs', () => {
     // modelled by publishing from inside setWaiting (the host then saw no flag).
     const own = actor.board // the actor's view of the same shared board
     const setWaiting = own.setWaiting.bind(own)
-    own.setWaiting = () => { board.publish(7, 2); setWaiting() }
+    own.setWaiting = () => { board.publish(7, 2); board.noteTaken(0); setWaiting() }
     const now = performance.now()
     expect(actor.ackDeadline(now)).toBe(now) // due now: the ACK timer sends it
     expect(actor.flushAck()).toBe(true)
@@ -238,12 +275,14 @@ describe('PeerActor ACKs', () => {
 
   it('a new connection gets its first ACK at once, and a blocked socket holds no deadline', () => {
     board.publish(7, 2)
+    actor.handedOff()
     actor.expectAck(performance.now())
     const other = fakeConnection()
     actor.attach(other.conn)
     expect(actor.pump()).toBe(true)
     expect(other.sent).toEqual([{ frames: 1, types: [FrameType.ACK], acked: [2] }])
     board.publish(7, 3)
+    actor.handedOff()
     actor.expectAck(performance.now())
     ;(other.conn as unknown as { writeBlocked: boolean }).writeBlocked = true
     expect(actor.ackDeadline(performance.now())).toBe(Infinity)
