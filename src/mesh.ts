@@ -292,7 +292,9 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
   #closing: Promise<void> | undefined
   #closed = false
   /** Request handlers running (their responses not yet queued): a graceful close() waits for them. */
-  readonly #serving = new Set<Promise<void>>()
+  #serving = 0
+  /** Called when #serving falls to 0 (close() waiting for it). */
+  #servedAll: (() => void) | undefined
   /**
    * A graceful close() is under way and the workers still run: responses
    * (of handlers that were running, and CLOSED refusals) may still be queued,
@@ -505,7 +507,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    * this.#enc, valid until the next send.
    */
   #target (to: string, payload: unknown, unreliable: boolean, response = false): PeerEntry | MeshError {
-    // While close() waits for request handlers, their responses still go (see #drainHandlers).
+    // During a graceful close, responses still go (see #answering).
     if (this.#closing !== undefined && !(response && this.#answering)) return new MeshError(ErrorCode.CLOSED, 'the mesh is closed')
     const entry = this.#peers.get(to)
     if (entry === undefined) return new MeshError(ErrorCode.UNKNOWN_PEER, `unknown peer ${String(to)}: not linked to this node`, { details: { peer: to } })
@@ -982,25 +984,21 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
    * Graceful close, first step: let the request handlers already running
    * finish and queue their responses (until `deadline`), so a caller gets its
    * answer instead of a TIMEOUT. Requests arriving meanwhile are refused
-   * (CLOSED) without running.
+   * (CLOSED) without running, so the count only falls.
    */
   async #drainHandlers (deadline: number): Promise<void> {
-    if (this.#serving.size === 0) return
+    if (this.#serving === 0) return
     let timer: NodeJS.Timeout | undefined
     try {
-      const cut = new Promise<void>((resolve) => {
+      await new Promise<void>((resolve) => {
+        this.#servedAll = resolve
         this.#endDrain = resolve
         timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))
       })
-      let n = this.#serving.size
-      while (n > 0) {
-        const ended = await Promise.race([Promise.allSettled([...this.#serving]).then(() => false), cut.then(() => true)])
-        if (ended) break
-        n = this.#serving.size
-      }
-      if (this.#serving.size > 0) this.#log.warn({ component: 'mesh', event: 'close:handlers-cut', handlers: this.#serving.size }, `closing with ${this.#serving.size} request handler(s) still running: a response goes only if it comes while queued messages are flushed`)
+      if (this.#serving > 0) this.#log.warn({ component: 'mesh', event: 'close:handlers-cut', handlers: this.#serving }, `closing with ${this.#serving} request handler(s) still running: a response goes only if it comes while queued messages are flushed`)
     } finally {
       clearTimeout(timer)
+      this.#servedAll = undefined
       this.#endDrain = undefined
     }
   }
@@ -1533,9 +1531,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
       return
     }
     // Counted as running before the handler is called: one that calls close() itself must be waited for.
-    let served = (): void => {}
-    const serving = new Promise<void>((resolve) => { served = resolve })
-    this.#serving.add(serving)
+    this.#serving++
     let result: unknown
     try {
       result = handler(value, { from, method })
@@ -1545,8 +1541,7 @@ export class Mesh extends EventEmitter<MeshEventArgs> {
     void Promise.resolve(result).then(async (v) => { await reply(1, v) }, async (err: unknown) => {
       await reply(0, { code: ErrorCode.REMOTE_ERROR, message: errorText(err) })
     }).finally(() => {
-      this.#serving.delete(serving)
-      served()
+      if (--this.#serving === 0) this.#servedAll?.()
     })
   }
 

@@ -438,8 +438,7 @@ export class IoWorker implements ConnectionOwner {
   data (conn: Connection, frames: Uint8Array): void {
     const actor = conn.peerId === undefined ? undefined : this.#actors.get(conn.peerId)
     if (actor === undefined || actor.direct !== conn) return
-    this.#inbound.data(actor.handle, frames)
-    actor.handedOff()
+    this.#handOff(actor, frames)
     this.#expectAck(actor)
   }
 
@@ -454,6 +453,12 @@ export class IoWorker implements ConnectionOwner {
   }
 
   #armAckTimer (): void { this.#ackTimer ??= setTimeout(this.#onAckTimer, ACK_DELAY_MS) }
+
+  /** One inbound data record of `actor`'s peer to the host, counted for its ACK clock (PeerActor.hostBehind). */
+  #handOff (actor: PeerActor, frames: Uint8Array): void {
+    this.#inbound.data(actor.handle, frames)
+    actor.handedOff()
+  }
 
   /**
    * Send the ACKs that waited ACK_DELAY_MS for traffic to ride on (most
@@ -786,7 +791,7 @@ export class IoWorker implements ConnectionOwner {
     let delivered = false
     forEachFrame(bytes, this.limits, (x, start, end) => {
       if (x.type === FrameType.ACK) {
-        if (runStart >= 0) { this.#inbound.data(actor.handle, bytes.subarray(runStart, runEnd)); actor.handedOff(); runStart = -1 }
+        if (runStart >= 0) { this.#handOff(actor, bytes.subarray(runStart, runEnd)); runStart = -1 }
         this.#onAck(actor, x.stream, x.seq, x.payload)
         return
       }
@@ -794,7 +799,7 @@ export class IoWorker implements ConnectionOwner {
       if (runStart < 0) runStart = start
       runEnd = end
     })
-    if (runStart >= 0) { this.#inbound.data(actor.handle, bytes.subarray(runStart, runEnd)); actor.handedOff() }
+    if (runStart >= 0) this.#handOff(actor, bytes.subarray(runStart, runEnd))
     // Only stream frames make an ACK due (an envelope of ACKs alone must not start the ACK clock).
     if (delivered) this.#expectAck(actor)
   }

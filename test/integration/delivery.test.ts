@@ -449,6 +449,18 @@ describe('unreliable messages ({ reliable: false })', () => {
   }
 })
 
+/** A handler for `method` on `m` that never answers; resolves once it has run. */
+async function neverAnswers (m: Mesh, method: string): Promise<void> {
+  await new Promise<void>((resolve) => { m.handle(method, async () => { resolve(); return await new Promise(() => {}) }) })
+}
+
+/** A raw peer of `m` holding a message of m's it never acknowledges: m's flush on close() waits for it until closeTimeoutMs. */
+async function unackedPeer (m: Mesh): Promise<RawPeer> {
+  const raw = await rawPeerOf(m)
+  await m.send(raw.id, 'never acknowledged')
+  return raw
+}
+
 describe('request / response', () => {
   it('returns the handler\'s result; errors come back as MeshError with stable codes', async () => {
     const [a, b] = await makePair()
@@ -522,9 +534,7 @@ describe('request / response', () => {
 
   it('a graceful close waits for running handlers no longer than closeTimeoutMs (their callers time out)', async () => {
     const [a, b] = await makePair({}, { closeTimeoutMs: 300 })
-    let started = (): void => {}
-    const running = new Promise<void>((resolve) => { started = resolve })
-    b.handle('never', async () => { started(); return await new Promise(() => {}) })
+    const running = neverAnswers(b, 'never')
     const answer = a.request(b.id, 'never', null, { timeoutMs: 1500 }).then(() => undefined, (e: unknown) => e)
     await running
     const t0 = Date.now()
@@ -536,11 +546,8 @@ describe('request / response', () => {
   it('destroy() during a graceful close ends it at once, whether it waits for a handler or for the flush', async () => {
     // b's queue to a raw peer that never acknowledges keeps its flush going until closeTimeoutMs (30 s).
     const [a, b] = await makePair({}, { closeTimeoutMs: 30_000 })
-    const raw = await rawPeerOf(b)
-    await b.send(raw.id, 'never acknowledged')
-    let started = (): void => {}
-    const running = new Promise<void>((resolve) => { started = resolve })
-    b.handle('never', async () => { started(); return await new Promise(() => {}) })
+    const raw = await unackedPeer(b)
+    const running = neverAnswers(b, 'never')
     void a.request(b.id, 'never', null, { timeoutMs: 500 }).catch(() => {})
     await running
     const closing = b.close()
@@ -551,8 +558,7 @@ describe('request / response', () => {
     raw.ws.terminate()
     // No handler running: the close goes straight to its 30 s flush.
     const d = await makeMesh({ closeTimeoutMs: 30_000 })
-    const raw2 = await rawPeerOf(d)
-    await d.send(raw2.id, 'never acknowledged')
+    const raw2 = await unackedPeer(d)
     const dClosing = d.close()
     const t1 = Date.now()
     await d.destroy()
@@ -570,9 +576,7 @@ describe('request / response', () => {
   it('a request arriving while close() flushes (no handler was running) is answered CLOSED, not left to time out', async () => {
     const [a, b] = await makePair({}, { closeTimeoutMs: 3000 })
     b.handle('echo', (x: number) => x)
-    // A raw peer that never acknowledges keeps b's flush going.
-    const raw = await rawPeerOf(b)
-    await b.send(raw.id, 'never acknowledged')
+    const raw = await unackedPeer(b)
     const closing = b.close()
     const r = await a.request(b.id, 'echo', 1, { timeoutMs: 5000 }).then(() => undefined, (e: unknown) => e)
     expect(r).toMatchObject({ code: 'CLOSED', details: { peer: b.id } })
