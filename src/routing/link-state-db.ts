@@ -15,7 +15,9 @@
  *    seq = held ────────────── drop 'duplicate' (the common case: no verify)
  *    signature bad ─────────── drop 'forged'
  *    aged out (age >= max) ─── flush the held copy, flood the flush onwards
- *    otherwise ─────────────── install; flood to every neighbour but `from`
+ *    otherwise ─────────────── install; flood to every neighbour but `from`,
+ *                              the origin and those it lists as linked
+ *                              (the origin sent them this copy itself)
  * ```
  *
  * The sequence check runs before the (costly) signature check: duplicates
@@ -116,7 +118,7 @@ export interface ReceiveResult extends LsdbOutput {
   readonly action: 'installed' | 'dropped'
   /** Why it was dropped (undefined when installed). */
   readonly reason: DropReason | undefined
-  /** Neighbours the received LSA is flooded to (all but the sender; empty when dropped). */
+  /** Neighbours the received LSA is flooded to (all but the sender, the origin and the origin's listed links; empty when dropped). */
   readonly flood: string[]
 }
 
@@ -258,7 +260,7 @@ export class LinkStateDb {
     if (lsa.ageMs >= this.maxAgeMs && held === undefined) return dropped(DropReason.EXPIRED, [])
     if (held === undefined && this.#entries.size >= this.maxEntries) return dropped(DropReason.FULL, [])
     if (!this.#verify(lsa)) return dropped(DropReason.FORGED, [])
-    const flood = [...this.#neighbors].filter((n) => n !== from)
+    const flood = this.#floodTargets(lsa, from)
     const sends = flood.map((to) => ({ to, lsa }))
     if (lsa.ageMs >= this.maxAgeMs) {
       // A flush of what we hold (a graceful leave): drop ours, pass it on,
@@ -273,6 +275,27 @@ export class LinkStateDb {
     const changed = held === undefined ? lsa.links.length > 0 : !sameLinks(held.lsa.links, lsa.links)
     if (changed) this.#version++
     return { action: 'installed', reason: undefined, flood, sends, changed }
+  }
+
+  /**
+   * Who gets an LSA installed from `from`: every neighbour but `from`, its
+   * origin, and those the origin lists as linked. An origin floods each LSA
+   * to all its neighbours, and the links it lists are those neighbours when
+   * it originated it (routing-service.ts adds and drops both together), so
+   * each of them had this copy from the origin itself, whichever way it
+   * reached us. In a full mesh of n nodes a refresh then takes n−1
+   * deliveries, not (n−1)² (16 nodes: 225, of them 210 duplicates). A listed
+   * neighbour whose copy was lost with its link gets the whole database at
+   * the next link-up; if the link stays down, the origin re-originates
+   * without it, and that copy is flooded to it.
+   */
+  #floodTargets (lsa: Lsa, from: string): string[] {
+    const out: string[] = []
+    for (const n of this.#neighbors) {
+      if (n === from || n === lsa.origin || hasLink(lsa, n)) continue
+      out.push(n)
+    }
+    return out
   }
 
   #receiveOwn (lsa: Lsa, now: number): ReceiveResult {
@@ -316,6 +339,21 @@ export class LinkStateDb {
     const age = e.lsa.ageMs + Math.max(0, now - e.receivedAt)
     return age === e.lsa.ageMs ? e.lsa : withAge(e.lsa, age)
   }
+}
+
+/** Whether `lsa` lists a link to `peer` (links are sorted by id: a binary search). */
+function hasLink (lsa: Lsa, peer: string): boolean {
+  const links = lsa.links
+  let lo = 0
+  let hi = links.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const p = links[mid]!.peer
+    if (p === peer) return true
+    if (p < peer) lo = mid + 1
+    else hi = mid - 1
+  }
+  return false
 }
 
 function dropped (reason: DropReason, sends: LsaSend[]): ReceiveResult {

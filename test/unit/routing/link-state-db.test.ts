@@ -85,6 +85,30 @@ describe('LinkStateDb', () => {
     expect(x.receive(createLsa(b, 7, [{ peer: a.id, cost: 9 }]), c.id, 4).changed).toBe(true)
   })
 
+  it('an LSA is not flooded to its origin or the neighbours the origin lists (the origin sent them this copy)', () => {
+    const x = db()
+    for (const n of [b.id, c.id, d.id, m.id]) x.addNeighbor(n, 0)
+    // b lists a (us), c and e (not our neighbour): only d and m are left to give it to.
+    const e = generateIdentity()
+    const direct = createLsa(b, 5, [{ peer: a.id, cost: 1 }, { peer: c.id, cost: 1 }, { peer: e.id, cost: 1 }])
+    const r = x.receive(direct, b.id, 0)
+    expect(r.action).toBe('installed')
+    expect(r.flood.sort()).toEqual([d.id, m.id].sort())
+    expect(r.sends.map((s) => s.to).sort()).toEqual([d.id, m.id].sort())
+    // Relayed by c: not back to c, nor to b (its origin) or d (listed by b).
+    const relayed = createLsa(b, 6, [{ peer: a.id, cost: 1 }, { peer: c.id, cost: 1 }, { peer: d.id, cost: 1 }])
+    expect(x.receive(relayed, c.id, 1).flood).toEqual([m.id])
+    // An origin that is not our neighbour, listing none of ours: all but the sender.
+    const far = createLsa(e, 1, [{ peer: m.id, cost: 1 }])
+    expect(x.receive(far, c.id, 1).flood.sort()).toEqual([b.id, d.id].sort())
+    // Every neighbour listed: nobody left.
+    const all = createLsa(b, 7, [{ peer: a.id, cost: 1 }, { peer: c.id, cost: 1 }, { peer: d.id, cost: 1 }, { peer: m.id, cost: 1 }])
+    expect(x.receive(all, b.id, 2)).toMatchObject({ action: 'installed', flood: [], sends: [] })
+    // A flush (a graceful leave) lists no links: it goes to all but the sender.
+    const flush = withAge(createLsa(b, 8, []), 10_000)
+    expect(x.receive(flush, b.id, 3).flood.sort()).toEqual([c.id, d.id, m.id].sort())
+  })
+
   it('checks the sequence before the signature: duplicates and stale copies cost no verify', () => {
     let verifies = 0
     const x = db({ verify: (l) => { verifies++; return verifyLsa(l) } })

@@ -162,6 +162,39 @@ export class LinkStateSim {
     }
   }
 
+  /** Node i re-originates now (a refresh when its links did not change). */
+  originate (i: number): void { this.#originate(this.ids[i]!) }
+
+  /** Whether the link between i and j is configured and up. */
+  isUp (i: number, j: number): boolean { return this.linkUp(this.ids[i]!, this.ids[j]!) !== undefined }
+
+  /**
+   * Nodes (ids) that hold a copy of a reachable origin's LSA older than the
+   * one the origin last originated, or none: flooding lost an update.
+   */
+  behind (): string[] {
+    const g = this.truth()
+    const out: string[] = []
+    for (const id of this.ids) {
+      const seen = new Set([id])
+      const todo = [id]
+      while (todo.length > 0) for (const next of g.get(todo.pop()!)!.keys()) if (!seen.has(next)) { seen.add(next); todo.push(next) }
+      const db = this.nodes.get(id)!.db
+      for (const o of seen) if (db.get(o)?.lsa.seq !== this.nodes.get(o)!.db.seq) { out.push(id); break }
+    }
+    return out
+  }
+
+  /** Bring a cut (or configured) link up now: both ends exchange databases and re-originate, as routing-service's linkUp does. */
+  restore (i: number, j: number): void {
+    const a = this.ids[i]!
+    const b = this.ids[j]!
+    this.#links.get(this.#key(a, b))!.up = true
+    for (const [x, y] of [[a, b], [b, a]] as const) this.#apply(x, this.nodes.get(x)!.db.addNeighbor(y, this.now))
+    this.#originate(a)
+    this.#originate(b)
+  }
+
   /** Run events until none is left or `until`; returns the time reached. */
   run (until = Infinity): number {
     while (this.#events.length > 0 && this.#events[0]!.at <= until) {
