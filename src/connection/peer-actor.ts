@@ -100,6 +100,13 @@ export class PeerActor {
   announced = false
   /** Board version last turned into an ACK frame on the current connection. */
   #ackedVersion = -1
+  /** (stream, seq) of the last ACK sent on the current connection for the board's slot, and for its prev slot (-1: none). */
+  #ackSentStream = -1
+  #ackSentSeq = -1
+  #prevSentStream = -1
+  #prevSentSeq = -1
+  /** Frames in the bytes the last #takeAck returned (2 with a left epoch's ACK first). */
+  #ackFrames = 1
   /** Board urgency token last acted on (see AckBoard.markUrgent). */
   #urgentSeen = 0
   /** Since when an ACK is expected or held back (performance.now()), undefined if none is. */
@@ -162,6 +169,7 @@ export class PeerActor {
     this.datagrams.resyncConsumer()
     this.window.rewind()
     this.#ackedVersion = -1
+    this.#ackSentStream = this.#prevSentStream = -1
     this.#ackPrompt = true
     this.#baseRttMs = Infinity
     this.window.bulkLimit = Infinity
@@ -402,7 +410,7 @@ export class PeerActor {
     if (c === undefined || c.state !== 'open') return false
     const ack = this.#takeAck()
     if (ack === undefined) return false
-    c.send(ack, 1)
+    c.send(ack, this.#ackFrames)
     return true
   }
 
@@ -425,7 +433,23 @@ export class PeerActor {
     this.#ackPrompt = false
     // d: a chunked message the host discarded unfinished (AckBoard layout), for the sender to report.
     const control = b.discarded.length > 0 ? { w: this.credit, d: b.discarded } : { w: this.credit }
-    return this.#out(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.ACK, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: b.stream, seq: b.seq, payload: encodeControl(control) }))
+    const ack = this.#out(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.ACK, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: b.stream, seq: b.seq, payload: encodeControl(control) }))
+    // The epoch the host left last (AckBoard layout: prev), unless this connection carried its ACK
+    // already: a stale frame of another epoch may have taken the slot before the live epoch's last
+    // frames were acked. Its ACK goes first; a peer no longer sending that epoch ignores it.
+    const p = b.prev
+    const prevOwed = p !== undefined && p.stream !== b.stream &&
+      !(p.stream === this.#prevSentStream && p.seq === this.#prevSentSeq) &&
+      !(p.stream === this.#ackSentStream && p.seq === this.#ackSentSeq)
+    this.#ackSentStream = b.stream
+    this.#ackSentSeq = b.seq
+    this.#ackFrames = 1
+    if (!prevOwed) return ack
+    this.#prevSentStream = p.stream
+    this.#prevSentSeq = p.seq
+    this.#ackFrames = 2
+    const prev = this.#out(encodeFrame({ version: PROTOCOL_VERSION, type: FrameType.ACK, lane: Lane.CONTROL, flags: 0, src: null, dst: null, stream: p.stream, seq: p.seq, payload: encodeControl({ w: this.credit }) }))
+    return Buffer.concat([prev, ack])
   }
 
   /**
@@ -435,6 +459,7 @@ export class PeerActor {
   resendAck (): boolean {
     if (this.board.version() === 0) return false
     this.#ackedVersion = -1
+    this.#ackSentStream = this.#prevSentStream = -1
     return true
   }
 
@@ -539,7 +564,7 @@ export class PeerActor {
   #ackOnly (conn: FrameSink): boolean {
     const ack = this.ackDue && this.#ackNow(performance.now()) ? this.#takeAck() : undefined
     if (ack === undefined) return false
-    conn.send(ack, 1)
+    conn.send(ack, this.#ackFrames)
     return true
   }
 
@@ -548,7 +573,7 @@ export class PeerActor {
     // A due ACK rides at the head of the first batch.
     const ack = this.ackDue ? this.#takeAck() : undefined
     const out = new Batches(conn, this.#slab)
-    if (ack !== undefined) out.add(ack)
+    if (ack !== undefined) out.add(ack, this.#ackFrames)
     // Unreliable messages first (they are small and time-sensitive), copied: released as read.
     if (datagrams) this.datagrams.drain((raw) => { out.add(this.#out(raw)); return !conn.writeBlocked })
     let total = 0
@@ -642,13 +667,13 @@ class Batches {
     this.#slab = slab
   }
 
-  /** Append a copy of `frame` to the current message (a new one if it does not fit). */
-  add (frame: Uint8Array): void {
+  /** Append a copy of `frame` (`frames` encoded frames back to back) to the current message (a new one if it does not fit). */
+  add (frame: Uint8Array, frames = 1): void {
     const room = this.#roomFor(frame.length)
     // Usually a view of a send ring: see copy-bytes.ts for why not set().
     copyBytes(room, this.#off, frame)
     this.#off += frame.length
-    this.#frames++
+    this.#frames += frames
   }
 
   /** {@link add} of the `len` bytes at `start` (4-aligned) of a SharedArrayBuffer seen as `words`, under FILL_MIN_BYTES: copied without a view. */

@@ -48,7 +48,17 @@
  *                   the sender reports those messages `undelivered` instead
  *                   of taking the acknowledgement of their chunks as
  *                   delivery. Several: a restart cuts one message per lane.
- *  i32[22+w] taken (byte 88) receive side, one per IO worker w: inbound
+ *  i32[22]  prev    (byte 88) receive side, under the seqlock: the stream
+ *  i32[23]  stream  the host left when it last switched to another one,
+ *  i32[24]          and how far it had got in it (seq lo, hi); 0, 0, 0
+ *                   before any switch. The slot above follows the epoch
+ *                   heard from last, so a stale frame of another epoch
+ *                   (relayed late) can take it before the actor acked the
+ *                   live epoch's last frames: the actor sends this one's
+ *                   ACK too (PeerActor #takeAck), or a live sender with
+ *                   nothing more to send waited for its ACK until it sent
+ *                   again or reconnected.
+ *  i32[25+w] taken (byte 100) receive side, one per IO worker w: inbound
  *                   data records of this peer from worker w the host has
  *                   handled, counted after any publish they caused (see
  *                   PeerActor.hostBehind)
@@ -73,11 +83,14 @@ const RTT_F64 = 5
 const WAITING = 12
 const PARKED = 13
 const DISC = 14
-const TAKEN = 22
+const PREV_STREAM = 22
+const PREV_SEQ_LO = 23
+const PREV_SEQ_HI = 24
+const TAKEN = 25
 /** Discarded messages an ACK can report at once (see the layout). */
 export const MAX_DISCARDED = 4
 /** Bytes before the per-worker `taken` counters. */
-const BASE_BYTES = 88
+const BASE_BYTES = 100
 /** A board's size for `workers` IO workers (a multiple of 8: the Float64Array view). */
 function boardBytes (workers: number): number { return (BASE_BYTES + 4 * workers + 7) & ~7 }
 const NONE: readonly number[] = []
@@ -89,6 +102,9 @@ export class AckBoard {
   readonly #f64: Float64Array
   /** Host: the last publish wrote discarded seqs (the slots hold some). One host writes a board. */
   #discards = false
+  /** Host: the stream and seq of its last publish (for the prev slot). */
+  #stream: number | undefined
+  #seq = 0
 
   private constructor (sab: SharedArrayBuffer) {
     this.sab = sab
@@ -153,6 +169,14 @@ export class AckBoard {
     const i32 = this.#i32
     // Atomics.add (seq-cst): version becomes odd before the fields change, even after.
     Atomics.add(i32, VERSION, 1)
+    if (this.#stream !== undefined && (stream | 0) !== (this.#stream | 0)) {
+      // Left for another epoch: where the one left behind got to (see the layout: prev).
+      Atomics.store(i32, PREV_STREAM, this.#stream | 0)
+      Atomics.store(i32, PREV_SEQ_LO, this.#seq % 0x1_0000_0000 | 0)
+      Atomics.store(i32, PREV_SEQ_HI, Math.floor(this.#seq / 0x1_0000_0000) | 0)
+    }
+    this.#stream = stream
+    this.#seq = seq
     Atomics.store(i32, STREAM, stream | 0)
     Atomics.store(i32, SEQ_LO, seq % 0x1_0000_0000 | 0)
     Atomics.store(i32, SEQ_HI, Math.floor(seq / 0x1_0000_0000) | 0)
@@ -172,8 +196,12 @@ export class AckBoard {
   /** Current version (even when stable); cheap "anything new?" check for the reader. */
   version (): number { return Atomics.load(this.#i32, VERSION) }
 
-  /** Worker: a consistent (stream, seq, discarded) snapshot, or undefined if nothing was published yet. */
-  read (): { version: number; stream: number; seq: number; discarded: readonly number[] } | undefined {
+  /**
+   * Worker: a consistent (stream, seq, discarded) snapshot, or undefined if
+   * nothing was published yet. `prev`: the stream the host last left for
+   * another, and how far it got in it (undefined before any switch).
+   */
+  read (): { version: number; stream: number; seq: number; discarded: readonly number[]; prev: { stream: number; seq: number } | undefined } | undefined {
     const i32 = this.#i32
     for (;;) {
       const v1 = Atomics.load(i32, VERSION)
@@ -186,8 +214,12 @@ export class AckBoard {
         const d = (Atomics.load(i32, DISC + 2 * i + 1) >>> 0) * 0x1_0000_0000 + (Atomics.load(i32, DISC + 2 * i) >>> 0)
         if (d !== 0) discarded = discarded === NONE ? [d] : [...discarded, d]
       }
+      const prevSeq = (Atomics.load(i32, PREV_SEQ_HI) >>> 0) * 0x1_0000_0000 + (Atomics.load(i32, PREV_SEQ_LO) >>> 0)
+      const prevStream = Atomics.load(i32, PREV_STREAM) >>> 0
+      // Sequence numbers start at 1: seq 0 is "no switch yet" (or a stream left before anything was taken: nothing to ack).
+      const prev = prevSeq === 0 ? undefined : { stream: prevStream, seq: prevSeq }
       // Atomics.load (seq-cst) after the field loads: if the version is unchanged, no write overlapped them.
-      if (Atomics.load(i32, VERSION) === v1) return { version: v1, stream, seq, discarded }
+      if (Atomics.load(i32, VERSION) === v1) return { version: v1, stream, seq, discarded, prev }
     }
   }
 

@@ -289,6 +289,48 @@ describe('PeerActor ACKs', () => {
     expect(actor.ready).toBe(false)
   })
 
+  it('a stale frame of another epoch took the slot before the live epoch was acked: that ACK goes too, first, once per connection', () => {
+    const acks: Array<[number, number]> = []
+    const frames: number[] = []
+    const probe = {
+      state: 'open',
+      writeBlocked: false,
+      send (buf: Uint8Array, n: number) {
+        frames.push(n)
+        forEachFrame(Buffer.from(buf), undefined, (f) => { if (f.type === FrameType.ACK) acks.push([f.stream, f.seq]) })
+      },
+    } as unknown as Connection
+    actor.attach(probe)
+    expect(actor.flushAck()).toBe(true) // the first ACK on a connection: (7, 1)
+    expect(acks).toEqual([[7, 1]])
+    // The live epoch's last frames are taken (their ACK not sent yet), then a stale frame of epoch 3.
+    board.publish(7, 2)
+    board.publish(3, 40)
+    expect(actor.flushAck()).toBe(true)
+    expect(acks.slice(1)).toEqual([[7, 2], [3, 40]])
+    expect(frames.at(-1)).toBe(2)
+    // Once is enough: more of epoch 3 acks epoch 3 only.
+    board.publish(3, 41)
+    actor.flushAck()
+    expect(acks.slice(3)).toEqual([[3, 41]])
+    expect(frames.at(-1)).toBe(1)
+    // Back to the live epoch, whose ACK for (7, 2) went: no prev ACK of epoch 3 owed beyond what was sent.
+    board.publish(7, 3)
+    actor.flushAck()
+    expect(acks.slice(4)).toEqual([[7, 3]])
+    // An epoch left after its ACK went is not acked again; one left before it was is.
+    board.publish(3, 42)
+    actor.flushAck()
+    expect(acks.slice(5)).toEqual([[3, 42]])
+    // A new connection: the peer resumes from its first ACKs, the left epoch's included (once).
+    actor.attach(probe)
+    actor.flushAck()
+    expect(acks.slice(6)).toEqual([[7, 3], [3, 42]])
+    board.publish(3, 43)
+    actor.flushAck()
+    expect(acks.slice(8)).toEqual([[3, 43]])
+  })
+
   it('grants less credit on a fast link: enough for its speed, so little queues in front of heartbeats', () => {
     expect(credits.at(-1)).toBe(WINDOW) // no RTT known yet: the whole window
     expect(actor.credit).toBe(WINDOW)

@@ -32,7 +32,7 @@ function fakeConnection (): { conn: Connection; data: number[]; acks: number } {
 /** One peer's queues, and its actors in IO workers 0 (the link being replaced) and 1 (the new one). */
 function twoWorkers (): { ring: RingBuffer; board: AckBoard; old: PeerActor; fresh: PeerActor } {
   const ring = RingBuffer.create(64 * 1024, { keepAlive: false })
-  const board = AckBoard.create()
+  const board = AckBoard.create(false, 2) // two IO workers (0 and 1) serve the peer in turn
   const datagrams = RingBuffer.create(64 * 1024, { keepAlive: false })
   const old = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 0, 1 << 20, false)
   const fresh = new PeerActor('peer', 1, ring.sab, board.sab, datagrams.sab, 1, 1 << 20, false)

@@ -56,15 +56,16 @@ describe('AckBoard', () => {
     expect(board.version()).toBe(0)
     expect(board.read()).toBeUndefined()
     board.publish(7, 1)
-    expect(board.read()).toEqual({ version: 2, stream: 7, seq: 1, discarded: [] })
+    expect(board.read()).toEqual({ version: 2, stream: 7, seq: 1, discarded: [], prev: undefined })
     board.publish(0xffffffff, Number.MAX_SAFE_INTEGER, [Number.MAX_SAFE_INTEGER - 1])
-    expect(board.read()).toEqual({ version: 4, stream: 0xffffffff, seq: Number.MAX_SAFE_INTEGER, discarded: [Number.MAX_SAFE_INTEGER - 1] })
+    expect(board.read()).toEqual({ version: 4, stream: 0xffffffff, seq: Number.MAX_SAFE_INTEGER, discarded: [Number.MAX_SAFE_INTEGER - 1], prev: { stream: 7, seq: 1 } })
     board.publish(0x80000000, 0)
-    expect(board.read()).toEqual({ version: 6, stream: 0x80000000, seq: 0, discarded: [] })
+    expect(board.read()).toEqual({ version: 6, stream: 0x80000000, seq: 0, discarded: [], prev: { stream: 0xffffffff, seq: Number.MAX_SAFE_INTEGER } })
     // Discarded chunked messages (a seq of each rides in the ACK) go with the pair they were published with;
     // a restart cuts one message per lane, so several: the latest MAX_DISCARDED.
     board.publish(9, 40, [37, 38])
-    expect(board.read()).toEqual({ version: 8, stream: 9, seq: 40, discarded: [37, 38] })
+    // (Left at seq 0: nothing to ack there, so no prev.)
+    expect(board.read()).toEqual({ version: 8, stream: 9, seq: 40, discarded: [37, 38], prev: undefined })
     board.publish(9, 50, [41, 42, 43, 44, 45, 46])
     expect(board.read()?.discarded).toEqual([43, 44, 45, 46])
     expect(MAX_DISCARDED).toBe(4)
@@ -72,6 +73,27 @@ describe('AckBoard', () => {
     expect(board.version()).toBe(10)
     // Reading changes nothing.
     expect(board.read()).toEqual(board.read())
+  })
+
+  it('prev: the stream the host last left for another, and how far it got there; kept until the next switch', () => {
+    const board = AckBoard.create(false, 2)
+    board.publish(5, 10)
+    board.publish(5, 11)
+    expect(board.read()?.prev).toBeUndefined() // no switch yet
+    board.publish(8, 1) // a stale frame of another epoch takes the slot
+    expect(board.read()).toMatchObject({ stream: 8, seq: 1, prev: { stream: 5, seq: 11 } })
+    board.publish(8, 2)
+    expect(board.read()?.prev).toEqual({ stream: 5, seq: 11 })
+    board.publish(5, 12) // and back
+    expect(board.read()).toMatchObject({ stream: 5, seq: 12, prev: { stream: 8, seq: 2 } })
+    board.publish(0x9000_0000, 2 ** 40 + 3)
+    board.publish(3, 1)
+    expect(board.read()?.prev).toEqual({ stream: 0x9000_0000, seq: 2 ** 40 + 3 })
+    // The per-worker taken counters sit after it, untouched by publishes.
+    board.noteTaken(1)
+    board.publish(4, 1)
+    expect([board.taken(0), board.taken(1)]).toEqual([0, 1])
+    expect(board.read()?.prev).toEqual({ stream: 3, seq: 1 })
   })
 
   it('attach() shares the board; it refuses anything but a board buffer', () => {
@@ -191,7 +213,7 @@ describe('AckBoard', () => {
     const r = await result
     expect(r.error).toBeUndefined()
     expect(r.distinct).toBeGreaterThan(1) // it really read while we wrote
-    expect(board.read()).toEqual({ version: 2 * N, stream: fx.streamOf(fx.done(N)), seq: fx.done(N), discarded: fx.discardedOf(fx.done(N)) })
+    expect(board.read()).toEqual({ version: 2 * N, stream: fx.streamOf(fx.done(N)), seq: fx.done(N), discarded: fx.discardedOf(fx.done(N)), prev: { stream: fx.streamOf(fx.done(N) - 1), seq: fx.done(N) - 1 } })
   })
 
   it(`two threads: a worker publishes ${N} pairs, the reader here never sees a torn pair`, async () => {
