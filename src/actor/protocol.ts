@@ -108,9 +108,10 @@ export interface IoPeerControl {
   /**
    * {@link sendRouting} to several linked peers in one control-plane call (a
    * flood reaches every neighbour; an LSA in several entries is cloned once).
-   * Peers not linked here are skipped.
+   * Resolves the peers whose payloads could not go (no open connection
+   * here: not linked, or a connection being replaced).
    */
-  sendRoutingMany (batch: Array<{ to: string; payloads: Uint8Array[] }>): Promise<void>
+  sendRoutingMany (batch: Array<{ to: string; payloads: Uint8Array[] }>): Promise<string[]>
   /** The router's current forwarding table (replaces the previous one). */
   setRoutes (table: ForwardingEntry[]): Promise<void>
   /**

@@ -200,7 +200,11 @@ export class IoWorker implements ConnectionOwner {
       sendMembership: async (peerId, payload) => this.membershipOut(peerId, payload),
       // A batch of LSAs for one neighbour goes out as one WebSocket message (a flood storm is many).
       sendRouting: async (peerId, payload) => Array.isArray(payload) ? this.#controlOutMany(peerId, FrameType.ROUTING, payload) : this.#controlOut(peerId, FrameType.ROUTING, payload),
-      sendRoutingMany: async (batch) => { for (const b of batch) this.#controlOutMany(b.to, FrameType.ROUTING, b.payloads) },
+      sendRoutingMany: async (batch) => {
+        const failed: string[] = []
+        for (const b of batch) if (!this.#controlOutMany(b.to, FrameType.ROUTING, b.payloads)) failed.push(b.to)
+        return failed
+      },
       setRoutes: async (table) => { this.#setRoutes(table) },
       setLinks: async (links) => { this.#setLinks(links) },
       discover: async (url, peerId) => {

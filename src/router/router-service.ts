@@ -30,6 +30,12 @@ export const PUSH_LINKS_WAIT_MS = 1000
 
 /** First wait before asking the host again to drop a forgotten member's state (see RouterService #forgetPeer)… */
 const FORGET_RETRY_MS = 1_000
+/**
+ * After LSAs to a linked neighbour could not go (no open connection on its
+ * IO worker: one being replaced), our whole database goes to it again this
+ * much later (see RoutingService.resync).
+ */
+export const RESYNC_DELAY_MS = 250
 /** …doubling up to this. */
 const FORGET_RETRY_MAX_MS = 60_000
 
@@ -64,6 +70,8 @@ export class RouterService implements RouterApi {
   readonly #routing: RoutingService | undefined
   readonly #pathPool: PathPool | undefined
   #routingTimer: NodeJS.Timeout | undefined
+  /** Neighbours with a database resync pending (see #resyncLater). */
+  readonly #resyncs = new Map<string, NodeJS.Timeout>()
   #routingTimerAt = Infinity
 
   /** First wait before asking the host again to drop a forgotten member's state (see #forgetPeer). */
@@ -179,7 +187,9 @@ export class RouterService implements RouterApi {
       if (batch === undefined) { batch = []; byWorker.set(e.worker, batch) }
       batch.push({ to, payloads })
     }
-    for (const [index, batch] of byWorker) void this.#workers.get(index)?.sendRoutingMany(batch).catch(() => {})
+    for (const [index, batch] of byWorker) {
+      this.#workers.get(index)?.sendRoutingMany(batch).then((failed) => { for (const p of failed) this.#resyncLater(p) }, () => {})
+    }
     const at = rt.nextDeadline() ?? Infinity
     if (at === this.#routingTimerAt) return
     clearTimeout(this.#routingTimer)
@@ -191,6 +201,23 @@ export class RouterService implements RouterApi {
       this.#routingPump()
     }, Math.max(0, at - performance.now()))
     this.#routingTimer.unref()
+  }
+
+  /**
+   * LSAs to linked `peerId` could not go: send it our whole database again
+   * after RESYNC_DELAY_MS, while it is still linked (again if that fails too).
+   */
+  #resyncLater (peerId: string): void {
+    if (this.#resyncs.has(peerId) || this.#left) return
+    const t = setTimeout(() => {
+      this.#resyncs.delete(peerId)
+      const rt = this.#routing
+      if (rt === undefined || this.#left || this.#links.upOf(peerId) === undefined) return
+      rt.resync(peerId, performance.now())
+      this.#routingPump()
+    }, RESYNC_DELAY_MS)
+    t.unref()
+    this.#resyncs.set(peerId, t)
   }
 
   #routingAct (o: RoutingOutput): void {
@@ -275,6 +302,8 @@ export class RouterService implements RouterApi {
       }
       clearTimeout(this.#routingTimer)
       this.#routingTimerAt = Infinity
+      for (const t of this.#resyncs.values()) clearTimeout(t)
+      this.#resyncs.clear()
     }
     const swim = this.#swim
     if (swim === undefined) { await Promise.all(sends); return }

@@ -250,6 +250,19 @@ export class RoutingService {
   }
 
   /**
+   * LSAs sent to linked `peer` could not go (its connection was being
+   * replaced, say, with the link up all along): give it our whole database
+   * again, as at link-up. Flooding does not cover for the loss: a node does
+   * not pass an LSA on to the neighbours its origin lists (they had it from
+   * the origin), so a copy the origin failed to deliver is not sent by
+   * anyone else. Ignored for a peer not linked now (its next link-up syncs).
+   */
+  resync (peer: string, now: number): void {
+    if (this.#left || !this.#links.has(peer)) return
+    this.#apply(this.#db.addNeighbor(peer, now), now)
+  }
+
+  /**
    * What the IO worker measured on the link to `peer` lately (RTT, loss,
    * bytes queued). The link's cost follows, but only a significant change
    * (link-cost.ts `significantCostChange`: hysteresis against RTT wobble) is

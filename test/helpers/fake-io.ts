@@ -18,7 +18,11 @@ export async function attachFakeIo (svc: RouterService, index: number, over: Par
     discover: async () => true,
     sendRouting: async () => true,
     // The batched form goes through sendRouting, so tests that watch LSAs override that one only.
-    sendRoutingMany: async (batch) => { for (const x of batch) await io.sendRouting(x.to, x.payloads) },
+    sendRoutingMany: async (batch) => {
+      const failed: string[] = []
+      for (const x of batch) if (!await io.sendRouting(x.to, x.payloads)) failed.push(x.to)
+      return failed
+    },
     setRoutes: async () => {},
     setLinks: async () => {},
     ...over,

@@ -155,12 +155,36 @@ describe('RouterService: link-state routing driver', () => {
     await a.svc.leave()
   })
 
+  it('LSAs a linked neighbour\'s IO worker could not send (connection being replaced) are followed by our whole database, once it can', async () => {
+    const self = keys[0]!
+    const peer = keys[1]!.id
+    const svc = new RouterService({ selfId: self.id, join: 'open', protocolPeriodMs: 60_000, routing: { signer: self, k: 3, maxHops: 8, tuning: { linkCost: 10 } } })
+    let open = false
+    const delivered: Uint8Array[] = []
+    let refused = 0
+    await attachFakeIo(svc, 0, {
+      sendRoutingMany: async (batch) => {
+        if (!open) { refused += batch.length; return batch.map((b) => b.to) }
+        for (const b of batch) delivered.push(...b.payloads)
+        return []
+      },
+    })
+    await svc.startMembership([], { status: () => {}, member: () => {}, routes: () => {}, lockLost: () => {}, lockRecreated: () => {}, forgotten: () => true })
+    await svc.claim({ connKey: 'k', worker: 0, peerId: peer, dialerId: self.id })
+    await svc.linkUp('k', [])
+    // Our LSA naming the peer goes out and is refused: the connection is not open on the worker.
+    await until(() => refused > 0, 'a refused send')
+    open = true
+    await until(() => delivered.some((p) => decodeLsa(p).origin === self.id && decodeLsa(p).links.some((l) => l.peer === peer)), 'our LSA naming the peer, resent')
+    await svc.leave()
+  })
+
   it('a flood leaves in one control-plane call per IO worker, not one per neighbour', async () => {
     const self = keys[0]!
     const svc = new RouterService({ selfId: self.id, join: 'open', protocolPeriodMs: 60_000, routing: { signer: self, k: 3, maxHops: 8, tuning: { linkCost: 10 } } })
     const calls: Array<Array<{ to: string; payloads: Uint8Array[] }>> = []
     let single = 0
-    await attachFakeIo(svc, 0, { sendRoutingMany: async (batch) => { calls.push(batch) }, sendRouting: async () => { single++; return true } })
+    await attachFakeIo(svc, 0, { sendRoutingMany: async (batch) => { calls.push(batch); return [] }, sendRouting: async () => { single++; return true } })
     await svc.startMembership([], { status: () => {}, member: () => {}, routes: () => {}, lockLost: () => {}, lockRecreated: () => {}, forgotten: () => true })
     const peers = keys.slice(1).map((k) => k.id)
     for (const [i, p] of peers.entries()) {

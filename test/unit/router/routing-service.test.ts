@@ -199,6 +199,23 @@ describe('RoutingService (sans-IO link-state glue)', () => {
     expect(a.svc.db.get(a.id)!.lsa.links.map((l) => l.peer)).toContain(c.id)
   })
 
+  it('resync: a linked neighbour whose LSAs could not go gets the whole database again; an unlinked one nothing', () => {
+    const net = new Net(3)
+    net.link(0, 1)
+    net.link(1, 2)
+    net.run(300)
+    const b = net.node(1)
+    const [a, c] = [net.node(0), net.node(2)]
+    b.svc.resync(c.id, net.now)
+    const toC = [...drainOne(b.svc)].filter((o) => o.kind === 'send') as Array<{ to: string; payload: Uint8Array }>
+    expect(toC.every((s) => s.to === c.id)).toBe(true)
+    expect(new Set(toC.map((s) => decodeLsa(s.payload).origin))).toEqual(new Set([a.id, b.id, c.id]))
+    net.cut(1, 2)
+    net.run(10)
+    b.svc.resync(c.id, net.now)
+    expect([...drainOne(b.svc)].filter((o) => o.kind === 'send')).toEqual([])
+  })
+
   it('chain a — b — c: a routes to c via b (2 hops, paths from the next hop), c to a likewise', () => {
     const net = new Net(3)
     net.link(0, 1)
