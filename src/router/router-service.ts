@@ -36,6 +36,16 @@ const FORGET_RETRY_MS = 1_000
  * much later (see RoutingService.resync).
  */
 export const RESYNC_DELAY_MS = 250
+
+/**
+ * A SWIM message encoded for the IO worker, in a buffer of its own size.
+ * msgpackr returns a view of its 8-16 KiB working buffer, and a view posted
+ * to another thread is cloned with its whole ArrayBuffer: every 24-byte ping
+ * cost a 16 KiB copy and allocation on both threads.
+ */
+function membershipPayload (msg: unknown): Uint8Array {
+  return Uint8Array.prototype.slice.call(encodeControl(msg))
+}
 /** …doubling up to this. */
 const FORGET_RETRY_MAX_MS = 60_000
 
@@ -311,7 +321,7 @@ export class RouterService implements RouterApi {
     for (let o = swim.poll(); o !== undefined; o = swim.poll()) {
       if (o.kind === 'send') {
         const w = this.#workerOf(o.to)
-        if (w !== undefined) sends.push(w.sendMembership(o.to, encodeControl(o.msg)).catch(() => false))
+        if (w !== undefined) sends.push(w.sendMembership(o.to, membershipPayload(o.msg)).catch(() => false))
       }
     }
     clearTimeout(this.#timer)
@@ -370,7 +380,7 @@ export class RouterService implements RouterApi {
           break
         }
         const w = this.#workerOf(o.to)
-        if (w !== undefined) void w.sendMembership(o.to, encodeControl(o.msg)).catch(() => {})
+        if (w !== undefined) void w.sendMembership(o.to, membershipPayload(o.msg)).catch(() => {})
         break
       }
       case 'member':

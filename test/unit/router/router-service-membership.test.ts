@@ -18,8 +18,11 @@ describe('RouterService: SWIM over heartbeat-healthy links', () => {
     const sent: Array<{ to: string; t: string; gossip: number }> = []
     // The peer answers pings over the network while it is alive (until the test silences it).
     let peerAnswers = true
+    let cloned = 0
     await attachFakeIo(svc, 0, {
       sendMembership: async (to, payload) => {
+        // What crossed the thread boundary: the message's bytes, not the encoder's whole working buffer.
+        cloned = Math.max(cloned, payload.buffer.byteLength - payload.byteLength)
         const m = decodeControl(payload) as { t: string; seq?: number; gossip?: unknown[] }
         sent.push({ to, t: m.t, gossip: m.gossip?.length ?? 0 })
         if (m.t === 'ping' && peerAnswers) setImmediate(() => { void svc.membership(to, encodeControl({ t: 'ack', seq: m.seq, gossip: [] })) })
@@ -49,6 +52,7 @@ describe('RouterService: SWIM over heartbeat-healthy links', () => {
     await svc.linkHealth('0:1', false)
     await until(() => sent.slice(before).some((s) => s.t === 'ping' && s.to === peer), 'a ping sent over the link', 5_000)
     expect(svc.localAcks).toBe(acks)
+    expect(cloned).toBe(0)
     await svc.leave().catch(() => {})
   })
 })
