@@ -30,6 +30,9 @@ export const PUSH_LINKS_WAIT_MS = 1000
 
 /** First wait before asking the host again to drop a forgotten member's state (see RouterService #forgetPeer)… */
 const FORGET_RETRY_MS = 1_000
+/** …doubling up to this. */
+const FORGET_RETRY_MAX_MS = 60_000
+
 /**
  * After LSAs to a linked neighbour could not go (no open connection on its
  * IO worker: one being replaced), our whole database goes to it again this
@@ -46,8 +49,6 @@ export const RESYNC_DELAY_MS = 250
 function membershipPayload (msg: unknown): Uint8Array {
   return Uint8Array.prototype.slice.call(encodeControl(msg))
 }
-/** …doubling up to this. */
-const FORGET_RETRY_MAX_MS = 60_000
 
 /** Local acks (see RouterService #act) only after membership was quiet for this many protocol periods. */
 export const LOCAL_ACK_QUIET_PERIODS = 10
@@ -198,7 +199,7 @@ export class RouterService implements RouterApi {
       batch.push({ to, payloads })
     }
     for (const [index, batch] of byWorker) {
-      this.#workers.get(index)?.sendRoutingMany(batch).then((failed) => { for (const p of failed) this.#resyncLater(p) }, () => {})
+      void this.#workers.get(index)?.sendRoutingMany(batch).then((failed) => { for (const p of failed) this.#resyncLater(p) }, () => {})
     }
     const at = rt.nextDeadline() ?? Infinity
     if (at === this.#routingTimerAt) return
@@ -230,13 +231,9 @@ export class RouterService implements RouterApi {
     this.#resyncs.set(peerId, t)
   }
 
-  #routingAct (o: RoutingOutput): void {
+  /** A routing output other than a send (#routingPump batches those per IO worker). */
+  #routingAct (o: Exclude<RoutingOutput, { kind: 'send' }>): void {
     switch (o.kind) {
-      case 'send': {
-        const w = this.#workerOf(o.to)
-        if (w !== undefined) void w.sendRouting(o.to, o.payload).catch(() => false)
-        break
-      }
       case 'compute':
         void this.#compute(o.version, o.graph)
         break

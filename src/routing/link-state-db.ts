@@ -287,7 +287,9 @@ export class LinkStateDb {
    * deliveries, not (n−1)² (16 nodes: 225, of them 210 duplicates). A listed
    * neighbour whose copy was lost with its link gets the whole database at
    * the next link-up; if the link stays down, the origin re-originates
-   * without it, and that copy is flooded to it.
+   * without it, and that copy is flooded to it. One whose copy could not be
+   * sent on a link that stayed up gets it from the origin's owner
+   * (RoutingService.resync).
    */
   #floodTargets (lsa: Lsa, from: string): string[] {
     const out: string[] = []
